@@ -1,0 +1,19 @@
+package io.bitrelay.runtime.model.opt;
+
+import io.bitrelay.runtime.ops.cpu.Fp32MatMul;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * A dense layer in torch.nn.Linear layout.
+ *
+ * @param weight (outFeatures, inFeatures) FP32
+ * @param bias   (outFeatures) FP32, or null when the layer has none
+ */
+public record Linear(MemorySegment weight, MemorySegment bias, int outFeatures, int inFeatures) {
+
+    /** out(rows, outFeatures) = in(rows, inFeatures) · weightᵀ + bias */
+    public void apply(MemorySegment in, int rows, MemorySegment out) {
+        Fp32MatMul.matmul(in, weight, bias, out, rows, outFeatures, inFeatures);
+    }
+}

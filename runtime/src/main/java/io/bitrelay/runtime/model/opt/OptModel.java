@@ -1,0 +1,189 @@
+package io.bitrelay.runtime.model.opt;
+
+import io.bitrelay.runtime.checkpoint.HfCheckpoint;
+import io.bitrelay.runtime.ops.cpu.VectorMath;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * OPT on the CPU in FP32, exactly as transformers' OPTForCausalLM computes it, for the layers one stage
+ * owns (all of them in a single process). A forward step takes chunks of several sequences at once: the
+ * linear layers see all their rows together, attention runs per sequence against its own cache.
+ */
+public final class OptModel implements AutoCloseable {
+    private final HfCheckpoint checkpoint;
+    private final Arena weightsArena;
+    private final OptWeights weights;
+
+    private OptModel(HfCheckpoint checkpoint, Arena weightsArena, OptWeights weights) {
+        this.checkpoint = checkpoint;
+        this.weightsArena = weightsArena;
+        this.weights = weights;
+    }
+
+    public static OptModel load(Path checkpointDirectory) {
+        return load(checkpointDirectory, null);
+    }
+
+    /** @param range the stage's layers, or null for the whole model */
+    public static OptModel load(Path checkpointDirectory, LayerRange range) {
+        HfCheckpoint checkpoint = HfCheckpoint.open(checkpointDirectory);
+        Arena arena = Arena.ofShared();
+        try {
+            OptConfig config = OptConfig.read(checkpoint.configFile());
+            LayerRange layers = range == null ? LayerRange.all(config.numLayers()) : range;
+            return new OptModel(checkpoint, arena, OptCheckpointLoader.load(checkpoint, config, layers, arena));
+        } catch (RuntimeException e) {
+            arena.close();
+            checkpoint.close();
+            throw e;
+        }
+    }
+
+    public OptConfig config() {
+        return weights.config();
+    }
+
+    public LayerRange range() {
+        return weights.range();
+    }
+
+    public KvCache newCache() {
+        return new KvCache(weights.layers().length, config().hiddenSize(), config().maxPositions());
+    }
+
+    /** Runs the whole model (this stage must own all layers) and returns logits of each chunk's last token, or of every token. */
+    public float[][] forward(List<SequenceChunk> chunks, boolean everyPosition) {
+        try (Arena step = Arena.ofShared()) {
+            int rows = totalRows(chunks);
+            MemorySegment hidden = embed(chunks, step);
+            runLayers(chunks, hidden, step);
+            int[] wanted = everyPosition ? allRows(rows) : lastRows(chunks);
+            return logits(hidden, wanted, step);
+        }
+    }
+
+    /** First stage: token + position embeddings (and project_in), (rows, hidden). */
+    public MemorySegment embed(List<SequenceChunk> chunks, Arena step) {
+        OptConfig config = config();
+        if (!weights.range().ownsEmbeddings()) {
+            throw new IllegalStateException("this stage (" + weights.range() + ") does not own the embeddings");
+        }
+        int rows = totalRows(chunks);
+        int embedDim = config.wordEmbedProjDim();
+        int hidden = config.hiddenSize();
+        MemorySegment tokens = step.allocate((long) rows * embedDim * Float.BYTES, 64);
+        int row = 0;
+        for (SequenceChunk chunk : chunks) {
+            for (int token : chunk.tokens()) {
+                if (token < 0 || token >= config.vocabSize()) {
+                    throw new IllegalArgumentException("token id " + token + " is outside the vocabulary of " + config.vocabSize());
+                }
+                MemorySegment.copy(weights.tokenEmbeddings(), (long) token * embedDim * Float.BYTES,
+                        tokens, (long) row * embedDim * Float.BYTES, (long) embedDim * Float.BYTES);
+                row++;
+            }
+        }
+        MemorySegment out = tokens;
+        if (weights.projectIn() != null) {
+            out = step.allocate((long) rows * hidden * Float.BYTES, 64);
+            weights.projectIn().apply(tokens, rows, out);
+        }
+        row = 0;
+        for (SequenceChunk chunk : chunks) {
+            int start = chunk.cache().length();
+            if (start + chunk.length() > config.maxPositions()) {
+                throw new IllegalArgumentException("sequence of " + (start + chunk.length())
+                        + " tokens exceeds the model's context of " + config.maxPositions());
+            }
+            for (int i = 0; i < chunk.length(); i++) {
+                long position = start + i + OptConfig.POSITION_OFFSET;
+                VectorMath.axpy(1f, weights.positionEmbeddings(), position * hidden, out, (long) row * hidden, hidden);
+                row++;
+            }
+        }
+        return out;
+    }
+
+    /** Runs this stage's decoder layers over {@code hidden} (rows, hidden) in place, then advances each cache. */
+    public void runLayers(List<SequenceChunk> chunks, MemorySegment hidden, Arena step) {
+        int rows = totalRows(chunks);
+        for (SequenceChunk chunk : chunks) {
+            chunk.cache().reserve(chunk.length());
+        }
+        StepBuffers buffers = new StepBuffers(step, rows, config());
+        LayerWeights[] layers = weights.layers();
+        for (int local = 0; local < layers.length; local++) {
+            DecoderLayer.forward(config(), layers[local], local, chunks, hidden, rows, buffers);
+        }
+        for (SequenceChunk chunk : chunks) {
+            chunk.cache().advance(chunk.length());
+        }
+    }
+
+    /** Last stage: final LayerNorm, project_out and the tied LM head for the selected rows of {@code hidden}. */
+    public float[][] logits(MemorySegment hidden, int[] rows, Arena step) {
+        OptConfig config = config();
+        if (!weights.range().ownsHead()) {
+            throw new IllegalStateException("this stage (" + weights.range() + ") does not own the LM head");
+        }
+        int width = config.hiddenSize();
+        long rowBytes = (long) width * Float.BYTES;
+        MemorySegment selected = step.allocate(rows.length * rowBytes, 64);
+        for (int i = 0; i < rows.length; i++) {
+            MemorySegment.copy(hidden, rows[i] * rowBytes, selected, i * rowBytes, rowBytes);
+        }
+        if (weights.finalLayerNorm() != null) {
+            weights.finalLayerNorm().apply(selected, selected, rows.length);
+        }
+        MemorySegment head = selected;
+        if (weights.projectOut() != null) {
+            head = step.allocate((long) rows.length * config.wordEmbedProjDim() * Float.BYTES, 64);
+            weights.projectOut().apply(selected, rows.length, head);
+        }
+        int vocab = config.vocabSize();
+        MemorySegment logits = step.allocate((long) rows.length * vocab * Float.BYTES, 64);
+        new Linear(weights.tokenEmbeddings(), null, vocab, config.wordEmbedProjDim()).apply(head, rows.length, logits);
+        float[][] out = new float[rows.length][vocab];
+        for (int i = 0; i < rows.length; i++) {
+            MemorySegment.copy(logits, ValueLayout.JAVA_FLOAT, (long) i * vocab * Float.BYTES, out[i], 0, vocab);
+        }
+        return out;
+    }
+
+    static int totalRows(List<SequenceChunk> chunks) {
+        int rows = 0;
+        for (SequenceChunk chunk : chunks) {
+            rows += chunk.length();
+        }
+        return rows;
+    }
+
+    private static int[] allRows(int rows) {
+        int[] all = new int[rows];
+        for (int i = 0; i < rows; i++) {
+            all[i] = i;
+        }
+        return all;
+    }
+
+    private static int[] lastRows(List<SequenceChunk> chunks) {
+        int[] last = new int[chunks.size()];
+        int row = 0;
+        for (int i = 0; i < chunks.size(); i++) {
+            row += chunks.get(i).length();
+            last[i] = row - 1;
+        }
+        return last;
+    }
+
+    @Override
+    public void close() {
+        weightsArena.close();
+        checkpoint.close();
+    }
+}

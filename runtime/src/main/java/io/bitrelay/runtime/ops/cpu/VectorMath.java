@@ -1,0 +1,105 @@
+package io.bitrelay.runtime.ops.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/** Small vectorised primitives over FP32 rows in off-heap memory; offsets are in elements. */
+public final class VectorMath {
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    private VectorMath() {
+    }
+
+    public static float dot(MemorySegment a, long aOffset, MemorySegment b, long bOffset, int n) {
+        FloatVector acc = FloatVector.zero(SPECIES);
+        int i = 0;
+        int bound = SPECIES.loopBound(n);
+        for (; i < bound; i += SPECIES.length()) {
+            FloatVector x = FloatVector.fromMemorySegment(SPECIES, a, (aOffset + i) * Float.BYTES, ORDER);
+            FloatVector y = FloatVector.fromMemorySegment(SPECIES, b, (bOffset + i) * Float.BYTES, ORDER);
+            acc = x.fma(y, acc);
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < n; i++) {
+            sum += a.getAtIndex(F32, aOffset + i) * b.getAtIndex(F32, bOffset + i);
+        }
+        return sum;
+    }
+
+    /** y[yOffset..+n] += alpha * x[xOffset..+n] */
+    public static void axpy(float alpha, MemorySegment x, long xOffset, MemorySegment y, long yOffset, int n) {
+        FloatVector a = FloatVector.broadcast(SPECIES, alpha);
+        int i = 0;
+        int bound = SPECIES.loopBound(n);
+        for (; i < bound; i += SPECIES.length()) {
+            FloatVector xv = FloatVector.fromMemorySegment(SPECIES, x, (xOffset + i) * Float.BYTES, ORDER);
+            FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, (yOffset + i) * Float.BYTES, ORDER);
+            xv.fma(a, yv).intoMemorySegment(y, (yOffset + i) * Float.BYTES, ORDER);
+        }
+        for (; i < n; i++) {
+            y.setAtIndex(F32, yOffset + i, y.getAtIndex(F32, yOffset + i) + alpha * x.getAtIndex(F32, xOffset + i));
+        }
+    }
+
+    /** y[i] += x[i] over n elements starting at element 0 of both. */
+    public static void addInPlace(MemorySegment y, MemorySegment x, long n) {
+        long i = 0;
+        long bound = n - (n % SPECIES.length());
+        for (; i < bound; i += SPECIES.length()) {
+            FloatVector xv = FloatVector.fromMemorySegment(SPECIES, x, i * Float.BYTES, ORDER);
+            FloatVector yv = FloatVector.fromMemorySegment(SPECIES, y, i * Float.BYTES, ORDER);
+            yv.add(xv).intoMemorySegment(y, i * Float.BYTES, ORDER);
+        }
+        for (; i < n; i++) {
+            y.setAtIndex(F32, i, y.getAtIndex(F32, i) + x.getAtIndex(F32, i));
+        }
+    }
+
+    public static void reluInPlace(MemorySegment x, long n) {
+        long i = 0;
+        long bound = n - (n % SPECIES.length());
+        for (; i < bound; i += SPECIES.length()) {
+            FloatVector.fromMemorySegment(SPECIES, x, i * Float.BYTES, ORDER)
+                    .max(0f).intoMemorySegment(x, i * Float.BYTES, ORDER);
+        }
+        for (; i < n; i++) {
+            x.setAtIndex(F32, i, Math.max(0f, x.getAtIndex(F32, i)));
+        }
+    }
+
+    /**
+     * LayerNorm over each of {@code rows} rows of width {@code n}: biased variance and eps inside the
+     * square root, as torch.nn.LayerNorm computes it. Two passes (mean, then centred variance) keep it
+     * as accurate as torch's own reduction for the large-mean channels of outlier models.
+     */
+    public static void layerNorm(MemorySegment in, MemorySegment out, int rows, int n,
+                                 MemorySegment gain, MemorySegment bias, float eps) {
+        CpuParallelism.forEach(rows, row -> layerNormRow(in, out, (long) row * n, n, gain, bias, eps));
+    }
+
+    private static void layerNormRow(MemorySegment in, MemorySegment out, long offset, int n,
+                                     MemorySegment gain, MemorySegment bias, float eps) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += in.getAtIndex(F32, offset + i);
+        }
+        float mean = (float) (sum / n);
+        double squares = 0;
+        for (int i = 0; i < n; i++) {
+            float centred = in.getAtIndex(F32, offset + i) - mean;
+            squares += centred * centred;
+        }
+        float inverseStd = (float) (1.0 / Math.sqrt(squares / n + eps));
+        for (int i = 0; i < n; i++) {
+            float normalised = (in.getAtIndex(F32, offset + i) - mean) * inverseStd;
+            out.setAtIndex(F32, offset + i, normalised * gain.getAtIndex(F32, i) + bias.getAtIndex(F32, i));
+        }
+    }
+}

@@ -1,0 +1,61 @@
+package io.bitrelay.runtime.tokenizer;
+
+import ai.djl.huggingface.tokenizers.Encoding;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import io.bitrelay.runtime.checkpoint.CheckpointException;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * The checkpoint's own tokenizer.json, run by Hugging Face's tokenizers library through DJL. Special
+ * tokens are added as the file's post-processor says (OPT prepends {@code </s>}).
+ */
+public final class OptTokenizer implements AutoCloseable {
+    private final HuggingFaceTokenizer tokenizer;
+
+    private OptTokenizer(HuggingFaceTokenizer tokenizer) {
+        this.tokenizer = tokenizer;
+    }
+
+    /** @param checkpointDirectory a directory holding tokenizer.json */
+    public static OptTokenizer load(Path checkpointDirectory) {
+        Path file = checkpointDirectory.resolve("tokenizer.json");
+        if (!Files.isRegularFile(file)) {
+            throw new CheckpointException(checkpointDirectory + ": missing tokenizer.json");
+        }
+        try {
+            return new OptTokenizer(HuggingFaceTokenizer.newInstance(file, Map.of(
+                    "addSpecialTokens", "true",
+                    "truncation", "false",
+                    "padding", "false")));
+        } catch (IOException | RuntimeException e) {
+            throw new CheckpointException(file + ": cannot load tokenizer: " + e.getMessage(), e);
+        }
+    }
+
+    public int[] encode(String text) {
+        Encoding encoding = tokenizer.encode(text);
+        long[] ids = encoding.getIds();
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            out[i] = Math.toIntExact(ids[i]);
+        }
+        return out;
+    }
+
+    public String decode(int[] ids) {
+        long[] wide = new long[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            wide[i] = ids[i];
+        }
+        return tokenizer.decode(wide, true);
+    }
+
+    @Override
+    public void close() {
+        tokenizer.close();
+    }
+}
