@@ -89,8 +89,9 @@ public final class OptCheckpointLoader {
     }
 
     private Linear linear(String name, int out, int in) {
+        MemorySegment weight = tensor(name + ".weight", out, in);
         MemorySegment bias = config.enableBias() ? tensor(name + ".bias", out) : null;
-        return new Linear(tensor(name + ".weight", out, in), bias, out, in);
+        return new Linear(weight, bias, out, in);
     }
 
     private LayerNormWeights layerNorm(String name, int width) {

@@ -1,0 +1,38 @@
+package io.bitrelay.runtime.tokenizer;
+
+import io.bitrelay.runtime.TestModels;
+import io.bitrelay.runtime.checkpoint.CheckpointException;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class OptTokenizerTest {
+    @TempDir
+    Path temp;
+
+    @Test
+    void shouldPrependBosAndRoundTripAnyText() {
+        Path checkpoint = TestModels.writeTiny(temp.resolve("tiny"));
+        try (OptTokenizer tokenizer = OptTokenizer.load(checkpoint)) {
+            String text = "Hello, wörld! 1867 — naïve ☃ tabs\tand\nlines";
+            int[] ids = tokenizer.encode(text);
+            assertEquals(2, ids[0], "OPT prompts start with </s>");
+            assertEquals(text, tokenizer.decode(ids));
+            for (int id : ids) {
+                assertTrue(id >= 0 && id < 300);
+            }
+            assertTrue(tokenizer.encode(" the").length < 1 + " the".length(), "merges should shorten common words");
+        }
+    }
+
+    @Test
+    void shouldNameMissingTokenizerFile() {
+        CheckpointException e = assertThrows(CheckpointException.class, () -> OptTokenizer.load(temp));
+        assertTrue(e.getMessage().contains("tokenizer.json"));
+    }
+}
