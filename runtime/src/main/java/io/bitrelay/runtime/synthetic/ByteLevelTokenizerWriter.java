@@ -15,8 +15,8 @@ import java.util.Map;
 /**
  * Generates a GPT-2-style byte-level BPE tokenizer.json sized to a synthetic model's vocabulary, laid out
  * as OPT's: {@code <s>}=0, {@code <pad>}=1, {@code </s>}=2, {@code <unk>}=3, and {@code </s>} prepended to
- * every prompt. Ids 4–259 are the 256 bytes (so any text encodes), then merges of a leading space with a
- * letter and of letter pairs, then placeholder tokens up to the vocabulary size so every id decodes.
+ * every prompt. Ids 4–259 are the 256 bytes (so any text encodes), then merges that build lower-case
+ * words a letter at a time, up to the vocabulary size.
  */
 final class ByteLevelTokenizerWriter {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -39,18 +39,25 @@ final class ByteLevelTokenizerWriter {
             vocab.put(String.valueOf(c), vocab.size());
         }
         ArrayNode merges = JSON.createArrayNode();
-        for (char a = 'a'; a <= 'z' && vocab.size() < vocabSize; a++) {
-            addMerge(vocab, merges, SPACE, String.valueOf(a));
+        // Words grow a letter at a time, breadth first: " a".." z" and "aa".."zz", then each of those plus a
+        // letter, and so on until the vocabulary is full. Every id then decodes to letters and spaces, so a
+        // random model's output reads as (nonsense) text rather than placeholders.
+        java.util.ArrayDeque<String> frontier = new java.util.ArrayDeque<>();
+        frontier.add(SPACE);
+        for (char c = 'a'; c <= 'z'; c++) {
+            frontier.add(String.valueOf(c));
         }
-        for (char a = 'a'; a <= 'z'; a++) {
-            for (char b = 'a'; b <= 'z' && vocab.size() < vocabSize; b++) {
-                addMerge(vocab, merges, String.valueOf(a), String.valueOf(b));
+        while (vocab.size() < vocabSize && !frontier.isEmpty()) {
+            String left = frontier.poll();
+            for (char c = 'a'; c <= 'z' && vocab.size() < vocabSize; c++) {
+                String merged = left + c;
+                if (!vocab.containsKey(merged)) {
+                    vocab.put(merged, vocab.size());
+                    merges.addArray().add(left).add(String.valueOf(c));
+                    frontier.add(merged);
+                }
             }
         }
-        while (vocab.size() < vocabSize) {
-            vocab.put("<extra_" + vocab.size() + ">", vocab.size());
-        }
-
         ObjectNode root = JSON.createObjectNode();
         root.put("version", "1.0");
         root.putNull("truncation");
@@ -85,14 +92,6 @@ final class ByteLevelTokenizerWriter {
         tokenizerConfig.put("model_max_length", config.maxPositions());
         Files.writeString(directory.resolve("tokenizer_config.json"),
                 JSON.writerWithDefaultPrettyPrinter().writeValueAsString(tokenizerConfig) + "\n");
-    }
-
-    private static void addMerge(Map<String, Integer> vocab, ArrayNode merges, String left, String right) {
-        String merged = left + right;
-        if (!vocab.containsKey(merged)) {
-            vocab.put(merged, vocab.size());
-            merges.addArray().add(left).add(right);
-        }
     }
 
     private static ObjectNode byteLevel(boolean prefixSpace) {
