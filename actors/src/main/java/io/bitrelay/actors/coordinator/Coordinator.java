@@ -67,6 +67,10 @@ public final class Coordinator {
     public record GetStatus(ActorRef<Status> replyTo) implements Command {
     }
 
+    /** Asks every stage for its counters (links, caches, compute); the answer comes from a short-lived aggregator. */
+    public record CollectStats(ActorRef<StatsAggregator.PipelineStats> replyTo) implements Command {
+    }
+
     private record StepDeadline(long batchId) implements Command {
     }
 
@@ -166,6 +170,7 @@ public final class Coordinator {
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
                 .onMessage(WorkerDescribed.class, this::rememberLateWorker)
                 .onMessage(GetStatus.class, m -> reply(m, "serving"))
+                .onMessage(CollectStats.class, this::collectStats)
                 .onAnyMessage(this::ignore)
                 .build();
     }
@@ -385,6 +390,12 @@ public final class Coordinator {
         java.util.Arrays.fill(codecs, settings.linkCodec());
         message.replyTo().tell(new Status(phase, described.size(), stages, codecs, scheduler.waitingCount(),
                 scheduler.activeCount(), scheduler.inFlightCount(), error));
+        return Behaviors.same();
+    }
+
+    private Behavior<Command> collectStats(CollectStats message) {
+        List<ActorRef<StageWorker.Command>> stages = pipeline.stream().map(s -> s.worker.worker()).toList();
+        context.spawnAnonymous(StatsAggregator.create(stages, message.replyTo(), java.time.Duration.ofSeconds(10)));
         return Behaviors.same();
     }
 

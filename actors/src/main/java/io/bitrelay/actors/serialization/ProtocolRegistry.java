@@ -60,6 +60,9 @@ public final class ProtocolRegistry {
             JobEvent.TokenGenerated.class,
             JobEvent.JobFinished.class,
             JobEvent.JobFailed.class,
+            Coordinator.CollectStats.class,
+            io.bitrelay.actors.coordinator.StatsAggregator.PipelineStats.class,
+            StageStats[].class,
     };
 
     private ProtocolRegistry() {

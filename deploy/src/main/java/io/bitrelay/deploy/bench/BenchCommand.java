@@ -1,0 +1,18 @@
+package io.bitrelay.deploy.bench;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** Benchmarks, each a subcommand; every one measures its peer in the same run. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks (each reports ratios against a peer measured in the same run).",
+        subcommands = {})
+public final class BenchCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+}
