@@ -1,7 +1,8 @@
 package io.bitrelay.actors.coordinator;
 
+import io.bitrelay.actors.dataplane.LinkChannels;
 import io.bitrelay.actors.gateway.GenerationJob;
-import io.bitrelay.actors.pipeline.LinkEndpoint;
+import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.pipeline.WorkerDescription;
 import io.bitrelay.actors.serialization.ClusterMessage;
@@ -99,6 +100,7 @@ public final class Coordinator {
     private final TimerScheduler<Command> timers;
     private final CoordinatorSettings settings;
     private final OptConfig model;
+    private final LinkChannels channels;
     private final Map<ActorRef<StageWorker.Command>, WorkerDescription> described = new LinkedHashMap<>();
     private final Set<ActorRef<StageWorker.Command>> known = new HashSet<>();
     private Scheduler<ActorRef<JobEvent>> scheduler;
@@ -121,6 +123,7 @@ public final class Coordinator {
         this.timers = timers;
         this.settings = settings;
         this.model = OptConfig.read(Path.of(settings.checkpointDir()).resolve("config.json"));
+        this.channels = new LinkChannels(LinkChannels.Settings.defaults().withStreamIdBase(settings.streamBase()));
         this.scheduler = new Scheduler<>(settings.scheduler(), model.eosTokenId());
         context.getLog().info("coordinator up: {} ({} layers), waiting for {} worker(s), {} links",
                 settings.checkpointDir(), model.numLayers(), settings.expectedWorkers(), settings.linkCodec());
@@ -241,10 +244,10 @@ public final class Coordinator {
         scheduler = rebuildScheduler(settings.scheduler().withMicroBatches(microBatches));
         for (int i = 0; i < pipeline.size(); i++) {
             Stage stage = pipeline.get(i);
-            LinkEndpoint inbound = i == 0 ? null
-                    : LinkPlanner.link(i - 1, pipeline.get(i - 1).worker, stage.worker, settings.streamBase());
-            LinkEndpoint outbound = i == pipeline.size() - 1 ? null
-                    : LinkPlanner.link(i, stage.worker, pipeline.get(i + 1).worker, settings.streamBase());
+            Link inbound = i == 0 ? null
+                    : link(i - 1, pipeline.get(i - 1).worker, stage.worker);
+            Link outbound = i == pipeline.size() - 1 ? null
+                    : link(i, stage.worker, pipeline.get(i + 1).worker);
             StageAssignment assignment = new StageAssignment(i, pipeline.size(), stage.plan.firstLayer(),
                     stage.plan.endLayer(), model.numLayers(), settings.checkpointDir(), settings.linkCodec(), inbound, outbound);
             context.getLog().info("stage {}: layers [{}, {}) on {} ({}), {} MB of weights", i, stage.plan.firstLayer(),
@@ -252,6 +255,11 @@ public final class Coordinator {
             stage.worker.worker().tell(new StageWorker.LoadStage(assignment, context.getSelf()));
         }
         return loading();
+    }
+
+    /** Aeron IPC between stages on one host (through its shared driver), UDP to the next worker's data port otherwise. */
+    private Link link(int sourceStage, WorkerDescription from, WorkerDescription to) {
+        return channels.link(sourceStage, from.host(), sourceStage + 1, to.host(), to.dataPort());
     }
 
     /** Keeps the jobs already queued when the pipeline is (re)built. */

@@ -5,7 +5,7 @@ import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.CoordinatorSettings;
 import io.bitrelay.actors.gateway.ClusterGenerationBackend;
 import io.bitrelay.actors.gateway.GatewayActor;
-import io.bitrelay.actors.worker.DataPlane;
+import io.bitrelay.actors.dataplane.DataPlane;
 import io.bitrelay.actors.worker.StageWorker;
 import io.bitrelay.actors.worker.WorkerSettings;
 import org.apache.pekko.actor.typed.ActorRef;

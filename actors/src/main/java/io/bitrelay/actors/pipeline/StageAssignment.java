@@ -1,5 +1,6 @@
 package io.bitrelay.actors.pipeline;
 
+import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.serialization.ClusterMessage;
 
 /**
@@ -13,7 +14,7 @@ import io.bitrelay.actors.serialization.ClusterMessage;
  * @param outbound       link to the next stage, or null for the last stage
  */
 public record StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
-                              String checkpointDir, String linkCodec, LinkEndpoint inbound, LinkEndpoint outbound)
+                              String checkpointDir, String linkCodec, Link inbound, Link outbound)
         implements ClusterMessage {
 
     public boolean isFirst() {

@@ -6,7 +6,7 @@ import io.bitrelay.actors.coordinator.JobEvent;
 import io.bitrelay.actors.coordinator.MicroBatch;
 import io.bitrelay.actors.gateway.GenerationJob;
 import io.bitrelay.actors.gateway.TokenListener;
-import io.bitrelay.actors.pipeline.LinkEndpoint;
+import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.pipeline.WorkerDescription;
 import io.bitrelay.actors.worker.StageStats;
@@ -30,7 +30,7 @@ public final class ProtocolRegistry {
             GenerationJob.class,
             // pipeline description
             WorkerDescription.class,
-            LinkEndpoint.class,
+            Link.class,
             StageAssignment.class,
             MicroBatch.class,
             MicroBatch.Entry.class,

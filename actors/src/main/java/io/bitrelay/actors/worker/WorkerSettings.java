@@ -11,7 +11,7 @@ import java.time.Duration;
  * @param host advertised host: links to stages on the same host use Aeron IPC
  */
 public record WorkerSettings(String workerId, String host, String device, long memoryBytes, int dataPort,
-                             boolean allowFaultInjection, String aeronDirectory, boolean embedDriver,
+                             boolean allowFaultInjection, String aeronDirectory, String driverMode,
                              Duration publishTimeout) {
 
     public static WorkerSettings from(Config root, String workerId, String host) {
@@ -22,8 +22,8 @@ public record WorkerSettings(String workerId, String host, String device, long m
             memory = freePhysicalMemory() / Math.max(1, worker.getInt("workers-per-host"));
         }
         String driver = dataplane.getString("driver");
-        if (!driver.equals("embedded") && !driver.equals("external")) {
-            throw new IllegalArgumentException("bitrelay.dataplane.driver must be embedded or external, got '" + driver + "'");
+        if (!driver.equals("embedded") && !driver.equals("external") && !driver.equals("auto")) {
+            throw new IllegalArgumentException("bitrelay.dataplane.driver must be embedded, external or auto, got '" + driver + "'");
         }
         String device = worker.getString("device");
         if (!device.equals("cpu") && !device.matches("cuda:\\d+")) {
@@ -31,7 +31,7 @@ public record WorkerSettings(String workerId, String host, String device, long m
         }
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
-                driver.equals("embedded"), dataplane.getDuration("publish-timeout"));
+                driver, dataplane.getDuration("publish-timeout"));
     }
 
     private static long freePhysicalMemory() {

@@ -6,7 +6,7 @@ import io.bitrelay.actors.coordinator.JobEvent;
 import io.bitrelay.actors.coordinator.MicroBatch;
 import io.bitrelay.actors.gateway.GenerationJob;
 import io.bitrelay.actors.gateway.TokenListener;
-import io.bitrelay.actors.pipeline.LinkEndpoint;
+import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.worker.StageStats;
 import io.bitrelay.actors.worker.StageWorker;
@@ -63,7 +63,7 @@ class KryoSerializerTest {
         assertEquals(null, run.batch().entries()[1].firstChunkSampling());
 
         StageAssignment assignment = new StageAssignment(1, 3, 4, 8, 12, "/models/x", "int8",
-                new LinkEndpoint(0, 1, "aeron:ipc", 1001), null);
+                new Link(0, 1, "aeron:ipc", 1001), null);
         StageWorker.LoadStage load = (StageWorker.LoadStage) roundTrip(
                 new StageWorker.LoadStage(assignment, TESTKIT.<Coordinator.Command>createTestProbe().getRef()));
         assertEquals(assignment, load.assignment());

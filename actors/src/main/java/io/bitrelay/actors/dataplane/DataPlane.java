@@ -1,6 +1,5 @@
-package io.bitrelay.actors.worker;
+package io.bitrelay.actors.dataplane;
 
-import io.bitrelay.actors.pipeline.LinkEndpoint;
 
 import java.lang.foreign.MemorySegment;
 import java.util.function.Consumer;
@@ -19,13 +18,13 @@ public interface DataPlane extends AutoCloseable {
         void close();
     }
 
-    FrameSender sender(LinkEndpoint link);
+    FrameSender sender(Link link);
 
     /**
      * Starts delivering the link's frames to {@code onFrame}, on the data plane's own thread; the segment is
      * valid only during the call. Returns the handle that stops delivery.
      */
-    AutoCloseable receive(LinkEndpoint link, Consumer<MemorySegment> onFrame, Consumer<String> onError);
+    AutoCloseable receive(Link link, Consumer<MemorySegment> onFrame, Consumer<String> onError);
 
     @Override
     void close();
