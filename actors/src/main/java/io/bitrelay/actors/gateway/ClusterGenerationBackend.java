@@ -19,8 +19,13 @@ public final class ClusterGenerationBackend implements GenerationBackend {
         this.gateway = gatewayActor;
     }
 
+    /** Jobs reach the coordinator through one actor, in the order they are submitted here. */
     @Override
     public void submit(GenerationJob job, TokenListener listener) {
+        Coordinator.Status current = status.get();
+        if (current != null && current.phase().equals("failed")) {
+            throw new java.util.concurrent.RejectedExecutionException("the pipeline is down: " + current.error());
+        }
         gateway.tell(new GatewayActor.SubmitJob(job, listener));
     }
 
@@ -33,6 +38,12 @@ public final class ClusterGenerationBackend implements GenerationBackend {
     public int queueDepth() {
         Coordinator.Status current = status.get();
         return current == null ? 0 : current.waiting();
+    }
+
+    @Override
+    public boolean ready() {
+        Coordinator.Status current = status.get();
+        return current != null && current.serving();
     }
 
     public Coordinator.Status status() {

@@ -2,6 +2,7 @@ package io.bitrelay.actors.gateway;
 
 import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.JobEvent;
+import io.bitrelay.actors.coordinator.StatsAggregator;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
@@ -35,27 +36,38 @@ public final class GatewayActor {
     private record StatusArrived(Coordinator.Status status) implements Command {
     }
 
-    private static final Duration STATUS_INTERVAL = Duration.ofMillis(500);
+    private record StatsArrived(StatsAggregator.PipelineStats stats) implements Command {
+    }
 
-    public static Behavior<Command> create(ActorRef<Coordinator.Command> coordinator, Consumer<Coordinator.Status> statusSink) {
+    private static final Duration STATUS_INTERVAL = Duration.ofMillis(500);
+    /** Link counters for /metrics every 2 s: asking every stage is heavier than a status poll. */
+    private static final int STATS_EVERY_POLLS = 4;
+
+    public static Behavior<Command> create(ActorRef<Coordinator.Command> coordinator, Consumer<Coordinator.Status> statusSink,
+                                           Consumer<StatsAggregator.PipelineStats> statsSink) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new PollStatus(), STATUS_INTERVAL);
-            return new GatewayActor(context, coordinator, statusSink).running();
+            return new GatewayActor(context, coordinator, statusSink, statsSink).running();
         }));
     }
 
     private final ActorContext<Command> context;
     private final ActorRef<Coordinator.Command> coordinator;
     private final Consumer<Coordinator.Status> statusSink;
+    private final Consumer<StatsAggregator.PipelineStats> statsSink;
     private final ActorRef<JobEvent> events;
     private final ActorRef<Coordinator.Status> statuses;
+    private final ActorRef<StatsAggregator.PipelineStats> stats;
+    private int polls;
     private final Map<String, TokenListener> listeners = new HashMap<>();
 
     private GatewayActor(ActorContext<Command> context, ActorRef<Coordinator.Command> coordinator,
-                         Consumer<Coordinator.Status> statusSink) {
+                         Consumer<Coordinator.Status> statusSink, Consumer<StatsAggregator.PipelineStats> statsSink) {
         this.context = context;
         this.coordinator = coordinator;
         this.statusSink = statusSink;
+        this.statsSink = statsSink;
+        this.stats = context.messageAdapter(StatsAggregator.PipelineStats.class, StatsArrived::new);
         this.events = context.messageAdapter(JobEvent.class, Event::new);
         this.statuses = context.messageAdapter(Coordinator.Status.class, StatusArrived::new);
     }
@@ -77,6 +89,13 @@ public final class GatewayActor {
                 })
                 .onMessage(PollStatus.class, m -> {
                     coordinator.tell(new Coordinator.GetStatus(statuses));
+                    if (polls++ % STATS_EVERY_POLLS == 0) {
+                        coordinator.tell(new Coordinator.CollectStats(stats));
+                    }
+                    return Behaviors.same();
+                })
+                .onMessage(StatsArrived.class, m -> {
+                    statsSink.accept(m.stats());
                     return Behaviors.same();
                 })
                 .onMessage(StatusArrived.class, m -> {

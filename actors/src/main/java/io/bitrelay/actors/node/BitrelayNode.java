@@ -16,6 +16,17 @@ import org.apache.pekko.cluster.typed.ClusterSingleton;
 import org.apache.pekko.cluster.typed.ClusterSingletonSettings;
 import org.apache.pekko.cluster.typed.SingletonActor;
 
+import io.bitrelay.actors.gateway.GatewayHttpServer;
+import io.bitrelay.actors.gateway.GatewayMetrics;
+import io.bitrelay.actors.gateway.GatewaySettings;
+import io.bitrelay.actors.gateway.LinkMetrics;
+import io.bitrelay.actors.gateway.ServedModel;
+import io.bitrelay.runtime.model.opt.OptConfig;
+import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -36,13 +47,15 @@ public final class BitrelayNode implements AutoCloseable {
     private final DataPlane dataPlane;
     private final ClusterGenerationBackend backend;
     private final ActorRef<Coordinator.Command> coordinator;
+    private final GatewayHttpServer http;
 
     private BitrelayNode(ActorSystem<Void> system, DataPlane dataPlane, ClusterGenerationBackend backend,
-                         ActorRef<Coordinator.Command> coordinator) {
+                         ActorRef<Coordinator.Command> coordinator, GatewayHttpServer http) {
         this.system = system;
         this.dataPlane = dataPlane;
         this.backend = backend;
         this.coordinator = coordinator;
+        this.http = http;
     }
 
     /**
@@ -74,6 +87,8 @@ public final class BitrelayNode implements AutoCloseable {
         }
         AtomicReference<Coordinator.Status> status = new AtomicReference<>();
         ClusterGenerationBackend backend = options.has("gateway") ? new ClusterGenerationBackend(status) : null;
+        PrometheusRegistry registry = new PrometheusRegistry();
+        LinkMetrics linkMetrics = backend != null ? new LinkMetrics(registry) : null;
         CompletableFuture<ActorRef<Coordinator.Command>> coordinatorRef = new CompletableFuture<>();
         WorkerSettings worker = workerSettings;
         DataPlane plane = dataPlane;
@@ -87,7 +102,7 @@ public final class BitrelayNode implements AutoCloseable {
                 context.spawn(StageWorker.create(worker, plane), "stage-worker");
             }
             if (backend != null) {
-                backend.attach(context.spawn(GatewayActor.create(proxy, status::set), "gateway"));
+                backend.attach(context.spawn(GatewayActor.create(proxy, status::set, linkMetrics::update), "gateway"));
             }
             return Behaviors.empty();
         });
@@ -105,7 +120,42 @@ public final class BitrelayNode implements AutoCloseable {
             cluster.manager().tell(org.apache.pekko.cluster.typed.Join.create(cluster.selfMember().address()));
         }
         ActorRef<Coordinator.Command> proxy = coordinatorRef.orTimeout(30, TimeUnit.SECONDS).join();
-        return new BitrelayNode(system, dataPlane, backend, proxy);
+        GatewayHttpServer http = null;
+        if (backend != null) {
+            try {
+                http = startHttp(system, finalConfig, backend, registry);
+            } catch (RuntimeException e) {
+                system.terminate();
+                if (dataPlane != null) {
+                    dataPlane.close();
+                }
+                throw e;
+            }
+        }
+        return new BitrelayNode(system, dataPlane, backend, proxy, http);
+    }
+
+    /** The gateway reads the checkpoint's tokenizer.json and config.json (its context length) itself. */
+    private static GatewayHttpServer startHttp(ActorSystem<Void> system, Config config, ClusterGenerationBackend backend,
+                                               PrometheusRegistry registry) {
+        String checkpoint = config.getString("bitrelay.coordinator.checkpoint-dir");
+        if (checkpoint.isBlank()) {
+            throw new IllegalArgumentException("a gateway node needs bitrelay.coordinator.checkpoint-dir (--model) for the tokenizer");
+        }
+        Path directory = Path.of(checkpoint);
+        OptConfig model = OptConfig.read(directory.resolve("config.json"));
+        String name = config.getString("bitrelay.gateway.model-name");
+        ServedModel served = ServedModel.of(name.isBlank() ? directory.getFileName().toString() : name, model);
+        GatewayMetrics metrics = new GatewayMetrics(registry, backend::queueDepth);
+        GatewayHttpServer server = new GatewayHttpServer(system, backend, OptTokenizer.load(directory), served, metrics,
+                GatewaySettings.fromConfig(config));
+        server.bind();
+        return server;
+    }
+
+    /** The gateway's bound address, or null on nodes without the gateway role. */
+    public InetSocketAddress httpAddress() {
+        return http == null ? null : http.address();
     }
 
     public ActorSystem<Void> system() {
@@ -129,6 +179,9 @@ public final class BitrelayNode implements AutoCloseable {
 
     @Override
     public void close() {
+        if (http != null) {
+            http.close();
+        }
         system.terminate();
         try {
             system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
