@@ -75,6 +75,10 @@ public final class Coordinator {
     private record StepDeadline(long batchId) implements Command {
     }
 
+    /** Forwards a fault to one stage's worker (chaos drills and tests; the worker must allow it). */
+    public record InjectFault(int stageIndex, String kind) implements Command {
+    }
+
     public record StageView(int stage, String workerId, String host, String device, int firstLayer, int endLayer,
                             long weightBytes, boolean ready) implements ClusterMessage {
     }
@@ -174,6 +178,12 @@ public final class Coordinator {
                 .onMessage(WorkerDescribed.class, this::rememberLateWorker)
                 .onMessage(GetStatus.class, m -> reply(m, "serving"))
                 .onMessage(CollectStats.class, this::collectStats)
+                .onMessage(InjectFault.class, m -> {
+                    if (m.stageIndex() >= 0 && m.stageIndex() < pipeline.size()) {
+                        pipeline.get(m.stageIndex()).worker.worker().tell(new StageWorker.InjectFault(m.kind()));
+                    }
+                    return Behaviors.same();
+                })
                 .onAnyMessage(this::ignore)
                 .build();
     }

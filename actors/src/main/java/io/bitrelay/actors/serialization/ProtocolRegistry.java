@@ -63,6 +63,7 @@ public final class ProtocolRegistry {
             Coordinator.CollectStats.class,
             io.bitrelay.actors.coordinator.StatsAggregator.PipelineStats.class,
             StageStats[].class,
+            Coordinator.InjectFault.class,
     };
 
     private ProtocolRegistry() {

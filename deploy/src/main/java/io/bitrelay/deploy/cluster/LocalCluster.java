@@ -2,7 +2,6 @@ package io.bitrelay.deploy.cluster;
 
 import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.StatsAggregator;
-import io.bitrelay.actors.dataplane.AeronDataPlane;
 import io.bitrelay.actors.dataplane.MediaDriverHost;
 import io.bitrelay.actors.node.BitrelayNode;
 import io.bitrelay.actors.node.NodeOptions;
@@ -174,6 +173,11 @@ public final class LocalCluster implements AutoCloseable {
         } catch (Exception e) {
             throw new IllegalStateException("could not collect link statistics: " + e.getMessage(), e);
         }
+    }
+
+    /** Corrupts the next frame stage {@code stage} sends (workers must run with allow-fault-injection). */
+    public void injectFault(int stage, String kind) {
+        node.coordinator().tell(new Coordinator.InjectFault(stage, kind));
     }
 
     public BandwidthReport bandwidthReport() {
