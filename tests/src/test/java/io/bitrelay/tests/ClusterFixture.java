@@ -34,14 +34,15 @@ final class ClusterFixture {
                 line -> System.out.println("[cluster] " + line));
     }
 
-    /** Token ids the cluster generates for each prompt, submitted together (so they batch), greedy. */
-    static List<int[]> generate(LocalCluster cluster, List<int[]> prompts, int maxTokens) throws Exception {
+    /** Token ids the cluster generates for each prompt, submitted together (so they batch). */
+    static List<int[]> generate(LocalCluster cluster, List<int[]> prompts, List<SamplingParams> sampling, int maxTokens)
+            throws Exception {
         List<CompletableFuture<int[]>> futures = new ArrayList<>();
         for (int i = 0; i < prompts.size(); i++) {
             CompletableFuture<int[]> done = new CompletableFuture<>();
             List<Integer> tokens = new ArrayList<>();
             cluster.node().backend().submit(new GenerationJob("test-" + System.nanoTime() + "-" + i, prompts.get(i), maxTokens,
-                    SamplingParams.greedy(), false), new TokenListener() {
+                    sampling.get(i), false), new TokenListener() {
                 @Override
                 public void onToken(int tokenId) {
                     tokens.add(tokenId);

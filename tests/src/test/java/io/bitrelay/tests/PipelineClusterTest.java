@@ -41,18 +41,20 @@ class PipelineClusterTest {
     static Path checkpoint;
     static List<int[]> prompts = new ArrayList<>();
     static List<int[]> reference = new ArrayList<>();
+    /** Greedy for even prompts, seeded sampling for odd ones: the last stage's samplers must replay exactly. */
+    static List<SamplingParams> sampling = new ArrayList<>();
 
     @BeforeAll
     static void singleProcessReference() {
         checkpoint = ClusterFixture.writeModel(temp.resolve("model"));
         try (OptModel model = OptModel.load(checkpoint); OptTokenizer tokenizer = OptTokenizer.load(checkpoint)) {
             Generator generator = new Generator(model);
-            for (String prompt : PROMPTS) {
-                int[] ids = tokenizer.encode(prompt);
+            for (int i = 0; i < PROMPTS.size(); i++) {
+                int[] ids = tokenizer.encode(PROMPTS.get(i));
                 prompts.add(ids);
-                // The cluster jobs run with stopOnEos=false; so must the reference: take all MAX_TOKENS.
-                int[] all = generator.generate(ids, MAX_TOKENS, SamplingParams.greedy(), t -> true).tokens();
-                reference.add(all);
+                SamplingParams params = i % 2 == 0 ? SamplingParams.greedy() : new SamplingParams(0.9f, 50, 0.95f, 1000 + i);
+                sampling.add(params);
+                reference.add(generator.generate(ids, MAX_TOKENS, params, t -> true).tokens());
             }
         }
     }
@@ -61,7 +63,7 @@ class PipelineClusterTest {
     @Timeout(300)
     void shouldGenerateExactlyTheSingleProcessTokensOverFp16Links() throws Exception {
         try (LocalCluster cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs-fp16"), Map.of())) {
-            List<int[]> generated = ClusterFixture.generate(cluster, prompts, MAX_TOKENS);
+            List<int[]> generated = ClusterFixture.generate(cluster, prompts, sampling, MAX_TOKENS);
             for (int i = 0; i < PROMPTS.size(); i++) {
                 if (reference.get(i).length == MAX_TOKENS) {
                     assertArrayEquals(reference.get(i), generated.get(i), "prompt " + i + ": " + PROMPTS.get(i));
@@ -83,11 +85,13 @@ class PipelineClusterTest {
     @Timeout(300)
     void shouldStayCloseToTheReferenceAndHalveWireBytesOverInt8Links() throws Exception {
         try (LocalCluster cluster = ClusterFixture.start(checkpoint, "int8", temp.resolve("logs-int8"), Map.of())) {
-            List<int[]> generated = ClusterFixture.generate(cluster, prompts, MAX_TOKENS);
+            List<SamplingParams> greedy = java.util.Collections.nCopies(PROMPTS.size(), SamplingParams.greedy());
+            List<int[]> greedyReference = greedyReference();
+            List<int[]> generated = ClusterFixture.generate(cluster, prompts, greedy, MAX_TOKENS);
             int firstTokensEqual = 0;
             int agreeingPrefix = 0;
             for (int i = 0; i < PROMPTS.size(); i++) {
-                int[] want = reference.get(i);
+                int[] want = greedyReference.get(i);
                 int[] got = generated.get(i);
                 firstTokensEqual += want[0] == got[0] ? 1 : 0;
                 int prefix = 0;
@@ -105,6 +109,17 @@ class PipelineClusterTest {
             report.print(System.out);
             assertTrue(report.savingsRatio() >= 1.95, "INT8 wire bytes/token vs FP16: " + report.savingsRatio());
         }
+    }
+
+    private static List<int[]> greedyReference() {
+        List<int[]> greedy = new ArrayList<>();
+        try (OptModel model = OptModel.load(checkpoint)) {
+            Generator generator = new Generator(model);
+            for (int[] prompt : prompts) {
+                greedy.add(generator.generate(prompt, MAX_TOKENS, SamplingParams.greedy(), t -> true).tokens());
+            }
+        }
+        return greedy;
     }
 
     private static int totalPromptTokens() {

@@ -366,6 +366,11 @@ public final class Coordinator {
     }
 
     private Behavior<Command> onStepFailed(StepFailed message) {
+        if (!scheduler.isInFlight(message.batchId())) {
+            // A foreign or mangled frame: its header names no micro-batch of ours, so no request is at fault.
+            context.getLog().warn("stage {} rejected a frame of no micro-batch in flight: {}", message.stageIndex(), message.reason());
+            return Behaviors.same();
+        }
         timers.cancel(message.batchId());
         context.getLog().warn("micro-batch {} failed at stage {}: {}", message.batchId(), message.stageIndex(), message.reason());
         closeSequences(scheduler.fail(message.batchId(), "stage " + message.stageIndex() + ": " + message.reason(), this::relay));

@@ -46,6 +46,7 @@ final class StageEngine {
     private static final Logger LOG = LoggerFactory.getLogger(StageEngine.class);
 
     private final StageAssignment assignment;
+    private final String workerId;
     private final OptModel model;
     private final ActorRef<Coordinator.Command> coordinator;
     private final ExecutorService compute;
@@ -67,9 +68,10 @@ final class StageEngine {
     private Arena sendArena = Arena.ofShared();
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
-    private StageEngine(StageAssignment assignment, OptModel model, ActorRef<Coordinator.Command> coordinator,
+    private StageEngine(StageAssignment assignment, String workerId, OptModel model, ActorRef<Coordinator.Command> coordinator,
                         DataPlane dataPlane) {
         this.assignment = assignment;
+        this.workerId = workerId;
         this.model = model;
         this.coordinator = coordinator;
         this.codec = LinkCodecs.forName(assignment.linkCodec());
@@ -85,7 +87,7 @@ final class StageEngine {
         LayerRange range = new LayerRange(assignment.firstLayer(), assignment.endLayer(), assignment.totalLayers());
         OptModel model = OptModel.load(Path.of(assignment.checkpointDir()), range);
         try {
-            return new StageEngine(assignment, model, coordinator, dataPlane);
+            return new StageEngine(assignment, settings.workerId(), model, coordinator, dataPlane);
         } catch (RuntimeException e) {
             model.close();
             throw e;
@@ -322,7 +324,7 @@ final class StageEngine {
             outbound = new StageStats.LinkCounters(assignment.stageIndex(), assignment.stageIndex() + 1, codec.id().codecName(),
                     s.frames(), s.tokens(), s.payloadBytes(), s.wireBytes(), s.fp16WireBytes(), sender.backPressureEvents());
         }
-        return new StageStats(assignment.stageIndex(), "", assignment.firstLayer(), assignment.endLayer(), outbound,
+        return new StageStats(assignment.stageIndex(), workerId, assignment.firstLayer(), assignment.endLayer(), outbound,
                 rejectedFrames.get(), lastRejection, cachedSequences, kvCacheBytes, steps.get(), computeNanos.get());
     }
 
