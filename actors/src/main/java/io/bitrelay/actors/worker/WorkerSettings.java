@@ -29,6 +29,10 @@ public record WorkerSettings(String workerId, String host, String device, long m
         if (!device.equals("cpu") && !device.matches("cuda:\\d+")) {
             throw new IllegalArgumentException("bitrelay.worker.device must be cpu or cuda:N, got '" + device + "'");
         }
+        if (!device.equals("cpu")) {
+            throw new IllegalArgumentException("bitrelay.worker.device = " + device
+                    + ": this build has only the CPU backend (the CUDA backend is a later milestone); use cpu");
+        }
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
                 driver, dataplane.getDuration("publish-timeout"));
