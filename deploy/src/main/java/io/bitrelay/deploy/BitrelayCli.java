@@ -11,6 +11,9 @@ import picocli.CommandLine.Command;
         description = "Serve OPT language models with quantized inter-stage links.",
         subcommands = {
                 DemoCommand.class,
+                io.bitrelay.deploy.cluster.ClusterCommand.class,
+                io.bitrelay.deploy.cluster.NodeCommand.class,
+                io.bitrelay.deploy.cluster.DriverCommand.class,
                 GenerateCommand.class,
                 SynthCommand.class,
                 io.bitrelay.deploy.verify.GoldenCommand.class,

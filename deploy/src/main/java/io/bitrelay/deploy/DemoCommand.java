@@ -1,40 +1,102 @@
 package io.bitrelay.deploy;
 
-import io.bitrelay.runtime.model.opt.OptModel;
-import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import io.bitrelay.deploy.cluster.BandwidthReport;
+import io.bitrelay.deploy.cluster.CompletionClient;
+import io.bitrelay.deploy.cluster.LocalCluster;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 /**
- * The main job on a fresh machine: the embedded synthetic model, a few prompts, answers and speed.
- * Single-process until the cluster lands; then this becomes the multi-JVM demo with the bandwidth report.
+ * The main job: a local cluster of worker JVMs serving the embedded model, a batch of requests through
+ * the gateway's HTTP API, the answers, and what the inter-stage links carried next to FP16 links.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "Run the embedded default model (synthetic opt-125m shape with outlier channels) on a few prompts.")
+        description = "Start a local cluster (≥3 worker JVMs), send requests through the HTTP gateway, print the answers and the link bandwidth report.")
 public final class DemoCommand implements Runnable {
     private static final List<String> PROMPTS = List.of(
             "The capital of France is",
             "Quantized activations travel between pipeline stages because",
-            "Once upon a time");
+            "Once upon a time",
+            "def fibonacci(n):",
+            "The three laws of thermodynamics are",
+            "In 1867 the harbour was rebuilt and",
+            "A good pipeline keeps every stage busy by",
+            "The weather tomorrow will be");
 
     @Mixin
     ModelOptions modelOptions;
 
-    @Mixin
-    SamplingOptions sampling;
+    @Option(names = "--workers", defaultValue = "3", description = "Worker JVMs (default: ${DEFAULT-VALUE}).")
+    int workers;
+
+    @Option(names = "--link-codec", defaultValue = "int8", description = "fp16 or int8 (default: ${DEFAULT-VALUE}).")
+    String linkCodec;
+
+    @Option(names = "--max-tokens", defaultValue = "24", description = "Tokens per answer (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write the bandwidth report as JSON.")
+    Path json;
+
+    @Option(names = "--logs", defaultValue = "target/bitrelay-logs", description = "Worker logs (default: ${DEFAULT-VALUE}).")
+    Path logs;
 
     @Override
     public void run() {
-        Path directory = modelOptions.resolve();
-        long start = System.nanoTime();
-        try (OptModel model = OptModel.load(directory); OptTokenizer tokenizer = OptTokenizer.load(directory)) {
-            System.out.printf("loaded %s (%d layers, hidden %d) in %.1f s%n", directory, model.config().numLayers(),
-                    model.config().hiddenSize(), (System.nanoTime() - start) / 1e9);
-            System.out.println("synthetic weights are random: the text is noise; the numbers below are what to read.");
-            GenerateCommand.generateAll(model, tokenizer, PROMPTS, sampling, System.out);
+        Path checkpoint = modelOptions.resolve();
+        try (LocalCluster cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, workers, linkCodec, 0, 0, logs,
+                Map.of(), Duration.ofMinutes(5)), line -> System.err.println("bitrelay: " + line))) {
+            CompletionClient client = new CompletionClient(cluster.httpAddress());
+            System.out.printf("%ncluster serving %s: %d workers, %s links, gateway http://%s:%d%n", checkpoint.getFileName(),
+                    workers, linkCodec, cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());
+            System.out.println("synthetic weights are random: the text is noise; the bandwidth figures are what to read.");
+            long start = System.nanoTime();
+            List<CompletionClient.Response> answers = sendAll(client);
+            double seconds = (System.nanoTime() - start) / 1e9;
+            int tokens = 0;
+            for (int i = 0; i < PROMPTS.size(); i++) {
+                CompletionClient.Response answer = answers.get(i);
+                System.out.printf("%n> %s%n  %s%n", PROMPTS.get(i), answer.status() == 200
+                        ? answer.text().replace("\n", "\\n") + "   [" + answer.finishReason() + ", " + answer.completionTokens() + " tokens]"
+                        : "HTTP " + answer.status() + ": " + answer.error());
+                tokens += answer.status() == 200 ? answer.completionTokens() : 0;
+            }
+            System.out.printf("%n%d requests, %d tokens in %.1f s: %.1f tokens/s through the pipeline%n%n", PROMPTS.size(), tokens,
+                    seconds, tokens / seconds);
+            BandwidthReport report = cluster.bandwidthReport();
+            report.print(System.out);
+            if (json != null) {
+                report.writeJson(json);
+                System.out.println("\nwrote " + json);
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private List<CompletionClient.Response> sendAll(CompletionClient client) {
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            List<Future<CompletionClient.Response>> futures = new ArrayList<>();
+            for (String prompt : PROMPTS) {
+                futures.add(pool.submit(() -> client.complete(prompt, maxTokens, 0, 0)));
+            }
+            List<CompletionClient.Response> answers = new ArrayList<>();
+            for (Future<CompletionClient.Response> future : futures) {
+                answers.add(future.get());
+            }
+            return answers;
+        } catch (Exception e) {
+            throw new IllegalStateException("requests failed: " + e.getMessage(), e);
         }
     }
 }

@@ -1,0 +1,52 @@
+package io.bitrelay.actors.coordinator;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+
+import java.time.Duration;
+
+/**
+ * The coordinator's settings, from {@code bitrelay.coordinator} (defaults in configs/bitrelay.conf).
+ *
+ * @param checkpointDir     checkpoint every worker loads (same path on every host)
+ * @param linkCodec         codec of every inter-stage link
+ * @param expectedWorkers   workers to wait for before placing layers
+ * @param bytesPerParameter weight bytes per parameter on the workers (4: FP32 on the CPU)
+ * @param reserveFraction   share of each worker's memory kept for KV cache and scratch
+ * @param streamBase        Aeron stream id of the link out of stage 0; stage i uses streamBase + i
+ * @param microBatchesPerStage micro-batches = 0 in the config: one micro-batch in flight per stage
+ */
+public record CoordinatorSettings(String checkpointDir, String linkCodec, int expectedWorkers,
+                                  double bytesPerParameter, double reserveFraction, int streamBase,
+                                  Duration stepTimeout, SchedulerSettings scheduler, boolean microBatchesPerStage) {
+
+    public static CoordinatorSettings from(Config root) {
+        Config c = root.getConfig("bitrelay.coordinator");
+        try {
+            return new CoordinatorSettings(
+                    c.getString("checkpoint-dir"),
+                    c.getString("link-codec"),
+                    positive(c, "expected-workers"),
+                    c.getDouble("bytes-per-parameter"),
+                    c.getDouble("reserve-fraction"),
+                    positive(c, "stream-base"),
+                    c.getDuration("step-timeout"),
+                    new SchedulerSettings(
+                            Math.max(1, c.getInt("micro-batches")),
+                            positive(c, "max-batch-sequences"),
+                            positive(c, "max-batch-tokens"),
+                            positive(c, "max-active-sequences")),
+                    c.getInt("micro-batches") == 0);
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("bad coordinator config: " + e.getMessage(), e);
+        }
+    }
+
+    private static int positive(Config c, String key) {
+        int value = c.getInt(key);
+        if (value < 1) {
+            throw new IllegalArgumentException("bitrelay.coordinator." + key + " must be ≥ 1, got " + value);
+        }
+        return value;
+    }
+}

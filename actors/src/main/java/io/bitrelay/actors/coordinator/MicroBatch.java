@@ -1,0 +1,22 @@
+package io.bitrelay.actors.coordinator;
+
+import io.bitrelay.actors.serialization.ClusterMessage;
+import io.bitrelay.runtime.generate.SamplingParams;
+
+/**
+ * One micro-batch on its way through the pipeline: for each sequence the tokens it feeds this step and the
+ * position the first of them takes; sampling travels only with a sequence's first chunk.
+ */
+public record MicroBatch(long batchId, int step, Entry[] entries) implements ClusterMessage {
+
+    public record Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling) implements ClusterMessage {
+    }
+
+    public int tokenCount() {
+        int count = 0;
+        for (Entry entry : entries) {
+            count += entry.tokens().length;
+        }
+        return count;
+    }
+}

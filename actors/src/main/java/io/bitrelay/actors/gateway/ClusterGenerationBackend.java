@@ -1,0 +1,52 @@
+package io.bitrelay.actors.gateway;
+
+import io.bitrelay.actors.coordinator.Coordinator;
+import org.apache.pekko.actor.typed.ActorRef;
+
+import java.util.concurrent.atomic.AtomicReference;
+
+/** Generation through the cluster: jobs go to the coordinator singleton via the local {@link GatewayActor}. */
+public final class ClusterGenerationBackend implements GenerationBackend {
+    private final AtomicReference<Coordinator.Status> status;
+    private ActorRef<GatewayActor.Command> gateway;
+
+    public ClusterGenerationBackend(AtomicReference<Coordinator.Status> status) {
+        this.status = status;
+    }
+
+    /** Connects the backend to its actor once the actor system has spawned it. */
+    public void attach(ActorRef<GatewayActor.Command> gatewayActor) {
+        this.gateway = gatewayActor;
+    }
+
+    /** Jobs reach the coordinator through one actor, in the order they are submitted here. */
+    @Override
+    public void submit(GenerationJob job, TokenListener listener) {
+        Coordinator.Status current = status.get();
+        if (current != null && current.phase().equals("failed")) {
+            throw new java.util.concurrent.RejectedExecutionException("the pipeline is down: " + current.error());
+        }
+        gateway.tell(new GatewayActor.SubmitJob(job, listener));
+    }
+
+    @Override
+    public void cancel(String requestId) {
+        gateway.tell(new GatewayActor.CancelJob(requestId));
+    }
+
+    @Override
+    public int queueDepth() {
+        Coordinator.Status current = status.get();
+        return current == null ? 0 : current.waiting();
+    }
+
+    @Override
+    public boolean ready() {
+        Coordinator.Status current = status.get();
+        return current != null && current.serving();
+    }
+
+    public Coordinator.Status status() {
+        return status.get();
+    }
+}

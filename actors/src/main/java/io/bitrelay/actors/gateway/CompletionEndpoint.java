@@ -1,0 +1,146 @@
+package io.bitrelay.actors.gateway;
+
+import io.bitrelay.actors.gateway.CollectingSink.JsonResponse;
+import io.bitrelay.actors.gateway.GatewayMetrics.Outcome;
+import io.bitrelay.runtime.generate.SamplingParams;
+import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.actor.Cancellable;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.japi.Pair;
+import org.apache.pekko.stream.BoundedSourceQueue;
+import org.apache.pekko.stream.javadsl.Source;
+import org.apache.pekko.util.ByteString;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HexFormat;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * {@code POST /v1/completions}: validates and tokenizes the request, hands the job to the backend at once
+ * (so jobs reach it in arrival order) and answers with the collected JSON or an event stream. Refusals
+ * never queue anything: 400 for a bad request, 404 for another model, 429 when the backend's queue is
+ * full, 503 when it is not ready.
+ */
+final class CompletionEndpoint {
+    /** What the route answers with. */
+    sealed interface Reply {
+        record Now(JsonResponse response) implements Reply {
+        }
+
+        record Later(CompletionStage<JsonResponse> response) implements Reply {
+        }
+
+        /** Encoded SSE events, {@code data: …\n\n} each. */
+        record EventStream(Source<ByteString, NotUsed> events) implements Reply {
+        }
+    }
+
+    private final ActorSystem<?> system;
+    private final GenerationBackend backend;
+    private final OptTokenizer tokenizer;
+    private final ServedModel model;
+    private final GatewayMetrics metrics;
+    private final Duration requestTimeout;
+
+    CompletionEndpoint(ActorSystem<?> system, GenerationBackend backend, OptTokenizer tokenizer, ServedModel model,
+                       GatewayMetrics metrics, Duration requestTimeout) {
+        this.system = system;
+        this.backend = backend;
+        this.tokenizer = tokenizer;
+        this.model = model;
+        this.metrics = metrics;
+        this.requestTimeout = requestTimeout;
+    }
+
+    Reply handle(String body) {
+        long arrivalNanos = System.nanoTime();
+        CompletionRequest request;
+        int[] promptTokens;
+        try {
+            request = CompletionRequest.parse(body);
+            if (request.model() != null && !request.model().equals(model.id())) {
+                throw new InvalidRequestException(404, "The model '" + request.model() + "' does not exist; this"
+                        + " server serves '" + model.id() + "'", "model", "model_not_found");
+            }
+            promptTokens = tokenizer.encode(request.prompt());
+            checkContext(promptTokens.length, request.maxTokens());
+        } catch (InvalidRequestException e) {
+            metrics.refused(Outcome.INVALID);
+            return new Reply.Now(error(e.status(), "invalid_request_error", e.getMessage(), e.param(), e.code()));
+        }
+        String id = "cmpl-" + HexFormat.of().formatHex(randomBytes());
+        long created = Instant.now().getEpochSecond();
+        GenerationJob job = new GenerationJob(id, promptTokens, request.maxTokens(),
+                new SamplingParams(request.temperature(), request.topK(), request.topP(), request.seedFor(id)), true);
+        CompletionText text = new CompletionText(new IncrementalDetokenizer(tokenizer::decode), request.stop());
+        if (request.stream()) {
+            Pair<BoundedSourceQueue<String>, Source<String, NotUsed>> queue =
+                    Source.<String>queue(request.maxTokens() + EventStreamSink.EXTRA_EVENTS).preMaterialize(system);
+            CompletionSession session = new CompletionSession(id, backend, metrics, text, promptTokens.length, arrivalNanos,
+                    new EventStreamSink(queue.first(), id, created, model.id(), request.includeUsage()));
+            JsonResponse refused = submit(job, session);
+            if (refused != null) {
+                queue.first().complete();
+                return new Reply.Now(refused);
+            }
+            Source<ByteString, NotUsed> events = queue.second()
+                    .map(ByteString::fromString)
+                    .watchTermination((notUsed, done) -> {
+                        // Completes when the stream ends either way; after [DONE] the session has already ended.
+                        done.whenComplete((ok, failure) -> session.clientGone());
+                        return NotUsed.getInstance();
+                    });
+            return new Reply.EventStream(events);
+        }
+        CollectingSink sink = new CollectingSink(id, created, model.id());
+        CompletionSession session = new CompletionSession(id, backend, metrics, text, promptTokens.length, arrivalNanos, sink);
+        JsonResponse refused = submit(job, session);
+        return refused != null ? new Reply.Now(refused) : new Reply.Later(sink.response);
+    }
+
+    private void checkContext(int promptTokens, int maxTokens) {
+        long requested = (long) promptTokens + maxTokens;
+        if (requested > model.contextLength()) {
+            throw new InvalidRequestException("This model's maximum context length is " + model.contextLength()
+                    + " tokens, however you requested " + requested + " tokens (" + promptTokens + " in your prompt; "
+                    + maxTokens + " for the completion). Please reduce your prompt or max_tokens.", "max_tokens");
+        }
+    }
+
+    /** Hands the job to the backend and arms its timeout; returns the refusal, or null once it is queued. */
+    private JsonResponse submit(GenerationJob job, CompletionSession session) {
+        metrics.admitting();
+        try {
+            backend.submit(job, session);
+        } catch (IllegalArgumentException e) {
+            metrics.notAdmitted(Outcome.INVALID);
+            return error(400, "invalid_request_error", e.getMessage(), null, null);
+        } catch (RejectedExecutionException e) {
+            metrics.notAdmitted(Outcome.REJECTED);
+            return backend.ready()
+                    ? error(429, "server_overloaded", "The server is busy: " + e.getMessage(), null, "queue_full")
+                    : error(503, "server_error", "The server is not ready: " + e.getMessage(), null, "not_ready");
+        }
+        metrics.admitted(job.promptTokens().length);
+        Cancellable timer = system.scheduler().scheduleOnce(requestTimeout,
+                () -> session.timedOut("the request did not finish within " + requestTimeout.toMillis() / 1000.0
+                        + " s (" + GatewaySettings.PATH + ".request-timeout)"),
+                system.executionContext());
+        session.whenEnded(timer::cancel);
+        return null;
+    }
+
+    private static byte[] randomBytes() {
+        byte[] bytes = new byte[12];
+        ThreadLocalRandom.current().nextBytes(bytes);
+        return bytes;
+    }
+
+    static JsonResponse error(int status, String type, String message, String param, String code) {
+        return new JsonResponse(status, OpenAiJson.error(message, type, param, code));
+    }
+}

@@ -1,0 +1,126 @@
+package io.bitrelay.actors.gateway;
+
+import io.bitrelay.actors.coordinator.Coordinator;
+import io.bitrelay.actors.coordinator.JobEvent;
+import io.bitrelay.actors.coordinator.StatsAggregator;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * The gateway's link to the coordinator: forwards jobs, and routes the coordinator's events back to each
+ * job's listener. It also keeps the coordinator's latest status for /health and /metrics.
+ */
+public final class GatewayActor {
+    public sealed interface Command {
+    }
+
+    public record SubmitJob(GenerationJob job, TokenListener listener) implements Command {
+    }
+
+    public record CancelJob(String requestId) implements Command {
+    }
+
+    private record Event(JobEvent event) implements Command {
+    }
+
+    private record PollStatus() implements Command {
+    }
+
+    private record StatusArrived(Coordinator.Status status) implements Command {
+    }
+
+    private record StatsArrived(StatsAggregator.PipelineStats stats) implements Command {
+    }
+
+    private static final Duration STATUS_INTERVAL = Duration.ofMillis(500);
+    /** Link counters for /metrics every 2 s: asking every stage is heavier than a status poll. */
+    private static final int STATS_EVERY_POLLS = 4;
+
+    public static Behavior<Command> create(ActorRef<Coordinator.Command> coordinator, Consumer<Coordinator.Status> statusSink,
+                                           Consumer<StatsAggregator.PipelineStats> statsSink) {
+        return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
+            timers.startTimerWithFixedDelay(new PollStatus(), STATUS_INTERVAL);
+            return new GatewayActor(context, coordinator, statusSink, statsSink).running();
+        }));
+    }
+
+    private final ActorContext<Command> context;
+    private final ActorRef<Coordinator.Command> coordinator;
+    private final Consumer<Coordinator.Status> statusSink;
+    private final Consumer<StatsAggregator.PipelineStats> statsSink;
+    private final ActorRef<JobEvent> events;
+    private final ActorRef<Coordinator.Status> statuses;
+    private final ActorRef<StatsAggregator.PipelineStats> stats;
+    private int polls;
+    private final Map<String, TokenListener> listeners = new HashMap<>();
+
+    private GatewayActor(ActorContext<Command> context, ActorRef<Coordinator.Command> coordinator,
+                         Consumer<Coordinator.Status> statusSink, Consumer<StatsAggregator.PipelineStats> statsSink) {
+        this.context = context;
+        this.coordinator = coordinator;
+        this.statusSink = statusSink;
+        this.statsSink = statsSink;
+        this.stats = context.messageAdapter(StatsAggregator.PipelineStats.class, StatsArrived::new);
+        this.events = context.messageAdapter(JobEvent.class, Event::new);
+        this.statuses = context.messageAdapter(Coordinator.Status.class, StatusArrived::new);
+    }
+
+    private Behavior<Command> running() {
+        return Behaviors.receive(Command.class)
+                .onMessage(SubmitJob.class, m -> {
+                    listeners.put(m.job().requestId(), m.listener());
+                    coordinator.tell(new Coordinator.Submit(m.job(), events));
+                    return Behaviors.same();
+                })
+                .onMessage(CancelJob.class, m -> {
+                    coordinator.tell(new Coordinator.Cancel(m.requestId()));
+                    return Behaviors.same();
+                })
+                .onMessage(Event.class, m -> {
+                    route(m.event());
+                    return Behaviors.same();
+                })
+                .onMessage(PollStatus.class, m -> {
+                    coordinator.tell(new Coordinator.GetStatus(statuses));
+                    if (polls++ % STATS_EVERY_POLLS == 0) {
+                        coordinator.tell(new Coordinator.CollectStats(stats));
+                    }
+                    return Behaviors.same();
+                })
+                .onMessage(StatsArrived.class, m -> {
+                    statsSink.accept(m.stats());
+                    return Behaviors.same();
+                })
+                .onMessage(StatusArrived.class, m -> {
+                    statusSink.accept(m.status());
+                    return Behaviors.same();
+                })
+                .build();
+    }
+
+    private void route(JobEvent event) {
+        TokenListener listener = listeners.get(event.requestId());
+        if (listener == null) {
+            context.getLog().debug("event for unknown request {}", event.requestId());
+            return;
+        }
+        switch (event) {
+            case JobEvent.TokenGenerated t -> listener.onToken(t.token());
+            case JobEvent.JobFinished f -> {
+                listeners.remove(f.requestId());
+                listener.onFinished(f.reason());
+            }
+            case JobEvent.JobFailed f -> {
+                listeners.remove(f.requestId());
+                listener.onFailed(f.reason());
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+package io.bitrelay.actors.gateway;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.http.javadsl.settings.ServerSettings;
+import org.apache.pekko.actor.typed.ActorSystem;
+
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * The OpenAI-compatible HTTP front of a {@link GenerationBackend}, on Pekko HTTP:
+ * {@code POST /v1/completions} (JSON or {@code stream: true} server-sent events), {@code GET /v1/models},
+ * {@code GET /health} (503 while the backend is not ready) and {@code GET /metrics} (everything in the
+ * {@link GatewayMetrics} registry). Runs on the given actor system, which the caller owns.
+ */
+public final class GatewayHttpServer implements AutoCloseable {
+    private static final long BIND_SECONDS = 30;
+    /** Pekko's own timeouts sit this far above ours, so the gateway answers a slow request itself. */
+    private static final Duration PEKKO_TIMEOUT_MARGIN = Duration.ofSeconds(10);
+
+    private final ActorSystem<?> system;
+    private final GatewaySettings settings;
+    private final GatewayRoutes routes;
+    private ServerBinding binding;
+
+    public GatewayHttpServer(ActorSystem<?> system, GenerationBackend backend, OptTokenizer tokenizer, ServedModel model,
+                             GatewayMetrics metrics, GatewaySettings settings) {
+        this.system = system;
+        this.settings = settings;
+        this.routes = new GatewayRoutes(
+                new CompletionEndpoint(system, backend, tokenizer, model, metrics, settings.requestTimeout()),
+                backend, model, metrics);
+    }
+
+    /** Binds {@code settings.host():settings.port()}; returns the bound address (the real port when 0 was asked). */
+    public synchronized InetSocketAddress bind() {
+        if (binding != null) {
+            throw new IllegalStateException("already bound to " + binding.localAddress());
+        }
+        try {
+            binding = Http.get(system)
+                    .newServerAt(settings.host(), settings.port())
+                    .withSettings(serverSettings())
+                    .bind(routes.route())
+                    .toCompletableFuture()
+                    .get(BIND_SECONDS, TimeUnit.SECONDS);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("cannot bind the gateway to " + settings.host() + ":" + settings.port()
+                    + ": " + e.getCause().getMessage(), e.getCause());
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("binding the gateway to " + settings.host() + ":" + settings.port()
+                    + " took over " + BIND_SECONDS + " s", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while binding the gateway", e);
+        }
+        return binding.localAddress();
+    }
+
+    private ServerSettings serverSettings() {
+        long timeoutSeconds = settings.requestTimeout().plus(PEKKO_TIMEOUT_MARGIN).toSeconds();
+        Config overrides = ConfigFactory.parseString(
+                "pekko.http.server.request-timeout = " + timeoutSeconds + "s\n"
+                        + "pekko.http.server.idle-timeout = " + (timeoutSeconds + PEKKO_TIMEOUT_MARGIN.toSeconds()) + "s\n");
+        return ServerSettings.create(overrides.withFallback(system.settings().config()));
+    }
+
+    /** The bound address, or null before {@link #bind()} and after {@link #close()}. */
+    public synchronized InetSocketAddress address() {
+        return binding == null ? null : binding.localAddress();
+    }
+
+    /**
+     * Stops accepting connections, lets open requests run up to {@code shutdown-timeout}, then closes the
+     * rest. The backend and the actor system stay up.
+     */
+    @Override
+    public synchronized void close() {
+        if (binding == null) {
+            return;
+        }
+        try {
+            binding.terminate(settings.shutdownTimeout()).toCompletableFuture()
+                    .get(settings.shutdownTimeout().toSeconds() + BIND_SECONDS, TimeUnit.SECONDS);
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IllegalStateException("the gateway on " + binding.localAddress() + " did not shut down cleanly", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            binding = null;
+        }
+    }
+}

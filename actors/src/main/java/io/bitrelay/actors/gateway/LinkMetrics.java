@@ -1,0 +1,80 @@
+package io.bitrelay.actors.gateway;
+
+import io.bitrelay.actors.coordinator.StatsAggregator;
+import io.bitrelay.actors.worker.StageStats;
+import io.prometheus.metrics.core.metrics.CounterWithCallback;
+import io.prometheus.metrics.core.metrics.GaugeWithCallback;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BiConsumer;
+
+/**
+ * Per-link counters of the pipeline in the gateway's /metrics, read at scrape time from the latest
+ * statistics the gateway collected from the stages.
+ */
+public final class LinkMetrics {
+    private final AtomicReference<StatsAggregator.PipelineStats> latest = new AtomicReference<>();
+
+    public LinkMetrics(PrometheusRegistry registry) {
+        linkCounter(registry, "bitrelay_link_payload_bytes", "Activation payload bytes sent over each inter-stage link",
+                (c, sink) -> sink.accept(c, (double) c.payloadBytes()));
+        linkCounter(registry, "bitrelay_link_wire_bytes", "Whole-frame bytes (headers, layout, parameters, CRC) sent over each link",
+                (c, sink) -> sink.accept(c, (double) c.wireBytes()));
+        linkCounter(registry, "bitrelay_link_fp16_wire_bytes", "What the same frames would have cost with FP16 links",
+                (c, sink) -> sink.accept(c, (double) c.fp16WireBytes()));
+        linkCounter(registry, "bitrelay_link_tokens", "Tokens (activation rows) carried over each link",
+                (c, sink) -> sink.accept(c, (double) c.tokens()));
+        GaugeWithCallback.builder().name("bitrelay_link_compression_ratio")
+                .help("FP16 wire bytes divided by actual wire bytes, per link")
+                .labelNames("from", "to", "codec")
+                .callback(callback -> forEachLink(c -> {
+                    if (c.wireBytes() > 0) {
+                        callback.call((double) c.fp16WireBytes() / c.wireBytes(), label(c.fromStage()), label(c.toStage()), c.codec());
+                    }
+                }))
+                .register(registry);
+        CounterWithCallback.builder().name("bitrelay_stage_rejected_frames")
+                .help("Inbound frames a stage rejected (bad CRC, version, sizes) or dropped")
+                .labelNames("stage")
+                .callback(callback -> {
+                    StatsAggregator.PipelineStats stats = latest.get();
+                    if (stats != null) {
+                        for (StageStats stage : stats.stages()) {
+                            if (stage != null) {
+                                callback.call(stage.rejectedFrames(), label(stage.stageIndex()));
+                            }
+                        }
+                    }
+                })
+                .register(registry);
+    }
+
+    public void update(StatsAggregator.PipelineStats stats) {
+        latest.set(stats);
+    }
+
+    private void linkCounter(PrometheusRegistry registry, String name, String help,
+                             BiConsumer<StageStats.LinkCounters, BiConsumer<StageStats.LinkCounters, Double>> value) {
+        CounterWithCallback.builder().name(name).help(help).labelNames("from", "to", "codec")
+                .callback(callback -> forEachLink(c -> value.accept(c, (link, v) ->
+                        callback.call(v, label(link.fromStage()), label(link.toStage()), link.codec()))))
+                .register(registry);
+    }
+
+    private void forEachLink(java.util.function.Consumer<StageStats.LinkCounters> action) {
+        StatsAggregator.PipelineStats stats = latest.get();
+        if (stats == null) {
+            return;
+        }
+        for (StageStats stage : stats.stages()) {
+            if (stage != null && stage.outbound() != null) {
+                action.accept(stage.outbound());
+            }
+        }
+    }
+
+    private static String label(int stage) {
+        return "stage" + stage;
+    }
+}

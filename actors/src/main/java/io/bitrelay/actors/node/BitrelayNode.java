@@ -1,0 +1,195 @@
+package io.bitrelay.actors.node;
+
+import com.typesafe.config.Config;
+import io.bitrelay.actors.coordinator.Coordinator;
+import io.bitrelay.actors.coordinator.CoordinatorSettings;
+import io.bitrelay.actors.gateway.ClusterGenerationBackend;
+import io.bitrelay.actors.gateway.GatewayActor;
+import io.bitrelay.actors.dataplane.DataPlane;
+import io.bitrelay.actors.worker.StageWorker;
+import io.bitrelay.actors.worker.WorkerSettings;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.typed.ClusterSingleton;
+import org.apache.pekko.cluster.typed.ClusterSingletonSettings;
+import org.apache.pekko.cluster.typed.SingletonActor;
+
+import io.bitrelay.actors.gateway.GatewayHttpServer;
+import io.bitrelay.actors.gateway.GatewayMetrics;
+import io.bitrelay.actors.gateway.GatewaySettings;
+import io.bitrelay.actors.gateway.LinkMetrics;
+import io.bitrelay.actors.gateway.ServedModel;
+import io.bitrelay.runtime.model.opt.OptConfig;
+import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Function;
+
+/**
+ * One cluster node: a Pekko actor system joined to the cluster, with the actors of its roles — a stage
+ * worker owning this node's device, the coordinator singleton (on the oldest coordinator node), the gateway.
+ */
+public final class BitrelayNode implements AutoCloseable {
+    public static final String SYSTEM_NAME = "bitrelay";
+
+    private final ActorSystem<Void> system;
+    private final DataPlane dataPlane;
+    private final ClusterGenerationBackend backend;
+    private final ActorRef<Coordinator.Command> coordinator;
+    private final GatewayHttpServer http;
+
+    private BitrelayNode(ActorSystem<Void> system, DataPlane dataPlane, ClusterGenerationBackend backend,
+                         ActorRef<Coordinator.Command> coordinator, GatewayHttpServer http) {
+        this.system = system;
+        this.dataPlane = dataPlane;
+        this.backend = backend;
+        this.coordinator = coordinator;
+        this.http = http;
+    }
+
+    /**
+     * @param dataPlaneFactory opens this host's data plane from the worker settings (only for worker nodes)
+     */
+    public static BitrelayNode start(NodeOptions options, Map<String, Object> overrides, java.nio.file.Path configFile,
+                                     Function<WorkerSettings, DataPlane> dataPlaneFactory) {
+        Map<String, Object> settings = new HashMap<>(overrides);
+        settings.put("pekko.remote.artery.canonical.hostname", options.host());
+        settings.put("pekko.remote.artery.canonical.port", options.port());
+        settings.put("pekko.cluster.roles", List.copyOf(options.roles()));
+        List<String> seeds = new ArrayList<>();
+        for (String seed : options.seeds()) {
+            seeds.add("pekko://" + SYSTEM_NAME + "@" + seed);
+        }
+        Config config = BitrelayConfig.load(settings, configFile);
+        if (seeds.isEmpty()) {
+            // The first node seeds the cluster with itself; its actual port is known only once bound.
+            config = config.withValue("pekko.cluster.seed-nodes", com.typesafe.config.ConfigValueFactory.fromIterable(List.of()));
+        } else {
+            config = config.withValue("pekko.cluster.seed-nodes", com.typesafe.config.ConfigValueFactory.fromIterable(seeds));
+        }
+        Config finalConfig = config;
+        DataPlane dataPlane = null;
+        WorkerSettings workerSettings = null;
+        if (options.has(StageWorker.ROLE)) {
+            workerSettings = WorkerSettings.from(finalConfig, options.workerId(), options.host());
+            dataPlane = dataPlaneFactory.apply(workerSettings);
+        }
+        AtomicReference<Coordinator.Status> status = new AtomicReference<>();
+        ClusterGenerationBackend backend = options.has("gateway") ? new ClusterGenerationBackend(status) : null;
+        PrometheusRegistry registry = new PrometheusRegistry();
+        LinkMetrics linkMetrics = backend != null ? new LinkMetrics(registry) : null;
+        CompletableFuture<ActorRef<Coordinator.Command>> coordinatorRef = new CompletableFuture<>();
+        WorkerSettings worker = workerSettings;
+        DataPlane plane = dataPlane;
+        Behavior<Void> guardian = Behaviors.setup(context -> {
+            ActorRef<Coordinator.Command> proxy = ClusterSingleton.get(context.getSystem()).init(
+                    SingletonActor.of(Behaviors.<Coordinator.Command>setup(c -> Coordinator.create(CoordinatorSettings.from(finalConfig))),
+                                    Coordinator.SINGLETON_NAME)
+                            .withSettings(ClusterSingletonSettings.create(context.getSystem()).withRole(Coordinator.ROLE)));
+            coordinatorRef.complete(proxy);
+            if (worker != null) {
+                context.spawn(StageWorker.create(worker, plane), "stage-worker");
+            }
+            if (backend != null) {
+                backend.attach(context.spawn(GatewayActor.create(proxy, status::set, linkMetrics::update), "gateway"));
+            }
+            return Behaviors.empty();
+        });
+        ActorSystem<Void> system;
+        try {
+            system = ActorSystem.create(guardian, SYSTEM_NAME, finalConfig);
+        } catch (RuntimeException e) {
+            if (dataPlane != null) {
+                dataPlane.close();
+            }
+            throw e;
+        }
+        if (options.seeds().isEmpty()) {
+            org.apache.pekko.cluster.typed.Cluster cluster = org.apache.pekko.cluster.typed.Cluster.get(system);
+            cluster.manager().tell(org.apache.pekko.cluster.typed.Join.create(cluster.selfMember().address()));
+        }
+        ActorRef<Coordinator.Command> proxy = coordinatorRef.orTimeout(30, TimeUnit.SECONDS).join();
+        GatewayHttpServer http = null;
+        if (backend != null) {
+            try {
+                http = startHttp(system, finalConfig, backend, registry);
+            } catch (RuntimeException e) {
+                system.terminate();
+                if (dataPlane != null) {
+                    dataPlane.close();
+                }
+                throw e;
+            }
+        }
+        return new BitrelayNode(system, dataPlane, backend, proxy, http);
+    }
+
+    /** The gateway reads the checkpoint's tokenizer.json and config.json (its context length) itself. */
+    private static GatewayHttpServer startHttp(ActorSystem<Void> system, Config config, ClusterGenerationBackend backend,
+                                               PrometheusRegistry registry) {
+        String checkpoint = config.getString("bitrelay.coordinator.checkpoint-dir");
+        if (checkpoint.isBlank()) {
+            throw new IllegalArgumentException("a gateway node needs bitrelay.coordinator.checkpoint-dir (--model) for the tokenizer");
+        }
+        Path directory = Path.of(checkpoint);
+        OptConfig model = OptConfig.read(directory.resolve("config.json"));
+        String name = config.getString("bitrelay.gateway.model-name");
+        ServedModel served = ServedModel.of(name.isBlank() ? directory.getFileName().toString() : name, model);
+        GatewayMetrics metrics = new GatewayMetrics(registry, backend::queueDepth);
+        GatewayHttpServer server = new GatewayHttpServer(system, backend, OptTokenizer.load(directory), served, metrics,
+                GatewaySettings.fromConfig(config));
+        server.bind();
+        return server;
+    }
+
+    /** The gateway's bound address, or null on nodes without the gateway role. */
+    public InetSocketAddress httpAddress() {
+        return http == null ? null : http.address();
+    }
+
+    public ActorSystem<Void> system() {
+        return system;
+    }
+
+    /** The gateway's backend (gateway nodes only). */
+    public ClusterGenerationBackend backend() {
+        return backend;
+    }
+
+    public ActorRef<Coordinator.Command> coordinator() {
+        return coordinator;
+    }
+
+    /** This node's Pekko address as host:port, for other nodes' seed lists. */
+    public String seedAddress() {
+        var address = org.apache.pekko.cluster.typed.Cluster.get(system).selfMember().address();
+        return address.getHost().get() + ":" + address.getPort().get();
+    }
+
+    @Override
+    public void close() {
+        if (http != null) {
+            http.close();
+        }
+        system.terminate();
+        try {
+            system.getWhenTerminated().toCompletableFuture().get(30, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            // Terminating anyway: the data plane below must still be released.
+        }
+        if (dataPlane != null) {
+            dataPlane.close();
+        }
+    }
+}

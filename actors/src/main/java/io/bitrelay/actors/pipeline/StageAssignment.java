@@ -1,0 +1,27 @@
+package io.bitrelay.actors.pipeline;
+
+import io.bitrelay.actors.dataplane.Link;
+import io.bitrelay.actors.serialization.ClusterMessage;
+
+/**
+ * What the coordinator asks one worker to serve.
+ *
+ * @param firstLayer     first decoder layer of the stage
+ * @param endLayer       one past its last layer
+ * @param checkpointDir  the checkpoint directory as the worker's host sees it
+ * @param linkCodec      codec of the outbound link ("fp16", "int8", …)
+ * @param inbound        link from the previous stage, or null for the first stage
+ * @param outbound       link to the next stage, or null for the last stage
+ */
+public record StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
+                              String checkpointDir, String linkCodec, Link inbound, Link outbound)
+        implements ClusterMessage {
+
+    public boolean isFirst() {
+        return stageIndex == 0;
+    }
+
+    public boolean isLast() {
+        return stageIndex == stageCount - 1;
+    }
+}

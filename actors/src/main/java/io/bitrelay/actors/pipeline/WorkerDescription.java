@@ -1,0 +1,17 @@
+package io.bitrelay.actors.pipeline;
+
+import io.bitrelay.actors.serialization.ClusterMessage;
+import io.bitrelay.actors.worker.StageWorker;
+import org.apache.pekko.actor.typed.ActorRef;
+
+/**
+ * What a worker tells the coordinator about itself, for placement.
+ *
+ * @param host        where the worker runs: stages on the same host link over Aeron IPC, others over UDP
+ * @param device      "cpu" or "cuda:N"
+ * @param memoryBytes memory the worker may fill with weights and KV cache
+ * @param dataPort    UDP port its inbound link listens on when the upstream stage is on another host
+ */
+public record WorkerDescription(ActorRef<StageWorker.Command> worker, String workerId, String host, String device,
+                                long memoryBytes, int dataPort) implements ClusterMessage {
+}

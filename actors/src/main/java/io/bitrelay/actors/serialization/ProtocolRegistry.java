@@ -1,0 +1,82 @@
+package io.bitrelay.actors.serialization;
+
+import com.esotericsoftware.kryo.Kryo;
+import io.bitrelay.actors.coordinator.Coordinator;
+import io.bitrelay.actors.coordinator.JobEvent;
+import io.bitrelay.actors.coordinator.MicroBatch;
+import io.bitrelay.actors.gateway.GenerationJob;
+import io.bitrelay.actors.gateway.TokenListener;
+import io.bitrelay.actors.dataplane.Link;
+import io.bitrelay.actors.pipeline.StageAssignment;
+import io.bitrelay.actors.pipeline.WorkerDescription;
+import io.bitrelay.actors.worker.StageStats;
+import io.bitrelay.actors.worker.StageWorker;
+import io.bitrelay.runtime.generate.SamplingParams;
+
+/**
+ * Every class that crosses JVMs, with a fixed Kryo id. Ids are part of the wire protocol between nodes of
+ * one cluster: append new classes at the end, never renumber.
+ */
+public final class ProtocolRegistry {
+    static final int ACTOR_REF_ID = 100;
+    private static final int FIRST_ID = 101;
+
+    private static final Class<?>[] CLASSES = {
+            // plain values
+            int[].class,
+            String[].class,
+            SamplingParams.class,
+            TokenListener.FinishReason.class,
+            GenerationJob.class,
+            // pipeline description
+            WorkerDescription.class,
+            Link.class,
+            StageAssignment.class,
+            MicroBatch.class,
+            MicroBatch.Entry.class,
+            MicroBatch.Entry[].class,
+            StageStats.class,
+            StageStats.LinkCounters.class,
+            // coordinator protocol
+            Coordinator.WorkerDescribed.class,
+            Coordinator.StageReady.class,
+            Coordinator.StageFailed.class,
+            Coordinator.Submit.class,
+            Coordinator.Cancel.class,
+            Coordinator.StepCompleted.class,
+            Coordinator.StepFailed.class,
+            Coordinator.GetStatus.class,
+            Coordinator.Status.class,
+            Coordinator.StageView.class,
+            Coordinator.StageView[].class,
+            // worker protocol
+            StageWorker.Describe.class,
+            StageWorker.LoadStage.class,
+            StageWorker.RunStep.class,
+            StageWorker.CloseSequences.class,
+            StageWorker.ReportStats.class,
+            StageWorker.InjectFault.class,
+            // gateway events
+            JobEvent.TokenGenerated.class,
+            JobEvent.JobFinished.class,
+            JobEvent.JobFailed.class,
+            Coordinator.CollectStats.class,
+            io.bitrelay.actors.coordinator.StatsAggregator.PipelineStats.class,
+            StageStats[].class,
+            Coordinator.InjectFault.class,
+    };
+
+    private ProtocolRegistry() {
+    }
+
+    static void register(Kryo kryo) {
+        for (int i = 0; i < CLASSES.length; i++) {
+            kryo.register(CLASSES[i], FIRST_ID + i);
+        }
+    }
+
+    /** For tests: every registered class. */
+    public static Class<?>[] classes() {
+        return CLASSES.clone();
+    }
+}

@@ -1,0 +1,358 @@
+package io.bitrelay.actors.worker;
+
+import io.bitrelay.actors.coordinator.Coordinator;
+import io.bitrelay.actors.dataplane.DataPlane;
+import io.bitrelay.actors.coordinator.MicroBatch;
+import io.bitrelay.actors.pipeline.StageAssignment;
+import io.bitrelay.runtime.generate.Sampler;
+import io.bitrelay.runtime.model.opt.KvCache;
+import io.bitrelay.runtime.model.opt.LayerRange;
+import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.model.opt.SequenceChunk;
+import io.bitrelay.runtime.wire.BatchLayout;
+import io.bitrelay.runtime.wire.FrameException;
+import io.bitrelay.runtime.wire.LinkCodec;
+import io.bitrelay.runtime.wire.LinkCodecs;
+import io.bitrelay.runtime.wire.LinkFrame;
+import io.bitrelay.runtime.wire.LinkFrameReader;
+import io.bitrelay.runtime.wire.LinkFrameWriter;
+import io.bitrelay.runtime.wire.LinkStats;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * One pipeline stage at work: its slice of the model, the KV caches of its layers per sequence, and its
+ * links. Micro-batches arrive as RunStep (first stage) or as frames from the previous stage, and are
+ * computed one at a time, in arrival order, on the stage's compute thread; the result goes on as a frame
+ * or, from the last stage, as sampled tokens to the coordinator. Whatever goes wrong with a micro-batch
+ * is reported to the coordinator, which fails exactly the requests in it.
+ */
+final class StageEngine {
+    private static final Logger LOG = LoggerFactory.getLogger(StageEngine.class);
+
+    private final StageAssignment assignment;
+    private final String workerId;
+    private final OptModel model;
+    private final ActorRef<Coordinator.Command> coordinator;
+    private final ExecutorService compute;
+    private final DataPlane.FrameSender sender;
+    private final AutoCloseable receiver;
+    private final LinkCodec codec;
+    private final LinkFrameWriter writer = new LinkFrameWriter();
+    private final LinkFrameReader reader = new LinkFrameReader();
+    private final LinkStats outboundStats = new LinkStats();
+    private final Map<Integer, KvCache> caches = new HashMap<>();
+    private final Map<Integer, Sampler> samplers = new HashMap<>();
+    private final AtomicLong rejectedFrames = new AtomicLong();
+    private final AtomicLong steps = new AtomicLong();
+    private final AtomicLong computeNanos = new AtomicLong();
+    private volatile String lastRejection;
+    private volatile FrameFault pendingFault;
+    private volatile int cachedSequences;
+    private volatile long kvCacheBytes;
+    private Arena sendArena = Arena.ofShared();
+    private MemorySegment sendBuffer = MemorySegment.NULL;
+
+    private StageEngine(StageAssignment assignment, String workerId, OptModel model, ActorRef<Coordinator.Command> coordinator,
+                        DataPlane dataPlane) {
+        this.assignment = assignment;
+        this.workerId = workerId;
+        this.model = model;
+        this.coordinator = coordinator;
+        this.codec = LinkCodecs.forName(assignment.linkCodec());
+        this.compute = Executors.newSingleThreadExecutor(
+                Thread.ofPlatform().name("stage-" + assignment.stageIndex() + "-compute").daemon().factory());
+        this.sender = assignment.outbound() == null ? null : dataPlane.sender(assignment.outbound());
+        this.receiver = assignment.inbound() == null ? null
+                : dataPlane.receive(assignment.inbound(), this::onFrame, this::onLinkError);
+    }
+
+    static StageEngine start(StageAssignment assignment, WorkerSettings settings, DataPlane dataPlane,
+                             ActorRef<Coordinator.Command> coordinator) {
+        LayerRange range = new LayerRange(assignment.firstLayer(), assignment.endLayer(), assignment.totalLayers());
+        OptModel model = OptModel.load(Path.of(assignment.checkpointDir()), range);
+        try {
+            return new StageEngine(assignment, settings.workerId(), model, coordinator, dataPlane);
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
+    int stageIndex() {
+        return assignment.stageIndex();
+    }
+
+    long weightBytes() {
+        return model.config().layerParameters() * (assignment.endLayer() - assignment.firstLayer()) * Float.BYTES;
+    }
+
+    // ---- arrivals ------------------------------------------------------------------------------------------
+
+    void runStep(MicroBatch batch) {
+        compute.execute(() -> guarded(batch.batchId(), () -> computeFirst(batch)));
+    }
+
+    /** Called on the data plane's thread; the frame is copied so that thread can go back to polling. */
+    private void onFrame(MemorySegment frame) {
+        Arena arena = Arena.ofShared();
+        MemorySegment copy = arena.allocate(frame.byteSize(), 8);
+        MemorySegment.copy(frame, 0, copy, 0, frame.byteSize());
+        compute.execute(() -> {
+            try {
+                computeFrame(copy);
+            } finally {
+                arena.close();
+            }
+        });
+    }
+
+    private void onLinkError(String reason) {
+        rejectedFrames.incrementAndGet();
+        lastRejection = reason;
+        LOG.warn("stage {}: inbound link error: {}", assignment.stageIndex(), reason);
+    }
+
+    void close(int[] sequenceIds) {
+        compute.execute(() -> {
+            for (int id : sequenceIds) {
+                KvCache cache = caches.remove(id);
+                if (cache != null) {
+                    cache.close();
+                }
+                samplers.remove(id);
+            }
+            updateCacheGauges();
+        });
+    }
+
+    void injectFault(FrameFault fault) {
+        pendingFault = fault;
+    }
+
+    // ---- compute ---------------------------------------------------------------------------------------------
+
+    private void computeFirst(MicroBatch batch) {
+        List<BatchLayout.Entry> entries = new ArrayList<>();
+        List<SequenceChunk> chunks = new ArrayList<>();
+        for (MicroBatch.Entry entry : batch.entries()) {
+            BatchLayout.Entry layoutEntry = entry.firstChunkSampling() == null
+                    ? BatchLayout.Entry.of(entry.sequenceId(), entry.tokens().length, entry.startPosition())
+                    : BatchLayout.Entry.firstChunk(entry.sequenceId(), entry.tokens().length, entry.startPosition(), entry.firstChunkSampling());
+            entries.add(layoutEntry);
+            chunks.add(new SequenceChunk(entry.tokens(), cacheFor(layoutEntry)));
+        }
+        BatchLayout layout = new BatchLayout(entries);
+        long start = System.nanoTime();
+        try (Arena step = Arena.ofShared()) {
+            MemorySegment hidden = model.embed(chunks, step);
+            model.runLayers(chunks, hidden, step);
+            finish(batch.batchId(), batch.step(), layout, chunks, hidden, step, start);
+        }
+    }
+
+    private void computeFrame(MemorySegment frame) {
+        long claimedBatch = claimedBatchId(frame);
+        LinkFrameReader validated;
+        try {
+            validated = reader.wrap(frame);
+            if (validated.targetStage() != assignment.stageIndex() || validated.width() != model.config().hiddenSize()) {
+                throw new FrameException(FrameException.Reason.BAD_SIZES, "frame for stage " + validated.targetStage()
+                        + " of width " + validated.width() + " reached stage " + assignment.stageIndex() + " of width "
+                        + model.config().hiddenSize());
+            }
+        } catch (FrameException e) {
+            rejectedFrames.incrementAndGet();
+            String reason = "frame on " + assignment.inbound().describe() + " rejected: " + e.getMessage();
+            lastRejection = reason;
+            LOG.warn("stage {}: {}", assignment.stageIndex(), reason);
+            coordinator.tell(new Coordinator.StepFailed(claimedBatch, assignment.stageIndex(), reason));
+            return;
+        }
+        long batchId = validated.batchId();
+        guarded(batchId, () -> {
+            BatchLayout layout = validated.batchLayout();
+            List<SequenceChunk> chunks = new ArrayList<>();
+            for (BatchLayout.Entry entry : layout.entries()) {
+                chunks.add(new SequenceChunk(new int[entry.tokenCount()], cacheFor(entry)));
+            }
+            long start = System.nanoTime();
+            try (Arena step = Arena.ofShared()) {
+                MemorySegment hidden = step.allocate((long) validated.rows() * validated.width() * Float.BYTES, 64);
+                validated.decodeInto(hidden);
+                model.runLayers(chunks, hidden, step);
+                finish(batchId, validated.step(), layout, chunks, hidden, step, start);
+            }
+        });
+    }
+
+    /** Sends the hidden states on, or, on the last stage, samples each sequence's next token. */
+    private void finish(long batchId, int stepNumber, BatchLayout layout, List<SequenceChunk> chunks,
+                        MemorySegment hidden, Arena step, long startNanos) {
+        if (assignment.isLast()) {
+            int[] lastRows = new int[chunks.size()];
+            int row = 0;
+            for (int i = 0; i < chunks.size(); i++) {
+                row += chunks.get(i).length();
+                lastRows[i] = row - 1;
+            }
+            float[][] logits = model.logits(hidden, lastRows, step);
+            int[] sequenceIds = new int[chunks.size()];
+            int[] tokens = new int[chunks.size()];
+            for (int i = 0; i < chunks.size(); i++) {
+                BatchLayout.Entry entry = layout.entries().get(i);
+                sequenceIds[i] = entry.sequenceId();
+                tokens[i] = samplerFor(entry).next(logits[i]);
+            }
+            recordCompute(startNanos);
+            coordinator.tell(new Coordinator.StepCompleted(batchId, sequenceIds, tokens));
+        } else {
+            recordCompute(startNanos);
+            send(batchId, stepNumber, layout, hidden);
+        }
+        updateCacheGauges();
+    }
+
+    private void send(long batchId, int stepNumber, BatchLayout layout, MemorySegment hidden) {
+        int rows = layout.tokens();
+        int width = model.config().hiddenSize();
+        long frameBytes = LinkFrame.frameBytes(codec, layout.encodedBytes(), rows, width);
+        ensureSendBuffer(frameBytes);
+        long length = writer.wrap(sendBuffer).batchId(batchId).step(stepNumber)
+                .stages(assignment.stageIndex(), assignment.stageIndex() + 1)
+                .encode(codec, layout, hidden, rows, width);
+        outboundStats.recordFrame(writer);
+        FrameFault fault = pendingFault;
+        if (fault != null) {
+            pendingFault = null;
+            length = fault.apply(sendBuffer, length, LinkFrame.VERSION_OFFSET);
+            LOG.warn("stage {}: injected fault {} into micro-batch {}", assignment.stageIndex(), fault, batchId);
+        }
+        sender.send(sendBuffer, length);
+    }
+
+    private void ensureSendBuffer(long bytes) {
+        if (sendBuffer.byteSize() >= bytes) {
+            return;
+        }
+        sendArena.close();
+        sendArena = Arena.ofShared();
+        sendBuffer = sendArena.allocate(Math.max(bytes, 2 * sendBuffer.byteSize()), 64);
+    }
+
+    private KvCache cacheFor(BatchLayout.Entry entry) {
+        KvCache cache = caches.get(entry.sequenceId());
+        if (entry.startPosition() == 0) {
+            if (cache != null) {
+                throw new IllegalStateException("sequence " + entry.sequenceId() + " starts again but stage "
+                        + assignment.stageIndex() + " still holds " + cache.length() + " of its positions");
+            }
+            cache = model.newCache();
+            caches.put(entry.sequenceId(), cache);
+        } else if (cache == null || cache.length() != entry.startPosition()) {
+            throw new IllegalStateException("sequence " + entry.sequenceId() + " continues at position "
+                    + entry.startPosition() + " but stage " + assignment.stageIndex() + " holds "
+                    + (cache == null ? "no cache" : cache.length() + " positions"));
+        }
+        return cache;
+    }
+
+    private Sampler samplerFor(BatchLayout.Entry entry) {
+        if (entry.sampling() != null) {
+            samplers.put(entry.sequenceId(), new Sampler(entry.sampling()));
+        }
+        Sampler sampler = samplers.get(entry.sequenceId());
+        if (sampler == null) {
+            throw new IllegalStateException("no sampling parameters for sequence " + entry.sequenceId());
+        }
+        return sampler;
+    }
+
+    private void guarded(long batchId, Runnable work) {
+        try {
+            work.run();
+        } catch (RuntimeException e) {
+            String reason = e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
+            LOG.warn("stage {}: micro-batch {} failed: {}", assignment.stageIndex(), batchId, reason, e);
+            coordinator.tell(new Coordinator.StepFailed(batchId, assignment.stageIndex(), reason));
+        }
+    }
+
+    /** The batch id a rejected frame claims, if enough of its header arrived to read one; -1 otherwise. */
+    private static long claimedBatchId(MemorySegment frame) {
+        if (frame.byteSize() < LinkFrame.HEADER_BYTES) {
+            return -1;
+        }
+        return frame.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), LinkFrame.BATCH_ID_OFFSET);
+    }
+
+    private void recordCompute(long startNanos) {
+        steps.incrementAndGet();
+        computeNanos.addAndGet(System.nanoTime() - startNanos);
+    }
+
+    private void updateCacheGauges() {
+        cachedSequences = caches.size();
+        long bytes = 0;
+        for (KvCache cache : caches.values()) {
+            bytes += cache.bytes();
+        }
+        kvCacheBytes = bytes;
+    }
+
+    // ---- reporting and shutdown -----------------------------------------------------------------------------
+
+    StageStats stats() {
+        StageStats.LinkCounters outbound = null;
+        if (assignment.outbound() != null) {
+            LinkStats.Snapshot s = outboundStats.snapshot();
+            outbound = new StageStats.LinkCounters(assignment.stageIndex(), assignment.stageIndex() + 1, codec.id().codecName(),
+                    s.frames(), s.tokens(), s.payloadBytes(), s.wireBytes(), s.fp16WireBytes(), sender.backPressureEvents());
+        }
+        return new StageStats(assignment.stageIndex(), workerId, assignment.firstLayer(), assignment.endLayer(), outbound,
+                rejectedFrames.get(), lastRejection, cachedSequences, kvCacheBytes, steps.get(), computeNanos.get());
+    }
+
+    void shutdown() {
+        compute.shutdownNow();
+        try {
+            compute.awaitTermination(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        closeQuietly(receiver);
+        if (sender != null) {
+            sender.close();
+        }
+        caches.values().forEach(KvCache::close);
+        caches.clear();
+        sendArena.close();
+        model.close();
+    }
+
+    private static void closeQuietly(AutoCloseable closeable) {
+        if (closeable == null) {
+            return;
+        }
+        try {
+            closeable.close();
+        } catch (Exception e) {
+            LOG.warn("closing {}: {}", closeable, e.getMessage());
+        }
+    }
+}

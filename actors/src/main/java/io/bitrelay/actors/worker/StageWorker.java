@@ -1,0 +1,173 @@
+package io.bitrelay.actors.worker;
+
+import io.bitrelay.actors.coordinator.Coordinator;
+import io.bitrelay.actors.dataplane.DataPlane;
+import io.bitrelay.actors.coordinator.MicroBatch;
+import io.bitrelay.actors.pipeline.StageAssignment;
+import io.bitrelay.actors.pipeline.WorkerDescription;
+import io.bitrelay.actors.serialization.ClusterMessage;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * Owns one device and serves the pipeline stage the coordinator assigns to it. The actor handles control
+ * only; the stage's compute and its links run in a {@link StageEngine} on threads of their own, so a
+ * long prefill never blocks the actor's mailbox.
+ */
+public final class StageWorker {
+    public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "bitrelay-stage-worker");
+    public static final String ROLE = "worker";
+
+    public sealed interface Command extends ClusterMessage {
+    }
+
+    public record Describe(ActorRef<Coordinator.Command> replyTo) implements Command {
+    }
+
+    public record LoadStage(StageAssignment assignment, ActorRef<Coordinator.Command> coordinator) implements Command {
+    }
+
+    /** First stage only: embed these tokens and start the micro-batch down the pipeline. */
+    public record RunStep(MicroBatch batch) implements Command {
+    }
+
+    /** The sequences ended: free their KV caches (and, on the last stage, their samplers). */
+    public record CloseSequences(int[] sequenceIds) implements Command {
+    }
+
+    public record ReportStats(ActorRef<StageStats> replyTo) implements Command {
+    }
+
+    /** Corrupts this stage's next outgoing frame: flip, truncate or version (needs allow-fault-injection). */
+    public record InjectFault(String kind) implements Command {
+    }
+
+    private record Loaded(StageEngine engine, long loadMillis, ActorRef<Coordinator.Command> coordinator) implements Command {
+    }
+
+    private record LoadFailed(int stageIndex, String reason, ActorRef<Coordinator.Command> coordinator) implements Command {
+    }
+
+    public static Behavior<Command> create(WorkerSettings settings, DataPlane dataPlane) {
+        return Behaviors.setup(context -> {
+            context.getSystem().receptionist().tell(Receptionist.register(KEY, context.getSelf()));
+            ExecutorService loader = Executors.newSingleThreadExecutor(Thread.ofPlatform().name("stage-loader").daemon().factory());
+            return new StageWorker(context, settings, dataPlane, loader).idle(null);
+        });
+    }
+
+    private final ActorContext<Command> context;
+    private final WorkerSettings settings;
+    private final DataPlane dataPlane;
+    private final ExecutorService loader;
+
+    private StageWorker(ActorContext<Command> context, WorkerSettings settings, DataPlane dataPlane, ExecutorService loader) {
+        this.context = context;
+        this.settings = settings;
+        this.dataPlane = dataPlane;
+        this.loader = loader;
+    }
+
+    private WorkerDescription describe() {
+        return new WorkerDescription(context.getSelf(), settings.workerId(), settings.host(), settings.device(),
+                settings.memoryBytes(), settings.dataPort());
+    }
+
+    /** No stage (yet), or the previous one was dropped; {@code engine} is the stage still serving, or null. */
+    private Behavior<Command> idle(StageEngine engine) {
+        return Behaviors.receive(Command.class)
+                .onMessage(Describe.class, m -> {
+                    m.replyTo().tell(new Coordinator.WorkerDescribed(describe()));
+                    return Behaviors.same();
+                })
+                .onMessage(LoadStage.class, m -> load(m, engine))
+                .onMessage(Loaded.class, m -> {
+                    m.coordinator().tell(new Coordinator.StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis()));
+                    return serving(m.engine());
+                })
+                .onMessage(LoadFailed.class, m -> {
+                    context.getLog().error("stage {} failed to load: {}", m.stageIndex(), m.reason());
+                    m.coordinator().tell(new Coordinator.StageFailed(m.stageIndex(), m.reason()));
+                    return Behaviors.same();
+                })
+                .onMessage(RunStep.class, m -> {
+                    context.getLog().warn("micro-batch {} arrived before any stage was loaded", m.batch().batchId());
+                    return Behaviors.same();
+                })
+                .onMessage(ReportStats.class, m -> Behaviors.same())
+                .onMessage(CloseSequences.class, m -> Behaviors.same())
+                .onMessage(InjectFault.class, m -> Behaviors.same())
+                .onSignal(PostStop.class, s -> shutdown(engine))
+                .build();
+    }
+
+    private Behavior<Command> serving(StageEngine engine) {
+        return Behaviors.receive(Command.class)
+                .onMessage(Describe.class, m -> {
+                    m.replyTo().tell(new Coordinator.WorkerDescribed(describe()));
+                    return Behaviors.same();
+                })
+                .onMessage(RunStep.class, m -> {
+                    engine.runStep(m.batch());
+                    return Behaviors.same();
+                })
+                .onMessage(CloseSequences.class, m -> {
+                    engine.close(m.sequenceIds());
+                    return Behaviors.same();
+                })
+                .onMessage(ReportStats.class, m -> {
+                    m.replyTo().tell(engine.stats());
+                    return Behaviors.same();
+                })
+                .onMessage(InjectFault.class, m -> {
+                    if (!settings.allowFaultInjection()) {
+                        context.getLog().warn("refusing InjectFault({}): bitrelay.worker.allow-fault-injection is off", m.kind());
+                    } else {
+                        engine.injectFault(FrameFault.parse(m.kind()));
+                    }
+                    return Behaviors.same();
+                })
+                .onMessage(LoadStage.class, m -> load(m, engine))
+                .onSignal(PostStop.class, s -> shutdown(engine))
+                .build();
+    }
+
+    private Behavior<Command> load(LoadStage message, StageEngine previous) {
+        StageAssignment assignment = message.assignment();
+        shutdown(previous);
+        context.getLog().info("loading stage {}/{}: layers [{}, {}) of {}", assignment.stageIndex() + 1,
+                assignment.stageCount(), assignment.firstLayer(), assignment.endLayer(), assignment.checkpointDir());
+        long start = System.nanoTime();
+        CompletableFuture<StageEngine> loading = CompletableFuture.supplyAsync(
+                () -> StageEngine.start(assignment, settings, dataPlane, message.coordinator()), loader);
+        context.pipeToSelf(loading, (engine, failure) -> failure == null
+                ? new Loaded(engine, (System.nanoTime() - start) / 1_000_000, message.coordinator())
+                : new LoadFailed(assignment.stageIndex(), rootMessage(failure), message.coordinator()));
+        return idle(null);
+    }
+
+    private Behavior<Command> shutdown(StageEngine engine) {
+        if (engine != null) {
+            engine.shutdown();
+        }
+        return Behaviors.same();
+    }
+
+    private static String rootMessage(Throwable failure) {
+        Throwable cause = failure;
+        while (cause.getCause() != null && (cause instanceof java.util.concurrent.CompletionException
+                || cause.getMessage() == null)) {
+            cause = cause.getCause();
+        }
+        return cause.getMessage() != null ? cause.getMessage() : cause.getClass().getSimpleName();
+    }
+}

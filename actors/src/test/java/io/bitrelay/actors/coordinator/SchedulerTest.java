@@ -1,0 +1,118 @@
+package io.bitrelay.actors.coordinator;
+
+import io.bitrelay.actors.gateway.GenerationJob;
+import io.bitrelay.actors.gateway.TokenListener.FinishReason;
+import io.bitrelay.runtime.generate.SamplingParams;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class SchedulerTest {
+    private static final int EOS = 2;
+    private final List<Scheduler.Event<String>> events = new ArrayList<>();
+
+    private static GenerationJob job(String id, int promptLength, int maxTokens) {
+        int[] prompt = new int[promptLength];
+        java.util.Arrays.fill(prompt, 7);
+        return new GenerationJob(id, prompt, maxTokens, SamplingParams.greedy(), true);
+    }
+
+    private static int[] ids(MicroBatch batch) {
+        return java.util.Arrays.stream(batch.entries()).mapToInt(MicroBatch.Entry::sequenceId).toArray();
+    }
+
+    @Test
+    void shouldSpreadSequencesOverMicroBatchesSoEveryStageWorks() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(3, 16, 4096, 64), EOS);
+        for (int i = 0; i < 7; i++) {
+            scheduler.submit(job("r" + i, 4, 5), "client" + i);
+        }
+        List<MicroBatch> batches = scheduler.dispatch();
+        assertEquals(3, batches.size());
+        assertEquals(List.of(3, 3, 1), batches.stream().map(b -> b.entries().length).toList());
+        assertTrue(scheduler.dispatch().isEmpty(), "no idle slot left");
+        MicroBatch.Entry first = batches.getFirst().entries()[0];
+        assertEquals(0, first.startPosition());
+        assertNotNull(first.firstChunkSampling(), "the first chunk carries sampling");
+    }
+
+    @Test
+    void shouldFeedLastTokenAtTheNextPositionAndFinishAtMaxTokens() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 64), EOS);
+        scheduler.submit(job("a", 5, 2), "alice");
+        MicroBatch prefill = scheduler.dispatch().getFirst();
+        assertTrue(scheduler.complete(prefill.batchId(), ids(prefill), new int[]{42}, events::add).isEmpty());
+        MicroBatch decode = scheduler.dispatch().getFirst();
+        MicroBatch.Entry entry = decode.entries()[0];
+        assertArrayEquals(new int[]{42}, entry.tokens());
+        assertEquals(5, entry.startPosition());
+        assertNull(entry.firstChunkSampling());
+        List<Integer> ended = scheduler.complete(decode.batchId(), ids(decode), new int[]{43}, events::add);
+        assertEquals(List.of(entry.sequenceId()), ended);
+        assertEquals(List.of(new Scheduler.Token<>("alice", "a", 42), new Scheduler.Token<>("alice", "a", 43),
+                new Scheduler.Finished<>("alice", "a", FinishReason.MAX_TOKENS)), events);
+    }
+
+    @Test
+    void shouldStopOnEosAndAdmitWaitingJobsInOrder() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 1), EOS);
+        scheduler.submit(job("first", 3, 10), "c1");
+        scheduler.submit(job("second", 3, 10), "c2");
+        MicroBatch batch = scheduler.dispatch().getFirst();
+        assertEquals(1, batch.entries().length, "only one active sequence allowed");
+        assertEquals(1, scheduler.waitingCount());
+        scheduler.complete(batch.batchId(), ids(batch), new int[]{EOS}, events::add);
+        assertEquals(new Scheduler.Finished<>("c1", "first", FinishReason.EOS), events.getLast());
+        MicroBatch next = scheduler.dispatch().getFirst();
+        assertEquals(0, next.entries()[0].startPosition());
+        assertEquals(0, scheduler.waitingCount());
+    }
+
+    @Test
+    void shouldFailOnlyTheSequencesOfAFailedBatch() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(2, 1, 4096, 64), EOS);
+        scheduler.submit(job("x", 3, 10), "cx");
+        scheduler.submit(job("y", 3, 10), "cy");
+        List<MicroBatch> batches = scheduler.dispatch();
+        assertEquals(2, batches.size());
+        List<Integer> failed = scheduler.fail(batches.get(0).batchId(), "BAD_CRC", events::add);
+        assertEquals(1, failed.size());
+        assertEquals(new Scheduler.Failed<>("cx", "x", "BAD_CRC"), events.getFirst());
+        assertEquals(1, scheduler.activeCount());
+        assertThrows(IllegalArgumentException.class,
+                () -> scheduler.complete(batches.get(0).batchId(), ids(batches.get(0)), new int[]{5}, events::add));
+    }
+
+    @Test
+    void shouldCancelWaitingIdleAndInFlightSequences() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 1), EOS);
+        scheduler.submit(job("running", 3, 10), "c1");
+        scheduler.submit(job("queued", 3, 10), "c2");
+        MicroBatch batch = scheduler.dispatch().getFirst();
+        assertEquals(-1, scheduler.cancel("queued", events::add));
+        assertEquals(new Scheduler.Finished<>("c2", "queued", FinishReason.CANCELLED), events.getLast());
+        assertEquals(-1, scheduler.cancel("running", events::add), "in flight: ends when its step returns");
+        List<Integer> ended = scheduler.complete(batch.batchId(), ids(batch), new int[]{9}, events::add);
+        assertEquals(1, ended.size());
+        assertEquals(new Scheduler.Finished<>("c1", "running", FinishReason.CANCELLED), events.getLast());
+        assertEquals(0, scheduler.activeCount());
+    }
+
+    @Test
+    void shouldLimitBatchTokensButStillRunALongPromptAlone() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 100, 64), EOS);
+        scheduler.submit(job("long", 300, 1), "c1");
+        scheduler.submit(job("short", 10, 1), "c2");
+        MicroBatch batch = scheduler.dispatch().getFirst();
+        assertEquals(1, batch.entries().length);
+        assertEquals(300, batch.tokenCount());
+    }
+}

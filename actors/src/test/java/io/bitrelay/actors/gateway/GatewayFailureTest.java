@@ -1,0 +1,195 @@
+package io.bitrelay.actors.gateway;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.bitrelay.runtime.TestModels;
+import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import io.prometheus.metrics.model.registry.PrometheusRegistry;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.function.BooleanSupplier;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The gateway over a scripted backend: disconnects, backend failures, refusals, timeouts, stop-string cancels. */
+@Timeout(60)
+class GatewayFailureTest {
+    private static final ServedModel MODEL = new ServedModel("scripted", 4096);
+
+    @TempDir
+    static Path temp;
+    static ActorSystem<Void> system;
+    static OptTokenizer tokenizer;
+    ScriptedBackend backend;
+    GatewayMetrics metrics;
+    GatewayHttpServer server;
+    HttpTestClient http;
+
+    @BeforeAll
+    static void startSystem() {
+        tokenizer = OptTokenizer.load(TestModels.writeTiny(temp.resolve("tiny")));
+        system = ActorSystem.create(Behaviors.empty(), "gateway-failure-test");
+    }
+
+    @AfterAll
+    static void stopSystem() {
+        system.terminate();
+        tokenizer.close();
+    }
+
+    @BeforeEach
+    void startServer() {
+        backend = new ScriptedBackend();
+        backend.script = Arrays.copyOfRange(tokenizer.encode("hello world"), 1, tokenizer.encode("hello world").length);
+        startServer(GatewaySettings.defaults().withPort(0));
+    }
+
+    void startServer(GatewaySettings settings) {
+        metrics = new GatewayMetrics(new PrometheusRegistry(), backend::queueDepth);
+        server = new GatewayHttpServer(system, backend, tokenizer, MODEL, metrics, settings);
+        http = new HttpTestClient(server.bind());
+    }
+
+    @AfterEach
+    void stopServer() {
+        server.close();
+        backend.close();
+    }
+
+    private double metric(String series) {
+        return GatewayHttpServerTest.metricValue(new String(metrics.scrapeText(), StandardCharsets.UTF_8), series);
+    }
+
+    private static void eventually(BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("never happened: " + what);
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    @Test
+    void shouldCancelTheJobWhenTheStreamingClientDisconnects() throws Exception {
+        backend.tokenIntervalMillis = 20;
+        InetSocketAddress address = server.address();
+        String requestId;
+        try (Socket socket = new Socket(address.getHostString(), address.getPort())) {
+            byte[] body = "{\"prompt\":\"hi\",\"max_tokens\":3000,\"stream\":true}".getBytes(StandardCharsets.UTF_8);
+            OutputStream out = socket.getOutputStream();
+            out.write(("POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.write(body);
+            out.flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(socket.getInputStream(), StandardCharsets.UTF_8));
+            String line;
+            do {
+                line = in.readLine();
+            } while (line != null && !line.startsWith("data: "));
+            assertTrue(line != null, "the stream ended before its first event");
+            requestId = HttpTestClient.JSON.readTree(line.substring("data: ".length())).get("id").asText();
+        }
+        eventually(() -> backend.cancelled.contains(requestId), "the backend job is cancelled");
+        eventually(() -> metric("bitrelay_gateway_requests_total{outcome=\"cancelled\"}") == 1, "counted as cancelled");
+        assertEquals(0, metric("bitrelay_gateway_requests_in_flight"));
+    }
+
+    @Test
+    void shouldAnswer500WhenTheBackendFailsAndKeepServing() throws Exception {
+        backend.mode = ScriptedBackend.Mode.FAIL_AFTER_TWO;
+        HttpTestClient.Reply reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":10}");
+        assertEquals(500, reply.status());
+        JsonNode error = reply.json().get("error");
+        assertEquals("server_error", error.get("type").asText());
+        assertTrue(error.get("message").asText().contains("stage 3 lost"), reply.body());
+        assertEquals(1, metric("bitrelay_gateway_requests_total{outcome=\"failed\"}"));
+
+        backend.mode = ScriptedBackend.Mode.TOKENS;
+        reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":" + backend.script.length + "}");
+        assertEquals(200, reply.status());
+        assertEquals("hello world", reply.json().get("choices").get(0).get("text").asText());
+    }
+
+    @Test
+    void shouldSendAnErrorEventThenDoneWhenTheBackendFailsMidStream() throws Exception {
+        backend.mode = ScriptedBackend.Mode.FAIL_AFTER_TWO;
+        HttpTestClient.Reply reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":10,\"stream\":true}");
+        assertEquals(200, reply.status());
+        List<String> events = reply.events();
+        assertEquals("[DONE]", events.getLast());
+        JsonNode error = HttpTestClient.JSON.readTree(events.get(events.size() - 2)).get("error");
+        assertTrue(error.get("message").asText().contains("stage 3 lost"), reply.body());
+        StringBuilder text = new StringBuilder();
+        for (String event : events.subList(0, events.size() - 2)) {
+            text.append(HttpTestClient.JSON.readTree(event).get("choices").get(0).get("text").asText());
+        }
+        assertEquals(tokenizer.decode(Arrays.copyOf(backend.script, 2)), text.toString());
+    }
+
+    @Test
+    void shouldAnswer429WhenTheBackendQueueIsFull() throws Exception {
+        backend.mode = ScriptedBackend.Mode.REJECT;
+        for (String stream : List.of("false", "true")) {
+            HttpTestClient.Reply reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"stream\":" + stream + "}");
+            assertEquals(429, reply.status(), reply.body());
+            assertTrue(reply.json().get("error").get("message").asText().contains("already waiting"), reply.body());
+        }
+        assertEquals(2, metric("bitrelay_gateway_requests_total{outcome=\"rejected\"}"));
+        assertEquals(0, metric("bitrelay_gateway_requests_in_flight"));
+        assertEquals(3, metric("bitrelay_gateway_queue_depth"));
+        assertEquals(List.of(), backend.submitted);
+    }
+
+    @Test
+    void shouldReportUnhealthyWhileTheBackendIsNotReady() throws Exception {
+        backend.ready = false;
+        HttpTestClient.Reply reply = http.get("/health");
+        assertEquals(503, reply.status());
+        backend.ready = true;
+        assertEquals(200, http.get("/health").status());
+    }
+
+    @Test
+    void shouldCancelTheJobWhenAStopStringIsSeen() throws Exception {
+        HttpTestClient.Reply reply = http.post("/v1/completions",
+                "{\"prompt\":\"hi\",\"max_tokens\":1000,\"stop\":\"o w\"}");
+        assertEquals(200, reply.status());
+        JsonNode choice = reply.json().get("choices").get(0);
+        assertEquals("hell", choice.get("text").asText());
+        assertEquals("stop", choice.get("finish_reason").asText());
+        String id = reply.json().get("id").asText();
+        eventually(() -> backend.cancelled.contains(id), "the backend job is cancelled");
+    }
+
+    @Test
+    void shouldTimeOutAndCancelARequestThatTakesTooLong() throws Exception {
+        server.close();
+        startServer(GatewaySettings.defaults().withPort(0).withRequestTimeout(Duration.ofMillis(500)));
+        backend.mode = ScriptedBackend.Mode.SILENT;
+        HttpTestClient.Reply reply = http.post("/v1/completions", "{\"prompt\":\"hi\"}");
+        assertEquals(504, reply.status(), reply.body());
+        assertTrue(reply.json().get("error").get("message").asText().contains("request-timeout"), reply.body());
+        String id = backend.submitted.getFirst().requestId();
+        eventually(() -> backend.cancelled.contains(id), "the backend job is cancelled");
+        assertEquals(1, metric("bitrelay_gateway_requests_total{outcome=\"timeout\"}"));
+    }
+}

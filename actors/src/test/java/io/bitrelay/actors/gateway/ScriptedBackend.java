@@ -1,0 +1,88 @@
+package io.bitrelay.actors.gateway;
+
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/** A backend for gateway tests that plays a token script on a timer and can fail, refuse or hang on demand. */
+final class ScriptedBackend implements GenerationBackend, AutoCloseable {
+    enum Mode {
+        /** Plays the script until max tokens or cancellation. */
+        TOKENS,
+        /** Two tokens, then onFailed. */
+        FAIL_AFTER_TWO,
+        /** submit throws RejectedExecutionException. */
+        REJECT,
+        /** Accepts and never says anything until cancelled. */
+        SILENT
+    }
+
+    volatile Mode mode = Mode.TOKENS;
+    volatile int[] script = {100};
+    volatile long tokenIntervalMillis = 2;
+    volatile boolean ready = true;
+    final List<GenerationJob> submitted = new CopyOnWriteArrayList<>();
+    final Set<String> cancelled = ConcurrentHashMap.newKeySet();
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor();
+
+    @Override
+    public void submit(GenerationJob job, TokenListener listener) {
+        Mode now = mode;
+        if (now == Mode.REJECT) {
+            throw new RejectedExecutionException("7 requests are already waiting (test limit 7)");
+        }
+        submitted.add(job);
+        int[] tokens = script;
+        AtomicInteger emitted = new AtomicInteger();
+        ScheduledFuture<?>[] self = new ScheduledFuture<?>[1];
+        Runnable tick = () -> {
+            if (cancelled.contains(job.requestId())) {
+                listener.onFinished(TokenListener.FinishReason.CANCELLED);
+            } else if (now == Mode.SILENT) {
+                return;
+            } else if (now == Mode.FAIL_AFTER_TWO && emitted.get() == 2) {
+                listener.onFailed("stage 3 lost");
+            } else if (emitted.get() == job.maxNewTokens()) {
+                listener.onFinished(TokenListener.FinishReason.MAX_TOKENS);
+            } else {
+                listener.onToken(tokens[emitted.getAndIncrement() % tokens.length]);
+                return;
+            }
+            self[0].cancel(false);
+        };
+        synchronized (self) {
+            self[0] = timer.scheduleWithFixedDelay(() -> {
+                synchronized (self) {
+                    tick.run();
+                }
+            }, tokenIntervalMillis, tokenIntervalMillis, TimeUnit.MILLISECONDS);
+        }
+    }
+
+    @Override
+    public void cancel(String requestId) {
+        cancelled.add(requestId);
+    }
+
+    @Override
+    public int queueDepth() {
+        return 3;
+    }
+
+    @Override
+    public boolean ready() {
+        return ready;
+    }
+
+    @Override
+    public void close() {
+        timer.shutdownNow();
+    }
+}

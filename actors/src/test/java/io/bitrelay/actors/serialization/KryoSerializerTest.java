@@ -1,0 +1,91 @@
+package io.bitrelay.actors.serialization;
+
+import com.typesafe.config.ConfigFactory;
+import io.bitrelay.actors.coordinator.Coordinator;
+import io.bitrelay.actors.coordinator.JobEvent;
+import io.bitrelay.actors.coordinator.MicroBatch;
+import io.bitrelay.actors.gateway.GenerationJob;
+import io.bitrelay.actors.gateway.TokenListener;
+import io.bitrelay.actors.dataplane.Link;
+import io.bitrelay.actors.pipeline.StageAssignment;
+import io.bitrelay.actors.worker.StageStats;
+import io.bitrelay.actors.worker.StageWorker;
+import io.bitrelay.runtime.generate.SamplingParams;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.serialization.Serialization;
+import org.apache.pekko.serialization.SerializationExtension;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class KryoSerializerTest {
+    private static final ActorTestKit TESTKIT = ActorTestKit.create(ConfigFactory.parseString("""
+            pekko.actor.allow-java-serialization = off
+            pekko.actor.serializers.bitrelay-kryo = "io.bitrelay.actors.serialization.KryoSerializer"
+            pekko.actor.serialization-bindings { "io.bitrelay.actors.serialization.ClusterMessage" = bitrelay-kryo }
+            """));
+
+    @AfterAll
+    static void stop() {
+        TESTKIT.shutdownTestKit();
+    }
+
+    private static Object roundTrip(Object message) {
+        Serialization serialization = SerializationExtension.get(Adapter.toClassic(TESTKIT.system()));
+        assertInstanceOf(KryoSerializer.class, serialization.findSerializerFor(message));
+        byte[] bytes = serialization.serialize(message).get();
+        return serialization.deserialize(bytes, message.getClass()).get();
+    }
+
+    @Test
+    void shouldRoundTripEveryProtocolShapeIncludingActorRefs() {
+        TestProbe<JobEvent> client = TESTKIT.createTestProbe();
+        GenerationJob job = new GenerationJob("cmpl-1", new int[]{2, 5, 9}, 16, new SamplingParams(0.7f, 40, 0.9f, 11), true);
+        Coordinator.Submit submit = (Coordinator.Submit) roundTrip(new Coordinator.Submit(job, client.getRef()));
+        assertEquals(client.getRef(), submit.replyTo());
+        assertArrayEquals(job.promptTokens(), submit.job().promptTokens());
+        assertEquals(job.sampling(), submit.job().sampling());
+
+        MicroBatch batch = new MicroBatch(7, 3, new MicroBatch.Entry[]{
+                new MicroBatch.Entry(1, new int[]{4, 5}, 0, SamplingParams.greedy()),
+                new MicroBatch.Entry(2, new int[]{6}, 9, null)});
+        StageWorker.RunStep run = (StageWorker.RunStep) roundTrip(new StageWorker.RunStep(batch));
+        assertEquals(2, run.batch().entries().length);
+        assertArrayEquals(new int[]{4, 5}, run.batch().entries()[0].tokens());
+        assertEquals(null, run.batch().entries()[1].firstChunkSampling());
+
+        StageAssignment assignment = new StageAssignment(1, 3, 4, 8, 12, "/models/x", "int8",
+                new Link(0, 1, "aeron:ipc", 1001), null);
+        StageWorker.LoadStage load = (StageWorker.LoadStage) roundTrip(
+                new StageWorker.LoadStage(assignment, TESTKIT.<Coordinator.Command>createTestProbe().getRef()));
+        assertEquals(assignment, load.assignment());
+        assertEquals(new JobEvent.JobFinished("cmpl-1", TokenListener.FinishReason.EOS),
+                roundTrip(new JobEvent.JobFinished("cmpl-1", TokenListener.FinishReason.EOS)));
+        StageStats stats = new StageStats(0, "w", 0, 4, new StageStats.LinkCounters(0, 1, "int8", 3, 30, 100, 200, 390, 0),
+                0, null, 2, 4096, 3, 1000);
+        assertEquals(stats, roundTrip(stats));
+        Coordinator.StepCompleted done = (Coordinator.StepCompleted) roundTrip(new Coordinator.StepCompleted(7, new int[]{1, 2}, new int[]{40, 41}));
+        assertArrayEquals(new int[]{40, 41}, done.tokens());
+    }
+
+    @Test
+    void shouldRefuseUnregisteredClasses() {
+        record Stray(int x) implements ClusterMessage {
+        }
+        assertThrows(Exception.class, () -> roundTrip(new Stray(1)));
+    }
+
+    @Test
+    void shouldRegisterEachClassOnce() {
+        Class<?>[] classes = ProtocolRegistry.classes();
+        assertEquals(classes.length, Arrays.stream(classes).distinct().count());
+    }
+}

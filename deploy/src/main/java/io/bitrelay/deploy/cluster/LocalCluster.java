@@ -1,0 +1,226 @@
+package io.bitrelay.deploy.cluster;
+
+import io.bitrelay.actors.coordinator.Coordinator;
+import io.bitrelay.actors.coordinator.StatsAggregator;
+import io.bitrelay.actors.dataplane.MediaDriverHost;
+import io.bitrelay.actors.node.BitrelayNode;
+import io.bitrelay.actors.node.NodeOptions;
+import org.apache.pekko.actor.typed.javadsl.AskPattern;
+
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * A cluster on this machine: this JVM runs the host's shared Aeron media driver and the coordinator +
+ * gateway node; each worker is a JVM of its own, started with this JVM's java, flags and classpath, and
+ * linked to its neighbours over Aeron IPC through the shared driver.
+ */
+public final class LocalCluster implements AutoCloseable {
+    /**
+     * @param workers        worker JVMs to start
+     * @param httpPort       gateway port; 0 picks a free one
+     * @param threadsPerWorker CPU threads each worker's kernels use; 0 = the cores divided among the workers
+     * @param extraSettings  config overrides for every node (e.g. allow-fault-injection in tests)
+     */
+    public record Options(Path checkpoint, int workers, String linkCodec, int httpPort, int threadsPerWorker,
+                          Path logDirectory, Map<String, Object> extraSettings, Duration startTimeout) {
+    }
+
+    private final MediaDriverHost driver;
+    private final BitrelayNode node;
+    private final List<Process> workers;
+    private final Path aeronDirectory;
+
+    private LocalCluster(MediaDriverHost driver, BitrelayNode node, List<Process> workers, Path aeronDirectory) {
+        this.driver = driver;
+        this.node = node;
+        this.workers = workers;
+        this.aeronDirectory = aeronDirectory;
+    }
+
+    public static LocalCluster start(Options options, Consumer<String> progress) throws IOException {
+        Path aeronDirectory = Files.createTempDirectory("bitrelay-aeron-");
+        Files.delete(aeronDirectory); // the driver creates (and on shutdown deletes) its own directory
+        progress.accept("starting the shared Aeron media driver in " + aeronDirectory);
+        MediaDriverHost driver = MediaDriverHost.start(MediaDriverHost.Settings.defaults()
+                .withAeronDirectory(aeronDirectory).withMode(MediaDriverHost.DriverMode.EMBEDDED));
+        List<Process> workers = new ArrayList<>();
+        BitrelayNode node = null;
+        try {
+            Map<String, Object> settings = new HashMap<>(options.extraSettings());
+            settings.put("bitrelay.coordinator.checkpoint-dir", options.checkpoint().toString());
+            settings.put("bitrelay.coordinator.link-codec", options.linkCodec());
+            settings.put("bitrelay.coordinator.expected-workers", options.workers());
+            settings.put("bitrelay.gateway.port", options.httpPort());
+            settings.put("bitrelay.gateway.host", "127.0.0.1");
+            progress.accept("starting the coordinator and gateway node");
+            node = BitrelayNode.start(new NodeOptions(Set.of("coordinator", "gateway"), "127.0.0.1", 0, List.of(), "gateway"),
+                    settings, null, w -> {
+                        throw new IllegalStateException("this node has no worker");
+                    });
+            String seed = node.seedAddress();
+            Files.createDirectories(options.logDirectory());
+            int threads = options.threadsPerWorker() > 0 ? options.threadsPerWorker()
+                    : Math.max(1, Runtime.getRuntime().availableProcessors() / options.workers());
+            for (int i = 0; i < options.workers(); i++) {
+                String id = "worker-" + (i + 1);
+                Path log = options.logDirectory().resolve(id + ".log");
+                List<String> command = workerCommand(id, seed, aeronDirectory, options, threads, settings);
+                workers.add(new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start());
+                progress.accept("started " + id + " (log: " + log + ")");
+            }
+            LocalCluster cluster = new LocalCluster(driver, node, workers, aeronDirectory);
+            cluster.awaitServing(options.startTimeout(), progress);
+            return cluster;
+        } catch (IOException | RuntimeException e) {
+            workers.forEach(Process::destroyForcibly);
+            if (node != null) {
+                node.close();
+            }
+            driver.close();
+            throw e;
+        }
+    }
+
+    private static List<String> workerCommand(String id, String seed, Path aeronDirectory, Options options, int threads,
+                                              Map<String, Object> settings) {
+        List<String> command = new ArrayList<>();
+        command.add(ProcessHandle.current().info().command().orElse("java"));
+        for (String argument : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+            // Keep module and access flags; heap, debugger and agent flags are this JVM's own business.
+            if (argument.startsWith("--add-") || argument.startsWith("--enable-native-access")) {
+                command.add(argument);
+            }
+        }
+        command.add("-Xmx2g");
+        command.add("-Dbitrelay.cpu.threads=" + threads);
+        command.add("-cp");
+        command.add(System.getProperty("java.class.path"));
+        command.add("io.bitrelay.deploy.BitrelayCli");
+        command.add("node");
+        command.add("--roles=worker");
+        command.add("--host=127.0.0.1");
+        command.add("--port=0");
+        command.add("--seed=" + seed);
+        command.add("--worker-id=" + id);
+        command.add("--set=bitrelay.dataplane.aeron-dir=" + aeronDirectory);
+        command.add("--set=bitrelay.dataplane.driver=external");
+        command.add("--set=bitrelay.worker.workers-per-host=" + options.workers());
+        for (Map.Entry<String, Object> entry : settings.entrySet()) {
+            if (entry.getKey().startsWith("bitrelay.worker.") || entry.getKey().startsWith("bitrelay.dataplane.")) {
+                command.add("--set=" + entry.getKey() + "=" + entry.getValue());
+            }
+        }
+        return command;
+    }
+
+    private void awaitServing(Duration timeout, Consumer<String> progress) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        String last = "";
+        while (System.nanoTime() < deadline) {
+            for (Process worker : workers) {
+                if (!worker.isAlive()) {
+                    throw new IllegalStateException("a worker exited with code " + worker.exitValue() + " while the cluster started");
+                }
+            }
+            Coordinator.Status status = status();
+            if (status != null) {
+                long ready = java.util.Arrays.stream(status.stages()).filter(Coordinator.StageView::ready).count();
+                String line = status.phase() + ": " + status.workers() + " worker(s) joined"
+                        + (status.stages().length > 0 ? ", " + ready + "/" + status.stages().length + " stages loaded" : "");
+                if (!line.equals(last)) {
+                    progress.accept(line);
+                    last = line;
+                }
+                if (status.serving()) {
+                    return;
+                }
+                if (status.phase().equals("failed")) {
+                    throw new IllegalStateException("the cluster failed to start: " + status.error());
+                }
+            }
+            sleep(200);
+        }
+        throw new IllegalStateException("the cluster did not start serving within " + timeout + " (last: " + last + ")");
+    }
+
+    /** The coordinator's status, or null when it does not answer within a second. */
+    public Coordinator.Status status() {
+        try {
+            return AskPattern.<Coordinator.Command, Coordinator.Status>ask(node.coordinator(), Coordinator.GetStatus::new,
+                    Duration.ofSeconds(1), node.system().scheduler()).toCompletableFuture().get(2, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            return null;
+        }
+    }
+
+    public StatsAggregator.PipelineStats stats() {
+        try {
+            return AskPattern.<Coordinator.Command, StatsAggregator.PipelineStats>ask(node.coordinator(),
+                    Coordinator.CollectStats::new, Duration.ofSeconds(15), node.system().scheduler())
+                    .toCompletableFuture().get(20, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new IllegalStateException("could not collect link statistics: " + e.getMessage(), e);
+        }
+    }
+
+    /** Corrupts the next frame stage {@code stage} sends (workers must run with allow-fault-injection). */
+    public void injectFault(int stage, String kind) {
+        node.coordinator().tell(new Coordinator.InjectFault(stage, kind));
+    }
+
+    public BandwidthReport bandwidthReport() {
+        return BandwidthReport.of(stats(), status());
+    }
+
+    public InetSocketAddress httpAddress() {
+        return node.httpAddress();
+    }
+
+    public BitrelayNode node() {
+        return node;
+    }
+
+    public Path aeronDirectory() {
+        return aeronDirectory;
+    }
+
+    @Override
+    public void close() {
+        for (Process worker : workers) {
+            worker.destroy();
+        }
+        for (Process worker : workers) {
+            try {
+                if (!worker.waitFor(15, TimeUnit.SECONDS)) {
+                    worker.destroyForcibly();
+                }
+            } catch (InterruptedException e) {
+                worker.destroyForcibly();
+                Thread.currentThread().interrupt();
+            }
+        }
+        node.close();
+        driver.close();
+    }
+
+    private static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while the cluster started", e);
+        }
+    }
+}

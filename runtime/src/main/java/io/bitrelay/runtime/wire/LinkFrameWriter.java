@@ -1,0 +1,165 @@
+package io.bitrelay.runtime.wire;
+
+import java.lang.foreign.MemorySegment;
+import java.util.zip.CRC32C;
+
+import static io.bitrelay.runtime.wire.LinkFrame.*;
+
+/**
+ * Writes one {@link LinkFrame} into a caller-owned buffer: {@link #wrap} it, set the header fields, then
+ * {@link #encode} the layout and activations, which also seals the frame with its CRC. Setters write
+ * straight into the buffer (a flyweight); nothing is allocated per frame beyond a ByteBuffer view for
+ * the CRC. One writer per thread.
+ *
+ * <pre>{@code
+ * long frameLength = writer.wrap(buffer).batchId(batch).step(step).stages(0, 1)
+ *         .encode(codec, layout, hiddenStates, rows, hidden);
+ * publication.offer(buffer, 0, frameLength);   // or writer.frame()
+ * }</pre>
+ */
+public final class LinkFrameWriter {
+    private final CRC32C crc = new CRC32C();
+    private MemorySegment buffer;
+    private long frameLength;
+    private int rows;
+    private int width;
+    private int layoutLength;
+    private long payloadLength;
+
+    /** Starts a frame at offset 0 of {@code buffer}; header fields not set later stay 0. */
+    public LinkFrameWriter wrap(MemorySegment buffer) {
+        if (buffer.byteSize() < HEADER_BYTES + CRC_BYTES) {
+            throw new IllegalArgumentException("a link frame buffer needs at least " + (HEADER_BYTES + CRC_BYTES)
+                    + " bytes, got " + buffer.byteSize());
+        }
+        this.buffer = buffer;
+        this.frameLength = 0;
+        buffer.asSlice(0, HEADER_BYTES).fill((byte) 0);
+        buffer.set(I32, MAGIC_OFFSET, MAGIC);
+        buffer.set(U8, VERSION_OFFSET, (byte) VERSION);
+        return this;
+    }
+
+    public LinkFrameWriter batchId(long batchId) {
+        buffer.set(I64, BATCH_ID_OFFSET, batchId);
+        return this;
+    }
+
+    public LinkFrameWriter step(int step) {
+        buffer.set(I32, STEP_OFFSET, step);
+        return this;
+    }
+
+    public LinkFrameWriter stages(int sourceStage, int targetStage) {
+        buffer.set(U16, SOURCE_STAGE_OFFSET, u16("source stage", sourceStage));
+        buffer.set(U16, TARGET_STAGE_OFFSET, u16("target stage", targetStage));
+        return this;
+    }
+
+    public LinkFrameWriter flags(int flags) {
+        buffer.set(U16, FLAGS_OFFSET, u16("flags", flags));
+        return this;
+    }
+
+    /** Writes layout, params, payload and CRC; returns the frame's length in bytes. */
+    public long encode(LinkCodec codec, BatchLayout layout, MemorySegment activations, int rows, int width) {
+        if (layout.tokens() != rows) {
+            throw new IllegalArgumentException("batch layout carries " + layout.tokens() + " tokens, frame has "
+                    + rows + " rows");
+        }
+        int layoutBytes = layout.encodedBytes();
+        writeHeader(codec, layoutBytes, activations, rows, width);
+        layout.encodeInto(buffer.asSlice(HEADER_BYTES, layoutBytes));
+        return seal(codec, activations);
+    }
+
+    /** As {@link #encode(LinkCodec, BatchLayout, MemorySegment, int, int)}, with the layout section given as bytes. */
+    public long encode(LinkCodec codec, MemorySegment layoutSection, MemorySegment activations, int rows, int width) {
+        if (layoutSection.byteSize() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("layout section of " + layoutSection.byteSize() + " bytes");
+        }
+        int layoutBytes = (int) layoutSection.byteSize();
+        writeHeader(codec, layoutBytes, activations, rows, width);
+        MemorySegment.copy(layoutSection, 0, buffer, HEADER_BYTES, layoutBytes);
+        return seal(codec, activations);
+    }
+
+    /** The frame written by the last {@code encode}. */
+    public MemorySegment frame() {
+        if (frameLength == 0) {
+            throw new IllegalStateException("no frame encoded since the last wrap()");
+        }
+        return buffer.asSlice(0, frameLength);
+    }
+
+    public long frameLength() {
+        return frameLength;
+    }
+
+    public int rows() {
+        return rows;
+    }
+
+    public int width() {
+        return width;
+    }
+
+    public int layoutLength() {
+        return layoutLength;
+    }
+
+    public long payloadLength() {
+        return payloadLength;
+    }
+
+    private void writeHeader(LinkCodec codec, int layoutBytes, MemorySegment activations, int rows, int width) {
+        if (buffer == null) {
+            throw new IllegalStateException("wrap() a buffer before encoding");
+        }
+        long needed = LinkFrame.frameBytes(codec, layoutBytes, rows, width);
+        if (needed > MAX_FRAME_BYTES) {
+            throw new IllegalArgumentException("a frame of " + rows + " rows × " + width + " through " + codec.id()
+                    + " would take " + needed + " bytes, more than " + MAX_FRAME_BYTES);
+        }
+        if (buffer.byteSize() < needed) {
+            throw new IllegalArgumentException("frame of " + rows + " rows × " + width + " through " + codec.id()
+                    + " needs " + needed + " bytes, buffer has " + buffer.byteSize());
+        }
+        long activationBytes = (long) rows * width * Float.BYTES;
+        if (activations.byteSize() < activationBytes) {
+            throw new IllegalArgumentException("activations of " + rows + " rows × " + width + " need "
+                    + activationBytes + " bytes, segment has " + activations.byteSize());
+        }
+        this.rows = rows;
+        this.width = width;
+        this.layoutLength = layoutBytes;
+        this.payloadLength = codec.payloadBytes(rows, width);
+        this.frameLength = 0;
+        buffer.set(U8, CODEC_ID_OFFSET, (byte) codec.id().wireId());
+        buffer.set(I32, ROWS_OFFSET, rows);
+        buffer.set(I32, WIDTH_OFFSET, width);
+        buffer.set(I32, LAYOUT_LENGTH_OFFSET, layoutBytes);
+        buffer.set(I32, PARAMS_LENGTH_OFFSET, codec.paramsBytes(rows, width));
+        buffer.set(I32, PAYLOAD_LENGTH_OFFSET, (int) payloadLength);
+        buffer.set(I32, RESERVED_OFFSET, 0);
+    }
+
+    private long seal(LinkCodec codec, MemorySegment activations) {
+        int paramsBytes = codec.paramsBytes(rows, width);
+        long paramsOffset = HEADER_BYTES + (long) layoutLength;
+        long payloadOffset = paramsOffset + paramsBytes;
+        codec.encode(activations, rows, width,
+                buffer.asSlice(paramsOffset, paramsBytes), buffer.asSlice(payloadOffset, payloadLength));
+        long crcOffset = payloadOffset + payloadLength;
+        buffer.set(I32, crcOffset, crc32c(crc, buffer, crcOffset));
+        frameLength = crcOffset + CRC_BYTES;
+        return frameLength;
+    }
+
+    private static short u16(String field, int value) {
+        if (value < 0 || value > MAX_U16) {
+            throw new IllegalArgumentException(field + " must fit a u16 (0.." + MAX_U16 + "), got " + value);
+        }
+        return (short) value;
+    }
+}

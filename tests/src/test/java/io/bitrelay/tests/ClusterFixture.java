@@ -1,0 +1,69 @@
+package io.bitrelay.tests;
+
+import io.bitrelay.actors.gateway.GenerationJob;
+import io.bitrelay.actors.gateway.TokenListener;
+import io.bitrelay.deploy.cluster.LocalCluster;
+import io.bitrelay.runtime.generate.SamplingParams;
+import io.bitrelay.runtime.model.opt.OptConfig;
+import io.bitrelay.runtime.synthetic.SyntheticCheckpointWriter;
+import io.bitrelay.runtime.synthetic.SyntheticOptions;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/** A small model and helpers shared by the multi-JVM cluster tests. */
+final class ClusterFixture {
+    /** Hidden 768 as opt-125m (so link sizes are realistic), 3 layers (one per worker), a small vocabulary. */
+    static final OptConfig MODEL = new OptConfig(1000, 768, 3, 12, 1536, 256, 768, true, false, true, 2, 2, 1, "float16");
+
+    private ClusterFixture() {
+    }
+
+    static Path writeModel(Path directory) {
+        return SyntheticCheckpointWriter.write(directory, MODEL, SyntheticOptions.defaults().withSeed(77).withOutliers(true));
+    }
+
+    static LocalCluster start(Path checkpoint, String codec, Path logs, Map<String, Object> settings) throws IOException {
+        return LocalCluster.start(new LocalCluster.Options(checkpoint, 3, codec, 0, 1, logs, settings, Duration.ofMinutes(3)),
+                line -> System.out.println("[cluster] " + line));
+    }
+
+    /** Token ids the cluster generates for each prompt, submitted together (so they batch). */
+    static List<int[]> generate(LocalCluster cluster, List<int[]> prompts, List<SamplingParams> sampling, int maxTokens)
+            throws Exception {
+        List<CompletableFuture<int[]>> futures = new ArrayList<>();
+        for (int i = 0; i < prompts.size(); i++) {
+            CompletableFuture<int[]> done = new CompletableFuture<>();
+            List<Integer> tokens = new ArrayList<>();
+            cluster.node().backend().submit(new GenerationJob("test-" + System.nanoTime() + "-" + i, prompts.get(i), maxTokens,
+                    sampling.get(i), false), new TokenListener() {
+                @Override
+                public void onToken(int tokenId) {
+                    tokens.add(tokenId);
+                }
+
+                @Override
+                public void onFinished(FinishReason reason) {
+                    done.complete(tokens.stream().mapToInt(Integer::intValue).toArray());
+                }
+
+                @Override
+                public void onFailed(String reason) {
+                    done.completeExceptionally(new IllegalStateException(reason));
+                }
+            });
+            futures.add(done);
+        }
+        List<int[]> results = new ArrayList<>();
+        for (CompletableFuture<int[]> future : futures) {
+            results.add(future.get(3, TimeUnit.MINUTES));
+        }
+        return results;
+    }
+}
