@@ -19,6 +19,8 @@ import java.util.stream.Stream;
 public final class EmbeddedModels {
     /** The main job's model: opt-125m's shape with LLM-like outlier channels. */
     public static final String DEFAULT_PRESET = "opt-125m";
+    /** Bumped whenever the synthetic writer's output changes, so caches of an older writer are not reused. */
+    private static final int WRITER_VERSION = 2;
 
     private EmbeddedModels() {
     }
@@ -33,7 +35,7 @@ public final class EmbeddedModels {
 
     public static Path ensure(Path cacheRoot, String preset, SyntheticOptions options, Consumer<String> progress) {
         String name = "synthetic-" + preset.toLowerCase(java.util.Locale.ROOT) + (options.outliers() ? "-outliers" : "")
-                + "-" + options.storage().name().toLowerCase(java.util.Locale.ROOT) + "-seed" + options.seed();
+                + "-" + options.storage().name().toLowerCase(java.util.Locale.ROOT) + "-seed" + options.seed() + "-v" + WRITER_VERSION;
         Path target = cacheRoot.resolve(name);
         if (Files.isRegularFile(target.resolve("config.json"))) {
             return target;
