@@ -25,6 +25,10 @@ import java.util.function.Consumer;
  * A cluster on this machine: this JVM runs the host's shared Aeron media driver and the coordinator +
  * gateway node; each worker is a JVM of its own, started with this JVM's java, flags and classpath, and
  * linked to its neighbours over Aeron IPC through the shared driver.
+ *
+ * <p>With {@link Options#namespacedWorker()} one worker runs inside a network namespace instead (for a
+ * shaped link): it has its own media driver there, and every node advertises an address reachable across
+ * the namespace boundary, so its links in and out become Aeron UDP through that boundary.
  */
 public final class LocalCluster implements AutoCloseable {
     /**
@@ -32,9 +36,56 @@ public final class LocalCluster implements AutoCloseable {
      * @param httpPort       gateway port; 0 picks a free one
      * @param threadsPerWorker CPU threads each worker's kernels use; 0 = the cores divided among the workers
      * @param extraSettings  config overrides for every node (e.g. allow-fault-injection in tests)
+     * @param namespacedWorker the worker to run in a network namespace, or null: all on 127.0.0.1 over IPC
      */
     public record Options(Path checkpoint, int workers, String linkCodec, int httpPort, int threadsPerWorker,
-                          Path logDirectory, Map<String, Object> extraSettings, Duration startTimeout) {
+                          Path logDirectory, Map<String, Object> extraSettings, Duration startTimeout,
+                          NamespacedWorker namespacedWorker) {
+
+        public Options {
+            if (namespacedWorker != null && namespacedWorker.index() > workers) {
+                throw new IllegalArgumentException("namespaced worker-" + namespacedWorker.index() + " but only "
+                        + workers + " workers");
+            }
+        }
+
+        /** Every node on 127.0.0.1, every link Aeron IPC. */
+        public Options(Path checkpoint, int workers, String linkCodec, int httpPort, int threadsPerWorker,
+                       Path logDirectory, Map<String, Object> extraSettings, Duration startTimeout) {
+            this(checkpoint, workers, linkCodec, httpPort, threadsPerWorker, logDirectory, extraSettings, startTimeout, null);
+        }
+    }
+
+    /**
+     * Worker {@code index} runs in network {@code namespace} (which must exist, e.g. from
+     * deploy/bench/shaped-link.sh) and advertises {@code host}, an address of the namespace. The coordinator
+     * and gateway node and the workers before it advertise {@code upstreamHost}, the workers after it
+     * {@code downstreamHost}; both must be root-namespace addresses the namespace can reach.
+     *
+     * <p>The coordinator orders stages by host name, then worker id (same-host neighbours get IPC), so the
+     * namespaced worker keeps its place in the pipeline only when upstreamHost &lt; host &lt; downstreamHost.
+     *
+     * @param index 1-based, as in worker-N
+     */
+    public record NamespacedWorker(int index, String namespace, String host, String upstreamHost, String downstreamHost) {
+        public NamespacedWorker {
+            if (index < 1) {
+                throw new IllegalArgumentException("namespaced worker index is 1-based, got " + index);
+            }
+            if (upstreamHost.compareTo(host) >= 0 || host.compareTo(downstreamHost) >= 0) {
+                throw new IllegalArgumentException("stages are ordered by host name: need upstreamHost < host < downstreamHost, got "
+                        + upstreamHost + ", " + host + ", " + downstreamHost);
+            }
+        }
+
+        /** The host worker {@code workerIndex} (1-based) advertises. */
+        String hostOf(int workerIndex) {
+            return workerIndex == index ? host : workerIndex < index ? upstreamHost : downstreamHost;
+        }
+    }
+
+    /** Where one worker JVM runs: the command prefix that enters its namespace, its host, its driver. */
+    private record WorkerPlace(List<String> prefix, String host, Path aeronDirectory, String driverMode) {
     }
 
     private final MediaDriverHost driver;
@@ -64,8 +115,10 @@ public final class LocalCluster implements AutoCloseable {
             settings.put("bitrelay.coordinator.expected-workers", options.workers());
             settings.put("bitrelay.gateway.port", options.httpPort());
             settings.put("bitrelay.gateway.host", "127.0.0.1");
-            progress.accept("starting the coordinator and gateway node");
-            node = BitrelayNode.start(new NodeOptions(Set.of("coordinator", "gateway"), "127.0.0.1", 0, List.of(), "gateway"),
+            NamespacedWorker namespaced = options.namespacedWorker();
+            String nodeHost = namespaced == null ? "127.0.0.1" : namespaced.upstreamHost();
+            progress.accept("starting the coordinator and gateway node on " + nodeHost);
+            node = BitrelayNode.start(new NodeOptions(Set.of("coordinator", "gateway"), nodeHost, 0, List.of(), "gateway"),
                     settings, null, w -> {
                         throw new IllegalStateException("this node has no worker");
                     });
@@ -76,9 +129,11 @@ public final class LocalCluster implements AutoCloseable {
             for (int i = 0; i < options.workers(); i++) {
                 String id = "worker-" + (i + 1);
                 Path log = options.logDirectory().resolve(id + ".log");
-                List<String> command = workerCommand(id, seed, aeronDirectory, options, threads, settings);
+                WorkerPlace place = place(i + 1, namespaced, aeronDirectory);
+                List<String> command = workerCommand(id, seed, place, options, threads, settings);
                 workers.add(new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start());
-                progress.accept("started " + id + " (log: " + log + ")");
+                progress.accept("started " + id + " on " + place.host()
+                        + (place.prefix().isEmpty() ? "" : " in network namespace " + namespaced.namespace()) + " (log: " + log + ")");
             }
             LocalCluster cluster = new LocalCluster(driver, node, workers, aeronDirectory);
             cluster.awaitServing(options.startTimeout(), progress);
@@ -93,9 +148,26 @@ public final class LocalCluster implements AutoCloseable {
         }
     }
 
-    private static List<String> workerCommand(String id, String seed, Path aeronDirectory, Options options, int threads,
+    /**
+     * The namespaced worker gets a driver of its own, embedded in its JVM: UDP is received by the driver
+     * process, which must live in the worker's namespace. Its directory differs from the shared one because
+     * the file system is shared across network namespaces: the same path would reach the root namespace's driver.
+     */
+    private static WorkerPlace place(int workerIndex, NamespacedWorker namespaced, Path sharedAeronDirectory) throws IOException {
+        if (namespaced == null) {
+            return new WorkerPlace(List.of(), "127.0.0.1", sharedAeronDirectory, "external");
+        }
+        if (workerIndex != namespaced.index()) {
+            return new WorkerPlace(List.of(), namespaced.hostOf(workerIndex), sharedAeronDirectory, "external");
+        }
+        Path own = Files.createTempDirectory("bitrelay-aeron-" + namespaced.namespace() + "-");
+        Files.delete(own); // the worker's driver creates (and on shutdown deletes) it
+        return new WorkerPlace(List.of("ip", "netns", "exec", namespaced.namespace()), namespaced.host(), own, "embedded");
+    }
+
+    private static List<String> workerCommand(String id, String seed, WorkerPlace place, Options options, int threads,
                                               Map<String, Object> settings) {
-        List<String> command = new ArrayList<>();
+        List<String> command = new ArrayList<>(place.prefix());
         command.add(ProcessHandle.current().info().command().orElse("java"));
         for (String argument : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
             // Keep module and access flags; heap, debugger and agent flags are this JVM's own business.
@@ -110,17 +182,22 @@ public final class LocalCluster implements AutoCloseable {
         command.add("io.bitrelay.deploy.BitrelayCli");
         command.add("node");
         command.add("--roles=worker");
-        command.add("--host=127.0.0.1");
+        command.add("--host=" + place.host());
         command.add("--port=0");
         command.add("--seed=" + seed);
         command.add("--worker-id=" + id);
-        command.add("--set=bitrelay.dataplane.aeron-dir=" + aeronDirectory);
-        command.add("--set=bitrelay.dataplane.driver=external");
+        command.add("--set=bitrelay.dataplane.aeron-dir=" + place.aeronDirectory());
+        command.add("--set=bitrelay.dataplane.driver=" + place.driverMode());
         command.add("--set=bitrelay.worker.workers-per-host=" + options.workers());
         for (Map.Entry<String, Object> entry : settings.entrySet()) {
             if (entry.getKey().startsWith("bitrelay.worker.") || entry.getKey().startsWith("bitrelay.dataplane.")) {
                 command.add("--set=" + entry.getKey() + "=" + entry.getValue());
             }
+        }
+        if (!place.prefix().isEmpty()) {
+            // A later --set wins: the namespaced worker must keep its own driver whatever the overrides say.
+            command.add("--set=bitrelay.dataplane.aeron-dir=" + place.aeronDirectory());
+            command.add("--set=bitrelay.dataplane.driver=" + place.driverMode());
         }
         return command;
     }
