@@ -3,18 +3,15 @@ package io.bitrelay.deploy;
 import io.bitrelay.deploy.cluster.BandwidthReport;
 import io.bitrelay.deploy.cluster.CompletionClient;
 import io.bitrelay.deploy.cluster.LocalCluster;
+import io.bitrelay.deploy.cluster.LocalClusterOptions;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
  * The main job: a local cluster of worker JVMs serving the embedded model, a batch of requests through
@@ -23,24 +20,13 @@ import java.util.concurrent.Future;
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "Start a local cluster (≥3 worker JVMs), send requests through the HTTP gateway, print the answers and the link bandwidth report.")
 public final class DemoCommand implements Runnable {
-    private static final List<String> PROMPTS = List.of(
-            "The capital of France is",
-            "Quantized activations travel between pipeline stages because",
-            "Once upon a time",
-            "def fibonacci(n):",
-            "The three laws of thermodynamics are",
-            "In 1867 the harbour was rebuilt and",
-            "A good pipeline keeps every stage busy by",
-            "The weather tomorrow will be");
+    private static final List<String> PROMPTS = CompletionClient.SAMPLE_PROMPTS;
 
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = "--workers", defaultValue = "3", description = "Worker JVMs (default: ${DEFAULT-VALUE}).")
-    int workers;
-
-    @Option(names = "--link-codec", defaultValue = "int8", description = "fp16 or int8 (default: ${DEFAULT-VALUE}).")
-    String linkCodec;
+    @Mixin
+    LocalClusterOptions clusterOptions;
 
     @Option(names = "--max-tokens", defaultValue = "24", description = "Tokens per answer (default: ${DEFAULT-VALUE}).")
     int maxTokens;
@@ -48,20 +34,18 @@ public final class DemoCommand implements Runnable {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the bandwidth report as JSON.")
     Path json;
 
-    @Option(names = "--logs", defaultValue = "target/bitrelay-logs", description = "Worker logs (default: ${DEFAULT-VALUE}).")
-    Path logs;
 
     @Override
     public void run() {
         Path checkpoint = modelOptions.resolve();
-        try (LocalCluster cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, workers, linkCodec, 0, 0, logs,
+        try (LocalCluster cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, clusterOptions.workers, clusterOptions.linkCodec, 0, 0, clusterOptions.logs,
                 Map.of(), Duration.ofMinutes(5)), line -> System.err.println("bitrelay: " + line))) {
             CompletionClient client = new CompletionClient(cluster.httpAddress());
             System.out.printf("%ncluster serving %s: %d workers, %s links, gateway http://%s:%d%n", checkpoint.getFileName(),
-                    workers, linkCodec, cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());
+                    clusterOptions.workers, clusterOptions.linkCodec, cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());
             System.out.println("synthetic weights are random: the text is noise; the bandwidth figures are what to read.");
             long start = System.nanoTime();
-            List<CompletionClient.Response> answers = sendAll(client);
+            List<CompletionClient.Response> answers = client.completeAll(PROMPTS, PROMPTS.size(), maxTokens);
             double seconds = (System.nanoTime() - start) / 1e9;
             int tokens = 0;
             for (int i = 0; i < PROMPTS.size(); i++) {
@@ -81,22 +65,6 @@ public final class DemoCommand implements Runnable {
             }
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
-        }
-    }
-
-    private List<CompletionClient.Response> sendAll(CompletionClient client) {
-        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
-            List<Future<CompletionClient.Response>> futures = new ArrayList<>();
-            for (String prompt : PROMPTS) {
-                futures.add(pool.submit(() -> client.complete(prompt, maxTokens, 0, 0)));
-            }
-            List<CompletionClient.Response> answers = new ArrayList<>();
-            for (Future<CompletionClient.Response> future : futures) {
-                answers.add(future.get());
-            }
-            return answers;
-        } catch (Exception e) {
-            throw new IllegalStateException("requests failed: " + e.getMessage(), e);
         }
     }
 }

@@ -38,16 +38,6 @@ import java.util.function.Consumer;
 @Command(name = "cluster", mixinStandardHelpOptions = true,
         description = "Tokens/s of a local cluster with FP16 vs INT8 links, on loopback and (--shaped-rate) over a rate-limited link.")
 public final class ClusterBench implements Runnable {
-    private static final List<String> PROMPTS = List.of(
-            "The capital of France is",
-            "Quantized activations travel between pipeline stages because",
-            "Once upon a time",
-            "def fibonacci(n):",
-            "The three laws of thermodynamics are",
-            "In 1867 the harbour was rebuilt and",
-            "A good pipeline keeps every stage busy by",
-            "The weather tomorrow will be");
-
     @Mixin
     ModelOptions modelOptions;
 
@@ -206,19 +196,7 @@ public final class ClusterBench implements Runnable {
 
     /** {@code count} greedy completions sent at once; fails on the first answer that is not a completion. */
     private static List<CompletionClient.Response> sendAll(CompletionClient client, int count, int tokens) {
-        List<CompletionClient.Response> answers = new ArrayList<>();
-        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
-            List<Future<CompletionClient.Response>> futures = new ArrayList<>();
-            for (int i = 0; i < count; i++) {
-                String prompt = PROMPTS.get(i % PROMPTS.size());
-                futures.add(pool.submit(() -> client.complete(prompt, tokens, 0, 0)));
-            }
-            for (Future<CompletionClient.Response> future : futures) {
-                answers.add(future.get());
-            }
-        } catch (Exception e) {
-            throw new IllegalStateException("completion requests failed: " + e.getMessage(), e);
-        }
+        List<CompletionClient.Response> answers = client.completeAll(CompletionClient.SAMPLE_PROMPTS, count, tokens);
         for (CompletionClient.Response answer : answers) {
             if (answer.status() != 200) {
                 throw new IllegalStateException("a completion failed with HTTP " + answer.status() + ": " + answer.error());

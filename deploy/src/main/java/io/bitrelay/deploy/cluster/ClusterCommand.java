@@ -17,25 +17,20 @@ public final class ClusterCommand implements Runnable {
     @Mixin
     ModelOptions modelOptions;
 
-    @Option(names = "--workers", defaultValue = "3", description = "Worker JVMs (default: ${DEFAULT-VALUE}).")
-    int workers;
-
-    @Option(names = "--link-codec", defaultValue = "int8", description = "fp16 or int8 (default: ${DEFAULT-VALUE}).")
-    String linkCodec;
+    @Mixin
+    LocalClusterOptions clusterOptions;
 
     @Option(names = "--http-port", defaultValue = "8080", description = "Gateway port (default: ${DEFAULT-VALUE}).")
     int httpPort;
 
-    @Option(names = "--logs", defaultValue = "target/bitrelay-logs", description = "Worker logs (default: ${DEFAULT-VALUE}).")
-    Path logs;
 
     @Override
     public void run() {
         Path checkpoint = modelOptions.resolve();
         LocalCluster cluster;
         try {
-            cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, workers, linkCodec, httpPort, 0,
-                    logs, Map.of(), Duration.ofMinutes(5)), line -> System.err.println("bitrelay: " + line));
+            cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, clusterOptions.workers, clusterOptions.linkCodec, httpPort, 0,
+                    clusterOptions.logs, Map.of(), Duration.ofMinutes(5)), line -> System.err.println("bitrelay: " + line));
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
         }
