@@ -38,7 +38,7 @@ public final class ClusterCommand implements Runnable {
         Runtime.getRuntime().addShutdownHook(new Thread(cluster::close, "bitrelay-cluster-shutdown"));
         var address = cluster.httpAddress();
         System.out.println("serving " + checkpoint.getFileName() + " on http://" + address.getHostString() + ":"
-                + address.getPort() + "/v1/completions with " + workers + " workers and " + linkCodec + " links; Ctrl-C stops");
+                + address.getPort() + "/v1/completions with " + clusterOptions.workers + " workers and " + clusterOptions.linkCodec + " links; Ctrl-C stops");
         try {
             new CountDownLatch(1).await();
         } catch (InterruptedException e) {
