@@ -6,10 +6,10 @@ package io.bitrelay.runtime.wire;
  * permutation from calibration); a node without their calibration plan cannot decode them.
  */
 public enum CodecId {
-    FP16(1, "fp16"),
-    INT8(2, "int8"),
-    INT4_RPTQ(3, "int4-rptq"),
-    INT3_RPTQ(4, "int3-rptq");
+    FP16(1, "fp16", "fp16"),
+    INT8(2, "int8", "int8"),
+    INT4_RPTQ(3, "int4-rptq", "int4"),
+    INT3_RPTQ(4, "int3-rptq", "int3");
 
     private static final CodecId[] BY_WIRE_ID = new CodecId[256];
 
@@ -21,10 +21,12 @@ public enum CodecId {
 
     private final int wireId;
     private final String codecName;
+    private final String shortName;
 
-    CodecId(int wireId, String codecName) {
+    CodecId(int wireId, String codecName, String shortName) {
         this.wireId = wireId;
         this.codecName = codecName;
+        this.shortName = shortName;
     }
 
     /** The value of the frame's codec byte (u8). */
@@ -42,10 +44,15 @@ public enum CodecId {
         return wireId >= 0 && wireId < BY_WIRE_ID.length ? BY_WIRE_ID[wireId] : null;
     }
 
-    /** The codec with this configuration name; the error lists the names that exist. */
+    /** The bit width alone, e.g. {@code int4} for {@code int4-rptq}; the same as the name where nothing is dropped. */
+    public String shortName() {
+        return shortName;
+    }
+
+    /** The codec with this configuration name or short name; the error lists the names that exist. */
     public static CodecId fromName(String codecName) {
         for (CodecId id : values()) {
-            if (id.codecName.equals(codecName)) {
+            if (id.codecName.equals(codecName) || id.shortName.equals(codecName)) {
                 return id;
             }
         }

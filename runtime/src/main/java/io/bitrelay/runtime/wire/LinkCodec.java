@@ -33,4 +33,12 @@ public interface LinkCodec {
 
     /** Decodes into {@code out} (rows × width FP32, native order). */
     void decode(MemorySegment params, MemorySegment payload, int rows, int width, MemorySegment out);
+
+    /**
+     * Refuses, with a {@link FrameException}, a params section this codec could size but not decode, e.g. an
+     * RPTQ frame encoded with another calibration plan. {@link LinkFrameReader} calls it once the CRC has
+     * passed; codecs whose params always decode keep this default, which accepts everything.
+     */
+    default void checkParams(MemorySegment params, int rows, int width) {
+    }
 }

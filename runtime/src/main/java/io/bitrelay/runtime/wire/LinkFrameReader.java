@@ -10,7 +10,8 @@ import static io.bitrelay.runtime.wire.LinkFrame.*;
 /**
  * Reads one received {@link LinkFrame} in place. {@link #wrap} validates the whole frame before anything
  * is exposed, checking in this order: length ≥ header + CRC, magic, version, codec, section lengths
- * (against rows × width × codec and against the frame's length, which must match exactly), CRC32C.
+ * (against rows × width × codec and against the frame's length, which must match exactly), CRC32C, and
+ * last the codec's own {@link LinkCodec#checkParams} (an RPTQ frame's calibration plan).
  * The first failure throws a {@link FrameException} and leaves the reader empty. One reader per thread.
  */
 public final class LinkFrameReader {
@@ -72,6 +73,7 @@ public final class LinkFrameReader {
                     "crc32c 0x%08x computed over %d bytes, frame carries 0x%08x", computedCrc, length - CRC_BYTES,
                     carriedCrc));
         }
+        frameCodec.checkParams(frame.asSlice(HEADER_BYTES + (long) layoutBytes, paramsBytes), frameRows, frameWidth);
         this.codec = frameCodec;
         this.rows = frameRows;
         this.width = frameWidth;
