@@ -111,6 +111,29 @@ class PipelineClusterTest {
         }
     }
 
+    @Test
+    @Timeout(300)
+    void shouldCalibrateRptqInt4LinksAndQuarterWireBytes() throws Exception {
+        try (LocalCluster cluster = ClusterFixture.start(checkpoint, "int4", temp.resolve("logs-int4"), Map.of())) {
+            List<SamplingParams> greedy = java.util.Collections.nCopies(PROMPTS.size(), SamplingParams.greedy());
+            List<int[]> greedyReference = greedyReference();
+            List<int[]> generated = ClusterFixture.generate(cluster, prompts, greedy, MAX_TOKENS);
+            int firstTokensEqual = 0;
+            for (int i = 0; i < PROMPTS.size(); i++) {
+                firstTokensEqual += greedyReference.get(i)[0] == generated.get(i)[0] ? 1 : 0;
+                System.out.printf("prompt %d: reference %s%n          int4 links %s%n", i,
+                        Arrays.toString(greedyReference.get(i)), Arrays.toString(generated.get(i)));
+            }
+            BandwidthReport report = cluster.bandwidthReport();
+            report.print(System.out);
+            // Stated tolerance: RPTQ INT4 (8 clusters, per-token ranges) keeps at least 5 of 6 first tokens.
+            assertTrue(firstTokensEqual >= PROMPTS.size() - 1, "first tokens equal: " + firstTokensEqual);
+            assertEquals("int4-rptq", report.links().getFirst().codec());
+            // At hidden 768 with 8 clusters the per-token cluster ranges cost 32 B/token: ≈3.6x with headers.
+            assertTrue(report.savingsRatio() >= 3.4, "INT4 wire bytes/token vs FP16: " + report.savingsRatio());
+        }
+    }
+
     private static List<int[]> greedyReference() {
         List<int[]> greedy = new ArrayList<>();
         try (OptModel model = OptModel.load(checkpoint)) {

@@ -1,6 +1,9 @@
 package io.bitrelay.actors.coordinator;
 
 import io.bitrelay.actors.dataplane.LinkChannels;
+import io.bitrelay.runtime.quant.ChannelClustering;
+import io.bitrelay.runtime.quant.ClusterPlan;
+import io.bitrelay.runtime.wire.CodecId;
 import io.bitrelay.actors.gateway.GenerationJob;
 import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.StageAssignment;
@@ -73,6 +76,17 @@ public final class Coordinator {
     }
 
     private record StepDeadline(long batchId) implements Command {
+    }
+
+    /** The last stage finished a calibration micro-batch. */
+    public record CalibrationStepDone(long batchId) implements Command {
+    }
+
+    /** A stage switched one of its links to the RPTQ plan it was sent. */
+    public record LinkPlanApplied(int stageIndex, boolean outbound) implements Command {
+    }
+
+    private record LinkRangesArrived(StageWorker.LinkRanges ranges) implements Command {
     }
 
     /** Forwards a fault to one stage's worker (chaos drills and tests; the worker must allow it). */
@@ -289,11 +303,103 @@ public final class Coordinator {
         context.getLog().info("stage {} ready on {} ({} MB loaded in {} ms)", message.stageIndex(), stage.worker.workerId(),
                 message.weightBytes() >> 20, message.loadMillis());
         if (pipeline.stream().allMatch(s -> s.ready)) {
-            context.getLog().info("pipeline of {} stages serving", pipeline.size());
-            dispatch();
-            return serving();
+            CodecId codec = CodecId.fromName(settings.linkCodec());
+            if (pipeline.size() > 1 && (codec == CodecId.INT4_RPTQ || codec == CodecId.INT3_RPTQ)) {
+                return calibrateLinks();
+            }
+            return startServing();
         }
         return Behaviors.same();
+    }
+
+    // ---- link calibration (RPTQ links) ---------------------------------------------------------------------
+
+    /**
+     * Runs calibration sequences through the pipeline (FP16 frames, caches thrown away), collects the
+     * per-channel range of what crossed each link, clusters the channels (RPTQ) and sends each link's plan
+     * to both its ends; serving starts once all have acknowledged.
+     */
+    private Behavior<Command> calibrateLinks() {
+        int sequences = settings.linkCalibrationSequences();
+        int tokens = Math.min(settings.linkCalibrationTokens(), model.maxPositions());
+        java.util.SplittableRandom random = new java.util.SplittableRandom(settings.linkCalibrationSeed());
+        Set<Long> pending = new HashSet<>();
+        long batchId = -1_000_000; // apart from the scheduler's ids, which count up from 1
+        for (int first = 0; first < sequences; first += 2) {
+            List<MicroBatch.Entry> entries = new ArrayList<>();
+            for (int i = first; i < Math.min(sequences, first + 2); i++) {
+                // Ids from the top of the range: the scheduler counts its sequences up from 1.
+                entries.add(new MicroBatch.Entry(Integer.MAX_VALUE - i, random.ints(tokens, 4, model.vocabSize()).toArray(), 0, null));
+            }
+            MicroBatch batch = new MicroBatch(batchId, 0, entries.toArray(MicroBatch.Entry[]::new), true);
+            pending.add(batchId);
+            pipeline.getFirst().worker.worker().tell(new StageWorker.RunStep(batch));
+            timers.startSingleTimer(batchId, new StepDeadline(batchId), settings.stepTimeout());
+            batchId--;
+        }
+        context.getLog().info("calibrating {} link(s) for {} with {} sequences × {} tokens", pipeline.size() - 1,
+                settings.linkCodec(), sequences, tokens);
+        return calibrating(pending);
+    }
+
+    private Behavior<Command> calibrating(Set<Long> pendingBatches) {
+        ActorRef<StageWorker.LinkRanges> rangesAdapter = context.messageAdapter(StageWorker.LinkRanges.class, LinkRangesArrived::new);
+        StageWorker.LinkRanges[] ranges = new StageWorker.LinkRanges[pipeline.size() - 1];
+        int[] pendingAcks = {2 * (pipeline.size() - 1)};
+        return Behaviors.receive(Command.class)
+                .onMessage(CalibrationStepDone.class, m -> {
+                    timers.cancel(m.batchId());
+                    if (pendingBatches.remove(m.batchId()) && pendingBatches.isEmpty()) {
+                        for (int i = 0; i < pipeline.size() - 1; i++) {
+                            pipeline.get(i).worker.worker().tell(new StageWorker.ReportLinkRanges(rangesAdapter));
+                        }
+                    }
+                    return Behaviors.same();
+                })
+                .onMessage(LinkRangesArrived.class, m -> {
+                    ranges[m.ranges().stageIndex()] = m.ranges();
+                    if (java.util.Arrays.stream(ranges).allMatch(java.util.Objects::nonNull)) {
+                        sendPlans(ranges);
+                    }
+                    return Behaviors.same();
+                })
+                .onMessage(LinkPlanApplied.class, m -> --pendingAcks[0] == 0 ? startServing() : Behaviors.same())
+                .onMessage(StepFailed.class, m -> fail("link calibration failed at stage " + m.stageIndex() + ": " + m.reason()))
+                .onMessage(StepDeadline.class, m -> pendingBatches.contains(m.batchId())
+                        ? fail("link calibration micro-batch " + m.batchId() + " did not come back within " + settings.stepTimeout())
+                        : Behaviors.same())
+                .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
+                .onMessage(WorkerDescribed.class, this::rememberLateWorker)
+                .onMessage(Submit.class, this::queue)
+                .onMessage(Cancel.class, this::cancel)
+                .onMessage(GetStatus.class, m -> reply(m, "calibrating"))
+                .onAnyMessage(this::ignore)
+                .build();
+    }
+
+    private void sendPlans(StageWorker.LinkRanges[] ranges) {
+        ChannelClustering clustering = new ChannelClustering(settings.linkClusters());
+        for (int i = 0; i < ranges.length; i++) {
+            ClusterPlan plan = clustering.plan(ranges[i].min(), ranges[i].max());
+            byte[] bytes = plan.toBytes();
+            context.getLog().info("link {} → {}: {} clusters of sizes {}", i, i + 1, plan.clusters(), clusterSizes(plan));
+            pipeline.get(i).worker.worker().tell(new StageWorker.UseLinkPlan(bytes, settings.linkStaticRanges(), true, context.getSelf()));
+            pipeline.get(i + 1).worker.worker().tell(new StageWorker.UseLinkPlan(bytes, settings.linkStaticRanges(), false, context.getSelf()));
+        }
+    }
+
+    private static String clusterSizes(ClusterPlan plan) {
+        StringBuilder sizes = new StringBuilder();
+        for (int c = 0; c < plan.clusters(); c++) {
+            sizes.append(c == 0 ? "" : ", ").append(plan.clusterSize(c));
+        }
+        return sizes.toString();
+    }
+
+    Behavior<Command> startServing() {
+        context.getLog().info("pipeline of {} stages serving", pipeline.size());
+        dispatch();
+        return serving();
     }
 
     private Behavior<Command> onStageFailed(StageFailed message) {

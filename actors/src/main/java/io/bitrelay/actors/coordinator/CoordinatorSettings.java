@@ -15,14 +15,20 @@ import java.time.Duration;
  * @param reserveFraction   share of each worker's memory kept for KV cache and scratch
  * @param streamBase        Aeron stream id of the link out of stage 0; stage i uses streamBase + i
  * @param microBatchesPerStage micro-batches = 0 in the config: one micro-batch in flight per stage
+ * @param linkClusters      RPTQ channel clusters per link (int4/int3 links)
+ * @param linkStaticRanges  RPTQ links quantize each cluster with its calibrated range (fewer bytes) instead of
+ *                          each token's own range within the cluster (more accurate)
  */
 public record CoordinatorSettings(String checkpointDir, String linkCodec, int expectedWorkers,
                                   double bytesPerParameter, double reserveFraction, int streamBase,
-                                  Duration stepTimeout, SchedulerSettings scheduler, boolean microBatchesPerStage) {
+                                  Duration stepTimeout, SchedulerSettings scheduler, boolean microBatchesPerStage,
+                                  int linkCalibrationSequences, int linkCalibrationTokens, long linkCalibrationSeed,
+                                  int linkClusters, boolean linkStaticRanges) {
 
     public static CoordinatorSettings from(Config root) {
         Config c = root.getConfig("bitrelay.coordinator");
         try {
+            io.bitrelay.runtime.wire.CodecId.fromName(c.getString("link-codec"));
             return new CoordinatorSettings(
                     c.getString("checkpoint-dir"),
                     c.getString("link-codec"),
@@ -36,10 +42,25 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                             positive(c, "max-batch-sequences"),
                             positive(c, "max-batch-tokens"),
                             positive(c, "max-active-sequences")),
-                    c.getInt("micro-batches") == 0);
+                    c.getInt("micro-batches") == 0,
+                    positive(c, "link-calibration.sequences"),
+                    positive(c, "link-calibration.tokens"),
+                    c.getLong("link-calibration.seed"),
+                    positive(c, "link-calibration.clusters"),
+                    ranges(c.getString("link-calibration.ranges")));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad coordinator config: " + e.getMessage(), e);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("bitrelay.coordinator.link-codec: " + e.getMessage(), e);
         }
+    }
+
+    private static boolean ranges(String mode) {
+        return switch (mode) {
+            case "static" -> true;
+            case "dynamic" -> false;
+            default -> throw new IllegalArgumentException("bitrelay.coordinator.link-calibration.ranges must be dynamic or static, got '" + mode + "'");
+        };
     }
 
     private static int positive(Config c, String key) {

@@ -138,7 +138,7 @@ public final class Scheduler<R> {
                 tokens += length;
                 index++;
             }
-            MicroBatch batch = new MicroBatch(nextBatchId++, step++, entries.toArray(MicroBatch.Entry[]::new));
+            MicroBatch batch = new MicroBatch(nextBatchId++, step++, entries.toArray(MicroBatch.Entry[]::new), false);
             inFlight.put(batch.batchId(), batch);
             batches.add(batch);
         }

@@ -64,6 +64,13 @@ public final class ProtocolRegistry {
             io.bitrelay.actors.coordinator.StatsAggregator.PipelineStats.class,
             StageStats[].class,
             Coordinator.InjectFault.class,
+            float[].class,
+            byte[].class,
+            Coordinator.CalibrationStepDone.class,
+            Coordinator.LinkPlanApplied.class,
+            StageWorker.ReportLinkRanges.class,
+            StageWorker.LinkRanges.class,
+            StageWorker.UseLinkPlan.class,
     };
 
     private ProtocolRegistry() {

@@ -9,7 +9,9 @@ import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.LayerRange;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
+import io.bitrelay.runtime.quant.ClusterPlan;
 import io.bitrelay.runtime.wire.BatchLayout;
+import io.bitrelay.runtime.wire.CodecId;
 import io.bitrelay.runtime.wire.FrameException;
 import io.bitrelay.runtime.wire.LinkCodec;
 import io.bitrelay.runtime.wire.LinkCodecs;
@@ -17,6 +19,7 @@ import io.bitrelay.runtime.wire.LinkFrame;
 import io.bitrelay.runtime.wire.LinkFrameReader;
 import io.bitrelay.runtime.wire.LinkFrameWriter;
 import io.bitrelay.runtime.wire.LinkStats;
+import io.bitrelay.runtime.wire.RptqLinkCodec;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -44,6 +47,8 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 final class StageEngine {
     private static final Logger LOG = LoggerFactory.getLogger(StageEngine.class);
+    /** Frame flag: a calibration batch (whole throwaway sequences, no sampling). */
+    static final int FLAG_CALIBRATION = 1;
 
     private final StageAssignment assignment;
     private final String workerId;
@@ -52,9 +57,14 @@ final class StageEngine {
     private final ExecutorService compute;
     private final DataPlane.FrameSender sender;
     private final AutoCloseable receiver;
-    private final LinkCodec codec;
+    /** The outbound link's codec; an RPTQ link sends FP16 until its cluster plan arrives from calibration. */
+    private volatile LinkCodec codec;
     private final LinkFrameWriter writer = new LinkFrameWriter();
-    private final LinkFrameReader reader = new LinkFrameReader();
+    /** Replaced (on the compute thread) once an RPTQ plan for the inbound link arrives. */
+    private LinkFrameReader reader = new LinkFrameReader();
+    /** Per-channel range of the hidden states sent in calibration batches, for the link's cluster plan. */
+    private final float[] sentMin;
+    private final float[] sentMax;
     private final LinkStats outboundStats = new LinkStats();
     private final Map<Integer, KvCache> caches = new HashMap<>();
     private final Map<Integer, Sampler> samplers = new HashMap<>();
@@ -74,7 +84,13 @@ final class StageEngine {
         this.workerId = workerId;
         this.model = model;
         this.coordinator = coordinator;
-        this.codec = LinkCodecs.forName(assignment.linkCodec());
+        CodecId codecId = CodecId.fromName(assignment.linkCodec());
+        this.codec = needsPlan(codecId) ? LinkCodecs.forId(CodecId.FP16) : LinkCodecs.forId(codecId);
+        int width = model.config().hiddenSize();
+        this.sentMin = new float[width];
+        this.sentMax = new float[width];
+        java.util.Arrays.fill(sentMin, Float.POSITIVE_INFINITY);
+        java.util.Arrays.fill(sentMax, Float.NEGATIVE_INFINITY);
         this.compute = Executors.newSingleThreadExecutor(
                 Thread.ofPlatform().name("stage-" + assignment.stageIndex() + "-compute").daemon().factory());
         this.sender = assignment.outbound() == null ? null : dataPlane.sender(assignment.outbound());
@@ -92,6 +108,10 @@ final class StageEngine {
             model.close();
             throw e;
         }
+    }
+
+    static boolean needsPlan(CodecId id) {
+        return id == CodecId.INT4_RPTQ || id == CodecId.INT3_RPTQ;
     }
 
     int stageIndex() {
@@ -141,6 +161,25 @@ final class StageEngine {
         });
     }
 
+    void reportLinkRanges(ActorRef<StageWorker.LinkRanges> replyTo) {
+        compute.execute(() -> replyTo.tell(new StageWorker.LinkRanges(assignment.stageIndex(), sentMin.clone(), sentMax.clone())));
+    }
+
+    /** Switches the outbound codec (sender) or the frame reader (receiver) to the link's cluster plan. */
+    void useLinkPlan(ClusterPlan plan, boolean staticRanges, boolean outbound, ActorRef<Coordinator.Command> replyTo) {
+        RptqLinkCodec.Ranges ranges = staticRanges ? RptqLinkCodec.Ranges.STATIC : RptqLinkCodec.Ranges.DYNAMIC;
+        compute.execute(() -> {
+            if (outbound) {
+                codec = LinkCodecs.forId(CodecId.fromName(assignment.linkCodec()), plan, ranges);
+            } else {
+                reader = new LinkFrameReader(LinkCodecs.all(plan, ranges));
+            }
+            LOG.info("stage {}: {} link uses RPTQ plan {} ({} clusters)", assignment.stageIndex(),
+                    outbound ? "outbound" : "inbound", Integer.toHexString(plan.fingerprint()), plan.clusters());
+            replyTo.tell(new Coordinator.LinkPlanApplied(assignment.stageIndex(), outbound));
+        });
+    }
+
     void injectFault(FrameFault fault) {
         pendingFault = fault;
     }
@@ -150,20 +189,30 @@ final class StageEngine {
     private void computeFirst(MicroBatch batch) {
         List<BatchLayout.Entry> entries = new ArrayList<>();
         List<SequenceChunk> chunks = new ArrayList<>();
+        List<KvCache> throwaway = new ArrayList<>();
         for (MicroBatch.Entry entry : batch.entries()) {
             BatchLayout.Entry layoutEntry = entry.firstChunkSampling() == null
                     ? BatchLayout.Entry.of(entry.sequenceId(), entry.tokens().length, entry.startPosition())
                     : BatchLayout.Entry.firstChunk(entry.sequenceId(), entry.tokens().length, entry.startPosition(), entry.firstChunkSampling());
             entries.add(layoutEntry);
-            chunks.add(new SequenceChunk(entry.tokens(), cacheFor(layoutEntry)));
+            chunks.add(new SequenceChunk(entry.tokens(), batch.calibration() ? throwawayCache(throwaway) : cacheFor(layoutEntry)));
         }
         BatchLayout layout = new BatchLayout(entries);
         long start = System.nanoTime();
         try (Arena step = Arena.ofShared()) {
             MemorySegment hidden = model.embed(chunks, step);
             model.runLayers(chunks, hidden, step);
-            finish(batch.batchId(), batch.step(), layout, chunks, hidden, step, start);
+            finish(batch.batchId(), batch.step(), batch.calibration(), layout, chunks, hidden, step, start);
+        } finally {
+            throwaway.forEach(KvCache::close);
         }
+    }
+
+    /** Calibration sequences run whole in one step and are forgotten: their caches never join the map. */
+    private KvCache throwawayCache(List<KvCache> throwaway) {
+        KvCache cache = model.newCache();
+        throwaway.add(cache);
+        return cache;
     }
 
     private void computeFrame(MemorySegment frame) {
@@ -185,25 +234,39 @@ final class StageEngine {
             return;
         }
         long batchId = validated.batchId();
+        boolean calibration = (validated.flags() & FLAG_CALIBRATION) != 0;
         guarded(batchId, () -> {
             BatchLayout layout = validated.batchLayout();
             List<SequenceChunk> chunks = new ArrayList<>();
+            List<KvCache> throwaway = new ArrayList<>();
             for (BatchLayout.Entry entry : layout.entries()) {
-                chunks.add(new SequenceChunk(new int[entry.tokenCount()], cacheFor(entry)));
+                chunks.add(new SequenceChunk(new int[entry.tokenCount()], calibration ? throwawayCache(throwaway) : cacheFor(entry)));
             }
             long start = System.nanoTime();
             try (Arena step = Arena.ofShared()) {
                 MemorySegment hidden = step.allocate((long) validated.rows() * validated.width() * Float.BYTES, 64);
                 validated.decodeInto(hidden);
                 model.runLayers(chunks, hidden, step);
-                finish(batchId, validated.step(), layout, chunks, hidden, step, start);
+                finish(batchId, validated.step(), calibration, layout, chunks, hidden, step, start);
+            } finally {
+                throwaway.forEach(KvCache::close);
             }
         });
     }
 
     /** Sends the hidden states on, or, on the last stage, samples each sequence's next token. */
-    private void finish(long batchId, int stepNumber, BatchLayout layout, List<SequenceChunk> chunks,
+    private void finish(long batchId, int stepNumber, boolean calibration, BatchLayout layout, List<SequenceChunk> chunks,
                         MemorySegment hidden, Arena step, long startNanos) {
+        if (calibration) {
+            recordCompute(startNanos);
+            if (assignment.isLast()) {
+                coordinator.tell(new Coordinator.CalibrationStepDone(batchId));
+            } else {
+                recordSentRanges(hidden, layout.tokens());
+                send(batchId, stepNumber, true, layout, hidden);
+            }
+            return;
+        }
         if (assignment.isLast()) {
             int[] lastRows = new int[chunks.size()];
             int row = 0;
@@ -223,20 +286,36 @@ final class StageEngine {
             coordinator.tell(new Coordinator.StepCompleted(batchId, sequenceIds, tokens));
         } else {
             recordCompute(startNanos);
-            send(batchId, stepNumber, layout, hidden);
+            send(batchId, stepNumber, false, layout, hidden);
         }
         updateCacheGauges();
     }
 
-    private void send(long batchId, int stepNumber, BatchLayout layout, MemorySegment hidden) {
+    private void recordSentRanges(MemorySegment hidden, int rows) {
+        int width = sentMin.length;
+        for (int row = 0; row < rows; row++) {
+            for (int channel = 0; channel < width; channel++) {
+                float value = hidden.getAtIndex(ValueLayout.JAVA_FLOAT, (long) row * width + channel);
+                sentMin[channel] = Math.min(sentMin[channel], value);
+                sentMax[channel] = Math.max(sentMax[channel], value);
+            }
+        }
+    }
+
+    /** Calibration frames always go as FP16 and are flagged, so the receiver treats them as calibration too. */
+    private void send(long batchId, int stepNumber, boolean calibration, BatchLayout layout, MemorySegment hidden) {
         int rows = layout.tokens();
         int width = model.config().hiddenSize();
-        long frameBytes = LinkFrame.frameBytes(codec, layout.encodedBytes(), rows, width);
+        LinkCodec frameCodec = calibration ? LinkCodecs.forId(CodecId.FP16) : codec;
+        long frameBytes = LinkFrame.frameBytes(frameCodec, layout.encodedBytes(), rows, width);
         ensureSendBuffer(frameBytes);
         long length = writer.wrap(sendBuffer).batchId(batchId).step(stepNumber)
                 .stages(assignment.stageIndex(), assignment.stageIndex() + 1)
-                .encode(codec, layout, hidden, rows, width);
-        outboundStats.recordFrame(writer);
+                .flags(calibration ? FLAG_CALIBRATION : 0)
+                .encode(frameCodec, layout, hidden, rows, width);
+        if (!calibration) {
+            outboundStats.recordFrame(writer);
+        }
         FrameFault fault = pendingFault;
         if (fault != null) {
             pendingFault = null;

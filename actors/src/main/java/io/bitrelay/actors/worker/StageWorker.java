@@ -51,6 +51,17 @@ public final class StageWorker {
     public record InjectFault(String kind) implements Command {
     }
 
+    /** Non-last stages: the per-channel ranges of the hidden states they sent during link calibration. */
+    public record ReportLinkRanges(ActorRef<LinkRanges> replyTo) implements Command {
+    }
+
+    public record LinkRanges(int stageIndex, float[] min, float[] max) implements ClusterMessage {
+    }
+
+    /** The RPTQ cluster plan of one link: the sender encodes with it, the receiver decodes with it; acknowledged. */
+    public record UseLinkPlan(byte[] plan, boolean staticRanges, boolean outbound, ActorRef<Coordinator.Command> replyTo) implements Command {
+    }
+
     private record Loaded(StageEngine engine, long loadMillis, ActorRef<Coordinator.Command> coordinator) implements Command {
     }
 
@@ -106,6 +117,8 @@ public final class StageWorker {
                 .onMessage(ReportStats.class, m -> Behaviors.same())
                 .onMessage(CloseSequences.class, m -> Behaviors.same())
                 .onMessage(InjectFault.class, m -> Behaviors.same())
+                .onMessage(ReportLinkRanges.class, m -> Behaviors.same())
+                .onMessage(UseLinkPlan.class, m -> Behaviors.same())
                 .onSignal(PostStop.class, s -> shutdown(engine))
                 .build();
     }
@@ -134,6 +147,14 @@ public final class StageWorker {
                     } else {
                         engine.injectFault(FrameFault.parse(m.kind()));
                     }
+                    return Behaviors.same();
+                })
+                .onMessage(ReportLinkRanges.class, m -> {
+                    engine.reportLinkRanges(m.replyTo());
+                    return Behaviors.same();
+                })
+                .onMessage(UseLinkPlan.class, m -> {
+                    engine.useLinkPlan(io.bitrelay.runtime.quant.ClusterPlan.fromBytes(m.plan()), m.staticRanges(), m.outbound(), m.replyTo());
                     return Behaviors.same();
                 })
                 .onMessage(LoadStage.class, m -> load(m, engine))

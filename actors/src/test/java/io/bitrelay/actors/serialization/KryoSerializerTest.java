@@ -25,6 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class KryoSerializerTest {
     private static final ActorTestKit TESTKIT = ActorTestKit.create(ConfigFactory.parseString("""
@@ -56,9 +57,10 @@ class KryoSerializerTest {
 
         MicroBatch batch = new MicroBatch(7, 3, new MicroBatch.Entry[]{
                 new MicroBatch.Entry(1, new int[]{4, 5}, 0, SamplingParams.greedy()),
-                new MicroBatch.Entry(2, new int[]{6}, 9, null)});
+                new MicroBatch.Entry(2, new int[]{6}, 9, null)}, true);
         StageWorker.RunStep run = (StageWorker.RunStep) roundTrip(new StageWorker.RunStep(batch));
         assertEquals(2, run.batch().entries().length);
+        assertTrue(run.batch().calibration());
         assertArrayEquals(new int[]{4, 5}, run.batch().entries()[0].tokens());
         assertEquals(null, run.batch().entries()[1].firstChunkSampling());
 
