@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
                 SynthCommand.class,
                 io.bitrelay.deploy.verify.GoldenCommand.class,
                 BenchCommand.class,
+                EvalCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class BitrelayCli implements Runnable {

@@ -37,7 +37,18 @@ public final class OptTokenizer implements AutoCloseable {
     }
 
     public int[] encode(String text) {
-        Encoding encoding = tokenizer.encode(text);
+        return ids(tokenizer.encode(text));
+    }
+
+    /**
+     * The text's tokens alone, without the {@code </s>} OPT prepends: how a corpus is tokenized for
+     * perplexity and calibration windows, where a BOS would only appear at the very start of the text.
+     */
+    public int[] encodeWithoutSpecialTokens(String text) {
+        return ids(tokenizer.encode(text, false, false));
+    }
+
+    private static int[] ids(Encoding encoding) {
         long[] ids = encoding.getIds();
         int[] out = new int[ids.length];
         for (int i = 0; i < ids.length; i++) {

@@ -7,6 +7,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -27,6 +28,19 @@ class OptTokenizerTest {
                 assertTrue(id >= 0 && id < 300);
             }
             assertTrue(tokenizer.encode(" the").length < 1 + " the".length(), "merges should shorten common words");
+        }
+    }
+
+    @Test
+    void shouldEncodeWithoutBosForCorpusWindows() {
+        Path checkpoint = TestModels.writeTiny(temp.resolve("tiny"));
+        try (OptTokenizer tokenizer = OptTokenizer.load(checkpoint)) {
+            String text = " = Robert Smith = \n The film was released in 2000 .";
+            int[] withBos = tokenizer.encode(text);
+            int[] plain = tokenizer.encodeWithoutSpecialTokens(text);
+            assertEquals(withBos.length - 1, plain.length);
+            assertArrayEquals(java.util.Arrays.copyOfRange(withBos, 1, withBos.length), plain);
+            assertEquals(text, tokenizer.decode(plain));
         }
     }
 

@@ -1,13 +1,16 @@
 package io.bitrelay.runtime.model.opt;
 
-/** The weights of one OPT decoder layer, in the order the layer uses them. */
+/**
+ * The weights of one OPT decoder layer, in the order the layer uses them. The linears are FP32
+ * {@link Linear}s as loaded, or whatever a quantization recipe put in their place.
+ */
 public record LayerWeights(
         LayerNormWeights selfAttnLayerNorm,
-        Linear qProj,   // (hidden, hidden)
-        Linear kProj,   // (hidden, hidden)
-        Linear vProj,   // (hidden, hidden)
-        Linear outProj, // (hidden, hidden)
+        LinearLayer qProj,   // (hidden, hidden)
+        LinearLayer kProj,   // (hidden, hidden)
+        LinearLayer vProj,   // (hidden, hidden)
+        LinearLayer outProj, // (hidden, hidden)
         LayerNormWeights finalLayerNorm,
-        Linear fc1,     // (ffn, hidden)
-        Linear fc2) {   // (hidden, ffn)
+        LinearLayer fc1,     // (ffn, hidden)
+        LinearLayer fc2) {   // (hidden, ffn)
 }

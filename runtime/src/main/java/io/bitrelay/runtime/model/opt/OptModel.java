@@ -15,8 +15,8 @@ import java.util.List;
  * linear layers see all their rows together, attention runs per sequence against its own cache.
  */
 public final class OptModel implements AutoCloseable {
-    private final HfCheckpoint checkpoint;
-    private final Arena weightsArena;
+    private final HfCheckpoint checkpoint; // null for a derived model: the base model owns it
+    private final Arena weightsArena;      // what this model allocated (widened or derived tensors); closed with it
     private final OptWeights weights;
 
     private OptModel(HfCheckpoint checkpoint, Arena weightsArena, OptWeights weights) {
@@ -50,6 +50,25 @@ public final class OptModel implements AutoCloseable {
 
     public LayerRange range() {
         return weights.range();
+    }
+
+    /** The weights this model computes with (FP32 as loaded, or as a recipe rewrote them). */
+    public OptWeights weights() {
+        return weights;
+    }
+
+    /**
+     * A model computing with {@code newWeights} (same shape and layer range), e.g. quantized layers built from
+     * this model's. The new weights may keep referring to this model's tensors (embeddings, mapped
+     * checkpoint data), so this model must stay open while the derived one is used; closing the derived
+     * model frees {@code newWeightsArena} (what the new tensors were allocated in; may be null) and nothing
+     * of this one.
+     */
+    public OptModel derive(OptWeights newWeights, Arena newWeightsArena) {
+        if (!newWeights.config().equals(config()) || !newWeights.range().equals(range())) {
+            throw new IllegalArgumentException("derived weights must keep the model's config and " + range());
+        }
+        return new OptModel(null, newWeightsArena, newWeights);
     }
 
     public KvCache newCache() {
@@ -111,14 +130,29 @@ public final class OptModel implements AutoCloseable {
 
     /** Runs this stage's decoder layers over {@code hidden} (rows, hidden) in place, then advances each cache. */
     public void runLayers(List<SequenceChunk> chunks, MemorySegment hidden, Arena step) {
+        runLayers(chunks, hidden, step, null);
+    }
+
+    /**
+     * As {@link #runLayers(List, MemorySegment, Arena)}, showing {@code observer} the activations at every
+     * {@link ActivationSite} of every layer, and the hidden state leaving the stage.
+     *
+     * @param observer null on the serving path
+     */
+    public void runLayers(List<SequenceChunk> chunks, MemorySegment hidden, Arena step, ActivationObserver observer) {
         int rows = totalRows(chunks);
         for (SequenceChunk chunk : chunks) {
             chunk.cache().reserve(chunk.length());
         }
         StepBuffers buffers = new StepBuffers(step, rows, config());
         LayerWeights[] layers = weights.layers();
+        int first = weights.range().first();
         for (int local = 0; local < layers.length; local++) {
-            DecoderLayer.forward(config(), layers[local], local, chunks, hidden, rows, buffers);
+            DecoderLayer.forward(config(), layers[local], first + local, local, chunks, hidden, rows, buffers, observer);
+        }
+        if (layers.length > 0) {
+            DecoderLayer.observe(observer, weights.range().end() - 1, ActivationSite.STAGE_OUTPUT, hidden, rows,
+                    config().hiddenSize());
         }
         for (SequenceChunk chunk : chunks) {
             chunk.cache().advance(chunk.length());
@@ -183,7 +217,11 @@ public final class OptModel implements AutoCloseable {
 
     @Override
     public void close() {
-        weightsArena.close();
-        checkpoint.close();
+        if (weightsArena != null) {
+            weightsArena.close();
+        }
+        if (checkpoint != null) {
+            checkpoint.close();
+        }
     }
 }

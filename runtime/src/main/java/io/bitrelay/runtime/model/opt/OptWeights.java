@@ -21,4 +21,13 @@ public record OptWeights(
         LayerNormWeights finalLayerNorm,
         Linear projectOut,
         LayerWeights[] layers) {
+
+    /** The same stage with other decoder layers (e.g. smoothed or quantized); embeddings and head are shared. */
+    public OptWeights withLayers(LayerWeights[] newLayers) {
+        if (newLayers.length != layers.length) {
+            throw new IllegalArgumentException("expected " + layers.length + " layers, got " + newLayers.length);
+        }
+        return new OptWeights(config, range, tokenEmbeddings, positionEmbeddings, projectIn, finalLayerNorm,
+                projectOut, newLayers.clone());
+    }
 }

@@ -1,0 +1,236 @@
+package io.bitrelay.deploy;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitrelay.runtime.eval.Perplexity;
+import io.bitrelay.runtime.eval.Progress;
+import io.bitrelay.runtime.eval.ProgressBar;
+import io.bitrelay.runtime.eval.TokenWindows;
+import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.quant.Calibration;
+import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.RecipeApplier;
+import io.bitrelay.runtime.quant.SmoothQuant;
+import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Perplexity of quantization recipes on a text, in one process on the CPU. The text is tokenized whole
+ * with the checkpoint's tokenizer and no BOS, cut into non-overlapping windows, and every next-token
+ * prediction inside a window is scored ({@link Perplexity}). Calibration runs once, on the FP32 model,
+ * and every recipe is built from the same statistics.
+ */
+@Command(name = "eval", mixinStandardHelpOptions = true,
+        description = "Perplexity of FP32 and W8A8 recipes (naive, per-token, SmoothQuant) on a text file.")
+public final class EvalCommand implements Runnable {
+    static final String DEFAULT_RECIPES = "fp32,w8a8-naive,w8a8-pertoken,w8a8-smoothquant";
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--text", required = true, paramLabel = "FILE",
+            description = "Evaluation text (e.g. WikiText-2 test.txt), tokenized whole without BOS.")
+    Path text;
+
+    @Option(names = "--seq-len", paramLabel = "N", defaultValue = "1024",
+            description = "Tokens per non-overlapping window (default: ${DEFAULT-VALUE}).")
+    int seqLen;
+
+    @Option(names = "--max-windows", paramLabel = "N", defaultValue = "0",
+            description = "Score only the first N windows, to bound the run time; 0 = all (default: ${DEFAULT-VALUE}).")
+    int maxWindows;
+
+    @Option(names = "--recipes", paramLabel = "LIST", split = ",", defaultValue = DEFAULT_RECIPES,
+            description = "Comma-separated recipes: fp32, w8a8-naive, w8a8-pertoken, w8a8-smoothquant, "
+                    + "w8a8-smoothquant-static (default: ${DEFAULT-VALUE}).")
+    List<String> recipeNames;
+
+    @Option(names = "--calib-text", paramLabel = "FILE",
+            description = "Calibration text (default: the --text file; better a different split, e.g. WikiText-2 valid.txt).")
+    Path calibText;
+
+    @Option(names = "--calib-sequences", paramLabel = "N", defaultValue = "" + Calibration.DEFAULT_SEQUENCES,
+            description = "Calibration sequences (default: ${DEFAULT-VALUE}).")
+    int calibSequences;
+
+    @Option(names = "--calib-seq-len", paramLabel = "N", defaultValue = "" + Calibration.DEFAULT_SEQ_LEN,
+            description = "Tokens per calibration sequence (default: ${DEFAULT-VALUE}).")
+    int calibSeqLen;
+
+    @Option(names = "--alpha", paramLabel = "A", defaultValue = "" + SmoothQuant.DEFAULT_ALPHA,
+            description = "SmoothQuant migration strength α in [0, 1] (default: ${DEFAULT-VALUE}).")
+    float alpha;
+
+    @Option(names = "--calibration", paramLabel = "FILE",
+            description = "Use these saved calibration statistics (JSON) instead of calibrating.")
+    Path calibrationIn;
+
+    @Option(names = "--save-calibration", paramLabel = "FILE", description = "Write the calibration statistics (JSON) here.")
+    Path calibrationOut;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
+    Path json;
+
+    @Option(names = "--no-progress", description = "No progress bars on stderr.")
+    boolean noProgress;
+
+    /** One recipe's outcome. */
+    record Row(QuantRecipe recipe, Perplexity.Result result) {
+    }
+
+    @Override
+    public void run() {
+        List<QuantRecipe> recipes = recipeNames.stream().map(String::trim).map(QuantRecipe::byName).toList();
+        if (seqLen < 2 || calibSeqLen < 2 || calibSequences < 1) {
+            throw new IllegalArgumentException("--seq-len and --calib-seq-len must be ≥ 2, --calib-sequences ≥ 1");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        Path directory = modelOptions.resolve();
+        try (OptModel model = OptModel.load(directory); OptTokenizer tokenizer = OptTokenizer.load(directory)) {
+            int[] tokens = tokenizer.encodeWithoutSpecialTokens(readText(text));
+            int available = TokenWindows.available(tokens.length, seqLen);
+            int windows = maxWindows > 0 ? Math.min(maxWindows, available) : available;
+            out.printf("model %s: %d layers, hidden %d, vocab %d%n", directory.getFileName(), model.config().numLayers(),
+                    model.config().hiddenSize(), model.config().vocabSize());
+            out.printf("text %s: %d tokens (no BOS), %d windows of %d available, scoring the first %d%n",
+                    text.getFileName(), tokens.length, available, seqLen, windows);
+            out.flush();
+
+            CalibrationStats stats = calibrationFor(recipes, model, tokenizer, out);
+            List<Row> rows = new ArrayList<>();
+            for (QuantRecipe recipe : recipes) {
+                try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha)) {
+                    Perplexity.Result result = Perplexity.evaluate(quantized, tokens, seqLen, maxWindows,
+                            progress("eval " + recipe.name(), "windows"));
+                    rows.add(new Row(recipe, result));
+                }
+            }
+            printTable(rows, out);
+            out.println("Linear layers (q, k, v, out_proj, fc1, fc2) are W8A8 in the w8a8 recipes; attention (q·kᵀ, p·v), "
+                    + "LayerNorms, embeddings and the LM head stay FP32.");
+            out.flush();
+            if (json != null) {
+                writeJson(directory, tokens.length, stats, rows);
+            }
+        }
+    }
+
+    private CalibrationStats calibrationFor(List<QuantRecipe> recipes, OptModel model, OptTokenizer tokenizer, PrintWriter out) {
+        if (calibrationIn != null) {
+            CalibrationStats stats = CalibrationStats.load(calibrationIn);
+            out.printf("calibration: loaded %s (%d sequences × %d tokens of %s)%n", calibrationIn,
+                    stats.source().sequences(), stats.source().seqLen(), stats.source().text());
+            return stats;
+        }
+        boolean needed = calibrationOut != null || recipes.stream().anyMatch(QuantRecipe::needsCalibration);
+        if (!needed) {
+            return null;
+        }
+        Path source = calibText != null ? calibText : text;
+        if (calibText == null) {
+            out.println("calibration: no --calib-text, calibrating on the evaluation text itself");
+        }
+        int[] calibTokens = tokenizer.encodeWithoutSpecialTokens(readText(source));
+        long start = System.nanoTime();
+        CalibrationStats stats = Calibration.run(model, calibTokens, calibSequences, calibSeqLen,
+                source.getFileName().toString(), progress("calibrate", "sequences"));
+        out.printf("calibration: %d sequences × %d tokens of %s (asked for %d), %.1f s%n", stats.source().sequences(),
+                calibSeqLen, source.getFileName(), calibSequences, (System.nanoTime() - start) / 1e9);
+        if (calibrationOut != null) {
+            stats.save(calibrationOut);
+            out.printf("calibration: saved to %s%n", calibrationOut);
+        }
+        out.flush();
+        return stats;
+    }
+
+    private Progress progress(String label, String unit) {
+        return noProgress ? Progress.NONE : ProgressBar.stderr(label, unit);
+    }
+
+    static void printTable(List<Row> rows, PrintWriter out) {
+        Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32))
+                .map(r -> r.result().perplexity()).findFirst().orElse(null);
+        out.println();
+        out.println("| recipe | perplexity | Δ vs fp32 | windows | tokens | seconds |");
+        out.println("|---|---:|---:|---:|---:|---:|");
+        for (Row row : rows) {
+            Perplexity.Result r = row.result();
+            out.printf("| %s | %.3f | %s | %d | %d | %.1f |%n", row.recipe().name(), r.perplexity(),
+                    baseline == null ? "—" : String.format("%+.2f %%", delta(r.perplexity(), baseline)),
+                    r.windows(), r.predictedTokens(), r.seconds());
+        }
+        out.println();
+    }
+
+    private static double delta(double perplexity, double baseline) {
+        return (perplexity / baseline - 1) * 100;
+    }
+
+    private void writeJson(Path directory, int textTokens, CalibrationStats stats, List<Row> rows) {
+        ObjectMapper mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectNode root = mapper.createObjectNode();
+        root.put("model", directory.toString());
+        root.put("text", text.toString());
+        root.put("textTokens", textTokens);
+        root.put("seqLen", seqLen);
+        root.put("maxWindows", maxWindows);
+        root.put("alpha", alpha);
+        if (stats != null) {
+            ObjectNode calibration = root.putObject("calibration");
+            calibration.put("text", stats.source().text());
+            calibration.put("sequences", stats.source().sequences());
+            calibration.put("seqLen", stats.source().seqLen());
+        }
+        Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32))
+                .map(r -> r.result().perplexity()).findFirst().orElse(null);
+        ArrayNode results = root.putArray("results");
+        for (Row row : rows) {
+            Perplexity.Result r = row.result();
+            ObjectNode entry = results.addObject();
+            entry.put("recipe", row.recipe().name());
+            entry.put("perplexity", r.perplexity());
+            entry.put("meanNll", r.meanNll());
+            if (baseline != null) {
+                entry.put("deltaPercent", delta(r.perplexity(), baseline));
+            }
+            entry.put("windows", r.windows());
+            entry.put("tokens", r.predictedTokens());
+            entry.put("seconds", r.seconds());
+        }
+        try {
+            Path parent = json.toAbsolutePath().getParent();
+            if (parent != null) {
+                Files.createDirectories(parent);
+            }
+            mapper.writeValue(json.toFile(), root);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write " + json + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static String readText(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+    }
+}

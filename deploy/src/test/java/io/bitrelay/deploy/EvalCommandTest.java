@@ -1,0 +1,153 @@
+package io.bitrelay.deploy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.bitrelay.runtime.model.opt.KvCache;
+import io.bitrelay.runtime.model.opt.OptConfig;
+import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.model.opt.SequenceChunk;
+import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.synthetic.SyntheticCheckpointWriter;
+import io.bitrelay.runtime.synthetic.SyntheticOptions;
+import io.bitrelay.runtime.tensor.DType;
+import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Timeout(120)
+class EvalCommandTest {
+    private static final List<String> WORDS = List.of("the", "model", "river", "of", "a", "film", "was", "in", "1867",
+            "played", "and", "@-@", "city", ",", ".", "<unk>", "season", "song", "team", "war");
+
+    @TempDir
+    static Path temp;
+    static Path checkpoint;
+    static Path text;
+
+    @BeforeAll
+    static void writeModelAndText() throws IOException {
+        OptConfig config = new OptConfig(300, 64, 2, 4, 128, 160, 64, true, false, true, 2, 2, 1, "float32");
+        checkpoint = SyntheticCheckpointWriter.write(temp.resolve("tiny"), config,
+                SyntheticOptions.defaults().withStorage(DType.F32).withOutliers(true));
+        SplittableRandom random = new SplittableRandom(3);
+        StringBuilder builder = new StringBuilder();
+        for (int line = 0; line < 40; line++) {
+            builder.append(' ');
+            for (int w = 0; w < 12; w++) {
+                builder.append(WORDS.get(random.nextInt(WORDS.size()))).append(' ');
+            }
+            builder.append('\n');
+        }
+        text = Files.writeString(temp.resolve("text.txt"), builder.toString());
+    }
+
+    /** The formula, independent of the command: tokens without BOS, windows, mean NLL of next tokens, exp. */
+    private static double directPerplexity(int seqLen, int maxWindows) {
+        try (OptModel model = OptModel.load(checkpoint); OptTokenizer tokenizer = OptTokenizer.load(checkpoint)) {
+            int[] tokens = tokenizer.encodeWithoutSpecialTokens(Files.readString(text));
+            int windows = Math.min(maxWindows, tokens.length / seqLen);
+            double nll = 0;
+            long count = 0;
+            for (int w = 0; w < windows; w++) {
+                int[] window = Arrays.copyOfRange(tokens, w * seqLen, (w + 1) * seqLen);
+                float[][] logits;
+                try (KvCache cache = model.newCache()) {
+                    logits = model.forward(List.of(new SequenceChunk(window, cache)), true);
+                }
+                for (int t = 0; t < seqLen - 1; t++) {
+                    double sumExp = 0;
+                    for (float v : logits[t]) {
+                        sumExp += Math.exp(v);
+                    }
+                    nll += Math.log(sumExp) - logits[t][window[t + 1]];
+                    count++;
+                }
+            }
+            return Math.exp(nll / count);
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    @Test
+    void shouldReportThePerplexityTheFormulaGivesAndATableOfRecipes() throws IOException {
+        Path json = temp.resolve("results.json");
+        Path calibration = temp.resolve("calibration.json");
+        StringWriter stdout = new StringWriter();
+        CommandLine cli = BitrelayCli.commandLine();
+        cli.setOut(new PrintWriter(stdout, true));
+        int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(),
+                "--seq-len", "48", "--max-windows", "3", "--recipes", "fp32,w8a8-naive,w8a8-pertoken,w8a8-smoothquant",
+                "--calib-sequences", "4", "--calib-seq-len", "32", "--save-calibration", calibration.toString(),
+                "--json", json.toString(), "--no-progress");
+        assertEquals(0, exit, stdout.toString());
+
+        JsonNode results = new ObjectMapper().readTree(json.toFile()).path("results");
+        assertEquals(4, results.size());
+        JsonNode fp32 = results.get(0);
+        assertEquals("fp32", fp32.path("recipe").asText());
+        assertEquals(3, fp32.path("windows").asInt());
+        assertEquals(3 * 47, fp32.path("tokens").asInt());
+        double expected = directPerplexity(48, 3);
+        assertEquals(expected, fp32.path("perplexity").asDouble(), 1e-6 * expected);
+
+        String table = stdout.toString();
+        for (String recipe : List.of("| fp32 |", "| w8a8-naive |", "| w8a8-pertoken |", "| w8a8-smoothquant |")) {
+            assertTrue(table.contains(recipe), table);
+        }
+        assertTrue(table.contains("| recipe | perplexity | Δ vs fp32 | windows | tokens | seconds |"), table);
+        assertEquals(4, CalibrationStats.load(calibration).source().sequences());
+    }
+
+    @Test
+    void shouldGiveTheSameResultsFromSavedCalibration() throws IOException {
+        Path calibration = temp.resolve("saved.json");
+        Path first = temp.resolve("first.json");
+        Path second = temp.resolve("second.json");
+        String[] common = {"eval", "--model", checkpoint.toString(), "--text", text.toString(), "--seq-len", "48",
+                "--max-windows", "2", "--recipes", "w8a8-naive,w8a8-smoothquant-static", "--calib-sequences", "3",
+                "--calib-seq-len", "32", "--no-progress"};
+        CommandLine quiet = BitrelayCli.commandLine();
+        quiet.setOut(new PrintWriter(new StringWriter()));
+        assertEquals(0, quiet.execute(concat(common, "--save-calibration", calibration.toString(), "--json", first.toString())));
+        assertEquals(0, quiet.execute(concat(common, "--calibration", calibration.toString(), "--json", second.toString())));
+        JsonNode a = new ObjectMapper().readTree(first.toFile()).path("results");
+        JsonNode b = new ObjectMapper().readTree(second.toFile()).path("results");
+        for (int i = 0; i < 2; i++) {
+            double pa = a.get(i).path("perplexity").asDouble();
+            assertEquals(pa, b.get(i).path("perplexity").asDouble(), 1e-5 * pa);
+        }
+    }
+
+    @Test
+    void shouldRejectAnUnknownRecipe() {
+        StringWriter stderr = new StringWriter();
+        CommandLine cli = BitrelayCli.commandLine();
+        cli.setErr(new PrintWriter(stderr, true));
+        cli.setOut(new PrintWriter(new StringWriter()));
+        int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(), "--recipes", "w4a4");
+        assertEquals(2, exit);
+        assertTrue(stderr.toString().contains("unknown recipe 'w4a4'"), stderr.toString());
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+}

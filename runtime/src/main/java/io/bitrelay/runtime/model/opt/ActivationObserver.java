@@ -1,0 +1,18 @@
+package io.bitrelay.runtime.model.opt;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Sees the activations at every {@link ActivationSite} of a forward step, e.g. to collect calibration
+ * statistics. The model passes a null observer on the serving path, which costs one null check per site.
+ * Calls come from the thread running the step, layer after layer; {@code rows} is only valid during the call.
+ */
+@FunctionalInterface
+public interface ActivationObserver {
+
+    /**
+     * @param layer global decoder layer index (not the stage-local one)
+     * @param rows  (rowCount, width) FP32, every row of the step (all chunks)
+     */
+    void observe(int layer, ActivationSite site, MemorySegment rows, int rowCount, int width);
+}

@@ -1,0 +1,256 @@
+package io.bitrelay.runtime.quant;
+
+import io.bitrelay.runtime.TestModels;
+import io.bitrelay.runtime.eval.Progress;
+import io.bitrelay.runtime.model.opt.ActivationObserver;
+import io.bitrelay.runtime.model.opt.ActivationSite;
+import io.bitrelay.runtime.model.opt.KvCache;
+import io.bitrelay.runtime.model.opt.LayerNormWeights;
+import io.bitrelay.runtime.model.opt.LayerRange;
+import io.bitrelay.runtime.model.opt.LayerWeights;
+import io.bitrelay.runtime.model.opt.Linear;
+import io.bitrelay.runtime.model.opt.OptConfig;
+import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.model.opt.SequenceChunk;
+import io.bitrelay.runtime.ops.cpu.ReferenceMatMul;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Timeout(60)
+class CalibrationCollectorTest {
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    @TempDir
+    static Path temp;
+    static Path checkpoint;
+
+    @BeforeAll
+    static void writeModel() {
+        checkpoint = TestModels.writeTiny(temp.resolve("tiny"));
+    }
+
+    /** Copies of every activation the model shows, per (layer, site), rows appended call after call. */
+    private static final class Recorder implements ActivationObserver {
+        final Map<CalibrationStats.Key, List<float[]>> rows = new HashMap<>();
+        final Map<CalibrationStats.Key, Integer> widths = new HashMap<>();
+
+        @Override
+        public void observe(int layer, ActivationSite site, MemorySegment x, int rowCount, int width) {
+            CalibrationStats.Key key = new CalibrationStats.Key(layer, site);
+            widths.put(key, width);
+            List<float[]> list = rows.computeIfAbsent(key, k -> new ArrayList<>());
+            for (int i = 0; i < rowCount; i++) {
+                float[] row = new float[width];
+                MemorySegment.copy(x, F32, (long) i * width * Float.BYTES, row, 0, width);
+                list.add(row);
+            }
+        }
+    }
+
+    private static ChannelStats direct(List<float[]> rows) {
+        int width = rows.getFirst().length;
+        float[] min = new float[width];
+        float[] max = new float[width];
+        float[] abs = new float[width];
+        for (int j = 0; j < width; j++) {
+            min[j] = Float.POSITIVE_INFINITY;
+            max[j] = Float.NEGATIVE_INFINITY;
+            for (float[] row : rows) {
+                min[j] = Math.min(min[j], row[j]);
+                max[j] = Math.max(max[j], row[j]);
+                abs[j] = Math.max(abs[j], Math.abs(row[j]));
+            }
+        }
+        return new ChannelStats(min, max, abs, rows.size());
+    }
+
+    private static void runWith(OptModel model, List<int[]> sequences, ActivationObserver observer) {
+        for (int[] tokens : sequences) {
+            try (Arena step = Arena.ofShared(); KvCache cache = model.newCache()) {
+                List<SequenceChunk> chunks = List.of(new SequenceChunk(tokens, cache));
+                model.runLayers(chunks, model.embed(chunks, step), step, observer);
+            }
+        }
+    }
+
+    @Test
+    void shouldAccumulateMinMaxAbsMaxOfEveryActivationTheModelShows() {
+        List<int[]> sequences = List.of(QuantTestModels.randomTokens(23, 1), QuantTestModels.randomTokens(9, 2));
+        try (OptModel model = OptModel.load(checkpoint)) {
+            CalibrationCollector collector = new CalibrationCollector();
+            Recorder recorder = new Recorder();
+            runWith(model, sequences, (layer, site, x, rows, width) -> {
+                collector.observe(layer, site, x, rows, width);
+                recorder.observe(layer, site, x, rows, width);
+            });
+            CalibrationStats stats = collector.stats(new CalibrationStats.Source("tiny", "random", 2, 0));
+
+            int layers = model.config().numLayers();
+            assertEquals(layers * 6 + 1, stats.entries().size(), "six sites per layer plus the stage output");
+            for (var entry : recorder.rows.entrySet()) {
+                ChannelStats expected = direct(entry.getValue());
+                ChannelStats actual = stats.get(entry.getKey().layer(), entry.getKey().site());
+                assertEquals(32, actual.rows(), entry.getKey().toString());
+                assertArrayEquals(expected.min(), actual.min(), 0f, entry.getKey().toString());
+                assertArrayEquals(expected.max(), actual.max(), 0f, entry.getKey().toString());
+                assertArrayEquals(expected.absMax(), actual.absMax(), 0f, entry.getKey().toString());
+            }
+            assertEquals(model.config().ffnDim(), stats.get(0, ActivationSite.FC2_INPUT).width());
+            for (int layer = 0; layer < layers; layer++) {
+                for (float min : stats.get(layer, ActivationSite.FC2_INPUT).min()) {
+                    assertTrue(min >= 0f, "fc2 sees the output of a ReLU");
+                }
+            }
+            assertTrue(stats.contains(layers - 1, ActivationSite.STAGE_OUTPUT));
+        }
+    }
+
+    @Test
+    void shouldSeeWhatTheLayerMathComputesAtLayerZeroAndTheStageOutput() {
+        int[] tokens = QuantTestModels.randomTokens(17, 3);
+        try (OptModel model = OptModel.load(checkpoint); Arena arena = Arena.ofConfined()) {
+            CalibrationCollector collector = new CalibrationCollector();
+            runWith(model, List.of(tokens), collector);
+            CalibrationStats stats = collector.stats(new CalibrationStats.Source("tiny", "random", 1, 17));
+
+            // Direct computation from the weights: embeddings → LayerNorm (double, two-pass) → k_proj.
+            int rows = tokens.length;
+            int width = model.config().hiddenSize();
+            MemorySegment embedded;
+            MemorySegment finalHidden;
+            try (Arena step = Arena.ofShared(); KvCache cache = model.newCache()) {
+                List<SequenceChunk> chunks = List.of(new SequenceChunk(tokens, cache));
+                MemorySegment hidden = model.embed(chunks, step);
+                embedded = arena.allocate((long) rows * width * Float.BYTES);
+                MemorySegment.copy(hidden, 0, embedded, 0, embedded.byteSize());
+                model.runLayers(chunks, hidden, step);
+                finalHidden = arena.allocate(embedded.byteSize());
+                MemorySegment.copy(hidden, 0, finalHidden, 0, finalHidden.byteSize());
+            }
+            LayerWeights layer0 = model.weights().layers()[0];
+            MemorySegment normed = layerNorm(embedded, rows, width, layer0.selfAttnLayerNorm(), arena);
+            Linear k = (Linear) layer0.kProj();
+            MemorySegment keys = arena.allocate((long) rows * width * Float.BYTES);
+            ReferenceMatMul.matmulF32(normed, k.weight(), k.bias(), keys, rows, width, width);
+
+            assertClose(rangeOf(normed, rows, width), stats.get(0, ActivationSite.QKV_INPUT), 1e-4f);
+            assertClose(rangeOf(keys, rows, width), stats.get(0, ActivationSite.KEYS), 1e-4f);
+            assertClose(rangeOf(finalHidden, rows, width),
+                    stats.get(model.config().numLayers() - 1, ActivationSite.STAGE_OUTPUT), 0f);
+        }
+    }
+
+    @Test
+    void shouldReportGlobalLayerIndicesOnAStageThatDoesNotStartAtZero() {
+        OptConfig config = TestModels.tinyConfig();
+        try (OptModel stage = OptModel.load(checkpoint, new LayerRange(1, 3, 3));
+             Arena step = Arena.ofShared(); KvCache cache = stage.newCache()) {
+            int[] tokens = QuantTestModels.randomTokens(5, 4);
+            MemorySegment hidden = step.allocate((long) tokens.length * config.hiddenSize() * Float.BYTES);
+            SplittableRandom random = new SplittableRandom(5);
+            for (long i = 0; i < (long) tokens.length * config.hiddenSize(); i++) {
+                hidden.setAtIndex(F32, i, (float) random.nextGaussian());
+            }
+            CalibrationCollector collector = new CalibrationCollector();
+            stage.runLayers(List.of(new SequenceChunk(tokens, cache)), hidden, step, collector);
+            Set<Integer> layers = new TreeSet<>();
+            collector.stats(new CalibrationStats.Source("", "", 1, 5)).entries().keySet().forEach(k -> layers.add(k.layer()));
+            assertEquals(Set.of(1, 2), layers);
+            assertEquals(5, collector.rows(2, ActivationSite.STAGE_OUTPUT));
+            assertEquals(0, collector.rows(0, ActivationSite.QKV_INPUT));
+        }
+    }
+
+    @Test
+    void shouldRoundTripStatisticsThroughJsonBitForBit() {
+        try (OptModel model = OptModel.load(checkpoint)) {
+            int[] text = QuantTestModels.randomTokens(100, 6);
+            CalibrationStats stats = Calibration.run(model, text, 5, 16, "random", Progress.NONE);
+            assertEquals(5, stats.source().sequences());
+            assertEquals(16 * 5, stats.get(0, ActivationSite.QKV_INPUT).rows());
+            Path file = temp.resolve("calibration.json");
+            stats.save(file);
+            CalibrationStats loaded = CalibrationStats.load(file);
+            assertEquals(stats.source(), loaded.source());
+            assertEquals(stats.entries().keySet(), loaded.entries().keySet());
+            stats.entries().forEach((key, expected) -> {
+                ChannelStats actual = loaded.entries().get(key);
+                assertArrayEquals(expected.min(), actual.min(), 0f);
+                assertArrayEquals(expected.max(), actual.max(), 0f);
+                assertArrayEquals(expected.absMax(), actual.absMax(), 0f);
+                assertEquals(expected.rows(), actual.rows());
+            });
+        }
+    }
+
+    @Test
+    void shouldUseOnlyTheWindowsTheCalibrationTextHas() {
+        try (OptModel model = OptModel.load(checkpoint)) {
+            CalibrationStats stats = Calibration.run(model, QuantTestModels.randomTokens(50, 7), 128, 16, "short", Progress.NONE);
+            assertEquals(3, stats.source().sequences());
+            assertEquals(48, stats.get(2, ActivationSite.FC1_INPUT).rows());
+        }
+    }
+
+    private static MemorySegment layerNorm(MemorySegment x, int rows, int width, LayerNormWeights norm, Arena arena) {
+        MemorySegment out = arena.allocate((long) rows * width * Float.BYTES);
+        for (int i = 0; i < rows; i++) {
+            double mean = 0;
+            for (int j = 0; j < width; j++) {
+                mean += x.getAtIndex(F32, (long) i * width + j);
+            }
+            mean /= width;
+            double variance = 0;
+            for (int j = 0; j < width; j++) {
+                double d = x.getAtIndex(F32, (long) i * width + j) - mean;
+                variance += d * d;
+            }
+            variance /= width;
+            double inverse = 1 / Math.sqrt(variance + OptConfig.LAYER_NORM_EPS);
+            for (int j = 0; j < width; j++) {
+                double normalised = (x.getAtIndex(F32, (long) i * width + j) - mean) * inverse;
+                out.setAtIndex(F32, (long) i * width + j,
+                        (float) (normalised * norm.gain().getAtIndex(F32, j) + norm.bias().getAtIndex(F32, j)));
+            }
+        }
+        return out;
+    }
+
+    private static ChannelStats rangeOf(MemorySegment x, int rows, int width) {
+        List<float[]> list = new ArrayList<>();
+        for (int i = 0; i < rows; i++) {
+            float[] row = new float[width];
+            MemorySegment.copy(x, F32, (long) i * width * Float.BYTES, row, 0, width);
+            list.add(row);
+        }
+        return direct(list);
+    }
+
+    private static void assertClose(ChannelStats expected, ChannelStats actual, float relative) {
+        assertEquals(expected.rows(), actual.rows());
+        for (int j = 0; j < expected.width(); j++) {
+            float tolerance = relative * Math.max(1f, expected.absMax()[j]);
+            assertEquals(expected.min()[j], actual.min()[j], tolerance, "min of channel " + j);
+            assertEquals(expected.max()[j], actual.max()[j], tolerance, "max of channel " + j);
+            assertEquals(expected.absMax()[j], actual.absMax()[j], tolerance, "absmax of channel " + j);
+        }
+    }
+}
