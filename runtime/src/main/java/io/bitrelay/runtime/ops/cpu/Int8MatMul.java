@@ -18,7 +18,11 @@ import jdk.incubator.vector.VectorSpecies;
  * product is at most 127² = 16129 in magnitude and the sum of two products (32258) still fits a short.
  * A -128 would not crash anything but could wrap that pair sum and give a wrong result.
  *
- * <p>TODO what the Vector API reaches
+ * <p>What the Vector API reaches: it exposes no int8 dot-product instruction (AVX-VNNI {@code vpdpbusd},
+ * {@code vpmaddubsw}/{@code vpmaddwd}), so every byte is widened (B2S, or B2F for the FP32-accumulated panel
+ * path) before it is multiplied. At M = 1 the GEMV is memory-bound and the 4× smaller weights win (about 2–2.7×
+ * our FP32 GEMV on this machine); once the GEMM is compute-bound (M = 256) the widening costs more than the
+ * smaller operands save and INT8 runs at 0.5–0.85× our FP32 GEMM ({@code bitrelay bench gemm}).
  */
 public final class Int8MatMul {
     private static final VectorSpecies<Short> SS = ShortVector.SPECIES_PREFERRED;
