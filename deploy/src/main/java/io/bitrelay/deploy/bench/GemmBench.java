@@ -28,6 +28,11 @@ import java.util.concurrent.TimeUnit;
 /**
  * Our Vector API GEMMs (FP32 and INT8 × INT8 → INT32) on OPT-1.3b shapes, next to OpenBLAS through numpy
  * timed in the same run on the same machine. Each kernel is checked against the reference first.
+ *
+ * <p>Per M the order is: our FP32, our INT8, then the numpy peer for that M (one short python process), so a
+ * change in background load during the run hits both sides of a ratio alike. Warm-up is by time, not by
+ * count: the Vector API kernels run boxed (orders of magnitude slower) until C2 has compiled them, which
+ * takes a second or two and would otherwise land in the first timings.
  */
 @Command(name = "gemm", mixinStandardHelpOptions = true,
         description = "FP32 and INT8 GEMM GFLOP/s (K=2048, N=8192 by default) vs OpenBLAS through numpy, same run.")
@@ -44,6 +49,10 @@ public final class GemmBench implements Callable<Integer> {
     @Option(names = "--seconds", defaultValue = "2", description = "Timing per case (default: ${DEFAULT-VALUE}).")
     double seconds;
 
+    @Option(names = "--warmup", defaultValue = "2",
+            description = "Warm-up per case in seconds, until C2 has compiled the kernels (default: ${DEFAULT-VALUE}).")
+    double warmup;
+
     @Option(names = "--no-peer", description = "Skip the numpy/OpenBLAS peer.")
     boolean noPeer;
 
@@ -57,7 +66,8 @@ public final class GemmBench implements Callable<Integer> {
     public Integer call() throws Exception {
         validate();
         List<Row> results = new ArrayList<>();
-        JsonNode peer = noPeer ? null : runPeer();
+        List<JsonNode> peers = new ArrayList<>();
+        boolean peerOk = !noPeer && peerScript() != null;
         try (Arena arena = Arena.ofShared()) {
             SplittableRandom random = new SplittableRandom(1);
             int maxM = rows.stream().mapToInt(Integer::intValue).max().orElse(1);
@@ -70,50 +80,62 @@ public final class GemmBench implements Callable<Integer> {
             for (int m : rows) {
                 double fp32 = time(() -> Fp32MatMul.matmul(a, w, null, out, m, n, k));
                 double int8 = time(() -> Int8MatMul.matmul(a8, w8, out32, m, n, k));
+                JsonNode peer = peerOk ? runPeer(m) : null;
+                if (peer != null) {
+                    peers.add(peer);
+                } else {
+                    peerOk = false; // said why once; our figures still follow
+                }
                 double ops = 2.0 * m * k * n;
                 results.add(new Row(m, ops / fp32 / 1e9, ops / int8 / 1e9, peerGflops(peer, m)));
             }
         }
+        JsonNode peer = peers.isEmpty() ? null : peers.getFirst();
         print(results, peer);
         if (json != null) {
-            writeJson(results, peer);
+            writeJson(results, peers);
         }
         return 0;
     }
 
-    /** Both kernels against the scalar reference on a small odd shape before anything is timed. */
+    /** Both kernels against the scalar reference on small odd shapes (each of their two paths) before any timing. */
     private static void validate() {
-        int m = 5, n = 37, k = 67;
+        int n = 37, k = 67;
         try (Arena arena = Arena.ofShared()) { // the kernels fan out over the CPU pool
             SplittableRandom random = new SplittableRandom(7);
-            MemorySegment a = floats(arena, (long) m * k, random);
-            MemorySegment w = floats(arena, (long) n * k, random);
-            MemorySegment fast = arena.allocate((long) m * n * Float.BYTES, 64);
-            MemorySegment slow = arena.allocate((long) m * n * Float.BYTES, 64);
-            Fp32MatMul.matmul(a, w, null, fast, m, n, k);
-            ReferenceMatMul.matmulF32(a, w, null, slow, m, n, k);
-            for (int i = 0; i < m * n; i++) {
-                float x = fast.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-                float y = slow.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-                if (Math.abs(x - y) > 1e-3f * (1 + Math.abs(y))) {
-                    throw new IllegalStateException("FP32 kernel disagrees with the reference at " + i + ": " + x + " vs " + y);
+            for (int m : new int[] {1, 5, 17}) {
+                MemorySegment a = floats(arena, (long) m * k, random);
+                MemorySegment w = floats(arena, (long) n * k, random);
+                MemorySegment bias = floats(arena, n, random);
+                MemorySegment fast = arena.allocate((long) m * n * Float.BYTES, 64);
+                MemorySegment slow = arena.allocate((long) m * n * Float.BYTES, 64);
+                Fp32MatMul.matmul(a, w, bias, fast, m, n, k);
+                ReferenceMatMul.matmulF32(a, w, bias, slow, m, n, k);
+                for (int i = 0; i < m * n; i++) {
+                    float x = fast.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                    float y = slow.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                    if (Math.abs(x - y) > 1e-3f * (1 + Math.abs(y))) {
+                        throw new IllegalStateException("FP32 kernel disagrees with the reference at m=" + m + ", " + i
+                                + ": " + x + " vs " + y);
+                    }
                 }
-            }
-            MemorySegment a8 = bytes(arena, (long) m * k, random);
-            MemorySegment w8 = bytes(arena, (long) n * k, random);
-            MemorySegment fast32 = arena.allocate((long) m * n * Integer.BYTES, 64);
-            MemorySegment slow32 = arena.allocate((long) m * n * Integer.BYTES, 64);
-            Int8MatMul.matmul(a8, w8, fast32, m, n, k);
-            ReferenceMatMul.matmulI8(a8, w8, slow32, m, n, k);
-            if (fast32.mismatch(slow32) >= 0) {
-                throw new IllegalStateException("INT8 kernel disagrees with the reference");
+                MemorySegment a8 = bytes(arena, (long) m * k, random);
+                MemorySegment w8 = bytes(arena, (long) n * k, random);
+                MemorySegment fast32 = arena.allocate((long) m * n * Integer.BYTES, 64);
+                MemorySegment slow32 = arena.allocate((long) m * n * Integer.BYTES, 64);
+                Int8MatMul.matmul(a8, w8, fast32, m, n, k);
+                ReferenceMatMul.matmulI8(a8, w8, slow32, m, n, k);
+                if (fast32.mismatch(slow32) >= 0) {
+                    throw new IllegalStateException("INT8 kernel disagrees with the reference at m=" + m);
+                }
             }
         }
     }
 
-    /** Median seconds of one call, after warm-up, over about {@code seconds}. */
+    /** Median seconds of one call over about {@code seconds}, after {@code warmup} seconds (and 3 calls) of warm-up. */
     private double time(Runnable kernel) {
-        for (int i = 0; i < 3; i++) {
+        long warm = System.nanoTime() + (long) (warmup * 1e9);
+        for (int i = 0; i < 3 || System.nanoTime() < warm; i++) {
             kernel.run();
         }
         List<Long> timings = new ArrayList<>();
@@ -127,17 +149,24 @@ public final class GemmBench implements Callable<Integer> {
         return timings.get(timings.size() / 2) / 1e9;
     }
 
-    private JsonNode runPeer() {
+    /** deploy/bench/numpy_gemm.py from the repository root (where deploy/bin/bitrelay runs us), else null. */
+    private static Path peerScript() {
         Path script = Path.of("deploy/bench/numpy_gemm.py");
         if (!Files.isRegularFile(script)) {
-            System.err.println("bench gemm: " + script.toAbsolutePath() + " not found (run from the repository root); no peer");
+            System.err.println("bench gemm: " + script.toAbsolutePath() + " not found (run from the repository root); "
+                    + "no OpenBLAS peer, our figures only");
             return null;
         }
-        String m = String.join(",", rows.stream().map(String::valueOf).toList());
-        ProcessBuilder builder = new ProcessBuilder("python3", script.toString(), "--k", String.valueOf(k), "--n",
-                String.valueOf(n), "--m", m, "--seconds", String.valueOf(seconds));
+        return script;
+    }
+
+    /** numpy's figure for one M, or null (with the reason on stderr) when python3 or numpy is missing. */
+    private JsonNode runPeer(int m) {
+        ProcessBuilder builder = new ProcessBuilder("python3", peerScript().toString(), "--k", String.valueOf(k),
+                "--n", String.valueOf(n), "--m", String.valueOf(m), "--seconds", String.valueOf(seconds),
+                "--warmup", String.valueOf(Math.min(warmup, 1.0)));
         Map<String, String> environment = builder.environment();
-        // As the brief measured OpenBLAS: its own core detection and cache sizes, not the machine's overrides.
+        // OpenBLAS with its own core detection and cache sizes, not a machine-wide override.
         environment.remove("OPENBLAS_CORETYPE");
         environment.remove("OPENBLAS_L2_SIZE");
         environment.put("OPENBLAS_NUM_THREADS", String.valueOf(CpuParallelism.threads()));
@@ -146,13 +175,14 @@ public final class GemmBench implements Callable<Integer> {
             Process process = builder.start();
             String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             if (!process.waitFor(10, TimeUnit.MINUTES) || process.exitValue() != 0) {
-                System.err.println("bench gemm: the numpy peer failed (python3 with numpy needed): " + output.strip());
+                System.err.println("bench gemm: the numpy peer failed (python3 with numpy needed), our figures only: "
+                        + output.strip());
                 return null;
             }
             String last = output.strip().lines().reduce((x, y) -> y).orElse("{}");
             return new ObjectMapper().readTree(last);
         } catch (IOException e) {
-            System.err.println("bench gemm: cannot run python3 for the numpy peer: " + e.getMessage());
+            System.err.println("bench gemm: cannot run python3 for the numpy peer, our figures only: " + e.getMessage());
             return null;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -173,8 +203,10 @@ public final class GemmBench implements Callable<Integer> {
     }
 
     private void print(List<Row> results, JsonNode peer) {
-        System.out.printf("GEMM C[M,%d] = A[M,%d] · W[%d,%d]ᵀ on %d thread(s)%s%n", n, k, n, k, CpuParallelism.threads(),
-                peer == null ? "" : "; peer: numpy " + peer.path("numpy").asText() + " (" + peer.path("blas").asText() + ")");
+        String peerText = peer != null ? "; peer: numpy " + peer.path("numpy").asText() + " (" + peer.path("blas").asText() + ")"
+                : noPeer ? "" : "; no OpenBLAS peer (python3 with numpy unavailable, see above)";
+        System.out.printf("GEMM C[M,%d] = A[M,%d] · W[%d,%d]ᵀ on %d thread(s), %s%s%n", n, k, n, k,
+                CpuParallelism.threads(), jdk.incubator.vector.FloatVector.SPECIES_PREFERRED, peerText);
         System.out.println("| M | ours FP32 GFLOP/s | OpenBLAS FP32 GFLOP/s | ours / OpenBLAS | ours INT8 GOP/s | INT8 / our FP32 |");
         System.out.println("|---:|---:|---:|---:|---:|---:|");
         for (Row row : results) {
@@ -185,9 +217,11 @@ public final class GemmBench implements Callable<Integer> {
         }
     }
 
-    private void writeJson(List<Row> results, JsonNode peer) throws IOException {
+    private void writeJson(List<Row> results, List<JsonNode> peers) throws IOException {
         ObjectMapper mapper = new ObjectMapper();
-        ObjectNode root = mapper.createObjectNode().put("k", k).put("n", n).put("threads", CpuParallelism.threads());
+        ObjectNode root = mapper.createObjectNode().put("k", k).put("n", n).put("threads", CpuParallelism.threads())
+                .put("seconds", seconds).put("warmup", warmup)
+                .put("vectorSpecies", jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.toString());
         ArrayNode array = root.putArray("results");
         for (Row row : results) {
             ObjectNode node = array.addObject().put("m", row.m()).put("fp32Gflops", row.fp32Gflops()).put("int8Gops", row.int8Gops());
@@ -195,8 +229,8 @@ public final class GemmBench implements Callable<Integer> {
                 node.put("openBlasGflops", row.openBlasGflops());
             }
         }
-        if (peer != null) {
-            root.set("peer", peer);
+        if (!peers.isEmpty()) {
+            root.set("peer", mapper.valueToTree(peers));
         }
         Files.writeString(json, mapper.writerWithDefaultPrettyPrinter().writeValueAsString(root) + "\n");
     }

@@ -8,20 +8,24 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * FP32 {@code out[M,N] = a[M,K] · w[N,K]^T (+ bias[N])} with the Vector API; w in nn.Linear layout.
+ * FP32 {@code out[M,N] = a[M,K] · w[N,K]^T (+ bias[N])} with the Vector API; w in nn.Linear layout, all
+ * segments row-major in native order. Correct for any m, n, k (tails are handled, k may be 0).
  *
  * <p>Two kernels, picked by M:
  * <ul>
- *   <li>Small M (decode): dot products along K. The weights are streamed from memory exactly once and that
- *   stream is the cost, so the kernel only has to keep enough loads in flight (four W rows at a time).</li>
- *   <li>Larger M: A is packed (transposed) into panels of {@code 2·L} rows so one K step of a panel is two
- *   vector loads, and each weight element is broadcast against them: a 6×2L register tile of 12
- *   accumulators, 8 loads per 12 FMAs. Packing A instead of W matters: A is small (activations), W is the
- *   big read-only operand, and re-laying out W on every call would cost as much as the whole product at
- *   M=16. K is blocked so a panel block stays in L2 while many weight strips pass over it.</li>
+ *   <li>M &lt; {@link #PANEL_MIN_M} (decode): dot products along K, four W rows at a time, each block of four
+ *   rows reused from cache by every row of A. The weights are streamed from memory exactly once and that
+ *   stream is the whole cost at M=1.</li>
+ *   <li>Larger M: A is packed (transposed) into panels of {@code P = 2·L} rows so one K step of a panel is
+ *   two vector loads, and each weight element is broadcast against them: a 5×P register tile of 10
+ *   accumulators, 7 loads per 10 FMAs. Packing A rather than W matters: A is the small operand
+ *   (activations); transposing W on every call would cost as much as the whole product at M=16. W strips
+ *   are copied (not transposed) to a heap scratch first, see {@link #copyStrip}. K is blocked (KC) so the
+ *   packed A block stays in L2 while all the weight strips of a task pass over it; results accumulate in a
+ *   per-task transposed block that is written to {@code out} once.</li>
  * </ul>
- * Work is split over weight strips (N), so both kernels scale over {@link CpuParallelism} without
- * any write sharing.
+ * Work is split over W rows (N) only, so tasks never share output and scale over {@link CpuParallelism}.
+ * No weight pre-packing is needed: the per-call work on W is one bulk copy, which is cheap next to the FMAs.
  */
 public final class Fp32MatMul {
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -30,10 +34,14 @@ public final class Fp32MatMul {
     static final int P = 2 * L;
     /** Weight rows per register tile. */
     static final int MR = 5;
-    /** K block of the panel path; an A block of {@code M × KC} floats is meant to stay in L2. */
-    static final int KC = 128;
+    /**
+     * K block of the panel path. The packed A block ({@code MC × KC} floats) is revisited by every W strip
+     * of a task, so it should stay near L2; longer blocks mean longer contiguous reads of each W row, which
+     * is what limited KC = 128 (512 measured best of 128..1024 at M = 256).
+     */
+    static final int KC = 512;
     /** From this M on the packed-panel kernel wins over streaming dot products. */
-    static final int PANEL_MIN_M = Integer.getInteger("bitrelay.fp32.panelMinM", 6);
+    static final int PANEL_MIN_M = Integer.getInteger("bitrelay.fp32.panelMinM", 8);
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
@@ -81,7 +89,7 @@ public final class Fp32MatMul {
         CpuParallelism.forEach(tasks, t -> {
             int n0 = t * DOT_ROWS_PER_TASK;
             int n1 = Math.min(n, n0 + DOT_ROWS_PER_TASK);
-            // W rows in fours: the four rows are read once from memory and then reused (from cache) by each row of A.
+            // W rows in fours, read once from memory and then reused from cache by each row of A.
             for (int j = n0; j < n1; j += 4) {
                 int rows = Math.min(4, n1 - j);
                 for (int i = 0; i < m; i++) {
@@ -121,9 +129,15 @@ public final class Fp32MatMul {
             s3 += x * w.get(F32, w3 + off);
         }
         store(out, bias, outRow, j, s0);
-        if (rows > 1) store(out, bias, outRow, j + 1, s1);
-        if (rows > 2) store(out, bias, outRow, j + 2, s2);
-        if (rows > 3) store(out, bias, outRow, j + 3, s3);
+        if (rows > 1) {
+            store(out, bias, outRow, j + 1, s1);
+        }
+        if (rows > 2) {
+            store(out, bias, outRow, j + 2, s2);
+        }
+        if (rows > 3) {
+            store(out, bias, outRow, j + 3, s3);
+        }
     }
 
     private static void store(MemorySegment out, MemorySegment bias, long outRow, int j, float v) {
@@ -172,7 +186,10 @@ public final class Fp32MatMul {
         }
     }
 
-    /** W rows per task: enough tasks for work stealing to even out the cores, a multiple of MR so only the last strip is short. */
+    /**
+     * W rows per task: enough tasks for work stealing to even out the cores (one of which may be busy with
+     * something else), a multiple of MR so only the last strip of the last task is short.
+     */
     static int chunkRows(int n) {
         int perTask = (n + CpuParallelism.threads() * 4 - 1) / (CpuParallelism.threads() * 4);
         return Math.clamp((perTask + MR - 1) / MR * MR, MR, NC);
@@ -204,7 +221,10 @@ public final class Fp32MatMul {
         }
     }
 
-    /** Panel layout: panel pi holds rows [m0+pi·P, m0+pi·P+P) of A transposed, {@code packed[pi·P·K + p·P + r]}; padding rows are zero. */
+    /**
+     * Panel pi holds rows [m0+pi·P, m0+pi·P+P) of A transposed: {@code packed[pi·P·K + p·P + r]}; padding
+     * rows are zero. Per call and per thread scratch, reused across calls.
+     */
     private static float[] packA(MemorySegment a, int m0, int mb, int k, int panelCount) {
         int size = panelCount * P * k;
         float[] packed = PACK.get();
@@ -233,17 +253,26 @@ public final class Fp32MatMul {
     }
 
     /**
-     * acc[(r)·mPad + i] (+)= Σ_{p in [k0, k0+kb)} w[j+r, p] · A[panel row i, p] for r < 5, i < P; the
-     * accumulator block is transposed (W row major) so this update is two plain vector loads and stores per row.
-     * Five rows, not six: with 12 accumulators C2 runs out of the 16 AVX2 registers and spills, which halves the rate.
+     * acc[r·mPad + i] (+)= Σ_{p < kb} ws[r·kb + p] · ap[apStart + p·P + i] for r < 5, i < P: one K block of
+     * five W rows against one packed A panel. The accumulator block is transposed (one row per W row) so
+     * loading and storing it is two plain vector accesses per row. Five rows, not six: with 12 accumulators
+     * C2 runs out of the 16 AVX2 registers and spills, which halves the rate.
      */
-    static void tile5(float[] ap, int apStart, float[] ws, int kb,
-                              float[] acc, int accStart, int mPad, boolean first) {
+    static void tile5(float[] ap, int apStart, float[] ws, int kb, float[] acc, int accStart, int mPad,
+                      boolean first) {
         int r0 = accStart, r1 = r0 + mPad, r2 = r1 + mPad, r3 = r2 + mPad, r4 = r3 + mPad;
         FloatVector c00, c01, c10, c11, c20, c21, c30, c31, c40, c41;
         if (first) {
             c00 = FloatVector.zero(S);
-            c01 = c00; c10 = c00; c11 = c00; c20 = c00; c21 = c00; c30 = c00; c31 = c00; c40 = c00; c41 = c00;
+            c01 = c00;
+            c10 = c00;
+            c11 = c00;
+            c20 = c00;
+            c21 = c00;
+            c30 = c00;
+            c31 = c00;
+            c40 = c00;
+            c41 = c00;
         } else {
             c00 = FloatVector.fromArray(S, acc, r0);
             c01 = FloatVector.fromArray(S, acc, r0 + L);

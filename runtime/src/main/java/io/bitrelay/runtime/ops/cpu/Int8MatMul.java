@@ -18,11 +18,25 @@ import jdk.incubator.vector.VectorSpecies;
  * product is at most 127² = 16129 in magnitude and the sum of two products (32258) still fits a short.
  * A -128 would not crash anything but could wrap that pair sum and give a wrong result.
  *
- * <p>What the Vector API reaches: it exposes no int8 dot-product instruction (AVX-VNNI {@code vpdpbusd},
- * {@code vpmaddubsw}/{@code vpmaddwd}), so every byte is widened (B2S, or B2F for the FP32-accumulated panel
- * path) before it is multiplied. At M = 1 the GEMV is memory-bound and the 4× smaller weights win (about 2–2.7×
- * our FP32 GEMV on this machine); once the GEMM is compute-bound (M = 256) the widening costs more than the
- * smaller operands save and INT8 runs at 0.5–0.85× our FP32 GEMM ({@code bitrelay bench gemm}).
+ * <p>What the Vector API reaches here (JDK 25, AVX2, no AVX-512): x86 gets its int8 throughput from
+ * vpmaddubsw/vpmaddwd (multiply and add adjacent pairs into wider lanes) or VNNI vpdpbusd, and the Vector API
+ * exposes none of them; there is no dot-product or multiply-add-pairs operator. What is left:
+ * <ul>
+ *   <li>M &lt; {@link #PANEL_MIN_M} (decode): widen W bytes to shorts (B2S, vpmovsxbw), multiply
+ *   by A (pre-widened once), add two products in a short (the [-127,127] assumption makes that safe), and
+ *   fold short pairs into int accumulators with one shift and two adds (see {@link #dot1x4}). About 11
+ *   vector ops per 32 MACs, roughly 35-45 GOP/s per core from cache; with the weights 4x smaller than FP32
+ *   the decode GEMV ends up well ahead of the FP32 one. The obvious alternatives measured no better: B2I
+ *   plus vpmulld (3 ops per 8 MACs), B2F plus FMA (same), and the "part 1" (upper half) B2S/S2I conversions
+ *   ran ~20x slower (not intrinsified here), so the widening to int cannot use them.</li>
+ *   <li>Larger M (compute-bound): widening costs are per element and per use, so a short-multiply kernel
+ *   is capped well below the FP32 FMA rate. Instead, bytes are converted to FP32 once (A when packing the
+ *   panels, each W strip once per K block) and the FP32 register-tiled FMA kernel does the work: every
+ *   product (≤ 127²) and every partial sum over at most {@link #EXACT_K} terms is an integer below 2^24, so
+ *   FP32 is exact, and the partial sums are flushed to int32 per K block. INT8 then runs at about the
+ *   FP32 rate (the byte-to-float widening of W is the extra), i.e. the gain at large M is memory (4x
+ *   smaller weights), not arithmetic.</li>
+ * </ul>
  */
 public final class Int8MatMul {
     private static final VectorSpecies<Short> SS = ShortVector.SPECIES_PREFERRED;
@@ -30,8 +44,8 @@ public final class Int8MatMul {
     /** Bytes that widen into one short vector (B2S doubles the width). */
     private static final VectorSpecies<Byte> SB = VectorSpecies.of(byte.class, VectorShape.forBitSize(LS * 8));
     /**
-     * Same shape as {@link #SS}. Must be a SPECIES_* constant: a species from {@code VectorSpecies.of} is not
-     * a compile-time constant to C2 and every loop-carried accumulator gets boxed (10x slower).
+     * Same shape as {@link #SS}. Kept as the SPECIES_PREFERRED constant: with the same species obtained from
+     * {@code VectorSpecies.of}, C2 (JDK 25) boxed the loop-carried accumulators of the dot kernel (~10x slower).
      */
     private static final VectorSpecies<Integer> SI = IntVector.SPECIES_PREFERRED;
     /** Bytes that widen into one float vector (B2F quadruples the width). */
@@ -45,7 +59,7 @@ public final class Int8MatMul {
      * is an integer FP32 represents exactly.
      */
     private static final int EXACT_K = 1024;
-    static final int PANEL_MIN_M = Integer.getInteger("bitrelay.int8.panelMinM", 4);
+    static final int PANEL_MIN_M = Integer.getInteger("bitrelay.int8.panelMinM", 10);
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED;
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
@@ -74,63 +88,126 @@ public final class Int8MatMul {
 
     private static void dotRows(MemorySegment a, MemorySegment w, MemorySegment out, int m, int n, int k) {
         int tasks = (n + DOT_ROWS_PER_TASK - 1) / DOT_ROWS_PER_TASK;
+        int kv = k - k % (2 * LS);
+        // Touch-ahead (see dot1x4) needs four rows' worth of W to exist; tiny W just touches byte 0.
+        boolean touchAhead = w.byteSize() >= 4L * kv + 64;
         CpuParallelism.forEach(tasks, t -> {
             int n0 = t * DOT_ROWS_PER_TASK;
             int n1 = Math.min(n, n0 + DOT_ROWS_PER_TASK);
-            short[] aw = new short[k];
-            for (int i = 0; i < m; i++) {
-                for (int p = 0; p < k; p++) {
-                    aw[p] = a.get(ValueLayout.JAVA_BYTE, (long) i * k + p);
-                }
-                for (int j = n0; j < n1; j += 2) {
-                    dot1x2(aw, w, j, Math.min(2, n1 - j), out, (long) i * n, k);
+            // A widened to shorts once per task; the weights are widened on the fly (each is used once per row of A).
+            short[] aw = widenScratch(m * k);
+            for (int p = 0; p < m * k; p++) {
+                aw[p] = a.get(ValueLayout.JAVA_BYTE, p);
+            }
+            int[] sums = new int[5];
+            for (int j = n0; j < n1; j += 4) {
+                int rows = Math.min(4, n1 - j);
+                long w0 = (long) j * k;
+                // Rows past the end alias row j; their sums are computed and dropped.
+                long w1 = rows > 1 ? w0 + k : w0;
+                long w2 = rows > 2 ? w0 + 2L * k : w0;
+                long w3 = rows > 3 ? w0 + 3L * k : w0;
+                long next = touchAhead ? Math.min(w0 + 4L * k, w.byteSize() - 4L * kv) : 0;
+                for (int i = 0; i < m; i++) {
+                    // Only the first row of A touches ahead; for the others the group is already in cache.
+                    dot1x4(aw, i * k, w, w0, w1, w2, w3, kv, sums, next, i == 0 && touchAhead ? 4 : 0);
+                    for (int r = 0; r < rows; r++) {
+                        int sum = sums[r];
+                        long row = w0 + (long) r * k;
+                        for (int p = kv; p < k; p++) {
+                            sum += aw[i * k + p] * w.get(ValueLayout.JAVA_BYTE, row + p);
+                        }
+                        out.setAtIndex(I32, (long) i * n + j + r, sum);
+                    }
                 }
             }
         });
     }
 
+    private static final ThreadLocal<short[]> WIDE_A = ThreadLocal.withInitial(() -> new short[0]);
+
+    private static short[] widenScratch(int size) {
+        short[] aw = WIDE_A.get();
+        if (aw.length < size) {
+            aw = new short[size];
+            WIDE_A.set(aw);
+        }
+        return aw;
+    }
+
     /**
-     * out[row, j..j+rows) = a · w[j..j+rows) with a already widened to shorts. Two W rows, not four: the
-     * bigger body trips C2's inlining node budget and the vectors get boxed, which is 20x slower.
+     * Even short lanes (the low half of each int lane) get -32768 added; see {@link #dot1x4}.
+     * Read through a local vector (not a static final vector) so C2 treats it as a plain loop invariant.
      */
-    private static void dot1x2(short[] aw, MemorySegment w, int j, int rows, MemorySegment out, long outRow, int k) {
-        long w0 = (long) j * k;
-        long w1 = rows > 1 ? w0 + k : w0;
-        IntVector c0 = IntVector.zero(SI), c1 = c0;
+    private static final short[] LOW_HALF_BIAS = new short[LS];
+
+    static {
+        for (int i = 0; i < LS; i += 2) {
+            LOW_HALF_BIAS[i] = Short.MIN_VALUE;
+        }
+    }
+
+    /**
+     * sums[r] (r < 4) = aw[aOff, aOff+kv) · w[row r][0, kv) for the four rows starting at byte offsets w0..w3, the
+     * row of A already widened to shorts, kv a multiple of 2L.
+     *
+     * <p>Per 2L bytes of a W row: widen (B2S), multiply in shorts, add the two halves' products (|sum| ≤
+     * 32258, still a short), then fold the short pairs into int lanes. All lanes of one accumulator belong to
+     * the same dot product, so the pair can be summed in any way: reinterpret the shorts as ints x = 2^16·hi + lo',
+     * where lo' = lo + 32768 thanks to the bias, always in [0, 2^16). Then x >> 16 is exactly hi, and Σx
+     * (wrapping) = 2^16·Σhi + Σlo + 32768·count, so Σhi + Σlo falls out after the loop. That is 4 vector ops
+     * per pair instead of 5 with the usual shift-left/shift-right sign extension.
+     *
+     * <p>Touch-ahead: this loop does ~45 instructions per 128 weight bytes, so the reorder window holds only a
+     * few cache-line misses at a time and the hardware prefetcher, retraining on every short 4-row group,
+     * does not cover the gap. Two plain byte loads per step into the next group (from {@code next}, stepping
+     * {@code touchStep}·p bytes: 4 to sweep the group, 0 to disable) pull it into cache while this one is
+     * computed; measured 15-40% faster on the M=1 GEMV. Java has no prefetch instruction, hence real loads.
+     *
+     * <p>This method is deliberately nothing but the vector loop: with the tail and the stores in here too, C2
+     * hits its inlining node budget inside the Vector API and boxes the accumulators (10x slower).
+     */
+    private static void dot1x4(short[] aw, int aOff, MemorySegment w, long w0, long w1, long w2, long w3, int kv,
+                               int[] sums, long next, int touchStep) {
+        ShortVector bias = ShortVector.fromArray(SS, LOW_HALF_BIAS, 0);
+        int touched = 0;
+        long gap = touchStep == 0 ? 0 : 64;
+        IntVector r0 = IntVector.zero(SI), r1 = r0, r2 = r0, r3 = r0, h0 = r0, h1 = r0, h2 = r0, h3 = r0;
         int step = 2 * LS;
-        int kv = k - k % step;
         for (int p = 0; p < kv; p += step) {
-            ShortVector a0 = ShortVector.fromArray(SS, aw, p);
-            ShortVector a1 = ShortVector.fromArray(SS, aw, p + LS);
-            c0 = widenAdd(c0, wide(w, w0 + p).mul(a0).add(wide(w, w0 + p + LS).mul(a1)));
-            c1 = widenAdd(c1, wide(w, w1 + p).mul(a0).add(wide(w, w1 + p + LS).mul(a1)));
+            long t = next + (long) touchStep * p;
+            touched += w.get(ValueLayout.JAVA_BYTE, t) + w.get(ValueLayout.JAVA_BYTE, t + gap);
+            ShortVector a0 = ShortVector.fromArray(SS, aw, aOff + p);
+            ShortVector a1 = ShortVector.fromArray(SS, aw, aOff + p + LS);
+            IntVector x0 = pairSum(w, w0 + p, a0, a1, bias);
+            IntVector x1 = pairSum(w, w1 + p, a0, a1, bias);
+            IntVector x2 = pairSum(w, w2 + p, a0, a1, bias);
+            IntVector x3 = pairSum(w, w3 + p, a0, a1, bias);
+            r0 = r0.add(x0);
+            h0 = h0.add(x0.lanewise(VectorOperators.ASHR, 16));
+            r1 = r1.add(x1);
+            h1 = h1.add(x1.lanewise(VectorOperators.ASHR, 16));
+            r2 = r2.add(x2);
+            h2 = h2.add(x2.lanewise(VectorOperators.ASHR, 16));
+            r3 = r3.add(x3);
+            h3 = h3.add(x3.lanewise(VectorOperators.ASHR, 16));
         }
-        int s0 = c0.reduceLanes(VectorOperators.ADD);
-        int s1 = c1.reduceLanes(VectorOperators.ADD);
-        for (int p = kv; p < k; p++) {
-            int x = aw[p];
-            s0 += x * w.get(ValueLayout.JAVA_BYTE, w0 + p);
-            s1 += x * w.get(ValueLayout.JAVA_BYTE, w1 + p);
-        }
-        out.setAtIndex(I32, outRow + j, s0);
-        if (rows > 1) {
-            out.setAtIndex(I32, outRow + j + 1, s1);
-        }
+        sums[4] = touched; // keeps the touch loads alive (the array is per task: no shared cache line)
+        // Σhi + Σlo = Σx - (2^16 - 1)·Σhi - 2^15·count, all mod 2^32.
+        int offset = (SI.length() * (kv / step)) << 15;
+        sums[0] = r0.sub(h0.mul(0xFFFF)).reduceLanes(VectorOperators.ADD) - offset;
+        sums[1] = r1.sub(h1.mul(0xFFFF)).reduceLanes(VectorOperators.ADD) - offset;
+        sums[2] = r2.sub(h2.mul(0xFFFF)).reduceLanes(VectorOperators.ADD) - offset;
+        sums[3] = r3.sub(h3.mul(0xFFFF)).reduceLanes(VectorOperators.ADD) - offset;
+    }
+
+    /** w[off, off+2L) · (a0, a1), as biased short pairs reinterpreted as ints (see {@link #dot1x4}). */
+    private static IntVector pairSum(MemorySegment w, long off, ShortVector a0, ShortVector a1, ShortVector bias) {
+        return wide(w, off).mul(a0).add(wide(w, off + LS).mul(a1)).add(bias).reinterpretAsInts();
     }
 
     private static ShortVector wide(MemorySegment w, long off) {
         return (ShortVector) ByteVector.fromMemorySegment(SB, w, off, NATIVE).convertShape(VectorOperators.B2S, SS, 0);
-    }
-
-    /**
-     * acc += both shorts of every int lane of {@code s}, sign-extended. Lanes all belong to one dot product
-     * here, so which int lane a short lands in does not matter and two shifts replace a real S2I widening
-     * (whose upper half does not intrinsify).
-     */
-    private static IntVector widenAdd(IntVector acc, ShortVector s) {
-        IntVector x = s.reinterpretAsInts();
-        return acc.add(x.lanewise(VectorOperators.ASHR, 16))
-                .add(x.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
     }
 
     // ---------------------------------------------------------------- larger M: exact FP32 panels
@@ -164,7 +241,8 @@ public final class Int8MatMul {
                     for (int s = 0; s < rowsInChunk; s += MR) {
                         widenStrip(w, j0 + s, Math.min(MR, rowsInChunk - s), k, k0, kb, ws);
                         for (int pi = 0; pi < panelCount; pi++) {
-                            Fp32MatMul.tile5(packed, pi * P * k + k0 * P, ws, kb, facc, s * mPad + pi * P, mPad, true);
+                            Fp32MatMul.tile5(packed, pi * P * k + k0 * P, ws, kb, facc, s * mPad + pi * P, mPad,
+                                    true);
                         }
                     }
                     flush(facc, iacc, accLen, k0 == 0);

@@ -34,7 +34,8 @@ public final class ReferenceMatMul {
             for (int j = 0; j < n; j++) {
                 int sum = 0;
                 for (int p = 0; p < k; p++) {
-                    sum += a.get(ValueLayout.JAVA_BYTE, (long) i * k + p) * w.get(ValueLayout.JAVA_BYTE, (long) j * k + p);
+                    sum += a.get(ValueLayout.JAVA_BYTE, (long) i * k + p)
+                            * w.get(ValueLayout.JAVA_BYTE, (long) j * k + p);
                 }
                 out.setAtIndex(I32, (long) i * n + j, sum);
             }

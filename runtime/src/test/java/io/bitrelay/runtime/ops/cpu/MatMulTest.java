@@ -14,6 +14,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 class MatMulTest {
@@ -46,6 +47,9 @@ class MatMulTest {
         all.add(Arguments.of(40, 131, 1031));
         all.add(Arguments.of(300, 250, 130));
         all.add(Arguments.of(64, 64, 2048));
+        all.add(Arguments.of(64, 70, 1100)); // K blocks 512, 512, 76
+        all.add(Arguments.of(16, 20, 2100)); // INT8: FP32-exact blocks of 1024, 1024, 52
+        all.add(Arguments.of(9, 13, 300)); // just below both panel thresholds
         all.add(Arguments.of(7, 10, 0));
         return all.stream();
     }
@@ -81,10 +85,14 @@ class MatMulTest {
         }
     }
 
-    /** Worst case magnitudes: every product is ±127², the sum must not wrap in any short or int lane. */
-    @Test
-    void int8ExtremesAreExact() {
-        int m = 17, n = 9, k = 4099;
+    /**
+     * Worst case magnitudes: every product is ±127², the sum must not wrap in any short or int lane, and the
+     * FP32-accumulated panel path must stay exact over its longest K block.
+     */
+    @ParameterizedTest(name = "int8 extremes m={0} k={1}")
+    @CsvSource({"17, 4099", "12, 4000", "3, 4099"})
+    void int8ExtremesAreExact(int m, int k) {
+        int n = 9;
         for (byte value : new byte[] {127, -127}) {
             MemorySegment a = ARENA.allocate(m * k);
             MemorySegment w = ARENA.allocate(n * k);
