@@ -26,9 +26,19 @@ public final class RecipeApplier {
      * @return a model to close when done (closing it frees only what the recipe allocated)
      */
     public static OptModel apply(OptModel base, QuantRecipe recipe, CalibrationStats stats, float alpha) {
-        if (recipe.needsCalibration() && stats == null) {
-            throw new IllegalArgumentException("recipe " + recipe.name() + " needs calibration statistics");
-        }
+        return apply(base, QuantPlanner.plan(recipe, stats, alpha));
+    }
+
+    /**
+     * Builds the stage {@code plan} describes from {@code base}'s FP32 weights.
+     *
+     * @param base FP32 model; must stay open while the returned model is used (they share tensors)
+     * @return a model to close when done (closing it frees only what the recipe allocated)
+     */
+    public static OptModel apply(OptModel base, QuantPlan plan) {
+        QuantRecipe recipe = plan.recipe();
+        CalibrationStats stats = plan.stats();
+        float alpha = plan.alpha();
         Arena arena = Arena.ofShared();
         try {
             OptWeights weights = base.weights();

@@ -4,10 +4,15 @@ import io.bitrelay.runtime.model.opt.Linear;
 import io.bitrelay.runtime.model.opt.LinearLayer;
 import io.bitrelay.runtime.ops.cpu.Int8MatMul;
 import io.bitrelay.runtime.ops.cpu.Int8Quantize;
+import io.bitrelay.runtime.tensor.DType;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 
 /**
  * A linear layer computing in INT8 (W8A8): weights quantized once, per output channel, symmetric with
@@ -15,7 +20,9 @@ import java.util.Arrays;
  * scale from calibration). The INT8 × INT8 product accumulates exactly in int32 ({@link Int8MatMul}) and
  * is dequantized with both scales: {@code out[i,j] = acc[i,j] · s_x[i] · s_w[j] + bias[j]}. The bias stays FP32.
  */
-public final class W8A8Linear implements LinearLayer {
+public final class W8A8Linear implements StoredLinear {
+    public static final String KIND = "w8a8";
+
     private final MemorySegment weight;   // (outFeatures, inFeatures) INT8 codes in [-127, 127]
     private final float[] weightScales;   // (outFeatures) per output channel
     private final MemorySegment bias;     // (outFeatures) FP32, or null
@@ -77,6 +84,42 @@ public final class W8A8Linear implements LinearLayer {
             staticScale = Int8Quantize.scaleFor(calibratedAbsMax);
         }
         return new W8A8Linear(codes, scales, fp32.bias(), out, in, activations, staticScale);
+    }
+
+    /** Rebuilds a layer saved through {@link #tensors()} and {@link #settings()}; the tensors are copied into {@code arena}. */
+    public static W8A8Linear restore(Map<String, String> settings, Map<String, MemorySegment> tensors, Arena arena) {
+        int out = StoredLinears.intSetting(settings, "out_features");
+        int in = StoredLinears.intSetting(settings, "in_features");
+        ActivationQuantization activations = ActivationQuantization.valueOf(StoredLinears.setting(settings, "activations"));
+        float staticScale = Float.parseFloat(StoredLinears.setting(settings, "static_scale"));
+        MemorySegment codes = StoredLinears.copy(tensors, "codes", (long) out * in, arena);
+        float[] scales = StoredLinears.copy(tensors, "scales", (long) out * Float.BYTES, arena)
+                .toArray(ValueLayout.JAVA_FLOAT);
+        MemorySegment bias = tensors.containsKey("bias")
+                ? StoredLinears.copy(tensors, "bias", (long) out * Float.BYTES, arena) : null;
+        return new W8A8Linear(codes, scales, bias, out, in, activations, staticScale);
+    }
+
+    @Override
+    public String kind() {
+        return KIND;
+    }
+
+    @Override
+    public List<Tensor> tensors() {
+        List<Tensor> list = new ArrayList<>();
+        list.add(new Tensor("codes", DType.I8, new long[]{outFeatures, inFeatures}, weight));
+        list.add(new Tensor("scales", DType.F32, new long[]{outFeatures}, MemorySegment.ofArray(weightScales)));
+        if (bias != null) {
+            list.add(new Tensor("bias", DType.F32, new long[]{outFeatures}, bias));
+        }
+        return list;
+    }
+
+    @Override
+    public Map<String, String> settings() {
+        return Map.of("out_features", Integer.toString(outFeatures), "in_features", Integer.toString(inFeatures),
+                "activations", activations.name(), "static_scale", Float.toString(staticScale));
     }
 
     @Override
