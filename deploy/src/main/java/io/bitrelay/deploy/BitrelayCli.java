@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
                 io.bitrelay.deploy.verify.GoldenCommand.class,
                 BenchCommand.class,
                 EvalCommand.class,
+                QuantErrorCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class BitrelayCli implements Runnable {
