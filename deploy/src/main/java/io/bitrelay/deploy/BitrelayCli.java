@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
                 BenchCommand.class,
                 EvalCommand.class,
                 QuantErrorCommand.class,
+                PlanCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class BitrelayCli implements Runnable {
