@@ -11,7 +11,7 @@
 //   * Softmax in FP32; out: (rows, ldo) FP16, heads concatenated (the input of out_proj).
 //   * Alignment: q, out, caches 16-byte aligned; ldq, ldo, ldNew, cacheStride multiples of 8.
 //
-// A micro-batch is described by an array of SeqDesc in device memory, one per sequence, 32 bytes each:
+// A micro-batch is described by an array of AttentionSeq in device memory, one per sequence, 32 bytes each:
 //
 //   offset  0  u64  k          this layer's K cache of the sequence, (capacity, cacheStride) FP16
 //   offset  8  u64  v          this layer's V cache, same shape
@@ -28,7 +28,7 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
-struct SeqDesc {
+struct AttentionSeq {
     __half* k;
     __half* v;
     int rowStart;
@@ -36,9 +36,9 @@ struct SeqDesc {
     int pastLen;
     int reserved;
 };
-static_assert(sizeof(SeqDesc) == 32, "SeqDesc is a 32-byte wire layout shared with the Java launcher");
+static_assert(sizeof(AttentionSeq) == 32, "AttentionSeq is a 32-byte wire layout shared with the Java launcher");
 
-namespace {
+namespace attention {
 
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -53,7 +53,7 @@ __device__ __forceinline__ void load8(const __half* p, float out[8]) {
     }
 }
 
-} // namespace
+} // namespace attention
 
 // ---------------------------------------------------------------------------------------------------
 // KV append. kNew, vNew: (rows, ldNew) FP16, the k_proj / v_proj outputs of this step (row r of the
@@ -61,7 +61,7 @@ __device__ __forceinline__ void load8(const __half* p, float out[8]) {
 // row are copied to cache row pastLen + (r − rowStart). grid = (rows), block = (128) or any multiple of 32.
 // Rows that belong to no sequence are skipped.
 // ---------------------------------------------------------------------------------------------------
-extern "C" __global__ void kv_cache_append(const SeqDesc* seqs, int numSeqs, const __half* kNew,
+extern "C" __global__ void kv_cache_append(const AttentionSeq* seqs, int numSeqs, const __half* kNew,
                                            const __half* vNew, int ldNew, int hidden, int cacheStride) {
     const int r = blockIdx.x;
     __shared__ int found;
@@ -72,7 +72,7 @@ extern "C" __global__ void kv_cache_append(const SeqDesc* seqs, int numSeqs, con
     }
     __syncthreads();
     if (found < 0) return;
-    const SeqDesc d = seqs[found];
+    const AttentionSeq d = seqs[found];
     const size_t cacheRow = (size_t) (d.pastLen + r - d.rowStart) * cacheStride;
     const uint4* ks = reinterpret_cast<const uint4*>(kNew + (size_t) r * ldNew);
     const uint4* vs = reinterpret_cast<const uint4*>(vNew + (size_t) r * ldNew);
@@ -98,12 +98,12 @@ extern "C" __global__ void kv_cache_append(const SeqDesc* seqs, int numSeqs, con
 //   splits = clamp(ceil(4 × SMs / (numSeqs × heads)), 1, ceil(maxL / 128)),
 //   keysPerSplit = roundUp(ceil(maxL / splits), 64).
 // ---------------------------------------------------------------------------------------------------
-namespace {
+namespace attention {
 
 constexpr int kDecodeThreads = 128;
 
 template <int D>
-__device__ void attentionDecode(const SeqDesc* __restrict__ seqs, const __half* __restrict__ q, int ldq,
+__device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __half* __restrict__ q, int ldq,
                                 int cacheStride, int keysPerSplit, float* __restrict__ partialO,
                                 float* __restrict__ partialMl, __half* __restrict__ out, int ldo) {
     constexpr int kThreadsPerKey = D / 8;                          // 16 B of a row per thread
@@ -115,7 +115,7 @@ __device__ void attentionDecode(const SeqDesc* __restrict__ seqs, const __half* 
 
     const int s = blockIdx.z, h = blockIdx.y, split = blockIdx.x;
     const int heads = gridDim.y, maxSplits = gridDim.x;
-    const SeqDesc d = seqs[s];
+    const AttentionSeq d = seqs[s];
     const int context = d.pastLen + 1;
     const int first = split * keysPerSplit;
     if (first >= context) return;
@@ -221,26 +221,26 @@ __device__ void attentionDecode(const SeqDesc* __restrict__ seqs, const __half* 
     }
 }
 
-} // namespace
+} // namespace attention
 
-extern "C" __global__ void __launch_bounds__(kDecodeThreads)
-attention_decode_hd64(const SeqDesc* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
+extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
+attention_decode_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
                       float* partialO, float* partialMl, __half* out, int ldo) {
-    attentionDecode<64>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
+    attention::attentionDecode<64>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
 }
-extern "C" __global__ void __launch_bounds__(kDecodeThreads)
-attention_decode_hd128(const SeqDesc* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
+extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
+attention_decode_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
                        float* partialO, float* partialMl, __half* out, int ldo) {
-    attentionDecode<128>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
+    attention::attentionDecode<128>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
 }
 
 // Merges the splits of the decode kernel (log-sum-exp weights): grid = (heads, numSeqs), block = (headDim).
 // Same seqs, keysPerSplit, maxSplits and workspace as the decode launch; sequences of one split are skipped.
-extern "C" __global__ void attention_decode_combine(const SeqDesc* seqs, int keysPerSplit, int maxSplits,
+extern "C" __global__ void attention_decode_combine(const AttentionSeq* seqs, int keysPerSplit, int maxSplits,
                                                     const float* partialO, const float* partialMl,
                                                     __half* out, int ldo) {
     const int s = blockIdx.y, h = blockIdx.x, heads = gridDim.x, D = blockDim.x, dim = threadIdx.x;
-    const SeqDesc d = seqs[s];
+    const AttentionSeq d = seqs[s];
     const int splits = (d.pastLen + 1 + keysPerSplit - 1) / keysPerSplit;
     if (splits <= 1) return;
     const size_t at = ((size_t) s * heads + h) * maxSplits;
@@ -248,7 +248,7 @@ extern "C" __global__ void attention_decode_combine(const SeqDesc* seqs, int key
     for (int i = 0; i < splits; i++) m = fmaxf(m, partialMl[(at + i) * 2]);
     float l = 0.f, o = 0.f;
     for (int i = 0; i < splits; i++) {
-        float w = exp2f((partialMl[(at + i) * 2] - m) * kLog2e);
+        float w = exp2f((partialMl[(at + i) * 2] - m) * attention::kLog2e);
         l = fmaf(partialMl[(at + i) * 2 + 1], w, l);
         o = fmaf(partialO[(at + i) * D + dim], w, o);
     }
@@ -262,7 +262,7 @@ extern "C" __global__ void attention_decode_combine(const SeqDesc* seqs, int key
 //   (34.8 KB at headDim 128, 18.4 KB at 64). Blocks past a sequence's newTokens exit at once; the
 //   heaviest (last) query tiles are scheduled first.
 // ---------------------------------------------------------------------------------------------------
-namespace {
+namespace attention {
 
 constexpr int kTileRows = 64; // query rows per block, keys per tile
 constexpr int kPrefillThreads = 128;
@@ -315,7 +315,7 @@ __device__ __forceinline__ void loadTile(__half (*tile)[D + 8], const __half* ca
 }
 
 template <int D>
-__device__ void attentionPrefill(const SeqDesc* __restrict__ seqs, const __half* __restrict__ q, int ldq,
+__device__ void attentionPrefill(const AttentionSeq* __restrict__ seqs, const __half* __restrict__ q, int ldq,
                                  int cacheStride, __half* __restrict__ out, int ldo) {
     constexpr int kDimChunks = D / 16; // k-steps of Q·Kᵀ, pairs of 8-wide output tiles of P·V
     constexpr int kKeyTiles8 = kTileRows / 8;
@@ -324,7 +324,7 @@ __device__ void attentionPrefill(const SeqDesc* __restrict__ seqs, const __half*
 
     const int s = blockIdx.z, h = blockIdx.y;
     const int qTile = gridDim.x - 1 - blockIdx.x;
-    const SeqDesc d = seqs[s];
+    const AttentionSeq d = seqs[s];
     const int n = d.newTokens, past = d.pastLen;
     if (qTile * kTileRows >= n) return;
     const int context = past + n;
@@ -458,13 +458,13 @@ __device__ void attentionPrefill(const SeqDesc* __restrict__ seqs, const __half*
     }
 }
 
-} // namespace
+} // namespace attention
 
-extern "C" __global__ void __launch_bounds__(kPrefillThreads)
-attention_prefill_hd64(const SeqDesc* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
-    attentionPrefill<64>(seqs, q, ldq, cacheStride, out, ldo);
+extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
+attention_prefill_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
+    attention::attentionPrefill<64>(seqs, q, ldq, cacheStride, out, ldo);
 }
-extern "C" __global__ void __launch_bounds__(kPrefillThreads)
-attention_prefill_hd128(const SeqDesc* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
-    attentionPrefill<128>(seqs, q, ldq, cacheStride, out, ldo);
+extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
+attention_prefill_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
+    attention::attentionPrefill<128>(seqs, q, ldq, cacheStride, out, ldo);
 }

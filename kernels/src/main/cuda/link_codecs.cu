@@ -26,7 +26,7 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
-namespace {
+namespace link_codecs {
 
 constexpr int kMaxBlockWarps = 32;
 constexpr float kFp16Max = 65504.f;
@@ -371,7 +371,7 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
     }
 }
 
-} // namespace
+} // namespace link_codecs
 
 // ===================================================================================================
 // Entry points. grid = (rows), block = (threads) with threads a multiple of 32, ≤ 1024 (see the top).
@@ -382,22 +382,22 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
 // No dynamic shared memory.
 extern "C" __global__ void int8_token_encode_f16(const __half* x, int width, unsigned short* params,
                                                  signed char* payload, int* status) {
-    int8Encode(x, width, params, payload, status);
+    link_codecs::int8Encode(x, width, params, payload, status);
 }
 extern "C" __global__ void int8_token_encode_f32(const float* x, int width, unsigned short* params,
                                                  signed char* payload, int* status) {
-    int8Encode(x, width, params, payload, status);
+    link_codecs::int8Encode(x, width, params, payload, status);
 }
 
 // INT8 per-token decode into (rows, width) FP16 (the GPU stage's hidden states) or FP32 (bit-identical to
 // Int8TokenCodec.decode). No dynamic shared memory.
 extern "C" __global__ void int8_token_decode_f16(const unsigned short* params, const signed char* payload,
                                                  int width, __half* out) {
-    int8Decode(params, payload, width, out);
+    link_codecs::int8Decode(params, payload, width, out);
 }
 extern "C" __global__ void int8_token_decode_f32(const unsigned short* params, const signed char* payload,
                                                  int width, float* out) {
-    int8Decode(params, payload, width, out);
+    link_codecs::int8Decode(params, payload, width, out);
 }
 
 // RPTQ dynamic-range encode, 4 or 3 bits. x: (rows, width) FP16 or FP32; perm: (width) u16, the channel at
@@ -410,22 +410,22 @@ extern "C" __global__ void int8_token_decode_f32(const unsigned short* params, c
 extern "C" __global__ void rptq4_encode_f16(const __half* x, int width, const unsigned short* perm,
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
-    rptqEncode<__half, 4>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
+    link_codecs::rptqEncode<__half, 4>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
 }
 extern "C" __global__ void rptq3_encode_f16(const __half* x, int width, const unsigned short* perm,
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
-    rptqEncode<__half, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
+    link_codecs::rptqEncode<__half, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
 }
 extern "C" __global__ void rptq4_encode_f32(const float* x, int width, const unsigned short* perm,
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
-    rptqEncode<float, 4>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
+    link_codecs::rptqEncode<float, 4>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
 }
 extern "C" __global__ void rptq3_encode_f32(const float* x, int width, const unsigned short* perm,
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
-    rptqEncode<float, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
+    link_codecs::rptqEncode<float, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
 }
 
 // RPTQ decode into (rows, width) FP16 or FP32 (FP32 bit-identical to RptqLinkCodec.decode), back in channel
@@ -436,7 +436,7 @@ extern "C" __global__ void rptq3_encode_f32(const float* x, int width, const uns
     extern "C" __global__ void name(const unsigned char* params, const unsigned char* payload, int width,     \
                                     const unsigned short* inversePerm, const int* clusterEnds, int clusters, \
                                     T* out) {                                                                 \
-        rptqDecode<T, BITS>(params, payload, width, inversePerm, clusterEnds, clusters, out);                 \
+        link_codecs::rptqDecode<T, BITS>(params, payload, width, inversePerm, clusterEnds, clusters, out);                 \
     }
 RPTQ_DECODE(rptq4_decode_f16, __half, 4)
 RPTQ_DECODE(rptq3_decode_f16, __half, 3)
@@ -446,8 +446,8 @@ RPTQ_DECODE(rptq3_decode_f32, float, 3)
 
 // Host-side sizes for the launches above (the Java launcher mirrors these two formulas).
 extern "C" __host__ size_t rptq_encode_smem_bytes(int width, int clusters, size_t elementBytes) {
-    return rptqEncodeSmemBytes(width, clusters, elementBytes);
+    return link_codecs::rptqEncodeSmemBytes(width, clusters, elementBytes);
 }
 extern "C" __host__ size_t rptq_decode_smem_bytes(int width, int clusters, int bits) {
-    return rptqDecodeSmemBytes(width, clusters, bits);
+    return link_codecs::rptqDecodeSmemBytes(width, clusters, bits);
 }
