@@ -267,6 +267,24 @@ static void checkCodecKernels(const std::vector<Golden>& goldens) {
 // ------------------------------------------------------------------------------------------------
 struct SeqShape { int past, fresh; };
 
+// Deterministic pseudo-random FP16 (hash of the index, roughly N(0, 1) by a sum of uniforms) for benchmark
+// problems too large to draw on the host.
+__global__ void fillRandomHalf(__half* p, size_t n, uint32_t seed, float scale) {
+    for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n; i += (size_t) gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t) i * 0x9e3779b9u ^ seed * 0x85ebca6bu ^ (uint32_t) (i >> 32);
+        float sum = 0.f;
+        for (int k = 0; k < 4; k++) {
+            h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
+            sum += (h & 0xffffff) * (1.f / 16777216.f);
+        }
+        p[i] = __float2half_rn((sum - 2.f) * 1.7320508f * scale);
+    }
+}
+static void fillRandom(__half* p, size_t n, uint32_t seed, float scale = 1.f) {
+    fillRandomHalf<<<1024, 256>>>(p, n, seed, scale);
+    LAUNCH_CHECK();
+}
+
 static float halfToFloat(__half h) { return ref::fromHalf(__half_raw(h).x); }
 static __half floatToHalf(float v) { __half_raw r; r.x = ref::toHalf(v); return __half(r); }
 
@@ -286,6 +304,7 @@ struct AttentionProblem {
     std::vector<DeviceBuffer<__half>*> dK, dV;
     DeviceBuffer<__half> dQkv, dOut;
     DeviceBuffer<AttentionSeq> dSeqs;
+    DeviceBuffer<float> partialO, partialMl; // decode split workspace, sized by runDecode
     std::vector<AttentionSeq> descs;
     int maxFresh = 0, maxContext = 0;
 
@@ -298,16 +317,20 @@ struct AttentionProblem {
         std::mt19937 rng(seed);
         std::normal_distribution<float> normal(0.f, 1.f);
         const float qScale = 2.f / std::sqrt((float) D); // scores of std ~2: a peaked but not one-hot softmax
-        qkv.resize((size_t) rows * ldq);
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < ldq; c++) qkv[(size_t) r * ldq + c] = floatToHalf(normal(rng) * (c < hidden ? qScale : 1.f));
-        dQkv.resize(qkv.size());
-        dQkv.upload(qkv);
+        dQkv.resize((size_t) rows * ldq);
+        if (fillReference) {
+            qkv.resize((size_t) rows * ldq);
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < ldq; c++) qkv[(size_t) r * ldq + c] = floatToHalf(normal(rng) * (c < hidden ? qScale : 1.f));
+            dQkv.upload(qkv);
+        } else { // benchmark: q's scale does not matter for timing; everything random on the device
+            fillRandom(dQkv.p, dQkv.n, seed, qScale);
+        }
         dOut.resize((size_t) rows * hidden);
         int rowStart = 0;
         for (auto& s : seqs) {
             size_t n = (size_t) (s.past + s.fresh) * cacheStride;
-            std::vector<__half> k(n), v(n);
+            std::vector<__half> k(fillReference ? n : 0), v(fillReference ? n : 0);
             if (fillReference) {
                 for (size_t i = 0; i < (size_t) s.past * cacheStride; i++) { k[i] = floatToHalf(normal(rng)); v[i] = floatToHalf(normal(rng)); }
             }
@@ -315,6 +338,10 @@ struct AttentionProblem {
             auto* bv = new DeviceBuffer<__half>(n);
             bk->poison(0x3c); // 1.0-ish pattern in FP16: an unwritten row shows up as a wrong result
             bv->poison(0x3c);
+            if (!fillReference) {
+                fillRandom(bk->p, n, seed * 131 + (uint32_t) dK.size());
+                fillRandom(bv->p, n, seed * 137 + (uint32_t) dK.size());
+            }
             if (fillReference && s.past > 0) {
                 CUDA_CHECK(cudaMemcpy(bk->p, k.data(), (size_t) s.past * cacheStride * 2, cudaMemcpyHostToDevice));
                 CUDA_CHECK(cudaMemcpy(bv->p, v.data(), (size_t) s.past * cacheStride * 2, cudaMemcpyHostToDevice));
@@ -397,16 +424,19 @@ static void compare(const char* what, const std::vector<__half>& got, const std:
 }
 
 static void runDecode(AttentionProblem& p, int keysPerSplit, int maxSplits) {
-    DeviceBuffer<float> partialO((size_t) p.descs.size() * p.heads * maxSplits * p.D);
-    DeviceBuffer<float> partialMl((size_t) p.descs.size() * p.heads * maxSplits * 2);
+    size_t slots = (size_t) p.descs.size() * p.heads * maxSplits;
+    if (p.partialO.n < slots * p.D) p.partialO.resize(slots * p.D);
+    if (p.partialMl.n < slots * 2) p.partialMl.resize(slots * 2);
+    float* partialO = p.partialO.p;
+    float* partialMl = p.partialMl.p;
     dim3 grid(maxSplits, p.heads, (unsigned) p.descs.size());
     size_t smem = (size_t) keysPerSplit * 4;
     auto kernel = p.D == 64 ? attention_decode_hd64 : attention_decode_hd128;
     if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
-    kernel<<<grid, 128, smem>>>(p.dSeqs.p, p.dQkv.p, p.ldq, p.cacheStride, keysPerSplit, partialO.p, partialMl.p, p.dOut.p, p.hidden);
+    kernel<<<grid, 128, smem>>>(p.dSeqs.p, p.dQkv.p, p.ldq, p.cacheStride, keysPerSplit, partialO, partialMl, p.dOut.p, p.hidden);
     LAUNCH_CHECK();
-    attention_decode_combine<<<dim3(p.heads, (unsigned) p.descs.size()), p.D>>>(p.dSeqs.p, keysPerSplit, maxSplits, partialO.p,
-                                                                                partialMl.p, p.dOut.p, p.hidden);
+    attention_decode_combine<<<dim3(p.heads, (unsigned) p.descs.size()), p.D>>>(p.dSeqs.p, keysPerSplit, maxSplits, partialO,
+                                                                                partialMl, p.dOut.p, p.hidden);
     LAUNCH_CHECK();
 }
 
@@ -558,8 +588,7 @@ static void benchCodecs() {
             size_t copyBytes = (size_t) (moved / 2);
             double copyUs = medianMicros([&](int call) {
                 int s = call % sets;
-                CUDA_CHECK(cudaMemcpyAsync((uint8_t*) out.p + copyBytes * (s % sets) % (out.n * 2 - copyBytes + 1),
-                                           (uint8_t*) x.p + copyBytes * (s % sets) % (x.n * 2 - copyBytes + 1), copyBytes,
+                CUDA_CHECK(cudaMemcpyAsync((uint8_t*) out.p + inBytes * s, (uint8_t*) x.p + inBytes * s, copyBytes,
                                            cudaMemcpyDeviceToDevice));
             }, iterations);
             std::printf("  %5d | %-8s | %9.2f %9.0f | %9.2f %9.0f | %8.2f %8.0f | %5.0f%% %5.0f%%\n", rows,
@@ -577,14 +606,6 @@ static void benchAttention(int sms) {
         for (int batch : {1, 8, 32, 64}) {
             std::vector<SeqShape> shapes(batch, SeqShape{ctx - 1, 1});
             AttentionProblem p(D, heads, shapes, 7, false);
-            for (size_t s = 0; s < p.dK.size(); s++) { // random FP16 in the cache, on the device (the host copy stays unused)
-                std::vector<__half> host((size_t) ctx * hidden);
-                std::mt19937 rng(s);
-                std::normal_distribution<float> normal(0.f, 1.f);
-                for (auto& h : host) h = floatToHalf(normal(rng));
-                CUDA_CHECK(cudaMemcpy(p.dK[s]->p, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
-                CUDA_CHECK(cudaMemcpy(p.dV[s]->p, host.data(), host.size() * 2, cudaMemcpyHostToDevice));
-            }
             int kps, maxSplits;
             decodeSplits(batch, heads, ctx, sms, kps, maxSplits);
             double us = medianMicros([&](int) { runDecode(p, kps, maxSplits); }, 20);
