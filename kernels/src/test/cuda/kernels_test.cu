@@ -180,7 +180,8 @@ static void checkCodecKernels(const std::vector<Golden>& goldens) {
                 } else {
                     size_t smem = rptq_encode_smem_bytes(width, clusters, input == 0 ? 2 : 4);
                     auto args = [&](auto kernel, auto* x) {
-                        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
+                        // only above the default 48 KiB: the attribute is a cap, a smaller one breaks later launches
+                        if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
                         kernel<<<rows, threads, smem>>>(x, width, perm.p, ends.p, clusters, g.fingerprint, params.p,
                                                         payload.p, status.p);
                     };
@@ -418,7 +419,7 @@ static void compare(const char* what, const std::vector<__half>& got, const std:
         den += want[i] * want[i];
     }
     double rel = std::sqrt(num / std::max(den, 1e-300));
-    bool ok = nonFinite == 0 && maxAbs < 4e-3 && rel < 2e-3;
+    bool ok = nonFinite == 0 && maxAbs < 1e-2 && rel < 5e-3; // FP16 output and (prefill) FP16 P
     std::printf("  %-58s max|err| %.2e  rel %.2e  unwritten %zu  %s\n", what, maxAbs, rel, nonFinite, ok ? "ok" : "FAIL");
     expect(ok, what);
 }
