@@ -101,7 +101,13 @@ __device__ __forceinline__ unsigned short int8ScaleBits(float absMax) {
     return bits;
 }
 
-__device__ __forceinline__ signed char int8Code(float x, float scale) {
+// rint(clamp(x / scale, ±127)) with x / scale correctly rounded, as Java divides. The quotient only matters
+// through rint and the clamp, so x × (1 / scale) (within ~2 ulp, < 2e-5 at |q| ≤ 128) decides unless it
+// lies within 1e-4 of a half-integer or beyond ±126.5; only those rare elements pay for __fdiv_rn.
+__device__ __forceinline__ signed char int8Code(float x, float scale, float reciprocal) {
+    float approx = __fmul_rn(x, reciprocal);
+    if (fabsf(approx) < 126.5f && fabsf(approx - floorf(approx) - 0.5f) > 1e-4f)
+        return (signed char) __float2int_rn(approx);
     float y = fminf(127.f, fmaxf(-127.f, __fdiv_rn(x, scale)));
     return (signed char) __float2int_rn(y);
 }
@@ -136,6 +142,7 @@ __device__ void int8Encode(const T* __restrict__ x, int width, unsigned short* _
     const unsigned short scaleBits = int8ScaleBits(__uint_as_float(absBits));
     if (threadIdx.x == 0) params[row] = scaleBits;
     const float scale = bitsToFloat(scaleBits);
+    const float reciprocal = scale != 0.f ? __frcp_rn(scale) : 0.f;
 
     if (vector) {
         for (int i = threadIdx.x * 8; i < width; i += blockDim.x * 8) {
@@ -145,13 +152,13 @@ __device__ void int8Encode(const T* __restrict__ x, int width, unsigned short* _
             if (scale != 0.f) {
 #pragma unroll
                 for (int k = 0; k < 8; k++)
-                    packed[k >> 2] |= (unsigned) (unsigned char) int8Code(v[k], scale) << (8 * (k & 3));
+                    packed[k >> 2] |= (unsigned) (unsigned char) int8Code(v[k], scale, reciprocal) << (8 * (k & 3));
             }
             *reinterpret_cast<uint2*>(out + i) = make_uint2(packed[0], packed[1]);
         }
     } else {
         for (int i = threadIdx.x; i < width; i += blockDim.x)
-            out[i] = scale != 0.f ? int8Code(toFloat(in[i]), scale) : (signed char) 0;
+            out[i] = scale != 0.f ? int8Code(toFloat(in[i]), scale, reciprocal) : (signed char) 0;
     }
 }
 
@@ -162,6 +169,26 @@ __device__ void int8Decode(const unsigned short* __restrict__ params, const sign
     const float scale = bitsToFloat(params[row]);
     const signed char* in = payload + (size_t) row * width;
     T* o = out + (size_t) row * width;
+    if ((width & 7) == 0 && aligned(in, 8) && aligned(o, 8 * sizeof(T))) {
+        for (int i = threadIdx.x * 8; i < width; i += blockDim.x * 8) {
+            uint2 q = *reinterpret_cast<const uint2*>(in + i);
+            float v[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                v[k] = __fmul_rn((float) (signed char) ((k < 4 ? q.x : q.y) >> (8 * (k & 3))), scale);
+            if constexpr (sizeof(T) == 2) {
+                uint4 h;
+                __half2* h2 = reinterpret_cast<__half2*>(&h);
+#pragma unroll
+                for (int k = 0; k < 4; k++) h2[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+                *reinterpret_cast<uint4*>(o + i) = h;
+            } else {
+                reinterpret_cast<float4*>(o + i)[0] = make_float4(v[0], v[1], v[2], v[3]);
+                reinterpret_cast<float4*>(o + i)[1] = make_float4(v[4], v[5], v[6], v[7]);
+            }
+        }
+        return;
+    }
     for (int i = threadIdx.x; i < width; i += blockDim.x) {
         float v = __fmul_rn((float) in[i], scale); // Java: q × scale in FP32
         if constexpr (sizeof(T) == 2) o[i] = __float2half_rn(v); else o[i] = v;
@@ -197,10 +224,10 @@ __device__ __forceinline__ unsigned short fp16ScaleAtLeast(float wanted) {
 }
 
 // Dynamic shared memory of the RPTQ encode kernels, laid out by the kernel: the row (width × sizeof(T),
-// 16-byte aligned), cluster starts, per-warp min/max keys and per-cluster (minimum, reciprocal).
+// 16-byte aligned), one code byte per plan position (rounded up to 32), cluster starts, per-warp min/max keys and per-cluster (minimum, reciprocal).
 __host__ __device__ constexpr size_t rptqEncodeSmemBytes(int width, int clusters, size_t elementBytes) {
-    return ((size_t) width * elementBytes + 15) / 16 * 16 + (size_t) (clusters + 1) * 4
-           + (size_t) clusters * kMaxBlockWarps * 8 + (size_t) clusters * 8;
+    return ((size_t) width * elementBytes + 15) / 16 * 16 + ((size_t) width + 31) / 32 * 32
+           + (size_t) (clusters + 1) * 4 + (size_t) clusters * kMaxBlockWarps * 8 + (size_t) clusters * 8;
 }
 
 __device__ __forceinline__ int clusterOf(const int* starts, int clusters, int j) {
@@ -220,7 +247,8 @@ __device__ void rptqEncode(const T* __restrict__ x, int width, const unsigned sh
     constexpr int kLevels = (1 << BITS) - 1;
     extern __shared__ __align__(16) unsigned char smem[];
     T* rowValues = reinterpret_cast<T*>(smem);
-    int* starts = reinterpret_cast<int*>(smem + ((size_t) width * sizeof(T) + 15) / 16 * 16);
+    unsigned char* codes = smem + ((size_t) width * sizeof(T) + 15) / 16 * 16; // (width rounded up to 32)
+    int* starts = reinterpret_cast<int*>(codes + ((size_t) width + 31) / 32 * 32);
     unsigned* warpMin = reinterpret_cast<unsigned*>(starts + clusters + 1); // (clusters, 32)
     unsigned* warpMax = warpMin + clusters * kMaxBlockWarps;                 // (clusters, 32)
     float* clusterMinimum = reinterpret_cast<float*>(warpMax + clusters * kMaxBlockWarps);
@@ -279,29 +307,45 @@ __device__ void rptqEncode(const T* __restrict__ x, int width, const unsigned sh
         return;
     }
 
-    // quantize and pack 32 plan positions per thread step: 16 bytes (4 bits) or 12 bytes (3 bits)
+    // codes, one byte per plan position: consecutive positions on consecutive threads (perm loads coalesce);
+    // positions from width up to the next multiple of 32 get code 0 (the packed tail's zero high bits)
+    const int padded = (width + 31) / 32 * 32;
+    int c = 0;
+    for (int j = threadIdx.x; j < padded; j += blockDim.x) {
+        unsigned code = 0;
+        if (j < width) {
+            while (j >= starts[c + 1]) c++;
+            float r = clusterReciprocal[c];
+            if (r != 0.f) {
+                float y = __fmul_rn(__fsub_rn(toFloat(rowValues[perm[j]]), clusterMinimum[c]), r);
+                code = (unsigned) __float2int_rn(fminf((float) kLevels, fmaxf(0.f, y)));
+            }
+        }
+        codes[j] = (unsigned char) code;
+    }
+    __syncthreads();
+
+    // pack 32 codes per thread step: 16 bytes (4 bits) or 12 bytes (3 bits)
     constexpr int kUnitBytes = 4 * BITS;
     const size_t rowBytes = ((size_t) width * BITS + 7) / 8;
     unsigned char* out = payload + (size_t) row * rowBytes;
-    const int units = (width + 31) / 32;
+    const int units = padded / 32;
     for (int u = threadIdx.x; u < units; u += blockDim.x) {
-        const int first = u * 32;
-        const int count = min(32, width - first);
-        int c = clusterOf(starts, clusters, first);
-        unsigned group[4] = {0, 0, 0, 0}; // 8 codes each: 32 bits (4-bit) or 24 bits (3-bit)
+        const int count = min(32, width - u * 32);
+        const uint4* unitCodes = reinterpret_cast<const uint4*>(codes + u * 32);
+        uint4 lo = unitCodes[0], hi = unitCodes[1];
+        unsigned bytes4[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w}; // 4 codes each
+        unsigned group[4]; // 8 codes each: 32 bits (4-bit) or 24 bits (3-bit)
 #pragma unroll
-        for (int i = 0; i < 32; i++) {
-            if (i < count) {
-                const int j = first + i;
-                while (j >= starts[c + 1]) c++;
-                float r = clusterReciprocal[c];
-                unsigned code = 0;
-                if (r != 0.f) {
-                    float y = __fmul_rn(__fsub_rn(toFloat(rowValues[perm[j]]), clusterMinimum[c]), r);
-                    code = (unsigned) __float2int_rn(fminf((float) kLevels, fmaxf(0.f, y)));
-                }
-                group[i >> 3] |= code << (BITS * (i & 7));
+        for (int k = 0; k < 4; k++) {
+            unsigned a = bytes4[2 * k], b = bytes4[2 * k + 1];
+            unsigned g = 0;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                g |= ((a >> (8 * i)) & 0xffu) << (BITS * i);
+                g |= ((b >> (8 * i)) & 0xffu) << (BITS * (i + 4));
             }
+            group[k] = g;
         }
         unsigned words[4];
         if constexpr (BITS == 4) {
