@@ -291,7 +291,7 @@ static __half floatToHalf(float v) { __half_raw r; r.x = ref::toHalf(v); return 
 
 // Splits for the decode kernel, as documented next to it.
 static void decodeSplits(int numSeqs, int heads, int maxContext, int sms, int& keysPerSplit, int& maxSplits) {
-    int splits = (16 * sms + numSeqs * heads - 1) / (numSeqs * heads);
+    int splits = (4 * sms + numSeqs * heads - 1) / (numSeqs * heads);
     splits = std::max(1, std::min(splits, (maxContext + 127) / 128));
     keysPerSplit = ((maxContext + splits - 1) / splits + 63) / 64 * 64;
     maxSplits = (maxContext + keysPerSplit - 1) / keysPerSplit;
