@@ -110,7 +110,7 @@ class EvalCommandTest {
         for (String recipe : List.of("| fp32 |", "| w8a8-naive |", "| w8a8-pertoken |", "| w8a8-smoothquant |")) {
             assertTrue(table.contains(recipe), table);
         }
-        assertTrue(table.contains("| recipe | perplexity | Δ vs fp32 | windows | tokens | seconds |"), table);
+        assertTrue(table.contains("| recipe | perplexity | Δ vs fp32 | linear MiB | windows | tokens | seconds |"), table);
         assertEquals(4, CalibrationStats.load(calibration).source().sequences());
     }
 
