@@ -1,7 +1,6 @@
 package io.bitrelay.runtime.quant;
 
 import io.bitrelay.runtime.model.opt.ActivationSite;
-import io.bitrelay.runtime.model.opt.LayerNormWeights;
 import io.bitrelay.runtime.model.opt.LayerWeights;
 import io.bitrelay.runtime.model.opt.Linear;
 import io.bitrelay.runtime.model.opt.LinearLayer;
@@ -13,26 +12,30 @@ import java.lang.foreign.ValueLayout;
 import java.util.Map;
 
 /**
- * RPTQ's reorder (Yuan et al., arXiv 2304.01089, §4) fused into the FP32 weights, so no activation is ever
- * moved: after it, the activations at each quantization point arrive with every channel cluster
- * contiguous, in the order of that point's {@link ClusterPlan} (position p holds channel perm[p]). The
- * function the model computes is unchanged (a sum reordered; float rounding aside).
+ * RPTQ's reorder (Yuan et al., arXiv 2304.01089, §4) fused into the FP32 weights: after it, the activations
+ * each linear quantizes arrive with every channel cluster contiguous, in the order of that site's
+ * {@link ClusterPlan} (position p holds channel perm[p]). The function the model computes is unchanged
+ * (a sum reordered; float rounding aside).
  *
  * <ul>
- *   <li>QKV_INPUT: self_attn_layer_norm's gain and bias permuted (LayerNorm's mean and variance do not
- *   depend on the order), and q/k/v's input columns with them.</li>
- *   <li>FC1_INPUT: final_layer_norm's gain and bias, and fc1's input columns.</li>
- *   <li>FC2_INPUT: fc1's output rows and bias, and fc2's input columns; exact because ReLU is elementwise.</li>
- *   <li>OUT_PROJ_INPUT: the attention output is read through the permutation and out_proj's columns are
- *   permuted ({@link GatheredLinear}; a quantizing layer does the gather in its quantizer, which touches
- *   every element once anyway — in a fused GPU kernel it is the scatter in attention's store). The
- *   alternative, permuting v_proj's output rows, can only move a channel within its head (the heads'
- *   p·v products must keep their channels), so clusters could not be contiguous across heads: each would
- *   split into up to one piece per head, more and shorter K-blocks, and the V cache layout (another
- *   component's concern) would change. The gather keeps the global clustering, stays exact, and leaves
- *   v_proj, attention and the KV cache untouched.</li>
+ *   <li>FC2_INPUT: fc1's output rows and bias are permuted, and fc2's input columns: fully folded into the
+ *   weights, no data moves. Exact because ReLU is elementwise.</li>
+ *   <li>QKV_INPUT, FC1_INPUT: the consumers' input columns are permuted and the consumer reads the
+ *   LayerNorm output through the permutation ({@link GatheredLinear}; a quantizing layer does the gather in
+ *   its quantizer, {@link LowBitLinear}, which reads every element once anyway). Permuting the LayerNorm's
+ *   gain and bias alone would not be exact: the normalized value x̂_c comes from the residual stream, whose
+ *   channel order is fixed (it is shared with every other layer and the inter-stage links), so position p
+ *   would get x̂_p·γ_perm[p] instead of x̂_perm[p]·γ_perm[p]. RPTQ's "fused into the LayerNorm" is the
+ *   LayerNorm kernel storing through the permutation; the gather in the consumer is the same thing one
+ *   kernel later, and leaves the LayerNorm weights and kernel untouched.</li>
+ *   <li>OUT_PROJ_INPUT: likewise, out_proj's columns are permuted and the attention output read through the
+ *   permutation (in a fused GPU kernel: the scatter in attention's store). The alternative, permuting
+ *   v_proj's output rows, can only move a channel within its head (each head's p·v keeps its channels), so
+ *   clusters could not be contiguous across heads: each would split into up to one K-block per head, and
+ *   the V cache layout (another component's concern) would change. The gather keeps the global clustering,
+ *   is exact, and leaves v_proj, attention and the KV cache as they are.</li>
  * </ul>
- * Pre-LayerNorm models only: post-LN OPT (350m) has no LayerNorm in front of q/k/v and fc1 to fold into.
+ * Pre-LayerNorm models only, as SmoothQuant: post-LN OPT (350m) feeds q/k/v and fc1 a different tensor.
  */
 public final class ReorderFusion {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -58,15 +61,14 @@ public final class ReorderFusion {
             int[] outProj = permutation(reorders, layer, ActivationSite.OUT_PROJ_INPUT, w.outProj().inFeatures());
             int[] fc1 = permutation(reorders, layer, ActivationSite.FC1_INPUT, w.fc1().inFeatures());
             int[] fc2 = permutation(reorders, layer, ActivationSite.FC2_INPUT, w.fc2().inFeatures());
-            Linear outProjected = permute(fp32(w.outProj(), layer, "out_proj"), null, outProj, arena);
             reordered[local] = new LayerWeights(
-                    permute(w.selfAttnLayerNorm(), qkv, arena),
-                    permute(fp32(w.qProj(), layer, "q_proj"), null, qkv, arena),
-                    permute(fp32(w.kProj(), layer, "k_proj"), null, qkv, arena),
-                    permute(fp32(w.vProj(), layer, "v_proj"), null, qkv, arena),
-                    outProj == null ? outProjected : new GatheredLinear(outProj, outProjected),
-                    permute(w.finalLayerNorm(), fc1, arena),
-                    permute(fp32(w.fc1(), layer, "fc1"), fc2, fc1, arena),
+                    w.selfAttnLayerNorm(),
+                    gathered(fp32(w.qProj(), layer, "q_proj"), null, qkv, arena),
+                    gathered(fp32(w.kProj(), layer, "k_proj"), null, qkv, arena),
+                    gathered(fp32(w.vProj(), layer, "v_proj"), null, qkv, arena),
+                    gathered(fp32(w.outProj(), layer, "out_proj"), null, outProj, arena),
+                    w.finalLayerNorm(),
+                    gathered(fp32(w.fc1(), layer, "fc1"), fc2, fc1, arena),
                     permute(fp32(w.fc2(), layer, "fc2"), null, fc2, arena));
         }
         return weights.withLayers(reordered);
@@ -93,12 +95,10 @@ public final class ReorderFusion {
                 + "; the reorder is fused into FP32 weights, before quantization");
     }
 
-    /** Gain and bias at position p taken from channel perm[p]. */
-    private static LayerNormWeights permute(LayerNormWeights norm, int[] perm, Arena arena) {
-        if (perm == null) {
-            return norm;
-        }
-        return new LayerNormWeights(gather(norm.gain(), perm, arena), gather(norm.bias(), perm, arena), norm.width());
+    /** The layer with permuted rows and columns, reading its input through {@code columns} (when not null). */
+    private static LinearLayer gathered(Linear linear, int[] rows, int[] columns, Arena arena) {
+        Linear permuted = permute(linear, rows, columns, arena);
+        return columns == null ? permuted : new GatheredLinear(columns, permuted);
     }
 
     /** W'[r, c] = W[rows[r], columns[c]], b'[r] = b[rows[r]]; null = that axis unchanged. */
