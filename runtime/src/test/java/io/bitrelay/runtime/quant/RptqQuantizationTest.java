@@ -18,7 +18,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * What RPTQ is for: on a model with planted outlier channels (scaled and shifted), per-cluster asymmetric
- * ranges keep low-bit activations far more accurate than one range per tensor.
+ * ranges keep low-bit activations far more accurate than one range per tensor. The errors are measured
+ * against the W4A16 model (the same packed 4-bit weights, FP32 activations), so they are the activation
+ * quantization's alone: on this tiny random model 4-bit weights by themselves move the logits more than
+ * any activation scheme does, and would drown the comparison.
  */
 @Timeout(120)
 class RptqQuantizationTest {
@@ -28,7 +31,7 @@ class RptqQuantizationTest {
     static OptModel model;
     static CalibrationStats stats;
     static List<int[]> evaluation;
-    static float[][] reference;
+    static float[][] reference;   // W4A16: the weights every recipe below shares
 
     @BeforeAll
     static void calibrate() {
@@ -36,7 +39,9 @@ class RptqQuantizationTest {
         model = OptModel.load(checkpoint);
         stats = Calibration.run(model, QuantTestModels.randomTokens(512, 41), 16, 32, "random", Progress.NONE);
         evaluation = List.of(QuantTestModels.randomTokens(48, 42), QuantTestModels.randomTokens(48, 43));
-        reference = QuantTestModels.logits(model, evaluation);
+        try (OptModel weightOnly = RecipeApplier.apply(model, QuantRecipe.W4A16, stats, 0.5f)) {
+            reference = QuantTestModels.logits(weightOnly, evaluation);
+        }
     }
 
     @org.junit.jupiter.api.AfterAll
@@ -49,23 +54,22 @@ class RptqQuantizationTest {
         double perTensor = mse(QuantRecipe.W4A4_PER_TENSOR);
         double perToken = mse(QuantRecipe.W4A4_PER_TOKEN);
         double rptq = mse(QuantRecipe.W4A4_RPTQ);
-        double weightOnly = mse(QuantRecipe.W4A16);
-        String report = String.format("logits MSE vs FP32: w4a16 %.3e, w4a4 per-tensor %.3e, per-token %.3e, rptq %.3e "
-                + "(per-tensor / rptq = %.1f)", weightOnly, perTensor, perToken, rptq, perTensor / rptq);
+        String report = String.format("logits MSE vs W4A16: w4a4 per-tensor %.3e, per-token %.3e, rptq %.3e "
+                + "(per-tensor / rptq = %.1f)", perTensor, perToken, rptq, perTensor / rptq);
         System.out.println(report);
-        assertTrue(perTensor >= 5 * rptq, report);
-        assertTrue(rptq > weightOnly, "the activations really are quantized: " + report);
+        assertTrue(perTensor >= 10 * rptq, report);
+        assertTrue(perToken >= 3 * rptq, report);
+        assertTrue(rptq > 0, "the activations really are quantized: " + report);
     }
 
     @Test
     void shouldMakeRptqW4A8MoreAccurateThanPerTensorW4A8() {
         double perTensor = mse(QuantRecipe.W4A8_PER_TENSOR);
         double rptq = mse(QuantRecipe.W4A8_RPTQ);
-        double weightOnly = mse(QuantRecipe.W4A16);
-        String report = String.format("logits MSE vs FP32: w4a16 %.3e, w4a8 per-tensor %.3e, rptq %.3e "
-                + "(per-tensor / rptq = %.1f)", weightOnly, perTensor, rptq, perTensor / rptq);
+        String report = String.format("logits MSE vs W4A16: w4a8 per-tensor %.3e, rptq %.3e (per-tensor / rptq = %.1f)",
+                perTensor, rptq, perTensor / rptq);
         System.out.println(report);
-        assertTrue(perTensor >= 2 * rptq, report);
+        assertTrue(perTensor >= 10 * rptq, report);
     }
 
     @Test
