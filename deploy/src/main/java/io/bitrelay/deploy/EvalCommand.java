@@ -11,6 +11,7 @@ import io.bitrelay.runtime.eval.TokenWindows;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.QuantPlanner;
 import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.RecipeApplier;
 import io.bitrelay.runtime.quant.SmoothQuant;
@@ -35,7 +36,8 @@ import java.util.List;
  * and every recipe is built from the same statistics.
  */
 @Command(name = "eval", mixinStandardHelpOptions = true,
-        description = "Perplexity of FP32 and W8A8 recipes (naive, per-token, SmoothQuant) on a text file.")
+        description = "Perplexity of FP32, W8A8 (naive, per-token, SmoothQuant) and low-bit (W4A16, W4A8/W4A4/W4A3 "
+                + "per-tensor, per-token, RPTQ) recipes on a text file.")
 public final class EvalCommand implements Runnable {
     static final String DEFAULT_RECIPES = "fp32,w8a8-naive,w8a8-pertoken,w8a8-smoothquant";
 
@@ -59,8 +61,14 @@ public final class EvalCommand implements Runnable {
 
     @Option(names = "--recipes", paramLabel = "LIST", split = ",", defaultValue = DEFAULT_RECIPES,
             description = "Comma-separated recipes: fp32, w8a8-naive, w8a8-pertoken, w8a8-smoothquant, "
-                    + "w8a8-smoothquant-static (default: ${DEFAULT-VALUE}).")
+                    + "w8a8-smoothquant-static, w4a16, w4a16-g128, w8a8-rptq, w4a8-pertensor, w4a8-pertoken, w4a8-rptq, "
+                    + "w4a8-rptq-g128, w4a4-pertensor, w4a4-pertoken, w4a4-rptq, w4a4-rptq-g128, w4a3-rptq, "
+                    + "w4a3-rptq-g128 (default: ${DEFAULT-VALUE}).")
     List<String> recipeNames;
+
+    @Option(names = "--clusters", paramLabel = "K", defaultValue = "" + QuantPlanner.DEFAULT_CLUSTERS,
+            description = "RPTQ channel clusters per activation site (the *-rptq recipes) (default: ${DEFAULT-VALUE}).")
+    int clusters;
 
     @Option(names = "--calib-text", paramLabel = "FILE",
             description = "Calibration text (default: the --text file; better a different split, e.g. WikiText-2 valid.txt).")
@@ -92,7 +100,7 @@ public final class EvalCommand implements Runnable {
     boolean noProgress;
 
     /** One recipe's outcome. */
-    record Row(QuantRecipe recipe, Perplexity.Result result) {
+    record Row(QuantRecipe recipe, Perplexity.Result result, long linearBytes) {
     }
 
     @Override
@@ -116,15 +124,16 @@ public final class EvalCommand implements Runnable {
             CalibrationStats stats = calibrationFor(recipes, model, tokenizer, out);
             List<Row> rows = new ArrayList<>();
             for (QuantRecipe recipe : recipes) {
-                try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha)) {
+                try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha, clusters)) {
                     Perplexity.Result result = Perplexity.evaluate(quantized, tokens, seqLen, maxWindows,
                             progress("eval " + recipe.name(), "windows"));
-                    rows.add(new Row(recipe, result));
+                    rows.add(new Row(recipe, result, RecipeApplier.linearBytes(quantized.weights())));
                 }
             }
             printTable(rows, out);
-            out.println("Linear layers (q, k, v, out_proj, fc1, fc2) are W8A8 in the w8a8 recipes; attention (q·kᵀ, p·v), "
-                    + "LayerNorms, embeddings and the LM head stay FP32.");
+            out.println("Linear layers (q, k, v, out_proj, fc1, fc2) are quantized (linear MiB: their weights, scales, "
+                    + "biases in memory); attention (q·kᵀ, p·v), LayerNorms, embeddings and the LM head stay FP32. "
+                    + "RPTQ clusters per site: " + clusters + ".");
             out.flush();
             if (json != null) {
                 writeJson(directory, tokens.length, stats, rows);
@@ -169,13 +178,13 @@ public final class EvalCommand implements Runnable {
         Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32))
                 .map(r -> r.result().perplexity()).findFirst().orElse(null);
         out.println();
-        out.println("| recipe | perplexity | Δ vs fp32 | windows | tokens | seconds |");
-        out.println("|---|---:|---:|---:|---:|---:|");
+        out.println("| recipe | perplexity | Δ vs fp32 | linear MiB | windows | tokens | seconds |");
+        out.println("|---|---:|---:|---:|---:|---:|---:|");
         for (Row row : rows) {
             Perplexity.Result r = row.result();
-            out.printf("| %s | %.3f | %s | %d | %d | %.1f |%n", row.recipe().name(), r.perplexity(),
+            out.printf("| %s | %.3f | %s | %.3f | %d | %d | %.1f |%n", row.recipe().name(), r.perplexity(),
                     baseline == null ? "—" : String.format("%+.2f %%", delta(r.perplexity(), baseline)),
-                    r.windows(), r.predictedTokens(), r.seconds());
+                    row.linearBytes() / (1024.0 * 1024.0), r.windows(), r.predictedTokens(), r.seconds());
         }
         out.println();
     }
@@ -193,6 +202,7 @@ public final class EvalCommand implements Runnable {
         root.put("seqLen", seqLen);
         root.put("maxWindows", maxWindows);
         root.put("alpha", alpha);
+        root.put("clusters", clusters);
         if (stats != null) {
             ObjectNode calibration = root.putObject("calibration");
             calibration.put("text", stats.source().text());
@@ -211,6 +221,7 @@ public final class EvalCommand implements Runnable {
             if (baseline != null) {
                 entry.put("deltaPercent", delta(r.perplexity(), baseline));
             }
+            entry.put("linearBytes", row.linearBytes());
             entry.put("windows", r.windows());
             entry.put("tokens", r.predictedTokens());
             entry.put("seconds", r.seconds());

@@ -92,14 +92,17 @@ class EvalCommandTest {
         CommandLine cli = BitrelayCli.commandLine();
         cli.setOut(new PrintWriter(stdout, true));
         int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(),
-                "--seq-len", "48", "--max-windows", "3", "--recipes", "fp32,w8a8-naive,w8a8-pertoken,w8a8-smoothquant",
+                "--seq-len", "48", "--max-windows", "3", "--recipes",
+                "fp32,w8a8-naive,w8a8-pertoken,w8a8-smoothquant,w4a16,w4a4-rptq", "--clusters", "4",
                 "--calib-sequences", "4", "--calib-seq-len", "32", "--save-calibration", calibration.toString(),
                 "--json", json.toString(), "--no-progress");
         assertEquals(0, exit, stdout.toString());
 
         JsonNode results = new ObjectMapper().readTree(json.toFile()).path("results");
-        assertEquals(4, results.size());
+        assertEquals(6, results.size());
         JsonNode fp32 = results.get(0);
+        long fp32Bytes = fp32.path("linearBytes").asLong();
+        assertTrue(results.get(5).path("linearBytes").asLong() * 5 < fp32Bytes, "packed 4-bit linears are smaller");
         assertEquals("fp32", fp32.path("recipe").asText());
         assertEquals(3, fp32.path("windows").asInt());
         assertEquals(3 * 47, fp32.path("tokens").asInt());
@@ -107,10 +110,11 @@ class EvalCommandTest {
         assertEquals(expected, fp32.path("perplexity").asDouble(), 1e-6 * expected);
 
         String table = stdout.toString();
-        for (String recipe : List.of("| fp32 |", "| w8a8-naive |", "| w8a8-pertoken |", "| w8a8-smoothquant |")) {
+        for (String recipe : List.of("| fp32 |", "| w8a8-naive |", "| w8a8-pertoken |", "| w8a8-smoothquant |",
+                "| w4a16 |", "| w4a4-rptq |")) {
             assertTrue(table.contains(recipe), table);
         }
-        assertTrue(table.contains("| recipe | perplexity | Δ vs fp32 | windows | tokens | seconds |"), table);
+        assertTrue(table.contains("| recipe | perplexity | Δ vs fp32 | linear MiB | windows | tokens | seconds |"), table);
         assertEquals(4, CalibrationStats.load(calibration).source().sequences());
     }
 

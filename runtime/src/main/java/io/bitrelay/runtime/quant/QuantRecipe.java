@@ -6,10 +6,13 @@ import java.util.List;
  * A way of building a model from FP32 weights and calibration statistics.
  *
  * @param name        what the CLI and reports call it
- * @param smoothing   apply SmoothQuant before quantizing
- * @param activations how W8A8 layers quantize their inputs; null = no quantization (FP32 baseline)
+ * @param smoothing   apply SmoothQuant before quantizing (W8A8 recipes only)
+ * @param activations how {@link W8A8Linear} layers quantize their inputs (symmetric INT8); null for FP32 and
+ *                    for the low-bit recipes
+ * @param lowBit      packed low-bit weights and asymmetric activations ({@link WeightOnlyLinear},
+ *                    {@link LowBitLinear}); null for FP32 and W8A8
  */
-public record QuantRecipe(String name, boolean smoothing, ActivationQuantization activations) {
+public record QuantRecipe(String name, boolean smoothing, ActivationQuantization activations, LowBitScheme lowBit) {
     public static final QuantRecipe FP32 = new QuantRecipe("fp32", false, null);
     /** Per-tensor static activations, no smoothing: what outlier channels break. */
     public static final QuantRecipe W8A8_NAIVE = new QuantRecipe("w8a8-naive", false, ActivationQuantization.PER_TENSOR_STATIC);
@@ -19,8 +22,48 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
     public static final QuantRecipe W8A8_SMOOTHQUANT_STATIC = new QuantRecipe("w8a8-smoothquant-static", true,
             ActivationQuantization.PER_TENSOR_STATIC);
 
+    /** Group size of the "-g128" recipes. */
+    public static final int GROUP_128 = 128;
+    private static final ActivationRanges TENSOR = ActivationRanges.PER_TENSOR_STATIC;
+    private static final ActivationRanges TOKEN = ActivationRanges.PER_TOKEN_DYNAMIC;
+    private static final ActivationRanges CLUSTER = ActivationRanges.PER_CLUSTER_STATIC;
+
+    public static final QuantRecipe W4A16 = lowBit("w4a16", 4, 0, LowBitScheme.FLOAT_ACTIVATIONS, null);
+    public static final QuantRecipe W4A16_G128 = lowBit("w4a16-g128", 4, GROUP_128, LowBitScheme.FLOAT_ACTIVATIONS, null);
+    public static final QuantRecipe W8A8_RPTQ = lowBit("w8a8-rptq", 8, 0, 8, CLUSTER);
+    public static final QuantRecipe W4A8_PER_TENSOR = lowBit("w4a8-pertensor", 4, 0, 8, TENSOR);
+    public static final QuantRecipe W4A8_PER_TOKEN = lowBit("w4a8-pertoken", 4, 0, 8, TOKEN);
+    public static final QuantRecipe W4A8_RPTQ = lowBit("w4a8-rptq", 4, 0, 8, CLUSTER);
+    public static final QuantRecipe W4A8_RPTQ_G128 = lowBit("w4a8-rptq-g128", 4, GROUP_128, 8, CLUSTER);
+    public static final QuantRecipe W4A4_PER_TENSOR = lowBit("w4a4-pertensor", 4, 0, 4, TENSOR);
+    public static final QuantRecipe W4A4_PER_TOKEN = lowBit("w4a4-pertoken", 4, 0, 4, TOKEN);
+    public static final QuantRecipe W4A4_RPTQ = lowBit("w4a4-rptq", 4, 0, 4, CLUSTER);
+    public static final QuantRecipe W4A4_RPTQ_G128 = lowBit("w4a4-rptq-g128", 4, GROUP_128, 4, CLUSTER);
+    public static final QuantRecipe W4A3_RPTQ = lowBit("w4a3-rptq", 4, 0, 3, CLUSTER);
+    public static final QuantRecipe W4A3_RPTQ_G128 = lowBit("w4a3-rptq-g128", 4, GROUP_128, 3, CLUSTER);
+
     public static final List<QuantRecipe> ALL = List.of(FP32, W8A8_NAIVE, W8A8_PER_TOKEN, W8A8_SMOOTHQUANT,
-            W8A8_SMOOTHQUANT_STATIC);
+            W8A8_SMOOTHQUANT_STATIC, W4A16, W4A16_G128, W8A8_RPTQ, W4A8_PER_TENSOR, W4A8_PER_TOKEN, W4A8_RPTQ,
+            W4A8_RPTQ_G128, W4A4_PER_TENSOR, W4A4_PER_TOKEN, W4A4_RPTQ, W4A4_RPTQ_G128, W4A3_RPTQ, W4A3_RPTQ_G128);
+
+    public QuantRecipe {
+        if (activations != null && lowBit != null) {
+            throw new IllegalArgumentException("recipe " + name + ": W8A8 activations and a low-bit scheme exclude each other");
+        }
+        if (smoothing && activations == null) {
+            throw new IllegalArgumentException("recipe " + name + ": SmoothQuant is only wired to the W8A8 recipes");
+        }
+    }
+
+    /** A W8A8 recipe (or FP32 when {@code activations} is null). */
+    public QuantRecipe(String name, boolean smoothing, ActivationQuantization activations) {
+        this(name, smoothing, activations, null);
+    }
+
+    private static QuantRecipe lowBit(String name, int weightBits, int groupSize, int activationBits,
+                                      ActivationRanges ranges) {
+        return new QuantRecipe(name, false, null, new LowBitScheme(weightBits, groupSize, activationBits, ranges));
+    }
 
     public static QuantRecipe byName(String name) {
         for (QuantRecipe recipe : ALL) {
@@ -33,11 +76,19 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
     }
 
     public boolean quantizes() {
-        return activations != null;
+        return activations != null || lowBit != null;
     }
 
-    /** Smoothing factors and static scales come from calibration; per-token dynamic W8A8 alone needs none. */
+    /** RPTQ recipes: the plan carries a channel clustering per activation site, fused into the weights. */
+    public boolean reorders() {
+        return lowBit != null && lowBit.reorders();
+    }
+
+    /** Smoothing factors, static scales and clusters come from calibration; per-token dynamic alone needs none. */
     public boolean needsCalibration() {
+        if (lowBit != null) {
+            return lowBit.integerActivations() && lowBit.activationRanges().isStatic();
+        }
         return smoothing || activations == ActivationQuantization.PER_TENSOR_STATIC;
     }
 }

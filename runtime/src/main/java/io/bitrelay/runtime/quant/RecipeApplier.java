@@ -8,12 +8,15 @@ import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.OptWeights;
 
 import java.lang.foreign.Arena;
+import java.util.Map;
 
 /**
- * Builds the model a {@link QuantRecipe} describes from an FP32 model and its calibration statistics:
- * optionally SmoothQuant-folded, then every decoder linear (q, k, v, out_proj, fc1, fc2) replaced by a
- * {@link W8A8Linear}. Attention itself (q·kᵀ, softmax, p·v), the LayerNorms, the embeddings and the LM head
- * stay FP32 in every recipe for now.
+ * Builds the model a {@link QuantRecipe} describes from an FP32 model and its calibration statistics.
+ * W8A8 recipes: optionally SmoothQuant-folded, then every decoder linear (q, k, v, out_proj, fc1, fc2)
+ * replaced by a {@link W8A8Linear}. Low-bit recipes: for RPTQ the plan's channel reorders are fused into the
+ * weights ({@link ReorderFusion}), then every decoder linear becomes a {@link WeightOnlyLinear} (W4A16) or a
+ * {@link LowBitLinear} (integer activations, ranges per tensor, per token or per cluster). Attention itself
+ * (q·kᵀ, softmax, p·v), the LayerNorms, the embeddings and the LM head stay FP32 in every recipe for now.
  */
 public final class RecipeApplier {
     private RecipeApplier() {
@@ -27,6 +30,11 @@ public final class RecipeApplier {
      */
     public static OptModel apply(OptModel base, QuantRecipe recipe, CalibrationStats stats, float alpha) {
         return apply(base, QuantPlanner.plan(recipe, stats, alpha));
+    }
+
+    /** As {@link #apply(OptModel, QuantRecipe, CalibrationStats, float)} with {@code clusters} per RPTQ site. */
+    public static OptModel apply(OptModel base, QuantRecipe recipe, CalibrationStats stats, float alpha, int clusters) {
+        return apply(base, QuantPlanner.plan(recipe, stats, alpha, clusters));
     }
 
     /**
@@ -48,7 +56,12 @@ public final class RecipeApplier {
                 weights = smoothed.weights();
                 ranges = smoothed.stats();
             }
-            if (recipe.quantizes()) {
+            if (recipe.lowBit() != null) {
+                if (recipe.reorders()) {
+                    weights = ReorderFusion.apply(weights, plan.reorders(), arena);
+                }
+                weights = quantizeLowBit(weights, recipe.lowBit(), stats, plan.reorders(), arena);
+            } else if (recipe.quantizes()) {
                 weights = quantize(weights, recipe.activations(), ranges, arena);
             }
             return base.derive(weights, arena);
@@ -85,6 +98,96 @@ public final class RecipeApplier {
                     q.apply(w.fc2(), "fc2", ActivationSite.FC2_INPUT));
         }
         return weights.withLayers(quantized);
+    }
+
+    private static OptWeights quantizeLowBit(OptWeights weights, LowBitScheme scheme, CalibrationStats stats,
+                                             Map<CalibrationStats.Key, ClusterPlan> reorders, Arena arena) {
+        LayerWeights[] layers = weights.layers();
+        LayerWeights[] quantized = new LayerWeights[layers.length];
+        for (int local = 0; local < layers.length; local++) {
+            int layer = weights.range().first() + local;
+            LayerWeights w = layers[local];
+            LayerQuantizer q = (linear, name, site) -> {
+                int[] gather = null;
+                if (linear instanceof GatheredLinear gathered) {
+                    gather = gathered.gather();
+                    linear = gathered.linear();
+                }
+                if (!(linear instanceof Linear fp32)) {
+                    throw new IllegalArgumentException("layer " + layer + " " + name + " is already "
+                            + linear.getClass().getSimpleName() + "; low-bit recipes quantize FP32 weights");
+                }
+                if (!scheme.integerActivations()) {
+                    return WeightOnlyLinear.quantize(fp32, scheme.weightBits(), scheme.groupSize(), arena);
+                }
+                int width = fp32.inFeatures();
+                return switch (scheme.activationRanges()) {
+                    case PER_TOKEN_DYNAMIC -> LowBitLinear.quantize(fp32, scheme, new int[] {width}, new float[1],
+                            new float[1], gather, arena);
+                    case PER_TENSOR_STATIC -> {
+                        ChannelStats channels = stats.get(layer, site);
+                        yield LowBitLinear.quantize(fp32, scheme, new int[] {width}, new float[] {min(channels.min())},
+                                new float[] {max(channels.max())}, gather, arena);
+                    }
+                    case PER_CLUSTER_STATIC -> {
+                        ClusterPlan plan = reorders.get(new CalibrationStats.Key(layer, site));
+                        if (plan == null) {
+                            throw new IllegalArgumentException("the plan has no channel clusters for layer " + layer
+                                    + " " + site.key() + " (was it made for this recipe and these layers?)");
+                        }
+                        int[] ends = new int[plan.clusters()];
+                        float[] lo = new float[plan.clusters()];
+                        float[] hi = new float[plan.clusters()];
+                        for (int c = 0; c < ends.length; c++) {
+                            ends[c] = plan.clusterEnd(c);
+                            lo[c] = plan.clusterMin(c);
+                            hi[c] = plan.clusterMax(c);
+                        }
+                        yield LowBitLinear.quantize(fp32, scheme, ends, lo, hi, gather, arena);
+                    }
+                };
+            };
+            quantized[local] = new LayerWeights(
+                    w.selfAttnLayerNorm(),
+                    q.apply(w.qProj(), "q_proj", ActivationSite.QKV_INPUT),
+                    q.apply(w.kProj(), "k_proj", ActivationSite.QKV_INPUT),
+                    q.apply(w.vProj(), "v_proj", ActivationSite.QKV_INPUT),
+                    q.apply(w.outProj(), "out_proj", ActivationSite.OUT_PROJ_INPUT),
+                    w.finalLayerNorm(),
+                    q.apply(w.fc1(), "fc1", ActivationSite.FC1_INPUT),
+                    q.apply(w.fc2(), "fc2", ActivationSite.FC2_INPUT));
+        }
+        return weights.withLayers(quantized);
+    }
+
+    /**
+     * Bytes the six decoder linears of every layer take in memory (weights, scales, biases, per-cluster
+     * tables): what a recipe shrinks. Embeddings, LM head and LayerNorms are not counted.
+     */
+    public static long linearBytes(OptWeights weights) {
+        long total = 0;
+        for (LayerWeights w : weights.layers()) {
+            for (LinearLayer linear : new LinearLayer[] {w.qProj(), w.kProj(), w.vProj(), w.outProj(), w.fc1(), w.fc2()}) {
+                total += StoredLinears.bytes(linear);
+            }
+        }
+        return total;
+    }
+
+    private static float min(float[] values) {
+        float m = Float.POSITIVE_INFINITY;
+        for (float v : values) {
+            m = Math.min(m, v);
+        }
+        return m;
+    }
+
+    private static float max(float[] values) {
+        float m = Float.NEGATIVE_INFINITY;
+        for (float v : values) {
+            m = Math.max(m, v);
+        }
+        return m;
     }
 
     @FunctionalInterface

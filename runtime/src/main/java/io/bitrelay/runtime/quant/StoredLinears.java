@@ -1,5 +1,8 @@
 package io.bitrelay.runtime.quant;
 
+import io.bitrelay.runtime.model.opt.Linear;
+import io.bitrelay.runtime.model.opt.LinearLayer;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Map;
@@ -17,7 +20,22 @@ public final class StoredLinears {
                                        Arena arena) {
         return switch (kind) {
             case W8A8Linear.KIND -> W8A8Linear.restore(settings, tensors, arena);
+            case WeightOnlyLinear.KIND -> WeightOnlyLinear.restore(settings, tensors, arena);
+            case LowBitLinear.KIND -> LowBitLinear.restore(settings, tensors, arena);
             default -> throw new IllegalArgumentException("unknown stored linear kind '" + kind + "'");
+        };
+    }
+
+    /**
+     * Bytes a linear takes in memory: its stored tensors for a {@link StoredLinear}, FP32 weight and bias
+     * otherwise (a {@link GatheredLinear} adds its permutation).
+     */
+    public static long bytes(LinearLayer linear) {
+        return switch (linear) {
+            case StoredLinear stored -> stored.tensors().stream().mapToLong(t -> t.data().byteSize()).sum();
+            case GatheredLinear gathered -> bytes(gathered.linear()) + 4L * gathered.gather().length;
+            case Linear fp32 -> fp32.weight().byteSize() + (fp32.bias() == null ? 0 : fp32.bias().byteSize());
+            default -> throw new IllegalArgumentException("cannot size " + linear.getClass().getSimpleName());
         };
     }
 
