@@ -8,6 +8,7 @@ import io.bitrelay.runtime.eval.Perplexity;
 import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.eval.ProgressBar;
 import io.bitrelay.runtime.eval.TokenWindows;
+import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
@@ -62,6 +63,11 @@ public final class EvalCommand implements Runnable {
                     + "w8a8-smoothquant-static (default: ${DEFAULT-VALUE}).")
     List<String> recipeNames;
 
+    @Option(names = {"--kv", "--kv-bits"}, paramLabel = "LIST", split = ",", defaultValue = "fp32",
+            description = "KV cache precisions to evaluate every recipe with: fp32, int8, int4, int3 (or bits 16, 8, 4, 3; "
+                    + "16 = not quantized) (default: ${DEFAULT-VALUE}).")
+    List<String> kvNames;
+
     @Option(names = "--calib-text", paramLabel = "FILE",
             description = "Calibration text (default: the --text file; better a different split, e.g. WikiText-2 valid.txt).")
     Path calibText;
@@ -91,13 +97,26 @@ public final class EvalCommand implements Runnable {
     @Option(names = "--no-progress", description = "No progress bars on stderr.")
     boolean noProgress;
 
-    /** One recipe's outcome. */
-    record Row(QuantRecipe recipe, Perplexity.Result result) {
+    /** One recipe's outcome with one KV cache precision. */
+    record Row(QuantRecipe recipe, KvPrecision kv, Perplexity.Result result) {
+        Row(QuantRecipe recipe, Perplexity.Result result) {
+            this(recipe, KvPrecision.FP32, result);
+        }
+
+        /** The recipe's name, with "+kv8", "+kv4", "+kv3" for a quantized cache. */
+        String name() {
+            return recipe.name() + (kv.quantized() ? "+kv" + kv.bits() : "");
+        }
+
+        boolean baseline() {
+            return recipe.equals(QuantRecipe.FP32) && !kv.quantized();
+        }
     }
 
     @Override
     public void run() {
         List<QuantRecipe> recipes = recipeNames.stream().map(String::trim).map(QuantRecipe::byName).toList();
+        List<KvPrecision> kvPrecisions = kvNames.stream().map(KvPrecision::parse).distinct().toList();
         if (seqLen < 2 || calibSeqLen < 2 || calibSequences < 1) {
             throw new IllegalArgumentException("--seq-len and --calib-seq-len must be ≥ 2, --calib-sequences ≥ 1");
         }
@@ -117,9 +136,12 @@ public final class EvalCommand implements Runnable {
             List<Row> rows = new ArrayList<>();
             for (QuantRecipe recipe : recipes) {
                 try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha)) {
-                    Perplexity.Result result = Perplexity.evaluate(quantized, tokens, seqLen, maxWindows,
-                            progress("eval " + recipe.name(), "windows"));
-                    rows.add(new Row(recipe, result));
+                    for (KvPrecision kv : kvPrecisions) {
+                        String name = new Row(recipe, kv, null).name();
+                        Perplexity.Result result = Perplexity.evaluate(quantized.withKvPrecision(kv), tokens, seqLen,
+                                maxWindows, progress("eval " + name, "windows"));
+                        rows.add(new Row(recipe, kv, result));
+                    }
                 }
             }
             printTable(rows, out);
@@ -166,14 +188,14 @@ public final class EvalCommand implements Runnable {
     }
 
     static void printTable(List<Row> rows, PrintWriter out) {
-        Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32))
+        Double baseline = rows.stream().filter(Row::baseline)
                 .map(r -> r.result().perplexity()).findFirst().orElse(null);
         out.println();
         out.println("| recipe | perplexity | Δ vs fp32 | windows | tokens | seconds |");
         out.println("|---|---:|---:|---:|---:|---:|");
         for (Row row : rows) {
             Perplexity.Result r = row.result();
-            out.printf("| %s | %.3f | %s | %d | %d | %.1f |%n", row.recipe().name(), r.perplexity(),
+            out.printf("| %s | %.3f | %s | %d | %d | %.1f |%n", row.name(), r.perplexity(),
                     baseline == null ? "—" : String.format("%+.2f %%", delta(r.perplexity(), baseline)),
                     r.windows(), r.predictedTokens(), r.seconds());
         }
@@ -199,13 +221,14 @@ public final class EvalCommand implements Runnable {
             calibration.put("sequences", stats.source().sequences());
             calibration.put("seqLen", stats.source().seqLen());
         }
-        Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32))
+        Double baseline = rows.stream().filter(Row::baseline)
                 .map(r -> r.result().perplexity()).findFirst().orElse(null);
         ArrayNode results = root.putArray("results");
         for (Row row : rows) {
             Perplexity.Result r = row.result();
             ObjectNode entry = results.addObject();
-            entry.put("recipe", row.recipe().name());
+            entry.put("recipe", row.name());
+            entry.put("kv", row.kv().optionName());
             entry.put("perplexity", r.perplexity());
             entry.put("meanNll", r.meanNll());
             if (baseline != null) {
