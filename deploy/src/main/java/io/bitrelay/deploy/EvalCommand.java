@@ -8,6 +8,7 @@ import io.bitrelay.runtime.eval.Perplexity;
 import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.eval.ProgressBar;
 import io.bitrelay.runtime.eval.TokenWindows;
+import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
@@ -70,6 +71,11 @@ public final class EvalCommand implements Runnable {
             description = "RPTQ channel clusters per activation site (the *-rptq recipes) (default: ${DEFAULT-VALUE}).")
     int clusters;
 
+    @Option(names = {"--kv", "--kv-bits"}, paramLabel = "LIST", split = ",", defaultValue = "fp32",
+            description = "KV cache precisions to evaluate every recipe with: fp32, int8, int4, int3 (or bits 16, 8, 4, 3; "
+                    + "16 = not quantized) (default: ${DEFAULT-VALUE}).")
+    List<String> kvNames;
+
     @Option(names = "--calib-text", paramLabel = "FILE",
             description = "Calibration text (default: the --text file; better a different split, e.g. WikiText-2 valid.txt).")
     Path calibText;
@@ -99,13 +105,26 @@ public final class EvalCommand implements Runnable {
     @Option(names = "--no-progress", description = "No progress bars on stderr.")
     boolean noProgress;
 
-    /** One recipe's outcome. */
-    record Row(QuantRecipe recipe, Perplexity.Result result, long linearBytes) {
+    /** One recipe's outcome with one KV cache precision; linearBytes: what the six decoder linears hold. */
+    record Row(QuantRecipe recipe, KvPrecision kv, Perplexity.Result result, long linearBytes) {
+        Row(QuantRecipe recipe, Perplexity.Result result, long linearBytes) {
+            this(recipe, KvPrecision.FP32, result, linearBytes);
+        }
+
+        /** The recipe's name, with "+kv8", "+kv4", "+kv3" for a quantized cache. */
+        String name() {
+            return recipe.name() + (kv.quantized() ? "+kv" + kv.bits() : "");
+        }
+
+        boolean baseline() {
+            return recipe.equals(QuantRecipe.FP32) && !kv.quantized();
+        }
     }
 
     @Override
     public void run() {
         List<QuantRecipe> recipes = recipeNames.stream().map(String::trim).map(QuantRecipe::byName).toList();
+        List<KvPrecision> kvPrecisions = kvNames.stream().map(KvPrecision::parse).distinct().toList();
         if (seqLen < 2 || calibSeqLen < 2 || calibSequences < 1) {
             throw new IllegalArgumentException("--seq-len and --calib-seq-len must be ≥ 2, --calib-sequences ≥ 1");
         }
@@ -125,9 +144,13 @@ public final class EvalCommand implements Runnable {
             List<Row> rows = new ArrayList<>();
             for (QuantRecipe recipe : recipes) {
                 try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha, clusters)) {
-                    Perplexity.Result result = Perplexity.evaluate(quantized, tokens, seqLen, maxWindows,
-                            progress("eval " + recipe.name(), "windows"));
-                    rows.add(new Row(recipe, result, RecipeApplier.linearBytes(quantized.weights())));
+                    long linearBytes = RecipeApplier.linearBytes(quantized.weights());
+                    for (KvPrecision kv : kvPrecisions) {
+                        String name = new Row(recipe, kv, null, linearBytes).name();
+                        Perplexity.Result result = Perplexity.evaluate(quantized.withKvPrecision(kv), tokens, seqLen,
+                                maxWindows, progress("eval " + name, "windows"));
+                        rows.add(new Row(recipe, kv, result, linearBytes));
+                    }
                 }
             }
             printTable(rows, out);
@@ -175,14 +198,14 @@ public final class EvalCommand implements Runnable {
     }
 
     static void printTable(List<Row> rows, PrintWriter out) {
-        Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32))
+        Double baseline = rows.stream().filter(Row::baseline)
                 .map(r -> r.result().perplexity()).findFirst().orElse(null);
         out.println();
         out.println("| recipe | perplexity | Δ vs fp32 | linear MiB | windows | tokens | seconds |");
         out.println("|---|---:|---:|---:|---:|---:|---:|");
         for (Row row : rows) {
             Perplexity.Result r = row.result();
-            out.printf("| %s | %.3f | %s | %.3f | %d | %d | %.1f |%n", row.recipe().name(), r.perplexity(),
+            out.printf("| %s | %.3f | %s | %.3f | %d | %d | %.1f |%n", row.name(), r.perplexity(),
                     baseline == null ? "—" : String.format("%+.2f %%", delta(r.perplexity(), baseline)),
                     row.linearBytes() / (1024.0 * 1024.0), r.windows(), r.predictedTokens(), r.seconds());
         }
@@ -209,13 +232,14 @@ public final class EvalCommand implements Runnable {
             calibration.put("sequences", stats.source().sequences());
             calibration.put("seqLen", stats.source().seqLen());
         }
-        Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32))
+        Double baseline = rows.stream().filter(Row::baseline)
                 .map(r -> r.result().perplexity()).findFirst().orElse(null);
         ArrayNode results = root.putArray("results");
         for (Row row : rows) {
             Perplexity.Result r = row.result();
             ObjectNode entry = results.addObject();
-            entry.put("recipe", row.recipe().name());
+            entry.put("recipe", row.name());
+            entry.put("kv", row.kv().optionName());
             entry.put("perplexity", r.perplexity());
             entry.put("meanNll", r.meanNll());
             if (baseline != null) {

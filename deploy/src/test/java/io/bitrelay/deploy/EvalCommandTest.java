@@ -149,6 +149,42 @@ class EvalCommandTest {
         assertTrue(stderr.toString().contains("unknown recipe 'w4a4'"), stderr.toString());
     }
 
+    @Test
+    void shouldEvaluateEachKvCachePrecisionWithTheRecipe() throws IOException {
+        Path json = temp.resolve("kv.json");
+        StringWriter stdout = new StringWriter();
+        CommandLine cli = BitrelayCli.commandLine();
+        cli.setOut(new PrintWriter(stdout, true));
+        int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(), "--seq-len", "48",
+                "--max-windows", "2", "--recipes", "fp32", "--kv", "fp32,8,int4,3", "--json", json.toString(), "--no-progress");
+        assertEquals(0, exit, stdout.toString());
+
+        JsonNode results = new ObjectMapper().readTree(json.toFile()).path("results");
+        assertEquals(List.of("fp32", "fp32+kv8", "fp32+kv4", "fp32+kv3"),
+                List.of(results.get(0).path("recipe").asText(), results.get(1).path("recipe").asText(),
+                        results.get(2).path("recipe").asText(), results.get(3).path("recipe").asText()));
+        assertEquals("int4", results.get(2).path("kv").asText());
+        double fp32 = results.get(0).path("perplexity").asDouble();
+        double expected = directPerplexity(48, 2);
+        assertEquals(expected, fp32, 1e-6 * expected);
+        double int8 = results.get(1).path("perplexity").asDouble();
+        double int3 = results.get(3).path("perplexity").asDouble();
+        assertEquals(fp32, int8, 0.01 * fp32, "8-bit keys and values barely move perplexity");
+        assertTrue(Math.abs(int3 / fp32 - 1) > 1e-4, "3-bit keys and values must change perplexity: " + int3 + " vs " + fp32);
+        assertTrue(stdout.toString().contains("| fp32+kv3 |"), stdout.toString());
+    }
+
+    @Test
+    void shouldRejectAnUnknownKvPrecision() {
+        StringWriter stderr = new StringWriter();
+        CommandLine cli = BitrelayCli.commandLine();
+        cli.setErr(new PrintWriter(stderr, true));
+        cli.setOut(new PrintWriter(new StringWriter()));
+        int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(), "--kv", "int2");
+        assertEquals(2, exit);
+        assertTrue(stderr.toString().contains("unknown KV cache precision 'int2'"), stderr.toString());
+    }
+
     private static String[] concat(String[] a, String... b) {
         String[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);

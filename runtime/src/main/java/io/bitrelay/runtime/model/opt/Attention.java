@@ -41,47 +41,76 @@ final class Attention {
             rowBase += chunk.length();
         }
         int hidden = numHeads * headDim;
+        for (SequenceChunk chunk : chunks) {
+            KvRows keys = chunk.cache().keyRows(localLayer);
+            if (keys.hidden != hidden || (chunk.cache().precision().quantized() && keys.headDim != headDim)) {
+                throw new IllegalArgumentException("cache of " + keys.numHeads + " × " + keys.headDim
+                        + " channels does not match attention's " + numHeads + " heads × " + headDim);
+            }
+        }
         CpuParallelism.forEach(tasks.size(), t -> run(tasks.get(t), localLayer, q, out, hidden, headDim));
     }
 
+    /**
+     * One head of a block of query rows. Keys (then values) are read position by position, each once for the
+     * whole block, so a quantized cache dequantizes each position once per block rather than once per query
+     * row; every row still sees its positions in ascending order, so an FP32 cache computes exactly what a
+     * row-by-row loop would.
+     */
     private static void run(Task task, int localLayer, MemorySegment q, MemorySegment out, int hidden, int headDim) {
-        MemorySegment keys = task.cache().keys(localLayer);
-        MemorySegment values = task.cache().values(localLayer);
+        KvRows keys = task.cache().keyRows(localLayer);
+        KvRows values = task.cache().valueRows(localLayer);
+        KvRows.HeadReader reader = new KvRows.HeadReader(headDim);
         int headOffset = task.head() * headDim;
-        float[] scores = new float[task.past() + task.endRow()];
-        for (int i = task.firstRow(); i < task.endRow(); i++) {
-            long row = task.rowBase() + i;
-            long qOffset = row * hidden + headOffset;
-            int visible = task.past() + i + 1;
+        int past = task.past();
+        int firstRow = task.firstRow();
+        int blockRows = task.endRow() - firstRow;
+        int span = past + task.endRow(); // positions the block's last row sees
+        float[] scores = new float[blockRows * span]; // (blockRows, span): scores, then exp(score − max)
+        float[] inverseSums = new float[blockRows];
+        for (int j = 0; j < span; j++) {
+            keys.read(j, task.head(), reader);
+            for (int i = Math.max(firstRow, j - past); i < task.endRow(); i++) { // rows with j ≤ past + i
+                long qOffset = (task.rowBase() + i) * (long) hidden + headOffset;
+                scores[(i - firstRow) * span + j] = VectorMath.dot(q, qOffset, reader.segment, reader.offset, headDim);
+            }
+        }
+        for (int i = firstRow; i < task.endRow(); i++) {
+            int base = (i - firstRow) * span;
+            int visible = past + i + 1;
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < visible; j++) {
-                float score = VectorMath.dot(q, qOffset, keys, (long) j * hidden + headOffset, headDim);
-                scores[j] = score;
-                max = Math.max(max, score);
+                max = Math.max(max, scores[base + j]);
             }
             float sum = 0f;
             for (int j = 0; j < visible; j++) {
-                float e = (float) Math.exp(scores[j] - max);
-                scores[j] = e;
+                float e = (float) Math.exp(scores[base + j] - max);
+                scores[base + j] = e;
                 sum += e;
             }
-            long outOffset = row * hidden + headOffset;
+            inverseSums[i - firstRow] = 1f / sum;
+            long outOffset = (task.rowBase() + i) * (long) hidden + headOffset;
             out.asSlice(outOffset * Float.BYTES, (long) headDim * Float.BYTES).fill((byte) 0);
-            float inverseSum = 1f / sum;
-            for (int j = 0; j < visible; j++) {
-                VectorMath.axpy(scores[j] * inverseSum, values, (long) j * hidden + headOffset, out, outOffset, headDim);
+        }
+        for (int j = 0; j < span; j++) {
+            values.read(j, task.head(), reader);
+            for (int i = Math.max(firstRow, j - past); i < task.endRow(); i++) {
+                long outOffset = (task.rowBase() + i) * (long) hidden + headOffset;
+                float p = scores[(i - firstRow) * span + j] * inverseSums[i - firstRow];
+                VectorMath.axpy(p, reader.segment, reader.offset, out, outOffset, headDim);
             }
         }
     }
 
-    /** Copies the step's keys and values of one chunk into its cache at positions [past, past + rows). */
+    /**
+     * Stores the step's keys and values of one chunk into its cache at positions [past, past + rows), in the
+     * cache's precision. Attention then reads them back from the cache for every row of the step, its own
+     * position included, so a prefill sees the same (quantized) keys and values a decode would.
+     */
     static void store(SequenceChunk chunk, int localLayer, MemorySegment k, MemorySegment v, int rowBase, int hidden) {
-        long rowBytes = (long) hidden * Float.BYTES;
-        long src = rowBase * rowBytes;
-        long dst = chunk.cache().length() * rowBytes;
-        long bytes = chunk.length() * rowBytes;
-        MemorySegment.copy(k, src, chunk.cache().keys(localLayer), dst, bytes);
-        MemorySegment.copy(v, src, chunk.cache().values(localLayer), dst, bytes);
+        KvCache cache = chunk.cache();
+        cache.keyRows(localLayer).write(k, rowBase, chunk.length(), cache.length());
+        cache.valueRows(localLayer).write(v, rowBase, chunk.length(), cache.length());
     }
 
     static void scale(MemorySegment x, long elements, float factor) {

@@ -4,9 +4,11 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Keys and values of one sequence for the layers one stage owns, FP32, each layer (capacity, hidden).
+ * Keys and values of one sequence for the layers one stage owns, each layer (capacity, hidden), in a
+ * {@link KvPrecision}: FP32 as computed, or quantized per (token, head) group ({@link QuantizedKvRows}).
  * Capacity doubles on demand up to the model's context, so a short chat does not reserve 2048 positions
- * of every layer. The cache owns its memory; {@link #close} frees it when the sequence ends or is cancelled.
+ * of every layer; growing copies the stored positions (codes and group parameters as they are, no
+ * re-quantization). The cache owns its memory; {@link #close} frees it when the sequence ends or is cancelled.
  */
 public final class KvCache implements AutoCloseable {
     private static final int INITIAL_CAPACITY = 64;
@@ -14,18 +16,30 @@ public final class KvCache implements AutoCloseable {
     private final int layers;
     private final int hidden;
     private final int maxPositions;
+    private final KvPrecision precision;
+    private final KvRows[] keys;   // per local layer: (capacity, hidden)
+    private final KvRows[] values; // per local layer: (capacity, hidden)
     private Arena arena;
-    private MemorySegment[] keys;   // per local layer: (capacity, hidden)
-    private MemorySegment[] values; // per local layer: (capacity, hidden)
     private int capacity;
     private int length;
 
+    /** An FP32 cache, as before precisions existed. */
     public KvCache(int layers, int hidden, int maxPositions) {
+        this(layers, 1, hidden, maxPositions, KvPrecision.FP32);
+    }
+
+    /** A cache of {@code precision}; quantized precisions group each token's channels per head of {@code headDim}. */
+    public KvCache(int layers, int numHeads, int headDim, int maxPositions, KvPrecision precision) {
         this.layers = layers;
-        this.hidden = hidden;
+        this.hidden = numHeads * headDim;
         this.maxPositions = maxPositions;
-        this.keys = new MemorySegment[layers];
-        this.values = new MemorySegment[layers];
+        this.precision = precision;
+        this.keys = new KvRows[layers];
+        this.values = new KvRows[layers];
+        for (int layer = 0; layer < layers; layer++) {
+            keys[layer] = KvRows.create(precision, numHeads, headDim);
+            values[layer] = KvRows.create(precision, numHeads, headDim);
+        }
     }
 
     /** Tokens already stored: the position the next token will take. */
@@ -35,6 +49,10 @@ public final class KvCache implements AutoCloseable {
 
     public int maxPositions() {
         return maxPositions;
+    }
+
+    public KvPrecision precision() {
+        return precision;
     }
 
     /** Makes room for {@code extra} more tokens; fails when the context would overflow. */
@@ -53,16 +71,9 @@ public final class KvCache implements AutoCloseable {
         }
         newCapacity = Math.min(newCapacity, maxPositions);
         Arena newArena = Arena.ofShared();
-        long rowBytes = (long) hidden * Float.BYTES;
         for (int layer = 0; layer < layers; layer++) {
-            MemorySegment k = newArena.allocate(newCapacity * rowBytes, 64);
-            MemorySegment v = newArena.allocate(newCapacity * rowBytes, 64);
-            if (length > 0) {
-                MemorySegment.copy(keys[layer], 0, k, 0, length * rowBytes);
-                MemorySegment.copy(values[layer], 0, v, 0, length * rowBytes);
-            }
-            keys[layer] = k;
-            values[layer] = v;
+            keys[layer].resize(newArena, newCapacity, length);
+            values[layer].resize(newArena, newCapacity, length);
         }
         if (arena != null) {
             arena.close();
@@ -71,11 +82,28 @@ public final class KvCache implements AutoCloseable {
         capacity = newCapacity;
     }
 
+    /** The FP32 keys of a layer, (capacity, hidden); only an FP32 cache has them. */
     public MemorySegment keys(int localLayer) {
+        return fp32(keys[localLayer], "keys");
+    }
+
+    /** The FP32 values of a layer, (capacity, hidden); only an FP32 cache has them. */
+    public MemorySegment values(int localLayer) {
+        return fp32(values[localLayer], "values");
+    }
+
+    private MemorySegment fp32(KvRows rows, String what) {
+        if (rows instanceof Fp32KvRows plain) {
+            return plain.data();
+        }
+        throw new IllegalStateException("this cache stores " + what + " as " + precision + "; there is no FP32 segment");
+    }
+
+    KvRows keyRows(int localLayer) {
         return keys[localLayer];
     }
 
-    public MemorySegment values(int localLayer) {
+    KvRows valueRows(int localLayer) {
         return values[localLayer];
     }
 
@@ -87,9 +115,9 @@ public final class KvCache implements AutoCloseable {
         length += tokens;
     }
 
-    /** Bytes held now, for accounting and metrics. */
+    /** Bytes held now (codes and group parameters of every reserved position), for accounting and metrics. */
     public long bytes() {
-        return 2L * layers * capacity * hidden * Float.BYTES;
+        return 2L * layers * capacity * (layers == 0 ? 0 : keys[0].bytesPerPosition());
     }
 
     @Override
@@ -98,8 +126,10 @@ public final class KvCache implements AutoCloseable {
             arena.close();
             arena = null;
         }
-        keys = new MemorySegment[layers];
-        values = new MemorySegment[layers];
+        for (int layer = 0; layer < layers; layer++) {
+            keys[layer].release();
+            values[layer].release();
+        }
         capacity = 0;
         length = 0;
     }

@@ -18,11 +18,13 @@ public final class OptModel implements AutoCloseable {
     private final HfCheckpoint checkpoint; // null for a derived model: the base model owns it
     private final Arena weightsArena;      // what this model allocated (widened or derived tensors); closed with it
     private final OptWeights weights;
+    private final KvPrecision kvPrecision; // what newCache() stores keys and values as
 
-    private OptModel(HfCheckpoint checkpoint, Arena weightsArena, OptWeights weights) {
+    private OptModel(HfCheckpoint checkpoint, Arena weightsArena, OptWeights weights, KvPrecision kvPrecision) {
         this.checkpoint = checkpoint;
         this.weightsArena = weightsArena;
         this.weights = weights;
+        this.kvPrecision = kvPrecision;
     }
 
     public static OptModel load(Path checkpointDirectory) {
@@ -36,7 +38,7 @@ public final class OptModel implements AutoCloseable {
         try {
             OptConfig config = OptConfig.read(checkpoint.configFile());
             LayerRange layers = range == null ? LayerRange.all(config.numLayers()) : range;
-            return new OptModel(checkpoint, arena, OptCheckpointLoader.load(checkpoint, config, layers, arena));
+            return new OptModel(checkpoint, arena, OptCheckpointLoader.load(checkpoint, config, layers, arena), KvPrecision.FP32);
         } catch (RuntimeException e) {
             arena.close();
             checkpoint.close();
@@ -62,17 +64,33 @@ public final class OptModel implements AutoCloseable {
      * this model's. The new weights may keep referring to this model's tensors (embeddings, mapped
      * checkpoint data), so this model must stay open while the derived one is used; closing the derived
      * model frees {@code newWeightsArena} (what the new tensors were allocated in; may be null) and nothing
-     * of this one.
+     * of this one. The derived model keeps this model's {@link #kvPrecision()}.
      */
     public OptModel derive(OptWeights newWeights, Arena newWeightsArena) {
         if (!newWeights.config().equals(config()) || !newWeights.range().equals(range())) {
             throw new IllegalArgumentException("derived weights must keep the model's config and " + range());
         }
-        return new OptModel(null, newWeightsArena, newWeights);
+        return new OptModel(null, newWeightsArena, newWeights, kvPrecision);
+    }
+
+    /**
+     * This model, computing with the same weights, whose {@link #newCache()} stores keys and values as
+     * {@code precision}. It owns nothing: closing it frees nothing, and this model must stay open while it
+     * is used (as for {@link #derive}). Everything that makes caches through the model (generation,
+     * perplexity, a stage engine) then runs attention over caches of that precision.
+     */
+    public OptModel withKvPrecision(KvPrecision precision) {
+        return new OptModel(null, null, weights, precision);
+    }
+
+    /** What {@link #newCache()} stores keys and values as; FP32 unless {@link #withKvPrecision} said otherwise. */
+    public KvPrecision kvPrecision() {
+        return kvPrecision;
     }
 
     public KvCache newCache() {
-        return new KvCache(weights.layers().length, config().hiddenSize(), config().maxPositions());
+        OptConfig config = config();
+        return new KvCache(weights.layers().length, config.numHeads(), config.headDim(), config.maxPositions(), kvPrecision);
     }
 
     /** Runs the whole model (this stage must own all layers) and returns logits of each chunk's last token, or of every token. */
