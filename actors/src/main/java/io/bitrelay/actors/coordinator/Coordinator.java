@@ -335,7 +335,8 @@ public final class Coordinator {
         int microBatches = settings.microBatchesPerStage() ? pipeline.size() : settings.scheduler().microBatches();
         scheduler = rebuildScheduler(settings.scheduler().withMicroBatches(microBatches));
         StageQuantization[] quantizations = store == null ? new StageQuantization[pipeline.size()]
-                : store.assignments(pipeline.stream().map(s -> new int[]{s.plan.firstLayer(), s.plan.endLayer()}).toList(), context.getLog());
+                : store.assignments(pipeline.stream().map(s -> new int[]{s.plan.firstLayer(), s.plan.endLayer()}).toList(),
+                        org.slf4j.LoggerFactory.getLogger(QuantizationStore.class));
         for (int i = 0; i < pipeline.size(); i++) {
             Stage stage = pipeline.get(i);
             Link inbound = i == 0 ? null
@@ -375,7 +376,7 @@ public final class Coordinator {
         context.getLog().info("stage {} ready on {} ({} MB loaded in {} ms{})", message.stageIndex(), stage.worker.workerId(),
                 message.weightBytes() >> 20, message.loadMillis(), message.restored() ? ", quantized layers restored" : "");
         if (message.restoreProblem() != null) {
-            context.getLog().warn("quantization store: stage {} cannot use its saved layers, calibrating again: {}",
+            org.slf4j.LoggerFactory.getLogger(QuantizationStore.class).warn("stage {} cannot use its saved layers, calibrating again: {}",
                     message.stageIndex(), message.restoreProblem());
         }
         if (!pipeline.stream().allMatch(s -> s.ready)) {
@@ -387,7 +388,7 @@ public final class Coordinator {
         String recipe = settings.quantization().recipe().name();
         if (pipeline.stream().allMatch(s -> s.restored)) {
             quantization = recipe + " restored from the store";
-            context.getLog().info("every stage restored {} from the quantization store: no calibration", recipe);
+            org.slf4j.LoggerFactory.getLogger(QuantizationStore.class).info("every stage restored {} from the quantization store: no calibration", recipe);
             return calibrateLinksOrServe();
         }
         List<RecipeCalibration.StageRef> stages = pipeline.stream()

@@ -17,6 +17,8 @@ import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -46,6 +48,8 @@ import java.util.function.Supplier;
  */
 final class RecipeCalibration {
     private static final long FIRST_BATCH_ID = -1_000_000_000L; // apart from link calibration's and the scheduler's
+    /** Its own logger, at INFO by default (simplelogger.properties): the progress of calibration is worth seeing. */
+    private static final Logger LOG = LoggerFactory.getLogger(RecipeCalibration.class);
 
     /** One stage as this phase sees it. */
     record StageRef(ActorRef<StageWorker.Command> worker, int firstLayer, int endLayer) {
@@ -78,9 +82,9 @@ final class RecipeCalibration {
 
     /** @param next the behaviour once every stage serves the recipe */
     Behavior<Coordinator.Command> start(Supplier<Behavior<Coordinator.Command>> next) {
-        store.forgetRecipe(context.getLog());
+        store.forgetRecipe(LOG);
         if (!quantization.recipe().needsCalibration()) {
-            context.getLog().info("{} needs no calibration: sending the plan", quantization.recipe().name());
+            LOG.info("{} needs no calibration: sending the plan", quantization.recipe().name());
             return sendPlan(QuantPlanner.plan(quantization.recipe(), null, quantization.alpha()), next);
         }
         List<int[]> sequences;
@@ -93,11 +97,11 @@ final class RecipeCalibration {
         sequenceTokens = sequences.getFirst().length;
         ActorRef<Coordinator.Command> self = context.getSelf();
         stages.forEach(stage -> stage.worker().tell(new StageWorker.BeginRecipeCalibration(self)));
-        context.getLog().info("calibrating {} (α = {}) through the pipeline: {} sequences × {} tokens of {}", quantization.recipe().name(),
+        LOG.info("calibrating {} (α = {}) through the pipeline: {} sequences × {} tokens of {}", quantization.recipe().name(),
                 quantization.alpha(), sequences.size(), sequenceTokens, sourceName());
         CalibrationFeed feed = new CalibrationFeed(sequences, quantization.batchSequences(), stages.size() + 1, FIRST_BATCH_ID,
                 stages.getFirst().worker(), timers, settings.stepTimeout(),
-                new LoggedProgress(context.getLog(), "calibrate " + quantization.recipe().name(), "sequences", 2_000));
+                new LoggedProgress(LOG, "calibrate " + quantization.recipe().name(), "sequences", 2_000));
         return calibrating(feed, next);
     }
 
@@ -118,7 +122,7 @@ final class RecipeCalibration {
                 .onMessage(Coordinator.CalibrationStepDone.class, m -> {
                     if (feed.done(m.batchId())) {
                         calibrationSeconds = (System.nanoTime() - startNanos) / 1e9;
-                        context.getLog().info("calibration sequences done in {} s; collecting statistics",
+                        LOG.info("calibration sequences done in {} s; collecting statistics",
                                 String.format("%.1f", calibrationSeconds));
                         stages.forEach(stage -> stage.worker().tell(new StageWorker.ReportCalibration(chunkAdapter)));
                     }
@@ -200,7 +204,7 @@ final class RecipeCalibration {
                         return Behaviors.same();
                     }
                     saveRecipe(applied);
-                    context.getLog().info("all {} stages serve {} ({} s since calibration began)", stages.size(), quantization.recipe().name(),
+                    LOG.info("all {} stages serve {} ({} s since calibration began)", stages.size(), quantization.recipe().name(),
                             String.format("%.1f", (System.nanoTime() - startNanos) / 1e9));
                     return next.get();
                 }));
@@ -214,7 +218,7 @@ final class RecipeCalibration {
         long bytes = 0;
         for (int i = 0; i < applied.length; i++) {
             if (applied[i].file() == null) {
-                context.getLog().warn("quantization store not written: stage {} did not save its layers ({})", i, applied[i].saveProblem());
+                LOG.warn("quantization store not written: stage {} did not save its layers ({})", i, applied[i].saveProblem());
                 return;
             }
             saved.add(new SavedRecipe.Stage(i, stages.get(i).firstLayer(), stages.get(i).endLayer(),
@@ -223,10 +227,10 @@ final class RecipeCalibration {
         }
         try {
             Path file = store.saveRecipe(saved, calibrationSeconds);
-            context.getLog().info("quantization store: wrote {} ({} stage files, {} MB)", file, saved.size(),
+            LOG.info("quantization store: wrote {} ({} stage files, {} MB)", file, saved.size(),
                     String.format("%.1f", bytes / 1e6));
         } catch (RuntimeException e) {
-            context.getLog().warn("quantization store not written: {}", e.getMessage());
+            LOG.warn("quantization store not written: {}", e.getMessage());
         }
     }
 
@@ -258,7 +262,7 @@ final class RecipeCalibration {
             throw new IllegalArgumentException("calibration text " + text + " has " + ids.length + " tokens, fewer than one sequence of " + tokens);
         }
         if (windows.size() < quantization.calibrationSequences()) {
-            context.getLog().warn("calibration text {} holds only {} sequences of {} tokens ({} asked for)", text, windows.size(), tokens,
+            LOG.warn("calibration text {} holds only {} sequences of {} tokens ({} asked for)", text, windows.size(), tokens,
                     quantization.calibrationSequences());
         }
         return windows;
