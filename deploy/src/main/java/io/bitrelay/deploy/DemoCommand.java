@@ -28,6 +28,9 @@ public final class DemoCommand implements Runnable {
     @Mixin
     LocalClusterOptions clusterOptions;
 
+    @Mixin
+    io.bitrelay.deploy.cluster.QuantizationOptions quantizationOptions;
+
     @Option(names = "--max-tokens", defaultValue = "24", description = "Tokens per answer (default: ${DEFAULT-VALUE}).")
     int maxTokens;
 
@@ -39,7 +42,7 @@ public final class DemoCommand implements Runnable {
     public void run() {
         Path checkpoint = modelOptions.resolve();
         try (LocalCluster cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, clusterOptions.workers, clusterOptions.linkCodec, 0, 0, clusterOptions.logs,
-                Map.of(), Duration.ofMinutes(5)), line -> System.err.println("bitrelay: " + line))) {
+                quantizationOptions.settings(io.bitrelay.deploy.cluster.QuantizationOptions.defaultStore(checkpoint)), Duration.ofMinutes(30)), line -> System.err.println("bitrelay: " + line))) {
             CompletionClient client = new CompletionClient(cluster.httpAddress());
             System.out.printf("%ncluster serving %s: %d workers, %s links, gateway http://%s:%d%n", checkpoint.getFileName(),
                     clusterOptions.workers, clusterOptions.linkCodec, cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());

@@ -105,6 +105,20 @@ public final class EvalCommand implements Runnable {
     @Option(names = "--no-progress", description = "No progress bars on stderr.")
     boolean noProgress;
 
+    @Option(names = "--stages", paramLabel = "S", defaultValue = "1",
+            description = "Split the layers into S pipeline stages, with link frames between them (see --link-codec) (default: ${DEFAULT-VALUE}).")
+    int stages;
+
+    @Option(names = "--link-codec", paramLabel = "LIST", split = ",",
+            description = "With --stages: link codecs to evaluate, each encoding and decoding the real frames between stages: "
+                    + "none (no links), fp16, int8, int4, int3 (RPTQ, planned from the stages' output ranges) (default: none,fp16).")
+    List<String> linkCodecs = List.of();
+
+    @Option(names = "--link-clusters", paramLabel = "N", defaultValue = "8",
+            description = "RPTQ channel clusters per link (default: ${DEFAULT-VALUE}).")
+    int linkClusters;
+
+
     /** One recipe's outcome with one KV cache precision; linearBytes: what the six decoder linears hold. */
     record Row(QuantRecipe recipe, KvPrecision kv, Perplexity.Result result, long linearBytes) {
         Row(QuantRecipe recipe, Perplexity.Result result, long linearBytes) {
@@ -141,6 +155,10 @@ public final class EvalCommand implements Runnable {
             out.flush();
 
             CalibrationStats stats = calibrationFor(recipes, model, tokenizer, out);
+            if (stages > 1 || !linkCodecs.isEmpty()) {
+                runStaged(directory, recipes, stats, tokenizer, tokens, out);
+                return;
+            }
             List<Row> rows = new ArrayList<>();
             for (QuantRecipe recipe : recipes) {
                 try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha, clusters)) {
@@ -162,6 +180,20 @@ public final class EvalCommand implements Runnable {
                 writeJson(directory, tokens.length, stats, rows);
             }
         }
+    }
+
+    /** Perplexity through S stages with link frames between them ({@link StagedEval}). */
+    private void runStaged(Path directory, List<QuantRecipe> recipes, CalibrationStats stats, OptTokenizer tokenizer, int[] tokens,
+                           PrintWriter out) {
+        int[] calibTokens = tokenizer.encodeWithoutSpecialTokens(readText(calibText != null ? calibText : text));
+        // As the coordinator: a few sequences suffice for the per-channel ranges of the residual stream.
+        List<int[]> linkCalibration = TokenWindows.split(calibTokens, calibSeqLen, Math.min(8, calibSequences));
+        List<String> links = linkCodecs.isEmpty() ? List.of(StagedEval.NO_LINKS, "fp16") : linkCodecs;
+        List<StagedEval.Row> rows = StagedEval.run(directory, recipes, links, stages, stats, alpha, linkCalibration, tokens, seqLen,
+                maxWindows, linkClusters, this::progress, out);
+        Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32.name()) && r.link().equals(StagedEval.NO_LINKS))
+                .map(r -> r.result().perplexity()).findFirst().orElse(null);
+        StagedEval.printTable(rows, baseline, out);
     }
 
     private CalibrationStats calibrationFor(List<QuantRecipe> recipes, OptModel model, OptTokenizer tokenizer, PrintWriter out) {

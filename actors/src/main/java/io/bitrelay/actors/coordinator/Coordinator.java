@@ -1,8 +1,9 @@
 package io.bitrelay.actors.coordinator;
 
 import io.bitrelay.actors.dataplane.LinkChannels;
-import io.bitrelay.runtime.quant.ChannelClustering;
-import io.bitrelay.runtime.quant.ClusterPlan;
+import io.bitrelay.actors.pipeline.StageQuantization;
+import io.bitrelay.actors.pipeline.StatsChunk;
+import io.bitrelay.runtime.checkpoint.ModelFingerprint;
 import io.bitrelay.runtime.wire.CodecId;
 import io.bitrelay.actors.gateway.GenerationJob;
 import io.bitrelay.actors.dataplane.Link;
@@ -16,6 +17,7 @@ import io.bitrelay.runtime.placement.StagePlan;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.BehaviorBuilder;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
@@ -33,6 +35,10 @@ import java.util.Set;
  * The cluster singleton that owns the pipeline: it waits for the workers, places contiguous layer ranges
  * on them by memory, tells each what to load and where its links go, then schedules requests with
  * continuous batching, pushing micro-batches through the stages so that all of them work at once.
+ *
+ * <p>Phases: gathering → loading → [quantizing: {@link RecipeCalibration}, unless the recipe is FP32 or the
+ * stages restored it from the {@link QuantizationStore}] → [calibrating: {@link LinkCalibration}, RPTQ links
+ * only] → serving; failed from anywhere. The start-up phases live in their own classes.
  */
 public final class Coordinator {
     public static final String SINGLETON_NAME = "bitrelay-coordinator";
@@ -48,7 +54,12 @@ public final class Coordinator {
     public record WorkerDescribed(WorkerDescription description) implements Command {
     }
 
-    public record StageReady(int stageIndex, long weightBytes, long loadMillis) implements Command {
+    /**
+     * @param restored       the stage serves the quantized layers its assignment named from the store
+     * @param restoreProblem why the named saved layers could not be used (the coordinator calibrates), or null
+     */
+    public record StageReady(int stageIndex, long weightBytes, long loadMillis, boolean restored, String restoreProblem)
+            implements Command {
     }
 
     public record StageFailed(int stageIndex, String reason) implements Command {
@@ -75,7 +86,7 @@ public final class Coordinator {
     public record CollectStats(ActorRef<StatsAggregator.PipelineStats> replyTo) implements Command {
     }
 
-    private record StepDeadline(long batchId) implements Command {
+    record StepDeadline(long batchId) implements Command {
     }
 
     /** The last stage finished a calibration micro-batch. */
@@ -86,7 +97,25 @@ public final class Coordinator {
     public record LinkPlanApplied(int stageIndex, boolean outbound) implements Command {
     }
 
-    private record LinkRangesArrived(StageWorker.LinkRanges ranges) implements Command {
+    record LinkRangesArrived(StageWorker.LinkRanges ranges) implements Command {
+    }
+
+    /** A stage records every quantization point of calibration batches from now on. */
+    public record RecipeCalibrationReady(int stageIndex) implements Command {
+    }
+
+    record CalibrationChunkArrived(StatsChunk chunk) implements Command {
+    }
+
+    /**
+     * A stage built its part of the QuantPlan and serves it.
+     *
+     * @param file        where it saved its layers (with their size and CRC32C), or null
+     * @param saveProblem why it could not save them (it serves anyway), or null
+     * @param error       why it could not build them (the pipeline fails), or null
+     */
+    public record QuantPlanApplied(int stageIndex, String file, long bytes, long crc32c, String saveProblem, String error)
+            implements Command {
     }
 
     /** Forwards a fault to one stage's worker (chaos drills and tests; the worker must allow it). */
@@ -97,9 +126,14 @@ public final class Coordinator {
                             long weightBytes, boolean ready) implements ClusterMessage {
     }
 
-    /** @param phase gathering, loading, serving or failed */
+    /**
+     * @param phase        gathering, loading, quantizing, calibrating (links), serving or failed
+     * @param quantization the recipe the stages serve and how they got it ("fp32", "w8a8-smoothquant calibrated",
+     *                     "w8a8-smoothquant restored from the store")
+     * @param phases       every phase entered since the coordinator started, in order
+     */
     public record Status(String phase, int workers, StageView[] stages, String[] linkCodecs, int waiting, int active,
-                         int inFlight, String error) implements ClusterMessage {
+                         int inFlight, String error, String quantization, String[] phases) implements ClusterMessage {
         public boolean serving() {
             return phase.equals("serving");
         }
@@ -124,11 +158,28 @@ public final class Coordinator {
     private Scheduler<ActorRef<JobEvent>> scheduler;
     private List<Stage> pipeline = List.of();
     private String error;
+    /** Null for FP32: nothing to calibrate, restore or save. */
+    private final QuantizationStore store;
+    private String quantization = "fp32";
+    private final List<String> phases = new ArrayList<>();
+    private final PhaseHost host = new PhaseHost() {
+        @Override
+        public Behavior<Command> phase(String name, BehaviorBuilder<Command> handlers) {
+            enter(name);
+            return common(handlers, name);
+        }
+
+        @Override
+        public Behavior<Command> fail(String reason) {
+            return Coordinator.this.fail(reason);
+        }
+    };
 
     private static final class Stage {
         final StagePlan plan;
         final WorkerDescription worker;
         boolean ready;
+        boolean restored;
 
         Stage(StagePlan plan, WorkerDescription worker) {
             this.plan = plan;
@@ -143,13 +194,35 @@ public final class Coordinator {
         this.model = OptConfig.read(Path.of(settings.checkpointDir()).resolve("config.json"));
         this.channels = new LinkChannels(LinkChannels.Settings.defaults().withStreamIdBase(settings.streamBase()));
         this.scheduler = new Scheduler<>(settings.scheduler(), model.eosTokenId());
-        context.getLog().info("coordinator up: {} ({} layers), waiting for {} worker(s), {} links",
-                settings.checkpointDir(), model.numLayers(), settings.expectedWorkers(), settings.linkCodec());
+        QuantizationSettings q = settings.quantization();
+        this.store = q.quantizes() ? new QuantizationStore(q, settings.checkpointDir(), ModelFingerprint.of(Path.of(settings.checkpointDir())))
+                : null;
+        context.getLog().info("coordinator up: {} ({} layers), waiting for {} worker(s), {} links, recipe {}",
+                settings.checkpointDir(), model.numLayers(), settings.expectedWorkers(), settings.linkCodec(), q.recipe().name());
+    }
+
+    private void enter(String phase) {
+        if (phases.isEmpty() || !phases.getLast().equals(phase)) {
+            phases.add(phase);
+        }
+    }
+
+    /** The handlers every start-up phase shares, after the phase's own. */
+    private Behavior<Command> common(BehaviorBuilder<Command> handlers, String phase) {
+        return handlers
+                .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
+                .onMessage(WorkerDescribed.class, this::rememberLateWorker)
+                .onMessage(Submit.class, this::queue)
+                .onMessage(Cancel.class, this::cancel)
+                .onMessage(GetStatus.class, m -> reply(m, phase))
+                .onAnyMessage(this::ignore)
+                .build();
     }
 
     // ---- phases -------------------------------------------------------------------------------------------
 
     private Behavior<Command> gathering() {
+        enter("gathering");
         return Behaviors.receive(Command.class)
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
                 .onMessage(WorkerDescribed.class, this::onWorkerDescribed)
@@ -161,19 +234,13 @@ public final class Coordinator {
     }
 
     private Behavior<Command> loading() {
-        return Behaviors.receive(Command.class)
+        return host.phase("loading", Behaviors.receive(Command.class)
                 .onMessage(StageReady.class, this::onStageReady)
-                .onMessage(StageFailed.class, this::onStageFailed)
-                .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
-                .onMessage(WorkerDescribed.class, this::rememberLateWorker)
-                .onMessage(Submit.class, this::queue)
-                .onMessage(Cancel.class, this::cancel)
-                .onMessage(GetStatus.class, m -> reply(m, "loading"))
-                .onAnyMessage(this::ignore)
-                .build();
+                .onMessage(StageFailed.class, this::onStageFailed));
     }
 
     private Behavior<Command> serving() {
+        enter("serving");
         return Behaviors.receive(Command.class)
                 .onMessage(Submit.class, m -> {
                     queue(m);
@@ -203,6 +270,7 @@ public final class Coordinator {
     }
 
     private Behavior<Command> failed() {
+        enter("failed");
         return Behaviors.receive(Command.class)
                 .onMessage(Submit.class, m -> {
                     m.replyTo().tell(new JobEvent.JobFailed(m.job().requestId(), "the pipeline is down: " + error));
@@ -266,6 +334,9 @@ public final class Coordinator {
         pipeline = List.copyOf(stages);
         int microBatches = settings.microBatchesPerStage() ? pipeline.size() : settings.scheduler().microBatches();
         scheduler = rebuildScheduler(settings.scheduler().withMicroBatches(microBatches));
+        StageQuantization[] quantizations = store == null ? new StageQuantization[pipeline.size()]
+                : store.assignments(pipeline.stream().map(s -> new int[]{s.plan.firstLayer(), s.plan.endLayer()}).toList(),
+                        org.slf4j.LoggerFactory.getLogger(QuantizationStore.class));
         for (int i = 0; i < pipeline.size(); i++) {
             Stage stage = pipeline.get(i);
             Link inbound = i == 0 ? null
@@ -273,7 +344,8 @@ public final class Coordinator {
             Link outbound = i == pipeline.size() - 1 ? null
                     : link(i, stage.worker, pipeline.get(i + 1).worker);
             StageAssignment assignment = new StageAssignment(i, pipeline.size(), stage.plan.firstLayer(),
-                    stage.plan.endLayer(), model.numLayers(), settings.checkpointDir(), settings.linkCodec(), inbound, outbound);
+                    stage.plan.endLayer(), model.numLayers(), settings.checkpointDir(), settings.linkCodec(), inbound, outbound,
+                    quantizations[i]);
             context.getLog().info("stage {}: layers [{}, {}) on {} ({}), {} MB of weights", i, stage.plan.firstLayer(),
                     stage.plan.endLayer(), stage.worker.workerId(), stage.worker.host(), stage.plan.weightBytes() >> 20);
             stage.worker.worker().tell(new StageWorker.LoadStage(assignment, context.getSelf()));
@@ -300,100 +372,40 @@ public final class Coordinator {
     private Behavior<Command> onStageReady(StageReady message) {
         Stage stage = pipeline.get(message.stageIndex());
         stage.ready = true;
-        context.getLog().info("stage {} ready on {} ({} MB loaded in {} ms)", message.stageIndex(), stage.worker.workerId(),
-                message.weightBytes() >> 20, message.loadMillis());
-        if (pipeline.stream().allMatch(s -> s.ready)) {
-            CodecId codec = CodecId.fromName(settings.linkCodec());
-            if (pipeline.size() > 1 && (codec == CodecId.INT4_RPTQ || codec == CodecId.INT3_RPTQ)) {
-                return calibrateLinks();
-            }
-            return startServing();
+        stage.restored = message.restored();
+        context.getLog().info("stage {} ready on {} ({} MB loaded in {} ms{})", message.stageIndex(), stage.worker.workerId(),
+                message.weightBytes() >> 20, message.loadMillis(), message.restored() ? ", quantized layers restored" : "");
+        if (message.restoreProblem() != null) {
+            org.slf4j.LoggerFactory.getLogger(QuantizationStore.class).warn("stage {} cannot use its saved layers, calibrating again: {}",
+                    message.stageIndex(), message.restoreProblem());
         }
-        return Behaviors.same();
+        if (!pipeline.stream().allMatch(s -> s.ready)) {
+            return Behaviors.same();
+        }
+        if (store == null) {
+            return calibrateLinksOrServe();
+        }
+        String recipe = settings.quantization().recipe().name();
+        if (pipeline.stream().allMatch(s -> s.restored)) {
+            quantization = recipe + " restored from the store";
+            org.slf4j.LoggerFactory.getLogger(QuantizationStore.class).info("every stage restored {} from the quantization store: no calibration", recipe);
+            return calibrateLinksOrServe();
+        }
+        List<RecipeCalibration.StageRef> stages = pipeline.stream()
+                .map(s -> new RecipeCalibration.StageRef(s.worker.worker(), s.plan.firstLayer(), s.plan.endLayer())).toList();
+        return new RecipeCalibration(context, timers, settings, model, stages, store, host).start(() -> {
+            quantization = recipe + " calibrated";
+            return calibrateLinksOrServe();
+        });
     }
 
-    // ---- link calibration (RPTQ links) ---------------------------------------------------------------------
-
-    /**
-     * Runs calibration sequences through the pipeline (FP16 frames, caches thrown away), collects the
-     * per-channel range of what crossed each link, clusters the channels (RPTQ) and sends each link's plan
-     * to both its ends; serving starts once all have acknowledged.
-     */
-    private Behavior<Command> calibrateLinks() {
-        int sequences = settings.linkCalibrationSequences();
-        int tokens = Math.min(settings.linkCalibrationTokens(), model.maxPositions());
-        java.util.SplittableRandom random = new java.util.SplittableRandom(settings.linkCalibrationSeed());
-        Set<Long> pending = new HashSet<>();
-        long batchId = -1_000_000; // apart from the scheduler's ids, which count up from 1
-        for (int first = 0; first < sequences; first += 2) {
-            List<MicroBatch.Entry> entries = new ArrayList<>();
-            for (int i = first; i < Math.min(sequences, first + 2); i++) {
-                // Ids from the top of the range: the scheduler counts its sequences up from 1.
-                entries.add(new MicroBatch.Entry(Integer.MAX_VALUE - i, random.ints(tokens, 4, model.vocabSize()).toArray(), 0, null));
-            }
-            MicroBatch batch = new MicroBatch(batchId, 0, entries.toArray(MicroBatch.Entry[]::new), true);
-            pending.add(batchId);
-            pipeline.getFirst().worker.worker().tell(new StageWorker.RunStep(batch));
-            timers.startSingleTimer(batchId, new StepDeadline(batchId), settings.stepTimeout());
-            batchId--;
+    private Behavior<Command> calibrateLinksOrServe() {
+        CodecId codec = CodecId.fromName(settings.linkCodec());
+        if (pipeline.size() > 1 && (codec == CodecId.INT4_RPTQ || codec == CodecId.INT3_RPTQ)) {
+            return new LinkCalibration(context, timers, settings, model, pipeline.stream().map(s -> s.worker.worker()).toList(), host)
+                    .start(this::startServing);
         }
-        context.getLog().info("calibrating {} link(s) for {} with {} sequences × {} tokens", pipeline.size() - 1,
-                settings.linkCodec(), sequences, tokens);
-        return calibrating(pending);
-    }
-
-    private Behavior<Command> calibrating(Set<Long> pendingBatches) {
-        ActorRef<StageWorker.LinkRanges> rangesAdapter = context.messageAdapter(StageWorker.LinkRanges.class, LinkRangesArrived::new);
-        StageWorker.LinkRanges[] ranges = new StageWorker.LinkRanges[pipeline.size() - 1];
-        int[] pendingAcks = {2 * (pipeline.size() - 1)};
-        return Behaviors.receive(Command.class)
-                .onMessage(CalibrationStepDone.class, m -> {
-                    timers.cancel(m.batchId());
-                    if (pendingBatches.remove(m.batchId()) && pendingBatches.isEmpty()) {
-                        for (int i = 0; i < pipeline.size() - 1; i++) {
-                            pipeline.get(i).worker.worker().tell(new StageWorker.ReportLinkRanges(rangesAdapter));
-                        }
-                    }
-                    return Behaviors.same();
-                })
-                .onMessage(LinkRangesArrived.class, m -> {
-                    ranges[m.ranges().stageIndex()] = m.ranges();
-                    if (java.util.Arrays.stream(ranges).allMatch(java.util.Objects::nonNull)) {
-                        sendPlans(ranges);
-                    }
-                    return Behaviors.same();
-                })
-                .onMessage(LinkPlanApplied.class, m -> --pendingAcks[0] == 0 ? startServing() : Behaviors.same())
-                .onMessage(StepFailed.class, m -> fail("link calibration failed at stage " + m.stageIndex() + ": " + m.reason()))
-                .onMessage(StepDeadline.class, m -> pendingBatches.contains(m.batchId())
-                        ? fail("link calibration micro-batch " + m.batchId() + " did not come back within " + settings.stepTimeout())
-                        : Behaviors.same())
-                .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
-                .onMessage(WorkerDescribed.class, this::rememberLateWorker)
-                .onMessage(Submit.class, this::queue)
-                .onMessage(Cancel.class, this::cancel)
-                .onMessage(GetStatus.class, m -> reply(m, "calibrating"))
-                .onAnyMessage(this::ignore)
-                .build();
-    }
-
-    private void sendPlans(StageWorker.LinkRanges[] ranges) {
-        ChannelClustering clustering = new ChannelClustering(settings.linkClusters());
-        for (int i = 0; i < ranges.length; i++) {
-            ClusterPlan plan = clustering.plan(ranges[i].min(), ranges[i].max());
-            byte[] bytes = plan.toBytes();
-            context.getLog().info("link {} → {}: {} clusters of sizes {}", i, i + 1, plan.clusters(), clusterSizes(plan));
-            pipeline.get(i).worker.worker().tell(new StageWorker.UseLinkPlan(bytes, settings.linkStaticRanges(), true, context.getSelf()));
-            pipeline.get(i + 1).worker.worker().tell(new StageWorker.UseLinkPlan(bytes, settings.linkStaticRanges(), false, context.getSelf()));
-        }
-    }
-
-    private static String clusterSizes(ClusterPlan plan) {
-        StringBuilder sizes = new StringBuilder();
-        for (int c = 0; c < plan.clusters(); c++) {
-            sizes.append(c == 0 ? "" : ", ").append(plan.clusterSize(c));
-        }
-        return sizes.toString();
+        return startServing();
     }
 
     Behavior<Command> startServing() {
@@ -518,7 +530,7 @@ public final class Coordinator {
         String[] codecs = new String[Math.max(0, pipeline.size() - 1)];
         java.util.Arrays.fill(codecs, settings.linkCodec());
         message.replyTo().tell(new Status(phase, described.size(), stages, codecs, scheduler.waitingCount(),
-                scheduler.activeCount(), scheduler.inFlightCount(), error));
+                scheduler.activeCount(), scheduler.inFlightCount(), error, quantization, phases.toArray(String[]::new)));
         return Behaviors.same();
     }
 

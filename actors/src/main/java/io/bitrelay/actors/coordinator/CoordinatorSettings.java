@@ -18,12 +18,13 @@ import java.time.Duration;
  * @param linkClusters      RPTQ channel clusters per link (int4/int3 links)
  * @param linkStaticRanges  RPTQ links quantize each cluster with its calibrated range (fewer bytes) instead of
  *                          each token's own range within the cluster (more accurate)
+ * @param quantization      the recipe the stages serve ({@code bitrelay.quantization})
  */
 public record CoordinatorSettings(String checkpointDir, String linkCodec, int expectedWorkers,
                                   double bytesPerParameter, double reserveFraction, int streamBase,
                                   Duration stepTimeout, SchedulerSettings scheduler, boolean microBatchesPerStage,
                                   int linkCalibrationSequences, int linkCalibrationTokens, long linkCalibrationSeed,
-                                  int linkClusters, boolean linkStaticRanges) {
+                                  int linkClusters, boolean linkStaticRanges, QuantizationSettings quantization) {
 
     public static CoordinatorSettings from(Config root) {
         Config c = root.getConfig("bitrelay.coordinator");
@@ -47,10 +48,14 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                     positive(c, "link-calibration.tokens"),
                     c.getLong("link-calibration.seed"),
                     positive(c, "link-calibration.clusters"),
-                    ranges(c.getString("link-calibration.ranges")));
+                    ranges(c.getString("link-calibration.ranges")),
+                    QuantizationSettings.from(root));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad coordinator config: " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {
+            if (e.getMessage() != null && e.getMessage().startsWith("bitrelay.")) {
+                throw e;
+            }
             throw new IllegalArgumentException("bitrelay.coordinator.link-codec: " + e.getMessage(), e);
         }
     }

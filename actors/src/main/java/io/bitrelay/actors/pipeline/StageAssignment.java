@@ -12,9 +12,12 @@ import io.bitrelay.actors.serialization.ClusterMessage;
  * @param linkCodec      codec of the outbound link ("fp16", "int8", …)
  * @param inbound        link from the previous stage, or null for the first stage
  * @param outbound       link to the next stage, or null for the last stage
+ * @param quantization   the recipe the stage serves (built later from a plan, or restored from the store), or
+ *                       null for FP32
  */
 public record StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
-                              String checkpointDir, String linkCodec, Link inbound, Link outbound)
+                              String checkpointDir, String linkCodec, Link inbound, Link outbound,
+                              StageQuantization quantization)
         implements ClusterMessage {
 
     public boolean isFirst() {

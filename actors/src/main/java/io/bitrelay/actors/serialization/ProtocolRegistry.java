@@ -71,6 +71,17 @@ public final class ProtocolRegistry {
             StageWorker.ReportLinkRanges.class,
             StageWorker.LinkRanges.class,
             StageWorker.UseLinkPlan.class,
+            // recipe calibration and the quantization store (issue 4)
+            io.bitrelay.actors.pipeline.StageQuantization.class,
+            io.bitrelay.actors.pipeline.StatsChunk.class,
+            StageWorker.BeginRecipeCalibration.class,
+            StageWorker.ReportCalibration.class,
+            StageWorker.PlanBegin.class,
+            StageWorker.PlanChunk.class,
+            StageWorker.PlanReorder.class,
+            StageWorker.PlanEnd.class,
+            Coordinator.RecipeCalibrationReady.class,
+            Coordinator.QuantPlanApplied.class,
     };
 
     private ProtocolRegistry() {

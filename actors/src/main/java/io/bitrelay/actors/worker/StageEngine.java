@@ -4,6 +4,15 @@ import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.dataplane.DataPlane;
 import io.bitrelay.actors.coordinator.MicroBatch;
 import io.bitrelay.actors.pipeline.StageAssignment;
+import io.bitrelay.actors.pipeline.StageQuantization;
+import io.bitrelay.actors.pipeline.StatsChunk;
+import io.bitrelay.actors.pipeline.StatsChunks;
+import io.bitrelay.runtime.quant.CalibrationCollector;
+import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.QuantPlan;
+import io.bitrelay.runtime.quant.RecipeApplier;
+import io.bitrelay.runtime.quant.store.QuantStoreException;
+import io.bitrelay.runtime.quant.store.StageFile;
 import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.LayerRange;
@@ -52,7 +61,14 @@ final class StageEngine {
 
     private final StageAssignment assignment;
     private final String workerId;
-    private final OptModel model;
+    /** The FP32 stage as loaded: recipe calibration runs on it, and every quantized stage is built from it. */
+    private final OptModel base;
+    /** What serves: {@code base}, or the quantized stage built from it (restored, or from a plan); compute thread only. */
+    private OptModel model;
+    private final boolean restored;
+    private final String restoreProblem;
+    /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
+    private CalibrationCollector recipeCollector;
     private final ActorRef<Coordinator.Command> coordinator;
     private final ExecutorService compute;
     private final DataPlane.FrameSender sender;
@@ -78,11 +94,14 @@ final class StageEngine {
     private Arena sendArena = Arena.ofShared();
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
-    private StageEngine(StageAssignment assignment, String workerId, OptModel model, ActorRef<Coordinator.Command> coordinator,
-                        DataPlane dataPlane) {
+    private StageEngine(StageAssignment assignment, String workerId, OptModel base, OptModel model, String restoreProblem,
+                        ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
         this.assignment = assignment;
         this.workerId = workerId;
+        this.base = base;
         this.model = model;
+        this.restored = model != base;
+        this.restoreProblem = restoreProblem;
         this.coordinator = coordinator;
         CodecId codecId = CodecId.fromName(assignment.linkCodec());
         this.codec = needsPlan(codecId) ? LinkCodecs.forId(CodecId.FP16) : LinkCodecs.forId(codecId);
@@ -101,13 +120,42 @@ final class StageEngine {
     static StageEngine start(StageAssignment assignment, WorkerSettings settings, DataPlane dataPlane,
                              ActorRef<Coordinator.Command> coordinator) {
         LayerRange range = new LayerRange(assignment.firstLayer(), assignment.endLayer(), assignment.totalLayers());
-        OptModel model = OptModel.load(Path.of(assignment.checkpointDir()), range);
+        OptModel base = OptModel.load(Path.of(assignment.checkpointDir()), range);
+        OptModel model = base;
+        String restoreProblem = null;
+        StageQuantization quantization = assignment.quantization();
         try {
-            return new StageEngine(assignment, settings.workerId(), model, coordinator, dataPlane);
+            if (quantization != null && quantization.restoreFile() != null) {
+                try {
+                    model = StageFile.load(Path.of(quantization.restoreFile()), base, identity(assignment), quantization.restoreCrc32c());
+                    LOG.info("stage {}: restored {} layers [{}, {}) from {}", assignment.stageIndex(), quantization.recipe(),
+                            assignment.firstLayer(), assignment.endLayer(), quantization.restoreFile());
+                } catch (QuantStoreException e) {
+                    restoreProblem = e.getMessage();
+                    LOG.warn("stage {}: cannot restore the quantized stage: {}", assignment.stageIndex(), restoreProblem);
+                }
+            }
+            return new StageEngine(assignment, settings.workerId(), base, model, restoreProblem, coordinator, dataPlane);
         } catch (RuntimeException e) {
-            model.close();
+            if (model != base) {
+                model.close();
+            }
+            base.close();
             throw e;
         }
+    }
+
+    private static StageFile.Identity identity(StageAssignment assignment) {
+        StageQuantization q = assignment.quantization();
+        return new StageFile.Identity(q.fingerprint(), q.recipe(), q.alpha(), assignment.firstLayer(), assignment.endLayer());
+    }
+
+    boolean restored() {
+        return restored;
+    }
+
+    String restoreProblem() {
+        return restoreProblem;
     }
 
     static boolean needsPlan(CodecId id) {
@@ -180,6 +228,61 @@ final class StageEngine {
         });
     }
 
+    void beginRecipeCalibration(ActorRef<Coordinator.Command> replyTo) {
+        compute.execute(() -> {
+            recipeCollector = new CalibrationCollector();
+            replyTo.tell(new Coordinator.RecipeCalibrationReady(assignment.stageIndex()));
+        });
+    }
+
+    /** Sends the recorded statistics in chunks small enough for one Artery frame each, then stops recording. */
+    void reportCalibration(ActorRef<StatsChunk> replyTo) {
+        compute.execute(() -> {
+            CalibrationCollector collector = recipeCollector == null ? new CalibrationCollector() : recipeCollector;
+            recipeCollector = null;
+            CalibrationStats stats = collector.stats(new CalibrationStats.Source("stage " + assignment.stageIndex(), "", 0, 0));
+            List<StatsChunk> chunks = StatsChunks.split(stats, layer -> true, assignment.stageIndex(), StatsChunks.MAX_CHANNELS);
+            chunks.forEach(replyTo::tell);
+            LOG.info("stage {}: sent calibration statistics of {} (layer, site) entries in {} chunks", assignment.stageIndex(),
+                    stats.entries().size(), chunks.size());
+        });
+    }
+
+    /** Builds the stage {@code plan} describes from the FP32 stage, serves with it, saves it when asked; acknowledged. */
+    void applyPlan(QuantPlan plan, String saveFile, ActorRef<Coordinator.Command> replyTo) {
+        compute.execute(() -> {
+            long start = System.nanoTime();
+            OptModel quantized;
+            try {
+                quantized = RecipeApplier.apply(base, plan);
+            } catch (RuntimeException e) {
+                String reason = "stage " + assignment.stageIndex() + ": cannot build " + plan.recipe().name() + ": " + e.getMessage();
+                LOG.error(reason, e);
+                replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, reason));
+                return;
+            }
+            if (model != base) {
+                model.close();
+            }
+            model = quantized;
+            LOG.info("stage {}: built {} (α = {}) for layers [{}, {}) in {} ms", assignment.stageIndex(), plan.recipe().name(),
+                    plan.alpha(), assignment.firstLayer(), assignment.endLayer(), (System.nanoTime() - start) / 1_000_000);
+            if (saveFile == null) {
+                replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, null));
+                return;
+            }
+            try {
+                StageFile.Written written = StageFile.save(Path.of(saveFile), base, quantized, identity(assignment));
+                LOG.info("stage {}: saved the quantized stage to {} ({} bytes)", assignment.stageIndex(), saveFile, written.bytes());
+                replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), saveFile, written.bytes(), written.crc32c(), null, null));
+            } catch (RuntimeException e) {
+                String problem = "cannot save " + saveFile + ": " + e.getMessage();
+                LOG.warn("stage {}: {}", assignment.stageIndex(), problem);
+                replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, problem, null));
+            }
+        });
+    }
+
     void injectFault(FrameFault fault) {
         pendingFault = fault;
     }
@@ -200,8 +303,10 @@ final class StageEngine {
         BatchLayout layout = new BatchLayout(entries);
         long start = System.nanoTime();
         try (Arena step = Arena.ofShared()) {
-            MemorySegment hidden = model.embed(chunks, step);
-            model.runLayers(chunks, hidden, step);
+            CalibrationCollector collector = batch.calibration() ? recipeCollector : null;
+            OptModel stage = collector != null ? base : model;
+            MemorySegment hidden = stage.embed(chunks, step);
+            stage.runLayers(chunks, hidden, step, collector);
             finish(batch.batchId(), batch.step(), batch.calibration(), layout, chunks, hidden, step, start);
         } finally {
             throwaway.forEach(KvCache::close);
@@ -246,7 +351,8 @@ final class StageEngine {
             try (Arena step = Arena.ofShared()) {
                 MemorySegment hidden = step.allocate((long) validated.rows() * validated.width() * Float.BYTES, 64);
                 validated.decodeInto(hidden);
-                model.runLayers(chunks, hidden, step);
+                CalibrationCollector collector = calibration ? recipeCollector : null;
+                (collector != null ? base : model).runLayers(chunks, hidden, step, collector);
                 finish(batchId, validated.step(), calibration, layout, chunks, hidden, step, start);
             } finally {
                 throwaway.forEach(KvCache::close);
@@ -262,7 +368,9 @@ final class StageEngine {
             if (assignment.isLast()) {
                 coordinator.tell(new Coordinator.CalibrationStepDone(batchId));
             } else {
-                recordSentRanges(hidden, layout.tokens());
+                if (recipeCollector == null) { // recipe calibration runs the FP32 stage: not what the link will carry
+                    recordSentRanges(hidden, layout.tokens());
+                }
                 send(batchId, stepNumber, true, layout, hidden);
             }
             return;
@@ -421,7 +529,10 @@ final class StageEngine {
         caches.values().forEach(KvCache::close);
         caches.clear();
         sendArena.close();
-        model.close();
+        if (model != base) {
+            model.close();
+        }
+        base.close();
     }
 
     private static void closeQuietly(AutoCloseable closeable) {

@@ -4,6 +4,13 @@ import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.dataplane.DataPlane;
 import io.bitrelay.actors.coordinator.MicroBatch;
 import io.bitrelay.actors.pipeline.StageAssignment;
+import io.bitrelay.actors.pipeline.StatsChunk;
+import io.bitrelay.actors.pipeline.StatsChunks;
+import io.bitrelay.runtime.model.opt.ActivationSite;
+import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.ClusterPlan;
+import io.bitrelay.runtime.quant.QuantPlan;
+import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.actors.pipeline.WorkerDescription;
 import io.bitrelay.actors.serialization.ClusterMessage;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -62,6 +69,37 @@ public final class StageWorker {
     public record UseLinkPlan(byte[] plan, boolean staticRanges, boolean outbound, ActorRef<Coordinator.Command> replyTo) implements Command {
     }
 
+    /** Recipe calibration: calibration batches from now on run on the FP32 stage, every quantization point recorded; acknowledged. */
+    public record BeginRecipeCalibration(ActorRef<Coordinator.Command> replyTo) implements Command {
+    }
+
+    /** Sends what recipe calibration recorded, as {@link StatsChunk}s, and stops recording. */
+    public record ReportCalibration(ActorRef<StatsChunk> replyTo) implements Command {
+    }
+
+    /**
+     * The first message of this stage's part of a QuantPlan; {@link PlanChunk}s and {@link PlanReorder}s follow,
+     * then {@link PlanEnd}. The parts travel separately to stay under Artery's frame size (see {@link StatsChunk}).
+     *
+     * @param statsText what the statistics were calibrated on (their source), with sequences × seqLen tokens
+     */
+    public record PlanBegin(String recipe, float alpha, String statsText, int sequences, int seqLen) implements Command {
+    }
+
+    public record PlanChunk(StatsChunk chunk) implements Command {
+    }
+
+    /** An RPTQ channel plan of the QuantPlan ({@code ClusterPlan.toBytes}) for one (layer, site). */
+    public record PlanReorder(int layer, String site, byte[] plan) implements Command {
+    }
+
+    /**
+     * The end of the plan part: build the stage with it ({@code RecipeApplier.apply}), save the result to
+     * {@code saveFile} when it is not null, and answer {@link Coordinator.QuantPlanApplied}.
+     */
+    public record PlanEnd(int chunks, int reorders, String saveFile, ActorRef<Coordinator.Command> replyTo) implements Command {
+    }
+
     private record Loaded(StageEngine engine, long loadMillis, ActorRef<Coordinator.Command> coordinator) implements Command {
     }
 
@@ -102,7 +140,8 @@ public final class StageWorker {
                 })
                 .onMessage(LoadStage.class, m -> load(m, engine))
                 .onMessage(Loaded.class, m -> {
-                    m.coordinator().tell(new Coordinator.StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis()));
+                    m.coordinator().tell(new Coordinator.StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis(),
+                            m.engine().restored(), m.engine().restoreProblem()));
                     return serving(m.engine());
                 })
                 .onMessage(LoadFailed.class, m -> {
@@ -119,6 +158,12 @@ public final class StageWorker {
                 .onMessage(InjectFault.class, m -> Behaviors.same())
                 .onMessage(ReportLinkRanges.class, m -> Behaviors.same())
                 .onMessage(UseLinkPlan.class, m -> Behaviors.same())
+                .onMessage(BeginRecipeCalibration.class, m -> Behaviors.same())
+                .onMessage(ReportCalibration.class, m -> Behaviors.same())
+                .onMessage(PlanBegin.class, m -> Behaviors.same())
+                .onMessage(PlanChunk.class, m -> Behaviors.same())
+                .onMessage(PlanReorder.class, m -> Behaviors.same())
+                .onMessage(PlanEnd.class, m -> Behaviors.same())
                 .onSignal(PostStop.class, s -> shutdown(engine))
                 .build();
     }
@@ -157,8 +202,72 @@ public final class StageWorker {
                     engine.useLinkPlan(io.bitrelay.runtime.quant.ClusterPlan.fromBytes(m.plan()), m.staticRanges(), m.outbound(), m.replyTo());
                     return Behaviors.same();
                 })
+                .onMessage(BeginRecipeCalibration.class, m -> {
+                    engine.beginRecipeCalibration(m.replyTo());
+                    return Behaviors.same();
+                })
+                .onMessage(ReportCalibration.class, m -> {
+                    engine.reportCalibration(m.replyTo());
+                    return Behaviors.same();
+                })
+                .onMessage(PlanBegin.class, m -> receivingPlan(engine, m, new StatsChunks.Assembler(), new java.util.HashMap<>()))
                 .onMessage(LoadStage.class, m -> load(m, engine))
                 .onSignal(PostStop.class, s -> shutdown(engine))
+                .build();
+    }
+
+    /** Serving, while the parts of a QuantPlan arrive (in order: one sender, one receiver). */
+    private Behavior<Command> receivingPlan(StageEngine engine, PlanBegin begin, StatsChunks.Assembler chunks,
+                                            java.util.Map<CalibrationStats.Key, ClusterPlan> reorders) {
+        return Behaviors.receive(Command.class)
+                .onMessage(PlanChunk.class, m -> {
+                    chunks.add(m.chunk());
+                    return Behaviors.same();
+                })
+                .onMessage(PlanReorder.class, m -> {
+                    reorders.put(new CalibrationStats.Key(m.layer(), ActivationSite.fromKey(m.site())), ClusterPlan.fromBytes(m.plan()));
+                    return Behaviors.same();
+                })
+                .onMessage(PlanEnd.class, m -> {
+                    chunks.expect(m.chunks());
+                    if (!chunks.complete() || reorders.size() != m.reorders()) {
+                        String reason = "plan part incomplete: " + chunks.entries().size() + " statistics entries, "
+                                + reorders.size() + "/" + m.reorders() + " reorders";
+                        m.replyTo().tell(new Coordinator.QuantPlanApplied(engine.stageIndex(), null, 0, 0, null, reason));
+                        return serving(engine);
+                    }
+                    QuantPlan plan;
+                    try {
+                        QuantRecipe recipe = QuantRecipe.byName(begin.recipe());
+                        CalibrationStats stats = chunks.entries().isEmpty() && !recipe.needsCalibration() ? null
+                                : new CalibrationStats(new CalibrationStats.Source("pipeline", begin.statsText(), begin.sequences(),
+                                begin.seqLen()), chunks.entries());
+                        plan = new QuantPlan(recipe, begin.alpha(), stats, reorders);
+                    } catch (IllegalArgumentException e) {
+                        m.replyTo().tell(new Coordinator.QuantPlanApplied(engine.stageIndex(), null, 0, 0, null, e.getMessage()));
+                        return serving(engine);
+                    }
+                    engine.applyPlan(plan, m.saveFile(), m.replyTo());
+                    return serving(engine);
+                })
+                .onMessage(Describe.class, m -> {
+                    m.replyTo().tell(new Coordinator.WorkerDescribed(describe()));
+                    return Behaviors.same();
+                })
+                .onMessage(ReportStats.class, m -> {
+                    m.replyTo().tell(engine.stats());
+                    return Behaviors.same();
+                })
+                .onMessage(LoadStage.class, m -> load(m, engine))
+                .onMessage(CloseSequences.class, m -> {
+                    engine.close(m.sequenceIds());
+                    return Behaviors.same();
+                })
+                .onSignal(PostStop.class, s -> shutdown(engine))
+                .onAnyMessage(m -> {
+                    context.getLog().warn("ignoring {} while a quantization plan arrives", m.getClass().getSimpleName());
+                    return Behaviors.same();
+                })
                 .build();
     }
 

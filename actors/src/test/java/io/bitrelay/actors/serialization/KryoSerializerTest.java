@@ -65,7 +65,8 @@ class KryoSerializerTest {
         assertEquals(null, run.batch().entries()[1].firstChunkSampling());
 
         StageAssignment assignment = new StageAssignment(1, 3, 4, 8, 12, "/models/x", "int8",
-                new Link(0, 1, "aeron:ipc", 1001), null);
+                new Link(0, 1, "aeron:ipc", 1001), null,
+                new io.bitrelay.actors.pipeline.StageQuantization("w8a8-smoothquant", 0.5f, "abc", "/store/x.safetensors", 0xFFFFFFFFL));
         StageWorker.LoadStage load = (StageWorker.LoadStage) roundTrip(
                 new StageWorker.LoadStage(assignment, TESTKIT.<Coordinator.Command>createTestProbe().getRef()));
         assertEquals(assignment, load.assignment());

@@ -20,6 +20,9 @@ public final class ClusterCommand implements Runnable {
     @Mixin
     LocalClusterOptions clusterOptions;
 
+    @Mixin
+    io.bitrelay.deploy.cluster.QuantizationOptions quantizationOptions;
+
     @Option(names = "--http-port", defaultValue = "8080", description = "Gateway port (default: ${DEFAULT-VALUE}).")
     int httpPort;
 
@@ -30,7 +33,7 @@ public final class ClusterCommand implements Runnable {
         LocalCluster cluster;
         try {
             cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, clusterOptions.workers, clusterOptions.linkCodec, httpPort, 0,
-                    clusterOptions.logs, Map.of(), Duration.ofMinutes(5)), line -> System.err.println("bitrelay: " + line));
+                    clusterOptions.logs, quantizationOptions.settings(io.bitrelay.deploy.cluster.QuantizationOptions.defaultStore(checkpoint)), Duration.ofMinutes(30)), line -> System.err.println("bitrelay: " + line));
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
         }

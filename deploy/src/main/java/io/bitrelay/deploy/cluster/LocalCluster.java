@@ -91,9 +91,11 @@ public final class LocalCluster implements AutoCloseable {
     private final MediaDriverHost driver;
     private final BitrelayNode node;
     private final List<Process> workers;
+    private final Path logDirectory;
     private final Path aeronDirectory;
 
-    private LocalCluster(MediaDriverHost driver, BitrelayNode node, List<Process> workers, Path aeronDirectory) {
+    private LocalCluster(MediaDriverHost driver, BitrelayNode node, List<Process> workers, Path aeronDirectory, Path logDirectory) {
+        this.logDirectory = logDirectory;
         this.driver = driver;
         this.node = node;
         this.workers = workers;
@@ -135,7 +137,7 @@ public final class LocalCluster implements AutoCloseable {
                 progress.accept("started " + id + " on " + place.host()
                         + (place.prefix().isEmpty() ? "" : " in network namespace " + namespaced.namespace()) + " (log: " + log + ")");
             }
-            LocalCluster cluster = new LocalCluster(driver, node, workers, aeronDirectory);
+            LocalCluster cluster = new LocalCluster(driver, node, workers, aeronDirectory, options.logDirectory());
             cluster.awaitServing(options.startTimeout(), progress);
             return cluster;
         } catch (IOException | RuntimeException e) {
@@ -206,9 +208,11 @@ public final class LocalCluster implements AutoCloseable {
         long deadline = System.nanoTime() + timeout.toNanos();
         String last = "";
         while (System.nanoTime() < deadline) {
-            for (Process worker : workers) {
+            for (int i = 0; i < workers.size(); i++) {
+                Process worker = workers.get(i);
                 if (!worker.isAlive()) {
-                    throw new IllegalStateException("a worker exited with code " + worker.exitValue() + " while the cluster started");
+                    throw new IllegalStateException("worker-" + (i + 1) + " exited with code " + worker.exitValue()
+                            + " while the cluster started; the end of its log:\n" + logTail(logDirectory.resolve("worker-" + (i + 1) + ".log")));
                 }
             }
             Coordinator.Status status = status();
@@ -230,6 +234,15 @@ public final class LocalCluster implements AutoCloseable {
             sleep(200);
         }
         throw new IllegalStateException("the cluster did not start serving within " + timeout + " (last: " + last + ")");
+    }
+
+    private static String logTail(Path log) {
+        try {
+            List<String> lines = Files.readAllLines(log);
+            return String.join("\n", lines.subList(Math.max(0, lines.size() - 30), lines.size()));
+        } catch (IOException | RuntimeException e) {
+            return "(cannot read " + log + ": " + e.getMessage() + ")";
+        }
     }
 
     /** The coordinator's status, or null when it does not answer within a second. */

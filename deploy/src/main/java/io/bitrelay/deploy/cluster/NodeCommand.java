@@ -52,6 +52,9 @@ public final class NodeCommand implements Runnable {
     @Option(names = "--config", paramLabel = "FILE", description = "HOCON file over the defaults (configs/bitrelay.conf).")
     Path configFile;
 
+    @picocli.CommandLine.Mixin
+    QuantizationOptions quantizationOptions;
+
     @Option(names = "--set", paramLabel = "KEY=VALUE", description = "Any config key, e.g. --set bitrelay.dataplane.driver=external.")
     List<String> sets = List.of();
 
@@ -72,6 +75,7 @@ public final class NodeCommand implements Runnable {
         putIfSet(settings, "bitrelay.coordinator.expected-workers", expectedWorkers);
         putIfSet(settings, "bitrelay.worker.device", device);
         putIfSet(settings, "bitrelay.gateway.port", httpPort);
+        settings.putAll(quantizationOptions.settings(null));
         NodeOptions options = new NodeOptions(new LinkedHashSet<>(roles), host, port, seeds,
                 workerId != null ? workerId : host + ":" + port);
         BitrelayNode node = BitrelayNode.start(options, settings, configFile, worker -> AeronDataPlane.open(

@@ -39,12 +39,15 @@ public final class SafetensorsFile {
     private final MemorySegment mapping;
     private final long dataStart;
     private final Map<String, TensorInfo> tensors;
+    private final Map<String, String> metadata;
 
-    private SafetensorsFile(Path path, MemorySegment mapping, long dataStart, Map<String, TensorInfo> tensors) {
+    private SafetensorsFile(Path path, MemorySegment mapping, long dataStart, Map<String, TensorInfo> tensors,
+                            Map<String, String> metadata) {
         this.path = path;
         this.mapping = mapping;
         this.dataStart = dataStart;
         this.tensors = tensors;
+        this.metadata = metadata;
     }
 
     /** Maps {@code path} read-only into {@code arena}; the mapping lives as long as the arena. */
@@ -62,14 +65,15 @@ public final class SafetensorsFile {
             }
             byte[] header = mapping.asSlice(Long.BYTES, headerBytes).toArray(ValueLayout.JAVA_BYTE);
             long dataStart = Long.BYTES + headerBytes;
-            Map<String, TensorInfo> tensors = parseHeader(path, header, fileSize - dataStart);
-            return new SafetensorsFile(path, mapping, dataStart, tensors);
+            Map<String, String> metadata = new LinkedHashMap<>();
+            Map<String, TensorInfo> tensors = parseHeader(path, header, fileSize - dataStart, metadata);
+            return new SafetensorsFile(path, mapping, dataStart, tensors, Collections.unmodifiableMap(metadata));
         } catch (IOException e) {
             throw new CheckpointException(path + ": cannot map file: " + e.getMessage(), e);
         }
     }
 
-    private static Map<String, TensorInfo> parseHeader(Path path, byte[] header, long dataBytes) {
+    private static Map<String, TensorInfo> parseHeader(Path path, byte[] header, long dataBytes, Map<String, String> metadata) {
         JsonNode root;
         try {
             root = JSON.readTree(new String(header, StandardCharsets.UTF_8));
@@ -83,6 +87,7 @@ public final class SafetensorsFile {
         for (Iterator<Map.Entry<String, JsonNode>> it = root.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> entry = it.next();
             if (entry.getKey().equals("__metadata__")) {
+                entry.getValue().properties().forEach(m -> metadata.put(m.getKey(), m.getValue().asText()));
                 continue;
             }
             tensors.put(entry.getKey(), parseTensor(path, entry.getKey(), entry.getValue(), dataBytes));
@@ -151,6 +156,11 @@ public final class SafetensorsFile {
 
     public Path path() {
         return path;
+    }
+
+    /** The header's {@code __metadata__} (string values), empty when it has none. */
+    public Map<String, String> metadata() {
+        return metadata;
     }
 
     public Map<String, TensorInfo> tensors() {

@@ -1,0 +1,60 @@
+package io.bitrelay.actors.coordinator;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import io.bitrelay.runtime.quant.QuantRecipe;
+
+/**
+ * The recipe the stages serve, from {@code bitrelay.quantization} (defaults and documentation in
+ * configs/bitrelay.conf).
+ *
+ * @param calibrationText     text file the calibration sequences are cut from (tokenized with the model's
+ *                            tokenizer), or "" for random token ids
+ * @param calibrationSequences calibration sequences streamed through the pipeline
+ * @param calibrationTokens   tokens per calibration sequence (capped at the model's context)
+ * @param batchSequences      calibration sequences per micro-batch
+ * @param store               directory of the quantization store (recipe.json, statistics, one file per stage),
+ *                            or "" to calibrate on every start
+ */
+public record QuantizationSettings(QuantRecipe recipe, float alpha, String calibrationText, int calibrationSequences,
+                                   int calibrationTokens, long calibrationSeed, int batchSequences, String store) {
+
+    public static final QuantizationSettings FP32 = new QuantizationSettings(QuantRecipe.FP32, 0.5f, "", 1, 1, 0, 1, "");
+
+    public static QuantizationSettings from(Config root) {
+        if (!root.hasPath("bitrelay.quantization")) {
+            return FP32;
+        }
+        Config c = root.getConfig("bitrelay.quantization");
+        try {
+            QuantRecipe recipe;
+            try {
+                recipe = QuantRecipe.byName(c.getString("recipe"));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("bitrelay.quantization.recipe: " + e.getMessage(), e);
+            }
+            double alpha = c.getDouble("alpha");
+            if (!(alpha >= 0 && alpha <= 1)) {
+                throw new IllegalArgumentException("bitrelay.quantization.alpha must be in [0, 1], got " + alpha);
+            }
+            return new QuantizationSettings(recipe, (float) alpha, c.getString("calibration.text"),
+                    positive(c, "calibration.sequences"), positive(c, "calibration.tokens"), c.getLong("calibration.seed"),
+                    positive(c, "calibration.batch-sequences"), c.getString("store"));
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException("bad quantization config: " + e.getMessage(), e);
+        }
+    }
+
+    /** The recipe changes the stages: they need a plan (or a saved stage). */
+    public boolean quantizes() {
+        return recipe.quantizes() || recipe.smoothing();
+    }
+
+    private static int positive(Config c, String key) {
+        int value = c.getInt(key);
+        if (value < 1) {
+            throw new IllegalArgumentException("bitrelay.quantization." + key + " must be ≥ 1, got " + value);
+        }
+        return value;
+    }
+}
