@@ -3,3 +3,4 @@
 #include "quantize_rows.cu"
 #include "dequantize.cu"
 #include "layernorm.cu"
+#include "fill_random.cu"
