@@ -62,6 +62,8 @@ public record CudaProbe(int deviceCount, int driverVersion, String reason) {
         while (root.getCause() != null) {
             root = root.getCause();
         }
-        return root.getClass().getSimpleName() + ": " + root.getMessage();
+        // JCuda's load errors carry whole nested stack traces in the message: the first line says enough.
+        String message = String.valueOf(root.getMessage()).lines().findFirst().orElse("");
+        return root.getClass().getSimpleName() + ": " + message;
     }
 }
