@@ -8,6 +8,8 @@ import java.lang.foreign.ValueLayout;
 final class AlgoConfig {
     private static final String[] NAMES = {"id", "tile", "splitK", "reduction", "swizzle", "custom", "stages", "inner",
             "cluster"};
+    /** Their sizes in cublasLt.h (int32/uint32, inner shape and cluster shape uint16). */
+    private static final long[] SIZES = {4, 4, 4, 4, 4, 4, 4, 2, 2};
     /** CUBLASLT_MATMUL_TILE_* names for the ids below 59 (cublasLt.h); larger ids print as numbers. */
     private static final String[] TILES = {"undef", "8x8", "8x16", "16x8", "8x32", "16x16", "32x8", "8x64", "16x32",
             "32x16", "64x8", "32x32", "32x64", "64x32", "32x128", "64x64", "128x32", "64x128", "128x64", "64x256",
@@ -52,7 +54,11 @@ final class AlgoConfig {
     private static long read(CublasLtLibrary library, MemorySegment algo, int attribute, MemorySegment value,
                              MemorySegment written) {
         try {
-            // sizeInBytes 0 asks for the size the attribute needs.
+            value.fill((byte) 0);
+            if ((int) library.algoConfigGetAttribute.invokeExact(algo, attribute, value, SIZES[attribute], written) == 0) {
+                return SIZES[attribute];
+            }
+            // Another library version, another size: sizeInBytes 0 asks for the size the attribute needs.
             int status = (int) library.algoConfigGetAttribute.invokeExact(algo, attribute, MemorySegment.NULL, 0L, written);
             long size = written.get(ValueLayout.JAVA_LONG, 0);
             if (status != 0 || size <= 0 || size > 8) {
