@@ -18,6 +18,10 @@ case "$dist" in
   *) tar -C "$work" -xzf "$dist" ;;
 esac
 java="$work/bitrelay/runtime/bin/java"
+# Jars under FOLDER/overlay replace the distribution's (a rebuilt module without re-making the whole tarball).
+for jar in "$folder"/overlay/*.jar; do
+  [ -f "$jar" ] && cp "$jar" "$work/bitrelay/lib/" && echo "overlay: $(basename "$jar")"
+done
 {
   echo "== $(date -u) on $(hostname)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1

@@ -3,6 +3,7 @@
 # the distribution (deploy/bin/make-dist, .tar.xz preferred: it is about half the size), the GPU tests as a
 # jar, the JUnit console launcher, and gpu-check.sh itself. Run after `mvn verify` (it reads target/).
 #   deploy/bench/stage-gpu-check.sh DEST      then on the node: bash DEST/gpu-check.sh DEST OUT_DIR
+#   OVERLAY=1 also copies our module jars from target/ into DEST/overlay (they replace the distribution's).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -26,4 +27,11 @@ trap 'rm -rf "$classes"' EXIT
 rm -f "$dest"/bitrelay-dist.tar.* "$dest"/gpu-tests.jar
 "$JAVA_HOME/bin/jar" cf "$dest/gpu-tests.jar" -C "$classes" .
 cp "$dist" "$junit" "$here/gpu-check.sh" "$dest/"
+rm -rf "$dest/overlay"
+if [ "${OVERLAY:-0}" = 1 ]; then
+  # Our own jars from target/, to run new code on an older distribution without re-making it (minutes of xz).
+  mkdir -p "$dest/overlay"
+  cp "$root"/kernels/target/bitrelay-kernels-*.jar "$root"/runtime/target/bitrelay-runtime-*[0-9T].jar \
+    "$root"/actors/target/bitrelay-actors-*[0-9T].jar "$root/deploy/target/bitrelay-deploy.jar" "$dest/overlay/"
+fi
 du -sh "$dest"

@@ -20,7 +20,7 @@ class DeviceMemoryTest {
     void shouldRoundTripThroughDeviceAndPinnedMemory() {
         GpuTestSupport.requireGpu();
         int bytes = 3 << 20;
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create();
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              DeviceBuffer device = DeviceBuffer.allocate(bytes); PinnedHostBuffer pinned = PinnedHostBuffer.allocate(bytes)) {
             MemorySegment data = HostData.int8(arena, bytes, new SplittableRandom(3));
             device.copyFromHost(data);
@@ -43,7 +43,7 @@ class DeviceMemoryTest {
         GpuTestSupport.requireGpu();
         RandomFillKernels fill = new RandomFillKernels(GpuTestSupport.kernels());
         long count = 1 << 24;
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create();
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              DeviceBuffer codes = DeviceBuffer.allocate(count); CudaEvent start = CudaEvent.create();
              CudaEvent end = CudaEvent.create()) {
             start.record(stream);

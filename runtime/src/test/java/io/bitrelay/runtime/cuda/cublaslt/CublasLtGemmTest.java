@@ -33,7 +33,7 @@ class CublasLtGemmTest {
     void shouldComputeTheExactInt8Product(GemmLayout layout, int m, int n, int k) {
         CublasLt lt = GpuTestSupport.cublasLt();
         SplittableRandom random = new SplittableRandom(m * 7L + n);
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create();
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              GemmPlan plan = GemmPlan.create(lt, GemmPrecision.INT8_INT32, layout, m, n, k);
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES)) {
             List<GemmAlgorithm> algorithms = plan.heuristics(lt, WORKSPACE_BYTES, 8);
@@ -68,7 +68,7 @@ class CublasLtGemmTest {
         int n = 320;
         int k = 1024;
         SplittableRandom random = new SplittableRandom(m);
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create();
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              GemmPlan plan = GemmPlan.create(lt, GemmPrecision.FP16, layout, m, n, k);
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES)) {
             List<GemmAlgorithm> algorithms = plan.heuristics(lt, WORKSPACE_BYTES, 4);
@@ -100,7 +100,7 @@ class CublasLtGemmTest {
         int k = 512;
         float alpha = 1f / 2000f;
         SplittableRandom random = new SplittableRandom(5);
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create();
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              GemmPlan plan = GemmPlan.create(lt, GemmPrecision.INT8_INT8, GemmLayout.WEIGHTS_FIRST, m, n, k);
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES)) {
             plan.setAlpha(alpha);
@@ -136,7 +136,7 @@ class CublasLtGemmTest {
         int m = 16;
         int n = 512;
         int k = 1024;
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create();
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES);
              GemmAutotuner tuner = new GemmAutotuner(lt, workspace, stream, 8, 3)) {
             SplittableRandom random = new SplittableRandom(11);

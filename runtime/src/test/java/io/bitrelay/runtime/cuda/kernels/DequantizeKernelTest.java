@@ -33,7 +33,7 @@ class DequantizeKernelTest {
             "F16, false, false, 1, 77"})
     void shouldMatchTheCpuEpilogueBitForBit(DType output, boolean withBias, boolean withResidual, int rows, int cols) {
         SplittableRandom random = new SplittableRandom(rows * 1000L + cols);
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create()) {
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create()) {
             MemorySegment acc = arena.allocate((long) rows * cols * 4, 64);
             for (long i = 0; i < (long) rows * cols; i++) {
                 acc.setAtIndex(HostData.I32, i, random.nextInt(-4_000_000, 4_000_000));

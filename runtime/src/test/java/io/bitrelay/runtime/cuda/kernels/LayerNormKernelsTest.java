@@ -39,7 +39,7 @@ class LayerNormKernelsTest {
     @CsvSource({"F32, 4, 768", "F16, 3, 12288", "F32, 9, 1000"})
     void shouldMatchTheCpuLayerNorm(DType output, int rows, int cols) {
         SplittableRandom random = new SplittableRandom(cols);
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create()) {
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create()) {
             Inputs in = Inputs.random(arena, rows, cols, random);
             MemorySegment expected = arena.allocate((long) rows * cols * Float.BYTES, 64);
             VectorMath.layerNorm(in.x, expected, rows, cols, in.gain, in.bias, EPS);
@@ -60,7 +60,7 @@ class LayerNormKernelsTest {
     @CsvSource({"5, 768", "2, 12288"})
     void shouldMatchLayerNormThenPerTokenQuantization(int rows, int cols) {
         SplittableRandom random = new SplittableRandom(rows + cols);
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create()) {
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create()) {
             Inputs in = Inputs.random(arena, rows, cols, random);
             MemorySegment normalised = arena.allocate((long) rows * cols * Float.BYTES, 64);
             VectorMath.layerNorm(in.x, normalised, rows, cols, in.gain, in.bias, EPS);

@@ -32,7 +32,7 @@ class QuantizeKernelsTest {
     @CsvSource({"F32, false, 5, 1000", "F16, false, 3, 12288", "F32, true, 17, 257", "F16, true, 2, 4096",
             "F32, false, 1, 1"})
     void shouldMatchTheCpuQuantizationBitForBit(DType input, boolean relu, int rows, int cols) {
-        try (Arena arena = Arena.ofConfined(); CudaStream stream = CudaStream.create()) {
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create()) {
             MemorySegment x = HostData.floats(arena, rows, cols, 2f, new SplittableRandom(rows * 31L + cols));
             x.asSlice(0, (long) cols * Float.BYTES).fill((byte) 0); // an all-zero row: scale 1, codes 0
             MemorySegment deviceInput = input == DType.F16 ? HostData.toHalf(arena, x) : x;
