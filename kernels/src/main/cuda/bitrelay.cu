@@ -1,0 +1,6 @@
+// The one translation unit nvcc compiles into bitrelay.fatbin: every kernel file, included once.
+// Each file keeps one job; this list is the whole kernel inventory loaded by CudaKernels.
+#include "quantize_rows.cu"
+#include "dequantize.cu"
+#include "layernorm.cu"
+#include "fill_random.cu"

@@ -1,0 +1,188 @@
+package io.bitrelay.runtime.cuda.cublaslt;
+
+import io.bitrelay.runtime.cuda.CudaEvent;
+import io.bitrelay.runtime.cuda.CudaStream;
+import io.bitrelay.runtime.cuda.DeviceBuffer;
+
+import java.util.ArrayList;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.Set;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Picks, per GEMM shape and precision, the fastest cuBLASLt algorithm by timing rather than trusting the
+ * first heuristic: for each layout in {@link GemmLayout} it asks the heuristics for up to
+ * {@code maxCandidates} algorithms under several workspace limits, times each on the caller's buffers with
+ * CUDA events (median of {@code timedRuns} launches after a warm-up), re-times the best three four times
+ * longer, and caches the winner with its plan. The cache lives as long
+ * as this object; tuning the same key again returns the cached choice.
+ *
+ * <p>Tuning writes the output buffer (garbage until the caller runs the GEMM for real) and takes
+ * milliseconds to seconds per shape: do it at start-up or in a benchmark, not per request.
+ */
+public final class GemmAutotuner implements AutoCloseable {
+    /** What one tuning found. */
+    public record Choice(GemmPlan plan, GemmAlgorithm algorithm, double medianMicros, int candidatesTimed,
+                         double firstHeuristicMicros) {
+        /** Algorithm and layout in words, for logs and benchmark tables. */
+        public String describe() {
+            return plan.layout().label() + " " + algorithm;
+        }
+    }
+
+    private record Key(GemmPrecision precision, int m, int n, int k) {
+    }
+
+    private record Candidate(GemmPlan plan, GemmAlgorithm algorithm, double micros) {
+    }
+
+    /** Candidates re-timed before the choice, and how many times longer. */
+    private static final int FINALISTS = 3;
+    private static final int FINALIST_RUN_FACTOR = 4;
+    /**
+     * Workspace limits the heuristics are asked under: they answer at most about 8 algorithms per query, and a
+     * smaller limit yields different ones (fewer split-K / stream-K kernels), so the pool grows without
+     * enumerating algorithm ids by hand.
+     */
+    private static final long[] WORKSPACE_LIMITS_BYTES = {Long.MAX_VALUE, 4L << 20, 0};
+
+    private final CublasLt lt;
+    private final DeviceBuffer workspace;
+    private final CudaStream stream;
+    private final int maxCandidates;
+    private final int timedRuns;
+    private final Map<Key, Choice> cache = new ConcurrentHashMap<>();
+
+    /**
+     * @param workspace     cuBLASLt workspace (owned by the caller), 32-64 MiB suits Hopper's split-K kernels
+     * @param maxCandidates algorithms requested from the heuristics per layout
+     * @param timedRuns     timed launches per candidate
+     */
+    public GemmAutotuner(CublasLt lt, DeviceBuffer workspace, CudaStream stream, int maxCandidates, int timedRuns) {
+        if (maxCandidates < 1 || timedRuns < 1) {
+            throw new IllegalArgumentException("maxCandidates and timedRuns must be positive");
+        }
+        this.lt = lt;
+        this.workspace = workspace;
+        this.stream = stream;
+        this.maxCandidates = maxCandidates;
+        this.timedRuns = timedRuns;
+    }
+
+    /** The cached choice for this GEMM, tuning it first on {@code x}, {@code w}, {@code y} (device addresses). */
+    public Choice tune(GemmPrecision precision, int m, int n, int k, long x, long w, long y) {
+        Key key = new Key(precision, m, n, k);
+        Choice cached = cache.get(key);
+        if (cached != null) {
+            return cached;
+        }
+        List<GemmPlan> plans = new ArrayList<>();
+        List<Candidate> candidates = new ArrayList<>();
+        double firstHeuristic = Double.NaN;
+        Choice best = null;
+        try {
+            for (GemmLayout layout : GemmLayout.values()) {
+                GemmPlan plan = GemmPlan.create(lt, precision, layout, m, n, k);
+                plans.add(plan);
+                for (GemmAlgorithm algorithm : candidatesOf(plan)) {
+                    double micros;
+                    try {
+                        micros = time(plan, algorithm, x, w, y, 2, timedRuns);
+                    } catch (CublasLtException e) {
+                        continue; // offered by the heuristics but refused at launch: skip it
+                    }
+                    if (layout == GemmLayout.WEIGHTS_FIRST && algorithm.heuristicRank() == 0 && Double.isNaN(firstHeuristic)) {
+                        firstHeuristic = micros;
+                    }
+                    candidates.add(new Candidate(plan, algorithm, micros));
+                }
+            }
+            // A median of a few launches ranks candidates; the close ones are timed again, longer, before one wins.
+            candidates.sort(Comparator.comparingDouble(Candidate::micros));
+            for (Candidate candidate : candidates.subList(0, Math.min(FINALISTS, candidates.size()))) {
+                double micros = time(candidate.plan(), candidate.algorithm(), x, w, y, 2, FINALIST_RUN_FACTOR * timedRuns);
+                if (best == null || micros < best.medianMicros()) {
+                    best = new Choice(candidate.plan(), candidate.algorithm(), micros, 0, 0);
+                }
+            }
+        } finally {
+            GemmPlan kept = best == null ? null : best.plan();
+            plans.stream().filter(p -> p != kept).forEach(GemmPlan::close);
+        }
+        if (best == null) {
+            throw new IllegalStateException("cuBLASLt offers no algorithm for " + precision.label() + " m=" + m + " n=" + n
+                    + " k=" + k + " in any layout");
+        }
+        int timed = candidates.size();
+        Choice choice = new Choice(best.plan(), best.algorithm(), best.medianMicros(), timed, firstHeuristic);
+        cache.put(key, choice);
+        return choice;
+    }
+
+    /** The heuristics' algorithms for {@code plan} under each workspace limit, duplicates removed, first query first. */
+    private List<GemmAlgorithm> candidatesOf(GemmPlan plan) {
+        List<GemmAlgorithm> pool = new ArrayList<>();
+        Set<String> seen = new HashSet<>();
+        for (long limit : WORKSPACE_LIMITS_BYTES) {
+            for (GemmAlgorithm algorithm : plan.heuristics(lt, Math.min(limit, workspace.byteSize()), maxCandidates)) {
+                if (seen.add(HexFormat.of().formatHex(algorithm.algo().toArray(ValueLayout.JAVA_BYTE)))) {
+                    pool.add(algorithm);
+                }
+            }
+        }
+        return pool;
+    }
+
+    /** Median microseconds of {@code runs} launches of {@code algorithm}, each timed by its own pair of events. */
+    public double time(GemmPlan plan, GemmAlgorithm algorithm, long x, long w, long y, int warmups, int runs) {
+        for (int i = 0; i < warmups; i++) {
+            plan.run(lt, algorithm, x, w, y, workspace.address(), workspace.byteSize(), stream.address());
+        }
+        CudaEvent[] starts = new CudaEvent[runs];
+        CudaEvent[] ends = new CudaEvent[runs];
+        try {
+            for (int i = 0; i < runs; i++) {
+                starts[i] = CudaEvent.create();
+                ends[i] = CudaEvent.create();
+            }
+            for (int i = 0; i < runs; i++) {
+                starts[i].record(stream);
+                plan.run(lt, algorithm, x, w, y, workspace.address(), workspace.byteSize(), stream.address());
+                ends[i].record(stream);
+            }
+            double[] micros = new double[runs];
+            for (int i = 0; i < runs; i++) {
+                micros[i] = 1000.0 * CudaEvent.elapsedMillis(starts[i], ends[i]);
+            }
+            Arrays.sort(micros);
+            return micros[runs / 2];
+        } finally {
+            for (int i = 0; i < runs; i++) {
+                if (starts[i] != null) {
+                    starts[i].close();
+                }
+                if (ends[i] != null) {
+                    ends[i].close();
+                }
+            }
+        }
+    }
+
+    /** Runs the GEMM with the cached choice for its key ({@link #tune} first); queued on this tuner's stream. */
+    public void run(GemmPrecision precision, int m, int n, int k, long x, long w, long y) {
+        Choice choice = tune(precision, m, n, k, x, w, y);
+        choice.plan().run(lt, choice.algorithm(), x, w, y, workspace.address(), workspace.byteSize(), stream.address());
+    }
+
+    @Override
+    public void close() {
+        cache.values().forEach(c -> c.plan().close());
+        cache.clear();
+    }
+}

@@ -1,0 +1,48 @@
+package io.bitrelay.runtime.cuda.kernels;
+
+import io.bitrelay.runtime.cuda.CudaKernels;
+import io.bitrelay.runtime.cuda.CudaStream;
+import io.bitrelay.runtime.cuda.KernelLaunch;
+import io.bitrelay.runtime.tensor.DType;
+import jcuda.driver.CUfunction;
+
+/**
+ * Per-token symmetric INT8 quantization on the GPU ({@code quantize_rows.cu}), bit-exact with
+ * {@link io.bitrelay.runtime.ops.cpu.Int8Quantize#quantizeRows}: scale = absmax / 127, codes
+ * clamp(rint(x / scale), -127, 127). The ReLU variant quantizes max(x, 0), fusing fc1's activation.
+ * All pointers are device addresses; work is queued on {@code stream}.
+ */
+public final class QuantizeKernels {
+    private final CUfunction f32;
+    private final CUfunction f16;
+    private final CUfunction reluF32;
+    private final CUfunction reluF16;
+
+    public QuantizeKernels(CudaKernels kernels) {
+        this.f32 = kernels.function("br_quantize_rows_f32");
+        this.f16 = kernels.function("br_quantize_rows_f16");
+        this.reluF32 = kernels.function("br_relu_quantize_rows_f32");
+        this.reluF16 = kernels.function("br_relu_quantize_rows_f16");
+    }
+
+    /**
+     * @param x      (rows, cols) of {@code inputType} (F32 or F16)
+     * @param q      (rows, cols) INT8 out
+     * @param scales (rows) FP32 out
+     */
+    public void quantizeRows(DType inputType, long x, long q, long scales, int rows, int cols, CudaStream stream) {
+        launch(inputType == DType.F32 ? f32 : f16, inputType, x, q, scales, rows, cols, stream);
+    }
+
+    /** {@link #quantizeRows} of max(x, 0). */
+    public void reluQuantizeRows(DType inputType, long x, long q, long scales, int rows, int cols, CudaStream stream) {
+        launch(inputType == DType.F32 ? reluF32 : reluF16, inputType, x, q, scales, rows, cols, stream);
+    }
+
+    private static void launch(CUfunction kernel, DType inputType, long x, long q, long scales, int rows, int cols,
+                               CudaStream stream) {
+        RowKernels.checkFloat(inputType, "quantize input");
+        RowKernels.checkShape(rows, cols);
+        KernelLaunch.launch(kernel, rows, 1, RowKernels.ROW_BLOCK_THREADS, 0, stream, x, q, scales, cols);
+    }
+}
