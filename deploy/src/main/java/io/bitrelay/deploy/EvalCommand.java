@@ -1,7 +1,6 @@
 package io.bitrelay.deploy;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitrelay.runtime.eval.Perplexity;
@@ -249,7 +248,7 @@ public final class EvalCommand implements Runnable {
     }
 
     private void writeJson(Path directory, int textTokens, CalibrationStats stats, List<Row> rows) {
-        ObjectMapper mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectMapper mapper = JsonFiles.mapper();
         ObjectNode root = mapper.createObjectNode();
         root.put("model", directory.toString());
         root.put("text", text.toString());
@@ -282,15 +281,7 @@ public final class EvalCommand implements Runnable {
             entry.put("tokens", r.predictedTokens());
             entry.put("seconds", r.seconds());
         }
-        try {
-            Path parent = json.toAbsolutePath().getParent();
-            if (parent != null) {
-                Files.createDirectories(parent);
-            }
-            mapper.writeValue(json.toFile(), root);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + json + ": " + e.getMessage(), e);
-        }
+        JsonFiles.write(json, root);
     }
 
     private static String readText(Path file) {

@@ -1,7 +1,6 @@
 package io.bitrelay.deploy;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitrelay.runtime.eval.OutputError;
@@ -19,10 +18,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -156,7 +152,7 @@ public final class QuantErrorCommand implements Runnable {
     }
 
     private void writeJson(Path directory, List<Row> rows) {
-        ObjectMapper mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectMapper mapper = JsonFiles.mapper();
         ObjectNode root = mapper.createObjectNode();
         root.put("model", directory.toString());
         root.put("sequences", sequences);
@@ -175,14 +171,6 @@ public final class QuantErrorCommand implements Runnable {
             entry.put("positions", row.error().rows());
             entry.put("seconds", row.seconds());
         }
-        try {
-            Path parent = json.toAbsolutePath().getParent();
-            if (parent != null) {
-                Files.createDirectories(parent);
-            }
-            mapper.writeValue(json.toFile(), root);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + json + ": " + e.getMessage(), e);
-        }
+        JsonFiles.write(json, root);
     }
 }

@@ -87,15 +87,7 @@ public final class RecipeApplier {
                         ? ranges.get(layer, site).tensorAbsMax() : Float.NaN;
                 return W8A8Linear.quantize(fp32, activations, absMax, arena);
             };
-            quantized[local] = new LayerWeights(
-                    w.selfAttnLayerNorm(),
-                    q.apply(w.qProj(), "q_proj", ActivationSite.QKV_INPUT),
-                    q.apply(w.kProj(), "k_proj", ActivationSite.QKV_INPUT),
-                    q.apply(w.vProj(), "v_proj", ActivationSite.QKV_INPUT),
-                    q.apply(w.outProj(), "out_proj", ActivationSite.OUT_PROJ_INPUT),
-                    w.finalLayerNorm(),
-                    q.apply(w.fc1(), "fc1", ActivationSite.FC1_INPUT),
-                    q.apply(w.fc2(), "fc2", ActivationSite.FC2_INPUT));
+            quantized[local] = replaceLinears(w, q);
         }
         return weights.withLayers(quantized);
     }
@@ -147,15 +139,7 @@ public final class RecipeApplier {
                     }
                 };
             };
-            quantized[local] = new LayerWeights(
-                    w.selfAttnLayerNorm(),
-                    q.apply(w.qProj(), "q_proj", ActivationSite.QKV_INPUT),
-                    q.apply(w.kProj(), "k_proj", ActivationSite.QKV_INPUT),
-                    q.apply(w.vProj(), "v_proj", ActivationSite.QKV_INPUT),
-                    q.apply(w.outProj(), "out_proj", ActivationSite.OUT_PROJ_INPUT),
-                    w.finalLayerNorm(),
-                    q.apply(w.fc1(), "fc1", ActivationSite.FC1_INPUT),
-                    q.apply(w.fc2(), "fc2", ActivationSite.FC2_INPUT));
+            quantized[local] = replaceLinears(w, q);
         }
         return weights.withLayers(quantized);
     }
@@ -188,6 +172,19 @@ public final class RecipeApplier {
             m = Math.max(m, v);
         }
         return m;
+    }
+
+    /** The layer with each of its six linears replaced by what {@code q} makes of it; LayerNorms kept. */
+    private static LayerWeights replaceLinears(LayerWeights w, LayerQuantizer q) {
+        return new LayerWeights(
+                w.selfAttnLayerNorm(),
+                q.apply(w.qProj(), "q_proj", ActivationSite.QKV_INPUT),
+                q.apply(w.kProj(), "k_proj", ActivationSite.QKV_INPUT),
+                q.apply(w.vProj(), "v_proj", ActivationSite.QKV_INPUT),
+                q.apply(w.outProj(), "out_proj", ActivationSite.OUT_PROJ_INPUT),
+                w.finalLayerNorm(),
+                q.apply(w.fc1(), "fc1", ActivationSite.FC1_INPUT),
+                q.apply(w.fc2(), "fc2", ActivationSite.FC2_INPUT));
     }
 
     @FunctionalInterface
