@@ -20,9 +20,13 @@
 //
 // Launch configuration, every kernel here: grid = (rows), one block per token row; blockDim.x a multiple
 // of 32, at most 1024 (256 is a good default; 1024 when rows < ~2 × the multiprocessor count, so a few rows
-// still draw enough bandwidth). Dynamic shared memory: see each kernel (only the RPTQ kernels use it).
-// Pointers: any alignment works; 16-byte aligned rows (width % 8 == 0 and 16-byte aligned bases) take the
-// vectorised path. Everything row-major and contiguous: row r of the activations starts at r × width.
+// still draw enough bandwidth). Any block size gives the same bytes; the fast paths hold a row in registers
+// when blockDim.x ≥ width / 64 (FP16) or width / 32 (FP32) and otherwise read the row twice. The RPTQ kernels
+// give each warp 256 plan positions at a time, so more than ceil(width / 256) warps only idle: for narrow
+// rows take 32 × ceil(width / 256) threads. Dynamic shared memory: see each kernel (only RPTQ uses it).
+// Pointers: any alignment works; 16-byte aligned rows (width % 8 == 0 and 16-byte aligned bases) and
+// 16-byte aligned perm / inversePerm take the vectorised paths. Everything row-major and contiguous: row r
+// of the activations starts at r × width.
 #include <cuda_fp16.h>
 #include <stdint.h>
 
@@ -112,6 +116,37 @@ __device__ __forceinline__ signed char int8Code(float x, float scale, float reci
     return (signed char) __float2int_rn(y);
 }
 
+// Eight consecutive values of T held in registers in their input format (FP16 keeps two per register).
+template <typename T> struct Octet;
+template <> struct Octet<__half> {
+    unsigned w[4]; // element k: FP16 bits at bit 16 × (k & 1) of w[k / 2]
+    __device__ __forceinline__ float get(int k) const {
+        return __half2float(__ushort_as_half((unsigned short) (w[k >> 1] >> (16 * (k & 1)))));
+    }
+    __device__ __forceinline__ void load(const __half* p) { // p 16-byte aligned
+        uint4 v = *reinterpret_cast<const uint4*>(p);
+        w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
+    }
+    __device__ __forceinline__ void gather(const __half* row, const unsigned short index[8]) {
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            w[k] = __half_as_ushort(row[index[2 * k]]) | (unsigned) __half_as_ushort(row[index[2 * k + 1]]) << 16;
+    }
+};
+template <> struct Octet<float> {
+    float f[8];
+    __device__ __forceinline__ float get(int k) const { return f[k]; }
+    __device__ __forceinline__ void load(const float* p) { load8(p, f); } // p 32-byte aligned
+    __device__ __forceinline__ void gather(const float* row, const unsigned short index[8]) {
+#pragma unroll
+        for (int k = 0; k < 8; k++) f[k] = row[index[k]];
+    }
+};
+
+// Octets a thread keeps in registers across a block-wide reduction (32 registers for FP16 and FP32 alike):
+// enough for width 12288 at 256 threads; wider rows per thread take the path that reads twice.
+template <typename T> constexpr int kHeldOctets = sizeof(T) == 2 ? 8 : 4;
+
 template <typename T>
 __device__ void int8Encode(const T* __restrict__ x, int width, unsigned short* __restrict__ params,
                            signed char* __restrict__ payload, int* __restrict__ status) {
@@ -120,8 +155,51 @@ __device__ void int8Encode(const T* __restrict__ x, int width, unsigned short* _
     const T* in = x + (size_t) row * width;
     signed char* out = payload + (size_t) row * width;
     const bool vector = (width & 7) == 0 && aligned(in, 8 * sizeof(T)) && aligned(out, 8);
+    constexpr int kHeld = kHeldOctets<T>;
+    const int octets = width >> 3;
 
-    // absmax as the max of |x|'s bits: exact, and NaN (bits above +Inf's) wins as it does in Java
+    if (vector && octets <= kHeld * (int) blockDim.x) {
+        // one read of the row: its values stay in registers from the absmax to the codes
+        Octet<T> held[kHeld];
+#pragma unroll
+        for (int k = 0; k < kHeld; k++) {
+            const int o = threadIdx.x + k * blockDim.x;
+            if (o < octets) held[k].load(in + 8 * o);
+        }
+        unsigned absBits = 0; // max of |x|'s bits: exact, and NaN (bits above +Inf's) wins as it does in Java
+#pragma unroll
+        for (int k = 0; k < kHeld; k++) {
+            if ((int) (threadIdx.x + k * blockDim.x) < octets) {
+#pragma unroll
+                for (int e = 0; e < 8; e++) absBits = max(absBits, __float_as_uint(held[k].get(e)) & 0x7fffffffu);
+            }
+        }
+        absBits = blockMaxU32(absBits, scratch);
+        if (absBits >= 0x7f800000u) {
+            if (threadIdx.x == 0 && status != nullptr) atomicOr(status, 1);
+            return;
+        }
+        const unsigned short scaleBits = int8ScaleBits(__uint_as_float(absBits));
+        if (threadIdx.x == 0) params[row] = scaleBits;
+        const float scale = bitsToFloat(scaleBits);
+        const float reciprocal = scale != 0.f ? __frcp_rn(scale) : 0.f;
+#pragma unroll
+        for (int k = 0; k < kHeld; k++) {
+            const int o = threadIdx.x + k * blockDim.x;
+            if (o < octets) {
+                unsigned packed[2] = {0, 0};
+                if (scale != 0.f) {
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        packed[e >> 2] |= (unsigned) (unsigned char) int8Code(held[k].get(e), scale, reciprocal) << (8 * (e & 3));
+                }
+                *reinterpret_cast<uint2*>(out + 8 * o) = make_uint2(packed[0], packed[1]);
+            }
+        }
+        return;
+    }
+
+    // rows too wide for the registers, or unaligned: read the row twice (the second read mostly from L2)
     unsigned absBits = 0;
     if (vector) {
         for (int i = threadIdx.x * 8; i < width; i += blockDim.x * 8) {
@@ -223,11 +301,28 @@ __device__ __forceinline__ unsigned short fp16ScaleAtLeast(float wanted) {
     return bits;
 }
 
-// Dynamic shared memory of the RPTQ encode kernels, laid out by the kernel: the row (width × sizeof(T),
-// 16-byte aligned), one code byte per plan position (rounded up to 32), cluster starts, per-warp min/max keys and per-cluster (minimum, reciprocal).
+// RPTQ work split: a warp takes a chunk of 256 consecutive plan positions at a time, 8 per lane, so a lane's
+// 8 codes are one 32-bit (4-bit) or 24-bit (3-bit) group and a chunk's packed bytes (128 or 96) are one
+// coalesced store of the warp. Chunk k of a row goes to warp k mod warps.
+constexpr int kChunkPositions = 256;
+
+// Chunks a warp keeps in registers between the min/max and the code pass: width 12288 at 256 threads (FP16)
+// or 1024 threads (FP32); more per warp gather twice. Kept under kHeldOctets so the encode fits 64 registers
+// (the cap of a 1024-thread block) without spilling.
+template <typename T> constexpr int kHeldChunks = sizeof(T) == 2 ? 6 : 3;
+
+__host__ __device__ constexpr size_t roundUp16(size_t bytes) { return (bytes + 15) / 16 * 16; }
+
+// Dynamic shared memory of the RPTQ encode kernels: the row (width × elementBytes, 16-byte aligned), cluster
+// starts (clusters + 1), per-cluster min and max keys, per-cluster (minimum, reciprocal).
 __host__ __device__ constexpr size_t rptqEncodeSmemBytes(int width, int clusters, size_t elementBytes) {
-    return ((size_t) width * elementBytes + 15) / 16 * 16 + ((size_t) width + 31) / 32 * 32
-           + (size_t) (clusters + 1) * 4 + (size_t) clusters * kMaxBlockWarps * 8 + (size_t) clusters * 8;
+    return roundUp16((size_t) width * elementBytes) + (size_t) (clusters + 1) * 4 + (size_t) clusters * 16;
+}
+
+// Dynamic shared memory of the RPTQ decode kernels: the decoded row in plan order (width × elementBytes of
+// the output type), cluster starts, per-cluster (scale, minimum).
+__host__ __device__ constexpr size_t rptqDecodeSmemBytes(int width, int clusters, size_t elementBytes) {
+    return roundUp16((size_t) width * elementBytes) + (size_t) (clusters + 1) * 4 + (size_t) clusters * 8;
 }
 
 __device__ __forceinline__ int clusterOf(const int* starts, int clusters, int j) {
@@ -239,166 +334,305 @@ __device__ __forceinline__ int clusterOf(const int* starts, int clusters, int j)
     return lo;
 }
 
+// The clusters a chunk's positions [chunkStart, min(chunkStart + 256, width)) touch: first..last.
+struct ClusterSpan {
+    int first, last;
+};
+__device__ __forceinline__ ClusterSpan chunkClusters(const int* starts, int clusters, int chunkStart, int width) {
+    return {clusterOf(starts, clusters, chunkStart), clusterOf(starts, clusters, min(chunkStart + kChunkPositions, width) - 1)};
+}
+
+// Global → shared copy of 16 bytes that needs no register and lets every load of the row be in flight at once.
+__device__ __forceinline__ void copyAsync16(void* sharedDst, const void* globalSrc) {
+#if __CUDA_ARCH__ >= 800
+    unsigned dst = (unsigned) __cvta_generic_to_shared(sharedDst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(globalSrc));
+#else
+    *reinterpret_cast<uint4*>(sharedDst) = *reinterpret_cast<const uint4*>(globalSrc);
+#endif
+}
+__device__ __forceinline__ void copyAsyncWaitAll() {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// Starts the copy of one row into shared memory; the caller runs copyAsyncWaitAll and a barrier before reading.
+template <typename T>
+__device__ __forceinline__ void stageRow(const T* __restrict__ in, int width, T* rowValues) {
+    constexpr int kPerVector = 16 / sizeof(T);
+    if (width % kPerVector == 0 && aligned(in, 16)) {
+        for (int i = threadIdx.x * kPerVector; i < width; i += blockDim.x * kPerVector) copyAsync16(rowValues + i, in + i);
+    } else {
+        for (int i = threadIdx.x; i < width; i += blockDim.x) rowValues[i] = in[i];
+    }
+}
+
+// The 8 entries of a u16 index table (perm or inversePerm) from position j0 (a multiple of 8); past width, 0.
+__device__ __forceinline__ void loadIndices(const unsigned short* __restrict__ table, int j0, int width, bool vector,
+                                            unsigned short index[8]) {
+    if (vector && j0 + 8 <= width) {
+        uint4 v = *reinterpret_cast<const uint4*>(table + j0);
+        unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int k = 0; k < 8; k++) index[k] = (unsigned short) (w[k >> 1] >> (16 * (k & 1)));
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) index[k] = j0 + k < width ? table[j0 + k] : 0;
+    }
+}
+
+// Folds a lane's 8 values (plan positions j0..j0+7) into the per-cluster min/max keys: per cluster the chunk
+// touches, one warp reduction and one shared atomic by lane 0. Positions ≥ width are left out.
+template <typename T>
+__device__ __forceinline__ void chunkMinMax(const Octet<T>& v, int j0, int width, ClusterSpan span, const int* starts,
+                                            unsigned* minKey, unsigned* maxKey) {
+    for (int c = span.first; c <= span.last; c++) {
+        const int from = starts[c], to = starts[c + 1]; // to ≤ width
+        unsigned lo = 0xffffffffu, hi = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int j = j0 + k;
+            if (j >= from && j < to) {
+                const unsigned key = orderKey(v.get(k));
+                lo = min(lo, key);
+                hi = max(hi, key);
+            }
+        }
+        lo = __reduce_min_sync(0xffffffffu, lo);
+        hi = __reduce_max_sync(0xffffffffu, hi);
+        if ((threadIdx.x & 31) == 0) {
+            atomicMin(&minKey[c], lo);
+            atomicMax(&maxKey[c], hi);
+        }
+    }
+}
+
+// RPTQ code of one value, as RptqLinkCodec: rint(clamp((x − minimum) × (1 / scale), 0, levels)); 0 when the
+// cluster's scale is 0 (reciprocal 0).
+template <int BITS>
+__device__ __forceinline__ unsigned rptqCode(float x, float minimum, float reciprocal) {
+    constexpr float kLevels = (float) ((1 << BITS) - 1);
+    if (reciprocal == 0.f) return 0;
+    const float y = __fmul_rn(__fsub_rn(x, minimum), reciprocal);
+    return (unsigned) __float2int_rn(fminf(kLevels, fmaxf(0.f, y)));
+}
+
+// A lane's 8 codes (positions j0..j0+7; 0 past width) as one group, code k at bits [BITS × k, BITS × (k + 1)).
+template <typename T, int BITS>
+__device__ __forceinline__ unsigned chunkCodes(const Octet<T>& v, int j0, int width, ClusterSpan span, const int* starts,
+                                               const float* minimum, const float* reciprocal) {
+    unsigned group = 0;
+    if (span.first == span.last) { // the common case: the whole chunk in one cluster
+        const float m = minimum[span.first], r = reciprocal[span.first];
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (j0 + k < width) group |= rptqCode<BITS>(v.get(k), m, r) << (BITS * k);
+    } else {
+        int c = span.first;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int j = j0 + k;
+            if (j < width) {
+                while (j >= starts[c + 1]) c++;
+                group |= rptqCode<BITS>(v.get(k), minimum[c], reciprocal[c]) << (BITS * k);
+            }
+        }
+    }
+    return group;
+}
+
+// Stores a warp's packed chunk (BitPacking's dense LSB-first stream): lane l holds the group of positions
+// chunkStart + 8l ..; 4-bit groups are whole words, 3-bit groups (24 bits) are re-cut into words by shuffles.
+// Bytes at or past rowBytes belong to the next row and are not touched.
+template <int BITS>
+__device__ __forceinline__ void storeChunk(unsigned group, unsigned char* __restrict__ rowOut, size_t rowBytes,
+                                           int chunkStart, bool rowAligned4) {
+    const int lane = threadIdx.x & 31;
+    unsigned word = group;
+    if constexpr (BITS == 3) { // word l = bits [32l, 32l + 32) = the top of group a, then the bottom of group a + 1
+        const int a = (4 * lane) / 3, shift = 8 * ((4 * lane) % 3);
+        const unsigned g0 = __shfl_sync(0xffffffffu, group, min(a, 31));
+        const unsigned g1 = __shfl_sync(0xffffffffu, group, min(a + 1, 31));
+        word = g0 >> shift | g1 << (24 - shift);
+    }
+    if (lane < 8 * BITS) { // words per chunk: 256 × BITS / 32
+        const size_t at = (size_t) chunkStart * BITS / 8 + 4 * lane;
+        if (rowAligned4 && at + 4 <= rowBytes) {
+            *reinterpret_cast<unsigned*>(rowOut + at) = word;
+        } else {
+            for (int b = 0; b < 4 && at + b < rowBytes; b++) rowOut[at + b] = (unsigned char) (word >> (8 * b));
+        }
+    }
+}
+
+// The mirror of storeChunk: lane l gets the group of positions chunkStart + 8l .. (0 bits past rowBytes).
+template <int BITS>
+__device__ __forceinline__ unsigned loadChunk(const unsigned char* __restrict__ rowIn, size_t rowBytes, int chunkStart,
+                                              bool rowAligned4) {
+    const int lane = threadIdx.x & 31;
+    unsigned word = 0;
+    if (lane < 8 * BITS) {
+        const size_t at = (size_t) chunkStart * BITS / 8 + 4 * lane;
+        if (rowAligned4 && at + 4 <= rowBytes) {
+            word = *reinterpret_cast<const unsigned*>(rowIn + at);
+        } else {
+            for (int b = 0; b < 4 && at + b < rowBytes; b++) word |= (unsigned) rowIn[at + b] << (8 * b);
+        }
+    }
+    if constexpr (BITS == 4) {
+        return word;
+    } else { // group l = bits [24l, 24l + 24): from word 3l/4, and the next word when it straddles
+        const int a = (3 * lane) / 4, shift = 8 * ((3 * lane) % 4);
+        const unsigned w0 = __shfl_sync(0xffffffffu, word, a);
+        const unsigned w1 = __shfl_sync(0xffffffffu, word, min(a + 1, 31));
+        return (w0 >> shift | (shift != 0 ? w1 << (32 - shift) : 0u)) & 0xffffffu;
+    }
+}
+
+// Per cluster of this row: the FP16 (scale, minimum) from the min/max keys, written to params and kept in
+// shared memory for the code pass. Returns false on every thread when the row holds NaN or ±Inf. Ends with a
+// barrier.
+template <int BITS>
+__device__ __forceinline__ bool clusterParams(const unsigned* minKey, const unsigned* maxKey, int clusters, int row,
+                                              unsigned char* __restrict__ params, float* minimum, float* reciprocal) {
+    constexpr int kLevels = (1 << BITS) - 1;
+    bool finite = true;
+    for (int c = threadIdx.x; c < clusters; c += blockDim.x) {
+        const unsigned lo = minKey[c], hi = maxKey[c];
+        finite &= lo > kKeyNegInf && hi < kKeyPosInf;
+        const unsigned short minimumBits = fp16AtMost(keyToFloat(lo));
+        const float m = bitsToFloat(minimumBits);
+        const unsigned short scaleBits = fp16ScaleAtLeast(__fdiv_rn(__fsub_rn(keyToFloat(hi), m), (float) kLevels));
+        const float scale = bitsToFloat(scaleBits);
+        minimum[c] = m;
+        reciprocal[c] = scale == 0.f ? 0.f : __frcp_rn(scale); // Java: 1f / scale; 0 marks "all codes 0"
+        *reinterpret_cast<unsigned*>(params + 4 + ((size_t) row * clusters + c) * 4) = scaleBits | (unsigned) minimumBits << 16;
+    }
+    return !__syncthreads_or(!finite);
+}
+
+// One row per block. The row is staged in shared memory (cp.async), each warp gathers its chunks' values
+// through perm (16-byte perm loads, 2- or 4-byte shared-memory gathers) into registers, folds them into the
+// cluster min/max, and after one barrier turns the same registers into codes and stores them packed. Rows
+// with more chunks per warp than fit in registers (narrow blocks on wide rows) gather twice instead.
 template <typename T, int BITS>
 __device__ void rptqEncode(const T* __restrict__ x, int width, const unsigned short* __restrict__ perm,
                            const int* __restrict__ clusterEnds, int clusters, unsigned fingerprint,
                            unsigned char* __restrict__ params, unsigned char* __restrict__ payload,
                            int* __restrict__ status) {
-    constexpr int kLevels = (1 << BITS) - 1;
     extern __shared__ __align__(16) unsigned char smem[];
-    T* rowValues = reinterpret_cast<T*>(smem);
-    unsigned char* codes = smem + ((size_t) width * sizeof(T) + 15) / 16 * 16; // (width rounded up to 32)
-    int* starts = reinterpret_cast<int*>(codes + ((size_t) width + 31) / 32 * 32);
-    unsigned* warpMin = reinterpret_cast<unsigned*>(starts + clusters + 1); // (clusters, 32)
-    unsigned* warpMax = warpMin + clusters * kMaxBlockWarps;                 // (clusters, 32)
-    float* clusterMinimum = reinterpret_cast<float*>(warpMax + clusters * kMaxBlockWarps);
-    float* clusterReciprocal = clusterMinimum + clusters; // 0 marks a zero scale: all codes 0
+    T* rowValues = reinterpret_cast<T*>(smem);                                               // (width)
+    int* starts = reinterpret_cast<int*>(smem + roundUp16((size_t) width * sizeof(T)));     // (clusters + 1)
+    unsigned* minKey = reinterpret_cast<unsigned*>(starts + clusters + 1);                  // (clusters)
+    unsigned* maxKey = minKey + clusters;                                                   // (clusters)
+    float* minimum = reinterpret_cast<float*>(maxKey + clusters);                           // (clusters)
+    float* reciprocal = minimum + clusters;                                                 // (clusters)
 
     const int row = blockIdx.x;
-    const int warp = threadIdx.x >> 5;
-    const int warps = blockDim.x >> 5;
-    const T* in = x + (size_t) row * width;
     if (row == 0 && threadIdx.x == 0) *reinterpret_cast<unsigned*>(params) = fingerprint; // params is 4-aligned
+    stageRow(x + (size_t) row * width, width, rowValues);
     for (int c = threadIdx.x; c <= clusters; c += blockDim.x) starts[c] = c == 0 ? 0 : clusterEnds[c - 1];
-    if ((width & 7) == 0 && aligned(in, 16)) {
-        constexpr int kPerVector = 16 / sizeof(T);
-        for (int i = threadIdx.x * kPerVector; i < width; i += blockDim.x * kPerVector)
-            *reinterpret_cast<uint4*>(rowValues + i) = *reinterpret_cast<const uint4*>(in + i);
-    } else {
-        for (int i = threadIdx.x; i < width; i += blockDim.x) rowValues[i] = in[i];
-    }
-    __syncthreads();
-
-    // per cluster: strided min/max over its plan positions, one warp reduction, per-warp result to smem
-    for (int c = 0; c < clusters; c++) {
-        unsigned lo = 0xffffffffu, hi = 0;
-        for (int j = starts[c] + threadIdx.x; j < starts[c + 1]; j += blockDim.x) {
-            unsigned k = orderKey(toFloat(rowValues[perm[j]]));
-            lo = min(lo, k);
-            hi = max(hi, k);
-        }
-        lo = __reduce_min_sync(0xffffffffu, lo);
-        hi = __reduce_max_sync(0xffffffffu, hi);
-        if ((threadIdx.x & 31) == 0) {
-            warpMin[c * kMaxBlockWarps + warp] = lo;
-            warpMax[c * kMaxBlockWarps + warp] = hi;
-        }
-    }
-    __syncthreads();
-    bool finite = true;
     for (int c = threadIdx.x; c < clusters; c += blockDim.x) {
-        unsigned lo = 0xffffffffu, hi = 0;
-        for (int w = 0; w < warps; w++) {
-            lo = min(lo, warpMin[c * kMaxBlockWarps + w]);
-            hi = max(hi, warpMax[c * kMaxBlockWarps + w]);
-        }
-        finite &= lo > kKeyNegInf && hi < kKeyPosInf;
-        unsigned short minimumBits = fp16AtMost(keyToFloat(lo));
-        float minimum = bitsToFloat(minimumBits);
-        unsigned short scaleBits = fp16ScaleAtLeast(__fdiv_rn(__fsub_rn(keyToFloat(hi), minimum), (float) kLevels));
-        float scale = bitsToFloat(scaleBits);
-        clusterMinimum[c] = minimum;
-        clusterReciprocal[c] = scale == 0.f ? 0.f : __frcp_rn(scale); // Java: 1f / scale
-        *reinterpret_cast<unsigned*>(params + 4 + ((size_t) row * clusters + c) * 4) =
-                scaleBits | (unsigned) minimumBits << 16;
+        minKey[c] = 0xffffffffu;
+        maxKey[c] = 0;
     }
-    if (__syncthreads_or(!finite)) {
-        if (threadIdx.x == 0 && status != nullptr) atomicOr(status, 1);
-        return;
-    }
-
-    // codes, one byte per plan position: consecutive positions on consecutive threads (perm loads coalesce);
-    // positions from width up to the next multiple of 32 get code 0 (the packed tail's zero high bits)
-    const int padded = (width + 31) / 32 * 32;
-    int c = 0;
-    for (int j = threadIdx.x; j < padded; j += blockDim.x) {
-        unsigned code = 0;
-        if (j < width) {
-            while (j >= starts[c + 1]) c++;
-            float r = clusterReciprocal[c];
-            if (r != 0.f) {
-                float y = __fmul_rn(__fsub_rn(toFloat(rowValues[perm[j]]), clusterMinimum[c]), r);
-                code = (unsigned) __float2int_rn(fminf((float) kLevels, fmaxf(0.f, y)));
-            }
-        }
-        codes[j] = (unsigned char) code;
-    }
+    copyAsyncWaitAll();
     __syncthreads();
 
-    // pack 32 codes per thread step: 16 bytes (4 bits) or 12 bytes (3 bits)
-    constexpr int kUnitBytes = 4 * BITS;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int chunks = (width + kChunkPositions - 1) / kChunkPositions;
+    const bool permVector = aligned(perm, 16);
     const size_t rowBytes = ((size_t) width * BITS + 7) / 8;
     unsigned char* out = payload + (size_t) row * rowBytes;
-    const int units = padded / 32;
-    for (int u = threadIdx.x; u < units; u += blockDim.x) {
-        const int count = min(32, width - u * 32);
-        const uint4* unitCodes = reinterpret_cast<const uint4*>(codes + u * 32);
-        uint4 lo = unitCodes[0], hi = unitCodes[1];
-        unsigned bytes4[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w}; // 4 codes each
-        unsigned group[4]; // 8 codes each: 32 bits (4-bit) or 24 bits (3-bit)
+    const bool outAligned = aligned(out, 4);
+    auto gather = [&](int chunk) {
+        unsigned short index[8];
+        loadIndices(perm, chunk * kChunkPositions + 8 * lane, width, permVector, index);
+        Octet<T> v;
+        v.gather(rowValues, index);
+        return v;
+    };
+    auto span = [&](int chunk) { return chunkClusters(starts, clusters, chunk * kChunkPositions, width); };
+    auto raise = [&]() {
+        if (threadIdx.x == 0 && status != nullptr) atomicOr(status, 1);
+    };
+
+    constexpr int kHeld = kHeldChunks<T>;
+    if (chunks <= kHeld * warps) {
+        Octet<T> held[kHeld];
 #pragma unroll
-        for (int k = 0; k < 4; k++) {
-            unsigned a = bytes4[2 * k], b = bytes4[2 * k + 1];
-            unsigned g = 0;
+        for (int k = 0; k < kHeld; k++)
+            if (warp + k * warps < chunks) held[k] = gather(warp + k * warps);
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                g |= ((a >> (8 * i)) & 0xffu) << (BITS * i);
-                g |= ((b >> (8 * i)) & 0xffu) << (BITS * (i + 4));
+        for (int k = 0; k < kHeld; k++) {
+            const int chunk = warp + k * warps;
+            if (chunk < chunks) chunkMinMax(held[k], chunk * kChunkPositions + 8 * lane, width, span(chunk), starts, minKey, maxKey);
+        }
+        __syncthreads();
+        if (!clusterParams<BITS>(minKey, maxKey, clusters, row, params, minimum, reciprocal)) return raise();
+#pragma unroll
+        for (int k = 0; k < kHeld; k++) {
+            const int chunk = warp + k * warps;
+            if (chunk < chunks) {
+                const int j0 = chunk * kChunkPositions + 8 * lane;
+                storeChunk<BITS>(chunkCodes<T, BITS>(held[k], j0, width, span(chunk), starts, minimum, reciprocal), out,
+                                 rowBytes, chunk * kChunkPositions, outAligned);
             }
-            group[k] = g;
         }
-        unsigned words[4];
-        if constexpr (BITS == 4) {
-            words[0] = group[0]; words[1] = group[1]; words[2] = group[2]; words[3] = group[3];
-        } else {
-            words[0] = group[0] | group[1] << 24;
-            words[1] = group[1] >> 8 | group[2] << 16;
-            words[2] = group[2] >> 16 | group[3] << 8;
-            words[3] = 0;
-        }
-        unsigned char* dst = out + (size_t) u * kUnitBytes;
-        if (count == 32 && BITS == 4 && aligned(dst, 16)) {
-            *reinterpret_cast<uint4*>(dst) = make_uint4(words[0], words[1], words[2], words[3]);
-        } else if (count == 32 && aligned(dst, 4)) {
-#pragma unroll
-            for (int w = 0; w < BITS; w++) reinterpret_cast<unsigned*>(dst)[w] = words[w];
-        } else {
-            const int bytes = (count * BITS + 7) / 8; // unused high bits of the last byte are zero
-            for (int b = 0; b < bytes; b++) dst[b] = (unsigned char) (words[b >> 2] >> (8 * (b & 3)));
-        }
-    }
-}
-
-// Code at plan position j of a packed row.
-template <int BITS>
-__device__ __forceinline__ unsigned unpackCode(const unsigned char* packed, int j) {
-    if constexpr (BITS == 4) {
-        return (packed[j >> 1] >> ((j & 1) * 4)) & 15u;
     } else {
-        int bit = 3 * j;
-        unsigned two = packed[bit >> 3] | (unsigned) packed[(bit >> 3) + 1] << 8; // the row buffer has a spare byte
-        return (two >> (bit & 7)) & 7u;
+        for (int chunk = warp; chunk < chunks; chunk += warps)
+            chunkMinMax(gather(chunk), chunk * kChunkPositions + 8 * lane, width, span(chunk), starts, minKey, maxKey);
+        __syncthreads();
+        if (!clusterParams<BITS>(minKey, maxKey, clusters, row, params, minimum, reciprocal)) return raise();
+        for (int chunk = warp; chunk < chunks; chunk += warps) {
+            const int j0 = chunk * kChunkPositions + 8 * lane;
+            storeChunk<BITS>(chunkCodes<T, BITS>(gather(chunk), j0, width, span(chunk), starts, minimum, reciprocal), out,
+                             rowBytes, chunk * kChunkPositions, outAligned);
+        }
     }
 }
 
-// Dynamic shared memory of the RPTQ decode kernels.
-__host__ __device__ constexpr size_t rptqDecodeSmemBytes(int width, int clusters, int bits) {
-    return ((size_t) width * bits + 7) / 8 + 1 + 15 + (size_t) (clusters + 1) * 4 + (size_t) clusters * 8;
+// Stores 8 consecutive values (decoded at j0..j0+7) of a T row, vectorised when all 8 lie inside it.
+template <typename T>
+__device__ __forceinline__ void storeOctet(T* dst, int j0, int width, const float v[8], bool vector) {
+    if (vector && j0 + 8 <= width) {
+        if constexpr (sizeof(T) == 2) {
+            uint4 h;
+            __half2* h2 = reinterpret_cast<__half2*>(&h);
+#pragma unroll
+            for (int k = 0; k < 4; k++) h2[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+            *reinterpret_cast<uint4*>(dst + j0) = h;
+        } else {
+            reinterpret_cast<float4*>(dst + j0)[0] = make_float4(v[0], v[1], v[2], v[3]);
+            reinterpret_cast<float4*>(dst + j0)[1] = make_float4(v[4], v[5], v[6], v[7]);
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            if (j0 + k < width) {
+                if constexpr (sizeof(T) == 2) dst[j0 + k] = __float2half_rn(v[k]); else dst[j0 + k] = v[k];
+            }
+        }
+    }
 }
 
+// One row per block, the mirror of the encode: each warp unpacks its chunks (coalesced word loads) and decodes
+// them in plan order into shared memory, already in the output type; after a barrier each thread gathers 8
+// consecutive channels through inversePerm and stores them with one 16- or 32-byte store.
 template <typename T, int BITS>
 __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsigned char* __restrict__ payload,
                            int width, const unsigned short* __restrict__ inversePerm,
                            const int* __restrict__ clusterEnds, int clusters, T* __restrict__ out) {
+    constexpr unsigned kMask = (1u << BITS) - 1;
     extern __shared__ __align__(16) unsigned char smem[];
-    const size_t rowBytes = ((size_t) width * BITS + 7) / 8;
-    unsigned char* packed = smem;
-    int* starts = reinterpret_cast<int*>(smem + (rowBytes + 1 + 15) / 16 * 16);
-    float* scale = reinterpret_cast<float*>(starts + clusters + 1);
-    float* minimum = scale + clusters;
+    T* planValues = reinterpret_cast<T*>(smem);                                           // (width), plan order
+    int* starts = reinterpret_cast<int*>(smem + roundUp16((size_t) width * sizeof(T))); // (clusters + 1)
+    float* scale = reinterpret_cast<float*>(starts + clusters + 1);                     // (clusters)
+    float* minimum = scale + clusters;                                                  // (clusters)
     const int row = blockIdx.x;
+    const size_t rowBytes = ((size_t) width * BITS + 7) / 8;
     const unsigned char* in = payload + (size_t) row * rowBytes;
-    for (int b = threadIdx.x; b <= (int) rowBytes; b += blockDim.x) packed[b] = b < (int) rowBytes ? in[b] : 0;
     for (int c = threadIdx.x; c <= clusters; c += blockDim.x) starts[c] = c == 0 ? 0 : clusterEnds[c - 1];
     for (int c = threadIdx.x; c < clusters; c += blockDim.x) {
         const unsigned char* p = params + 4 + ((size_t) row * clusters + c) * 4;
@@ -406,12 +640,48 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
         minimum[c] = bitsToFloat((unsigned short) (p[2] | p[3] << 8));
     }
     __syncthreads();
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int chunks = (width + kChunkPositions - 1) / kChunkPositions;
+    const bool inAligned = aligned(in, 4);
+    const bool planVector = (width & 7) == 0; // planValues is 16-byte aligned
+    for (int chunk = warp; chunk < chunks; chunk += warps) {
+        const unsigned group = loadChunk<BITS>(in, rowBytes, chunk * kChunkPositions, inAligned);
+        const int j0 = chunk * kChunkPositions + 8 * lane;
+        const ClusterSpan span = chunkClusters(starts, clusters, chunk * kChunkPositions, width);
+        float v[8];
+        int c = span.first;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int j = j0 + k;
+            if (span.first != span.last) while (j < width && j >= starts[c + 1]) c++;
+            // Java: q × s + m, two FP32 roundings
+            v[k] = __fadd_rn(__fmul_rn((float) (group >> (BITS * k) & kMask), scale[c]), minimum[c]);
+        }
+        storeOctet(planValues, j0, width, v, planVector);
+    }
+    __syncthreads();
+
     T* o = out + (size_t) row * width;
-    for (int ch = threadIdx.x; ch < width; ch += blockDim.x) {
-        int j = inversePerm[ch];
-        int c = clusterOf(starts, clusters, j);
-        float v = __fadd_rn(__fmul_rn((float) unpackCode<BITS>(packed, j), scale[c]), minimum[c]); // Java: q × s + m
-        if constexpr (sizeof(T) == 2) o[ch] = __float2half_rn(v); else o[ch] = v;
+    const bool indexVector = aligned(inversePerm, 16);
+    const bool outVector = (width & 7) == 0 && aligned(o, 8 * sizeof(T));
+    for (int ch0 = threadIdx.x * 8; ch0 < width; ch0 += blockDim.x * 8) {
+        unsigned short index[8];
+        loadIndices(inversePerm, ch0, width, indexVector, index);
+        if (outVector && ch0 + 8 <= width) {
+            Octet<T> v;
+            v.gather(planValues, index);
+            if constexpr (sizeof(T) == 2) {
+                *reinterpret_cast<uint4*>(o + ch0) = make_uint4(v.w[0], v.w[1], v.w[2], v.w[3]);
+            } else {
+                reinterpret_cast<float4*>(o + ch0)[0] = make_float4(v.f[0], v.f[1], v.f[2], v.f[3]);
+                reinterpret_cast<float4*>(o + ch0)[1] = make_float4(v.f[4], v.f[5], v.f[6], v.f[7]);
+            }
+        } else {
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                if (ch0 + k < width) o[ch0 + k] = planValues[index[k]];
+        }
     }
 }
 
@@ -424,22 +694,22 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
 // INT8 per-token encode. x: (rows, width) FP16 or FP32; params: rows × u16 (FP16 scale bits);
 // payload: (rows, width) int8; status: null or an int the kernel ORs 1 into for a non-finite row.
 // No dynamic shared memory.
-extern "C" __global__ void int8_token_encode_f16(const __half* x, int width, unsigned short* params,
+extern "C" __global__ void __launch_bounds__(1024) int8_token_encode_f16(const __half* x, int width, unsigned short* params,
                                                  signed char* payload, int* status) {
     link_codecs::int8Encode(x, width, params, payload, status);
 }
-extern "C" __global__ void int8_token_encode_f32(const float* x, int width, unsigned short* params,
+extern "C" __global__ void __launch_bounds__(1024) int8_token_encode_f32(const float* x, int width, unsigned short* params,
                                                  signed char* payload, int* status) {
     link_codecs::int8Encode(x, width, params, payload, status);
 }
 
 // INT8 per-token decode into (rows, width) FP16 (the GPU stage's hidden states) or FP32 (bit-identical to
 // Int8TokenCodec.decode). No dynamic shared memory.
-extern "C" __global__ void int8_token_decode_f16(const unsigned short* params, const signed char* payload,
+extern "C" __global__ void __launch_bounds__(1024) int8_token_decode_f16(const unsigned short* params, const signed char* payload,
                                                  int width, __half* out) {
     link_codecs::int8Decode(params, payload, width, out);
 }
-extern "C" __global__ void int8_token_decode_f32(const unsigned short* params, const signed char* payload,
+extern "C" __global__ void __launch_bounds__(1024) int8_token_decode_f32(const unsigned short* params, const signed char* payload,
                                                  int width, float* out) {
     link_codecs::int8Decode(params, payload, width, out);
 }
@@ -451,22 +721,22 @@ extern "C" __global__ void int8_token_decode_f32(const unsigned short* params, c
 // payload: rows × ceil(bits × width / 8) bytes (16-byte aligned for the fastest stores); status as above.
 // Dynamic shared memory: rptq_encode_smem_bytes(width, clusters, sizeof(element)) — above 48 KiB (FP32 rows
 // wider than ~11.9k channels) the caller must first raise CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
-extern "C" __global__ void rptq4_encode_f16(const __half* x, int width, const unsigned short* perm,
+extern "C" __global__ void __launch_bounds__(1024) rptq4_encode_f16(const __half* x, int width, const unsigned short* perm,
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
     link_codecs::rptqEncode<__half, 4>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
 }
-extern "C" __global__ void rptq3_encode_f16(const __half* x, int width, const unsigned short* perm,
+extern "C" __global__ void __launch_bounds__(1024) rptq3_encode_f16(const __half* x, int width, const unsigned short* perm,
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
     link_codecs::rptqEncode<__half, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
 }
-extern "C" __global__ void rptq4_encode_f32(const float* x, int width, const unsigned short* perm,
+extern "C" __global__ void __launch_bounds__(1024) rptq4_encode_f32(const float* x, int width, const unsigned short* perm,
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
     link_codecs::rptqEncode<float, 4>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
 }
-extern "C" __global__ void rptq3_encode_f32(const float* x, int width, const unsigned short* perm,
+extern "C" __global__ void __launch_bounds__(1024) rptq3_encode_f32(const float* x, int width, const unsigned short* perm,
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
     link_codecs::rptqEncode<float, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
@@ -475,9 +745,10 @@ extern "C" __global__ void rptq3_encode_f32(const float* x, int width, const uns
 // RPTQ decode into (rows, width) FP16 or FP32 (FP32 bit-identical to RptqLinkCodec.decode), back in channel
 // order. inversePerm: (width) u16, the plan position of each channel (ClusterPlan.inversePermutation()).
 // The caller checks the params' fingerprint (RptqLinkCodec.checkParams) on the host before launching.
-// Dynamic shared memory: rptq_decode_smem_bytes(width, clusters, bits) (6.2 KiB at width 12288, 4 bits).
+// Dynamic shared memory: rptq_decode_smem_bytes(width, clusters, sizeof(output element)) (24 KiB at width 12288
+// into FP16; above 48 KiB — FP32 output wider than ~12.2k channels — raise the attribute as for the encode).
 #define RPTQ_DECODE(name, T, BITS)                                                                            \
-    extern "C" __global__ void name(const unsigned char* params, const unsigned char* payload, int width,     \
+    extern "C" __global__ void __launch_bounds__(1024) name(const unsigned char* params, const unsigned char* payload, int width,     \
                                     const unsigned short* inversePerm, const int* clusterEnds, int clusters, \
                                     T* out) {                                                                 \
         link_codecs::rptqDecode<T, BITS>(params, payload, width, inversePerm, clusterEnds, clusters, out);                 \
@@ -492,6 +763,6 @@ RPTQ_DECODE(rptq3_decode_f32, float, 3)
 extern "C" __host__ size_t rptq_encode_smem_bytes(int width, int clusters, size_t elementBytes) {
     return link_codecs::rptqEncodeSmemBytes(width, clusters, elementBytes);
 }
-extern "C" __host__ size_t rptq_decode_smem_bytes(int width, int clusters, int bits) {
-    return link_codecs::rptqDecodeSmemBytes(width, clusters, bits);
+extern "C" __host__ size_t rptq_decode_smem_bytes(int width, int clusters, size_t elementBytes) {
+    return link_codecs::rptqDecodeSmemBytes(width, clusters, elementBytes);
 }

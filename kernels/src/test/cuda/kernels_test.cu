@@ -4,6 +4,7 @@
 //   kernels_test check  the kernels: codecs byte for byte against the goldens, attention against a float64
 //                       CPU reference (decode + prefill, several sequences of different lengths, hd 64/128)
 //   kernels_test bench  codec GB/s next to cudaMemcpy D2D; attention decode/prefill at OPT-175B shapes
+//   kernels_test codecs check + bench of the link codecs only (codecs-check: the check alone)
 // Every check validates before anything is timed (llm.c's habit); exit code 1 on any failure.
 #include "../../main/cuda/attention.cu"
 #include "../../main/cuda/link_codecs.cu"
@@ -209,28 +210,35 @@ static void checkCodecKernels(const std::vector<Golden>& goldens) {
         DeviceBuffer<__half> out16((size_t) rows * width);
         out32.poison();
         out16.poison();
-        if (bits == 8) {
-            int8_token_decode_f32<<<rows, 256>>>((unsigned short*) params.p, (signed char*) payload.p, width, out32.p);
-            int8_token_decode_f16<<<rows, 256>>>((unsigned short*) params.p, (signed char*) payload.p, width, out16.p);
-        } else {
-            size_t smem = rptq_decode_smem_bytes(width, clusters, bits);
-            (bits == 4 ? rptq4_decode_f32 : rptq3_decode_f32)<<<rows, 256, smem>>>(params.p, payload.p, width, inverse.p,
-                                                                                 ends.p, clusters, out32.p);
-            (bits == 4 ? rptq4_decode_f16 : rptq3_decode_f16)<<<rows, 256, smem>>>(params.p, payload.p, width, inverse.p,
-                                                                                 ends.p, clusters, out16.p);
+        for (int threads : {96, 256, 1024}) {
+            out32.poison();
+            out16.poison();
+            if (bits == 8) {
+                int8_token_decode_f32<<<rows, threads>>>((unsigned short*) params.p, (signed char*) payload.p, width, out32.p);
+                int8_token_decode_f16<<<rows, threads>>>((unsigned short*) params.p, (signed char*) payload.p, width, out16.p);
+            } else {
+                auto decode = [&](auto kernel, auto* o) {
+                    size_t smem = rptq_decode_smem_bytes(width, clusters, sizeof(*o));
+                    if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
+                    kernel<<<rows, threads, smem>>>(params.p, payload.p, width, inverse.p, ends.p, clusters, o);
+                };
+                decode(bits == 4 ? rptq4_decode_f32 : rptq3_decode_f32, out32.p);
+                decode(bits == 4 ? rptq4_decode_f16 : rptq3_decode_f16, out16.p);
+            }
+            LAUNCH_CHECK();
+            CUDA_CHECK(cudaDeviceSynchronize());
+            std::vector<float> d32 = out32.download();
+            std::vector<__half> d16 = out16.download();
+            size_t bad32 = 0, bad16 = 0;
+            for (size_t i = 0; i < d32.size(); i++) {
+                bad32 += ref::floatBits(d32[i]) != ref::floatBits(g.decoded[i]);
+                bad16 += __half_raw(d16[i]).x != ref::toHalf(g.decoded[i]);
+            }
+            if (threads == 256 || bad32 != 0 || bad16 != 0)
+                std::printf("  %-16s decode %4d threads: FP32 %zu/%zu bits differ, FP16 %zu differ from the Java values rounded\n",
+                            g.name.c_str(), threads, bad32, d32.size(), bad16);
+            expect(bad32 == 0 && bad16 == 0, "decode " + g.name);
         }
-        LAUNCH_CHECK();
-        CUDA_CHECK(cudaDeviceSynchronize());
-        std::vector<float> d32 = out32.download();
-        std::vector<__half> d16 = out16.download();
-        size_t bad32 = 0, bad16 = 0;
-        for (size_t i = 0; i < d32.size(); i++) {
-            bad32 += ref::floatBits(d32[i]) != ref::floatBits(g.decoded[i]);
-            bad16 += __half_raw(d16[i]).x != ref::toHalf(g.decoded[i]);
-        }
-        std::printf("  %-16s decode: FP32 %zu/%zu bits differ, FP16 %zu differ from the Java values rounded\n",
-                    g.name.c_str(), bad32, d32.size(), bad16);
-        expect(bad32 == 0 && bad16 == 0, "decode " + g.name);
     }
     // a non-finite row must raise the status word
     {
@@ -260,6 +268,108 @@ static void checkCodecKernels(const std::vector<Golden>& goldens) {
         int st4 = status.download()[0];
         std::printf("  NaN row: int8 status %d, int4 status %d (1 expected)\n", st8, st4);
         expect(st8 == 1 && st4 == 1, "non-finite status");
+    }
+}
+
+// Shapes the goldens do not cover, against the host port (itself checked against the goldens): widths that
+// are not a multiple of 8 or 256, one cluster or many, cluster ends inside a warp's chunk, inputs that start
+// off a 16-byte boundary (the unvectorised paths), FP32 and FP16 kernels, decode back to channel order.
+static void checkCodecShapes() {
+    std::printf("== codec kernels vs the host port on extra shapes (encode bytes; decode FP32 bits)\n");
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    struct Shape { int width, clusters, rows, offset, threads; };
+    for (Shape sh : {Shape{40, 1, 3, 0, 32}, Shape{1000, 3, 5, 0, 128}, Shape{1001, 5, 4, 1, 256}, Shape{4104, 8, 6, 0, 96},
+                     Shape{4104, 17, 6, 3, 1024}, Shape{12288, 8, 3, 0, 256}, Shape{12288, 8, 3, 0, 64}}) {
+        const int width = sh.width, rows = sh.rows, clusters = sh.clusters;
+        std::vector<float> x((size_t) rows * width);
+        for (size_t i = 0; i < x.size(); i++) x[i] = normal(rng) * (i % 97 == 0 ? 40.f : 1.f);
+        std::fill(x.begin() + width, x.begin() + 2 * width, 0.f); // an all-zero row
+        std::vector<int> perm(width), ends(clusters), inv(width);
+        for (int j = 0; j < width; j++) perm[j] = j;
+        std::shuffle(perm.begin(), perm.end(), rng);
+        for (int j = 0; j < width; j++) inv[perm[j]] = j;
+        for (int c = 0; c < clusters; c++) ends[c] = (int) ((long) (c + 1) * width / clusters) - (c + 1 < clusters ? 7 * c % 5 : 0);
+        // FP16 values widened (exact), so one host result serves both kernels
+        std::vector<uint16_t> xh(x.size());
+        for (size_t i = 0; i < x.size(); i++) { xh[i] = ref::toHalf(x[i]); x[i] = ref::fromHalf(xh[i]); }
+        DeviceBuffer<float> x32(x.size() + 8);
+        DeviceBuffer<uint16_t> x16(x.size() + 8);
+        CUDA_CHECK(cudaMemcpy(x32.p + sh.offset, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+        CUDA_CHECK(cudaMemcpy(x16.p + sh.offset, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice));
+        DeviceBuffer<uint16_t> dPerm(width), dInv(width);
+        dPerm.upload(toU16(perm));
+        dInv.upload(toU16(inv));
+        DeviceBuffer<int> dEnds(clusters), status(1);
+        dEnds.upload(ends);
+        for (int bits : {8, 4, 3}) {
+            std::vector<uint8_t> wantParams, wantPayload;
+            if (bits == 8) ref::int8Encode(x.data(), rows, width, wantParams, wantPayload);
+            else ref::rptqEncode(bits, x.data(), rows, width, perm, ends, 99, wantParams, wantPayload);
+            DeviceBuffer<uint8_t> params(wantParams.size()), payload(wantPayload.size());
+            for (int input = 0; input < 2; input++) {
+                params.poison();
+                payload.poison();
+                status.poison(0);
+                const __half* h = (const __half*) x16.p + sh.offset;
+                const float* f = x32.p + sh.offset;
+                if (bits == 8) {
+                    if (input == 0) int8_token_encode_f16<<<rows, sh.threads>>>(h, width, (unsigned short*) params.p, (signed char*) payload.p, status.p);
+                    else int8_token_encode_f32<<<rows, sh.threads>>>(f, width, (unsigned short*) params.p, (signed char*) payload.p, status.p);
+                } else {
+                    auto run = [&](auto kernel, auto* in, size_t elementBytes) {
+                        size_t smem = rptq_encode_smem_bytes(width, clusters, elementBytes);
+                        if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
+                        kernel<<<rows, sh.threads, smem>>>(in, width, dPerm.p, dEnds.p, clusters, 99, params.p, payload.p, status.p);
+                    };
+                    if (input == 0) run(bits == 4 ? rptq4_encode_f16 : rptq3_encode_f16, h, 2);
+                    else run(bits == 4 ? rptq4_encode_f32 : rptq3_encode_f32, f, 4);
+                }
+                LAUNCH_CHECK();
+                CUDA_CHECK(cudaDeviceSynchronize());
+                size_t dp = firstDifference(params.download(), wantParams), dy = firstDifference(payload.download(), wantPayload);
+                int st = status.download()[0];
+                bool ok = dp == SIZE_MAX && dy == SIZE_MAX && st == 0;
+                if (!ok) std::printf("  width %d clusters %d offset %d threads %d int%d encode_%s: params %zd payload %zd status %d\n",
+                                     width, clusters, sh.offset, sh.threads, bits, input == 0 ? "f16" : "f32",
+                                     dp == SIZE_MAX ? (ssize_t) -1 : (ssize_t) dp, dy == SIZE_MAX ? (ssize_t) -1 : (ssize_t) dy, st);
+                expect(ok, "encode shape width " + std::to_string(width) + " int" + std::to_string(bits));
+            }
+            if (bits == 8) continue;
+            // decode the host frame: value at plan position j = q × s + m of its cluster, back at channel perm[j]
+            params.upload(wantParams);
+            payload.upload(wantPayload);
+            const size_t rowBytes = ((size_t) width * bits + 7) / 8;
+            std::vector<float> want(x.size());
+            for (int r = 0; r < rows; r++)
+                for (int c = 0, j = 0; c < clusters; c++) {
+                    const uint8_t* p = &wantParams[4 + ((size_t) r * clusters + c) * 4];
+                    float scale = ref::fromHalf((uint16_t) (p[0] | p[1] << 8)), minimum = ref::fromHalf((uint16_t) (p[2] | p[3] << 8));
+                    for (; j < ends[c]; j++) {
+                        size_t bit = (size_t) j * bits;
+                        const uint8_t* row = &wantPayload[rowBytes * r];
+                        unsigned two = row[bit / 8] | (bit / 8 + 1 < rowBytes ? row[bit / 8 + 1] << 8 : 0);
+                        float q = (float) ((two >> (bit % 8)) & ((1u << bits) - 1));
+                        volatile float product = q * scale; // two roundings, as Java
+                        want[(size_t) r * width + perm[j]] = product + minimum;
+                    }
+                }
+            DeviceBuffer<float> out32(x.size());
+            out32.poison();
+            size_t smem = rptq_decode_smem_bytes(width, clusters, 4);
+            auto kernel = bits == 4 ? rptq4_decode_f32 : rptq3_decode_f32;
+            if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) smem));
+            kernel<<<rows, sh.threads, smem>>>(params.p, payload.p, width, dInv.p, dEnds.p, clusters, out32.p);
+            LAUNCH_CHECK();
+            CUDA_CHECK(cudaDeviceSynchronize());
+            std::vector<float> got = out32.download();
+            size_t bad = 0;
+            for (size_t i = 0; i < got.size(); i++) bad += ref::floatBits(got[i]) != ref::floatBits(want[i]);
+            if (bad) std::printf("  width %d clusters %d threads %d int%d decode: %zu values differ\n", width, clusters, sh.threads, bits, bad);
+            expect(bad == 0, "decode shape width " + std::to_string(width) + " int" + std::to_string(bits));
+        }
+        std::printf("  width %5d, %2d clusters, input offset %d, %4d threads: int8/int4/int3 checked\n", width, clusters,
+                    sh.offset, sh.threads);
     }
 }
 
@@ -567,7 +677,7 @@ static void benchCodecs() {
             size_t paramsBytes = bits == 8 ? 2 * rows : 4 + (size_t) rows * clusters * 4;
             size_t payloadBytes = (size_t) rows * ((width * bits + 7) / 8);
             DeviceBuffer<uint8_t> params(paramsBytes * sets), payload(payloadBytes * sets);
-            size_t encSmem = rptq_encode_smem_bytes(width, clusters, 2), decSmem = rptq_decode_smem_bytes(width, clusters, bits);
+            size_t encSmem = rptq_encode_smem_bytes(width, clusters, 2), decSmem = rptq_decode_smem_bytes(width, clusters, 2);
             auto encode = [&](int call) {
                 int s = call % sets;
                 const __half* xs = x.p + (size_t) s * rows * width;
@@ -635,13 +745,15 @@ int main(int argc, char** argv) {
         CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
         std::printf("GPU: %s, %d SMs, CC %d.%d, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.major, prop.minor,
                     prop.l2CacheSize >> 20);
-        if (mode == "all" || mode == "check") {
+        const bool codecsOnly = mode == "codecs" || mode == "codecs-check", attention = !codecsOnly;
+        if (mode == "all" || mode == "check" || codecsOnly) {
             checkCodecKernels(goldens);
-            checkAttention(prop.multiProcessorCount);
+            checkCodecShapes();
+            if (attention) checkAttention(prop.multiProcessorCount);
         }
-        if ((mode == "all" || mode == "bench") && failures == 0) {
+        if ((mode == "all" || mode == "bench" || mode == "codecs") && failures == 0) {
             benchCodecs();
-            benchAttention(prop.multiProcessorCount);
+            if (attention) benchAttention(prop.multiProcessorCount);
         }
     }
     std::printf("%s: %d failure(s)\n", failures == 0 ? "PASS" : "FAIL", failures);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the kernel harness on a GPU machine: checks first, then benchmarks, then PyTorch's SDPA at
 # the same shapes. Run from the directory holding kernels/ (the repo root, or a copy of kernels/ beside
-# this layout); logs go to $OUT (or ./out). Usage: bash kernels/src/test/cuda/run.sh [cpu|check|bench|all]
+# this layout); logs go to $OUT (or ./out). Usage: bash kernels/src/test/cuda/run.sh [cpu|check|bench|codecs|codecs-check|all]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../../.." && pwd)
