@@ -466,10 +466,11 @@ __device__ __forceinline__ void storeChunk(unsigned group, unsigned char* __rest
     }
 }
 
-// The mirror of storeChunk: lane l gets the group of positions chunkStart + 8l .. (0 bits past rowBytes).
+// The mirror of storeChunk, in two steps so a warp can have several chunks' loads in flight: the lane's word
+// of the packed chunk (0 past rowBytes), then the lane's group (positions chunkStart + 8l ..) cut from the words.
 template <int BITS>
-__device__ __forceinline__ unsigned loadChunk(const unsigned char* __restrict__ rowIn, size_t rowBytes, int chunkStart,
-                                              bool rowAligned4) {
+__device__ __forceinline__ unsigned loadChunkWord(const unsigned char* __restrict__ rowIn, size_t rowBytes, int chunkStart,
+                                                  bool rowAligned4) {
     const int lane = threadIdx.x & 31;
     unsigned word = 0;
     if (lane < 8 * BITS) {
@@ -480,9 +481,14 @@ __device__ __forceinline__ unsigned loadChunk(const unsigned char* __restrict__ 
             for (int b = 0; b < 4 && at + b < rowBytes; b++) word |= (unsigned) rowIn[at + b] << (8 * b);
         }
     }
+    return word;
+}
+template <int BITS>
+__device__ __forceinline__ unsigned chunkGroup(unsigned word) {
     if constexpr (BITS == 4) {
         return word;
     } else { // group l = bits [24l, 24l + 24): from word 3l/4, and the next word when it straddles
+        const int lane = threadIdx.x & 31;
         const int a = (3 * lane) / 4, shift = 8 * ((3 * lane) % 4);
         const unsigned w0 = __shfl_sync(0xffffffffu, word, a);
         const unsigned w1 = __shfl_sync(0xffffffffu, word, min(a + 1, 31));
@@ -633,6 +639,18 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
     const int row = blockIdx.x;
     const size_t rowBytes = ((size_t) width * BITS + 7) / 8;
     const unsigned char* in = payload + (size_t) row * rowBytes;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int chunks = (width + kChunkPositions - 1) / kChunkPositions;
+    const bool inAligned = aligned(in, 4);
+    const bool planVector = (width & 7) == 0; // planValues is 16-byte aligned
+    // the first kHeldWords chunks' payload words are loaded before the params: one memory round trip for both
+    constexpr int kHeldWords = 8;
+    unsigned words[kHeldWords];
+#pragma unroll
+    for (int k = 0; k < kHeldWords; k++) {
+        const int chunk = warp + k * warps;
+        words[k] = chunk < chunks ? loadChunkWord<BITS>(in, rowBytes, chunk * kChunkPositions, inAligned) : 0u;
+    }
     for (int c = threadIdx.x; c <= clusters; c += blockDim.x) starts[c] = c == 0 ? 0 : clusterEnds[c - 1];
     for (int c = threadIdx.x; c < clusters; c += blockDim.x) {
         const unsigned char* p = params + 4 + ((size_t) row * clusters + c) * 4;
@@ -641,24 +659,32 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
     }
     __syncthreads();
 
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    const int chunks = (width + kChunkPositions - 1) / kChunkPositions;
-    const bool inAligned = aligned(in, 4);
-    const bool planVector = (width & 7) == 0; // planValues is 16-byte aligned
-    for (int chunk = warp; chunk < chunks; chunk += warps) {
-        const unsigned group = loadChunk<BITS>(in, rowBytes, chunk * kChunkPositions, inAligned);
-        const int j0 = chunk * kChunkPositions + 8 * lane;
-        const ClusterSpan span = chunkClusters(starts, clusters, chunk * kChunkPositions, width);
-        float v[8];
-        int c = span.first;
+    for (int first = warp; first < chunks; first += kHeldWords * warps) {
+        if (first != warp) { // rows with more than kHeldWords chunks per warp: the next batch, again all at once
 #pragma unroll
-        for (int k = 0; k < 8; k++) {
-            const int j = j0 + k;
-            if (span.first != span.last) while (j < width && j >= starts[c + 1]) c++;
-            // Java: q × s + m, two FP32 roundings
-            v[k] = __fadd_rn(__fmul_rn((float) (group >> (BITS * k) & kMask), scale[c]), minimum[c]);
+            for (int k = 0; k < kHeldWords; k++) {
+                const int chunk = first + k * warps;
+                words[k] = chunk < chunks ? loadChunkWord<BITS>(in, rowBytes, chunk * kChunkPositions, inAligned) : 0u;
+            }
         }
-        storeOctet(planValues, j0, width, v, planVector);
+#pragma unroll
+        for (int k = 0; k < kHeldWords; k++) {
+            const int chunk = first + k * warps;
+            if (chunk >= chunks) break;
+            const unsigned group = chunkGroup<BITS>(words[k]);
+            const int j0 = chunk * kChunkPositions + 8 * lane;
+            const ClusterSpan span = chunkClusters(starts, clusters, chunk * kChunkPositions, width);
+            float v[8];
+            int c = span.first;
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const int j = j0 + e;
+                if (span.first != span.last) while (j < width && j >= starts[c + 1]) c++;
+                // Java: q × s + m, two FP32 roundings
+                v[e] = __fadd_rn(__fmul_rn((float) (group >> (BITS * e) & kMask), scale[c]), minimum[c]);
+            }
+            storeOctet(planValues, j0, width, v, planVector);
+        }
     }
     __syncthreads();
 

@@ -660,7 +660,9 @@ static void benchCodecs() {
     DeviceBuffer<int> status(1);
     std::printf("  %5s | %-8s | %9s %9s | %9s %9s | %8s %8s | %s\n", "rows", "codec", "enc us", "enc GB/s", "dec us",
                 "dec GB/s", "copy us", "copyGB/s", "enc/copy dec/copy (same bytes)");
-    for (int rows : {1, 16, 128, 512, 2048}) {
+    std::vector<int> rowCounts = {1, 16, 128, 512, 2048};
+    if (const char* only = std::getenv("BENCH_ROWS")) rowCounts = {std::atoi(only)}; // e.g. one size under a profiler
+    for (int rows : rowCounts) {
         size_t inBytes = (size_t) rows * width * 2;
         // rotate input sets so that one pass's data is not in the L2 (60 MB) from the previous one
         int sets = (int) std::max<size_t>(1, std::min<size_t>(64, ((size_t) 512 << 20) / inBytes));
