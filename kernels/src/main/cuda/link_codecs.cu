@@ -644,7 +644,7 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
     const bool inAligned = aligned(in, 4);
     const bool planVector = (width & 7) == 0; // planValues is 16-byte aligned
     // the first kHeldWords chunks' payload words are loaded before the params: one memory round trip for both
-    constexpr int kHeldWords = 8;
+    constexpr int kHeldWords = 6; // width 12288 at 256 threads
     unsigned words[kHeldWords];
 #pragma unroll
     for (int k = 0; k < kHeldWords; k++) {
@@ -670,7 +670,7 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
 #pragma unroll
         for (int k = 0; k < kHeldWords; k++) {
             const int chunk = first + k * warps;
-            if (chunk >= chunks) break;
+            if (chunk >= chunks) continue;
             const unsigned group = chunkGroup<BITS>(words[k]);
             const int j0 = chunk * kChunkPositions + 8 * lane;
             const ClusterSpan span = chunkClusters(starts, clusters, chunk * kChunkPositions, width);
