@@ -143,9 +143,17 @@ public final class GpuStage implements AutoCloseable {
 
     /** A new sequence with an empty device cache of {@code maxPositions} tokens per layer. */
     public GpuSequence newSequence() {
+        return newSequence(maxPositions);
+    }
+
+    /** A new sequence whose cache holds {@code capacity} tokens (at most the stage's maxPositions): short requests, benchmarks. */
+    public GpuSequence newSequence(int capacity) {
+        if (capacity <= 0 || capacity > maxPositions) {
+            throw new IllegalArgumentException("sequence capacity " + capacity + " outside 1.." + maxPositions);
+        }
         live();
         context.makeCurrent();
-        GpuSequence sequence = new GpuSequence(this, layers.size(), config.hiddenSize(), maxPositions);
+        GpuSequence sequence = new GpuSequence(this, layers.size(), config.hiddenSize(), capacity);
         sequences.add(sequence);
         return sequence;
     }
