@@ -157,7 +157,8 @@ public final class GpuLayersBench implements Callable<Integer> {
             try {
                 List<GpuChunk> chunks = List.of(new GpuChunk(sequence, length));
                 if (i == -warmup) {
-                    loadHidden(stage, chunks, length);
+                    loadHidden(stage, chunks, length); // the first warm-up step
+                    continue;
                 }
                 double step = timeOnce(stage, chunks);
                 if (i >= 0) {

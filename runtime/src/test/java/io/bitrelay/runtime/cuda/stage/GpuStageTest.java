@@ -119,7 +119,7 @@ class GpuStageTest {
                     cpuChunks.add(new SequenceChunk(next.get(s), caches.get(s)));
                     gpuChunks.add(new GpuChunk(sequences.get(s), next.get(s).length));
                 }
-                try (Arena arena = Arena.ofConfined()) {
+                try (Arena arena = Arena.ofShared()) { // the CPU model's attention runs on a fork-join pool
                     MemorySegment cpuHidden = cpu.embed(cpuChunks, arena);
                     int rows = (int) (cpuHidden.byteSize() / ((long) hidden * Float.BYTES));
                     MemorySegment gpuHidden = arena.allocate(cpuHidden.byteSize(), 64);
