@@ -3,7 +3,7 @@
 attention) with a DynamicCache, same shapes, layer count, decode batches, context and prefill lengths, timed
 the same way (CUDA events around the whole stack, warm-up, then the median). Layers are built on the GPU
 directly (random init, no checkpoint); the decode context is random K/V written into the cache."""
-import argparse, inspect, json, statistics, sys
+import argparse, inspect, json, statistics, sys, time
 
 import torch
 import transformers
@@ -85,7 +85,25 @@ def main():
                 if i >= a.warmup:
                     times.append(t)
             ms = statistics.median(times)
-            results.append({"impl": "torch-fp16", "phase": "decode", "batch": batch, "tokens": 1, "context": a.context,
+            # diagnostics: CPU wall time of one step (launch-bound if close to the event time), and the four
+            # linears alone at M = batch (the weight-streaming floor of a decode step)
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            step()
+            torch.cuda.synchronize()
+            wall = (time.perf_counter() - t0) * 1000
+            xs = x.view(batch, hidden)
+
+            def linears():
+                for layer in layers:
+                    h = layer.self_attn.q_proj(xs); layer.self_attn.k_proj(xs); layer.self_attn.v_proj(xs)
+                    layer.self_attn.out_proj(h)
+                    layer.fc2(layer.fc1(xs))
+            for _ in range(2):
+                timed(linears)
+            floor = statistics.median([timed(linears) for _ in range(5)])
+            print(f"    (diagnostic: wall {wall:.3f} ms/step; linears alone {floor / a.layers:.3f} ms/layer)", flush=True)
+            results.append({"impl": "torch-fp16", "phase": "decode", "wallMsPerStep": wall, "linearsMsPerLayer": floor / a.layers, "batch": batch, "tokens": 1, "context": a.context,
                             "msPerStep": ms, "msPerLayer": ms / a.layers, "tokensPerSecond": batch / (ms / 1000)})
             print(f"  torch decode batch {batch:3d}: {ms:9.3f} ms/step {ms / a.layers:8.3f} ms/layer "
                   f"{batch / (ms / 1000):10.1f} tokens/s", flush=True)

@@ -53,9 +53,10 @@ class GpuStageTest {
 
     // FP16 weights and activations vs FP32: about 2^-11 relative per rounding, a few roundings deep per layer.
     private static final Tolerance FP16_VS_FP32 = new Tolerance(5e-3, 2e-2);
-    // Same INT8 codes and scales; the GPU keeps q/k/v and the attention output in FP16 (CPU: FP32), which moves
-    // some per-token INT8 codes by one step after requantization.
-    private static final Tolerance W8A8_GPU_VS_CPU = new Tolerance(2e-2, 5e-2);
+    // Same INT8 weight codes and scales; the GPU keeps q/k/v and the attention output in FP16 (CPU: FP32) and sums
+    // LayerNorm in float (CPU: double), which moves some per-token activation codes by one step after
+    // requantization. Measured on an H200: relative L2 1.6-2.1e-2, max |Δ| 1.6-2.6e-2 of max |h|.
+    private static final Tolerance W8A8_GPU_VS_CPU = new Tolerance(3e-2, 5e-2);
 
     @TempDir
     Path temp;
