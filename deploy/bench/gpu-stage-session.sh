@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU stage engine session: stage tests + existing CUDA tests, then gpu-layers bench (ours + torch peer).
-# Usage (repo root on the device): bash .carry/gpustage/run.sh OUT quick|full
+# Usage (repo root on the device): bash .carry/gpustage/run.sh OUT quick|full [gpu-layers.sh options]
+# (a copy of the staged .carry/gpustage/run.sh; it expects .carry/cuda's distribution beside its folder)
 set -uo pipefail
 folder=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cuda=$(cd "$folder/../cuda" && pwd)
