@@ -5,4 +5,5 @@
 #include "layernorm.cu"
 #include "fill_random.cu"
 #include "attention.cu"
+#include "stage_epilogues.cu"
 #include "link_codecs.cu"

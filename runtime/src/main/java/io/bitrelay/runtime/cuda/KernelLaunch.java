@@ -17,8 +17,15 @@ public final class KernelLaunch {
 
     public static void launch(CUfunction kernel, int gridX, int gridY, int blockX, int sharedBytes, CudaStream stream,
                               Object... args) {
-        if (gridX <= 0 || gridY <= 0 || gridY > 65_535 || blockX <= 0 || blockX > 1024) {
-            throw new IllegalArgumentException("bad launch shape: grid (" + gridX + ", " + gridY + "), block " + blockX);
+        launch(kernel, gridX, gridY, 1, blockX, sharedBytes, stream, args);
+    }
+
+    /** As {@link #launch(CUfunction, int, int, int, int, CudaStream, Object...)} on a three-dimensional grid. */
+    public static void launch(CUfunction kernel, int gridX, int gridY, int gridZ, int blockX, int sharedBytes,
+                              CudaStream stream, Object... args) {
+        if (gridX <= 0 || gridY <= 0 || gridY > 65_535 || gridZ <= 0 || gridZ > 65_535 || blockX <= 0 || blockX > 1024) {
+            throw new IllegalArgumentException("bad launch shape: grid (" + gridX + ", " + gridY + ", " + gridZ + "), block "
+                    + blockX);
         }
         NativePointerObject[] params = new NativePointerObject[args.length];
         for (int i = 0; i < args.length; i++) {
@@ -31,7 +38,7 @@ public final class KernelLaunch {
                         + args[i].getClass().getSimpleName());
             };
         }
-        JCudaDriver.cuLaunchKernel(kernel, gridX, gridY, 1, blockX, 1, 1, sharedBytes, stream.handle(),
+        JCudaDriver.cuLaunchKernel(kernel, gridX, gridY, gridZ, blockX, 1, 1, sharedBytes, stream.handle(),
                 Pointer.to(params), null);
     }
 }

@@ -1,0 +1,348 @@
+package io.bitrelay.runtime.cuda.stage;
+
+import io.bitrelay.runtime.cuda.CudaContext;
+import io.bitrelay.runtime.cuda.CudaStream;
+import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
+import io.bitrelay.runtime.model.opt.LayerWeights;
+import io.bitrelay.runtime.model.opt.OptConfig;
+import io.bitrelay.runtime.model.opt.OptModel;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * A pipeline stage's OPT decoder layers resident on one GPU: weights uploaded once (FP16, or the W8A8 codes of
+ * a quantized model), a device KV cache per {@link GpuSequence}, and a step that runs a batch of prefill
+ * chunks and one-token decodes through every layer like {@link OptModel#runLayers}, the hidden states
+ * arriving and leaving as host FP32 rows. All work runs on the stage's one stream; every activation buffer is
+ * preallocated for {@code maxBatchTokens} rows, so a step allocates no device memory.
+ *
+ * <p>Not thread-safe: one thread drives a stage (it makes the stage's context current on each call).
+ */
+public final class GpuStage implements AutoCloseable {
+    private final CudaContext context;
+    private final OptConfig config;
+    private final StageRecipe recipe;
+    private final int maxBatchTokens;
+    private final int maxPositions;
+    private final StageCompute compute;
+    private final List<DeviceLayer> layers;
+    private final StageBuffers buffers;
+    private final Set<GpuSequence> sequences = Collections.newSetFromMap(new IdentityHashMap<>());
+    private boolean closed;
+    private long stepCount;
+
+    private interface LayerFactory {
+        DeviceLayer make(int localLayer, StageCompute compute);
+    }
+
+    private GpuStage(int cudaDevice, OptConfig config, StageRecipe recipe, int layerCount, int maxBatchTokens,
+                     int maxPositions, LayerFactory factory) {
+        checkShape(config, maxBatchTokens, maxPositions);
+        this.config = config;
+        this.recipe = recipe;
+        this.maxBatchTokens = maxBatchTokens;
+        this.maxPositions = maxPositions;
+        this.context = CudaContext.open(cudaDevice);
+        StageCompute createdCompute = null;
+        List<DeviceLayer> createdLayers = new ArrayList<>();
+        StageBuffers createdBuffers = null;
+        try {
+            createdCompute = new StageCompute(maxBatchTokens);
+            for (int local = 0; local < layerCount; local++) {
+                createdLayers.add(factory.make(local, createdCompute));
+            }
+            createdBuffers = new StageBuffers(config, layerCount, recipe, maxBatchTokens,
+                    context.device().multiprocessors(), createdCompute.stream);
+        } catch (RuntimeException e) {
+            createdLayers.forEach(DeviceLayer::close);
+            if (createdCompute != null) {
+                createdCompute.close();
+            }
+            context.close();
+            throw e;
+        }
+        this.compute = createdCompute;
+        this.layers = List.copyOf(createdLayers);
+        this.buffers = createdBuffers;
+    }
+
+    /**
+     * Uploads {@code stageModel}'s decoder layers to cuda:{@code cudaDevice}: an FP32 model runs as FP16, a
+     * model whose linears are per-token W8A8 ({@code RecipeApplier} with w8a8-smoothquant or w8a8-pertoken)
+     * runs its INT8 codes. The model may be closed afterwards.
+     *
+     * @param maxBatchTokens rows a step may carry (sum of chunk lengths)
+     * @param maxPositions   tokens a sequence's cache holds (at most the model's context)
+     */
+    public static GpuStage open(int cudaDevice, OptModel stageModel, int maxBatchTokens, int maxPositions) {
+        OptConfig config = stageModel.config();
+        if (!config.doLayerNormBefore()) {
+            throw new IllegalArgumentException("the GPU stage runs pre-LayerNorm OPT; post-LayerNorm (opt-350m) is not supported");
+        }
+        if (maxPositions > config.maxPositions()) {
+            throw new IllegalArgumentException("maxPositions " + maxPositions + " exceeds the model's context of "
+                    + config.maxPositions());
+        }
+        StageRecipe recipe = StageRecipe.of(stageModel.weights());
+        LayerWeights[] weights = stageModel.weights().layers();
+        return new GpuStage(cudaDevice, config, recipe, weights.length, maxBatchTokens, maxPositions,
+                (local, compute) -> recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, weights[local])
+                        : W8A8Layer.upload(config, weights[local]));
+    }
+
+    /**
+     * {@code layerCount} layers of {@code config}'s shape with seeded random weights generated on the device
+     * (nothing of their size is built on the host): for benchmarks and memory measurements.
+     */
+    public static GpuStage random(int cudaDevice, OptConfig config, StageRecipe recipe, int layerCount, int maxBatchTokens,
+                                  int maxPositions, long seed) {
+        if (layerCount <= 0) {
+            throw new IllegalArgumentException("layerCount must be positive, got " + layerCount);
+        }
+        return new GpuStage(cudaDevice, config, recipe, layerCount, maxBatchTokens, maxPositions,
+                (local, compute) -> recipe == StageRecipe.FP16 ? Fp16Layer.random(config, compute, seed + local)
+                        : W8A8Layer.random(config, compute, seed + local));
+    }
+
+    public OptConfig config() {
+        return config;
+    }
+
+    public StageRecipe recipe() {
+        return recipe;
+    }
+
+    public int layerCount() {
+        return layers.size();
+    }
+
+    public CudaContext context() {
+        return context;
+    }
+
+    /** The stage's stream (for CUDA-event timing around {@link #enqueueLayers}). */
+    public CudaStream stream() {
+        return compute.stream;
+    }
+
+    /** Device bytes of every layer's weights. */
+    public long weightBytes() {
+        return layers.stream().mapToLong(DeviceLayer::deviceBytes).sum();
+    }
+
+    /** Device bytes of the preallocated step buffers. */
+    public long activationBytes() {
+        return buffers.deviceBytes();
+    }
+
+    /** A new sequence with an empty device cache of {@code maxPositions} tokens per layer. */
+    public GpuSequence newSequence() {
+        return newSequence(maxPositions);
+    }
+
+    /** A new sequence whose cache holds {@code capacity} tokens (at most the stage's maxPositions): short requests, benchmarks. */
+    public GpuSequence newSequence(int capacity) {
+        if (capacity <= 0 || capacity > maxPositions) {
+            throw new IllegalArgumentException("sequence capacity " + capacity + " outside 1.." + maxPositions);
+        }
+        live();
+        context.makeCurrent();
+        GpuSequence sequence = new GpuSequence(this, layers.size(), config.hiddenSize(), capacity);
+        sequences.add(sequence);
+        return sequence;
+    }
+
+    /** Frees {@code sequence}'s cache (same as closing it). */
+    public void release(GpuSequence sequence) {
+        if (sequence.owner() != this) {
+            throw new IllegalArgumentException("the sequence belongs to another GPU stage");
+        }
+        context.makeCurrent();
+        sequence.close();
+    }
+
+    void forget(GpuSequence sequence) {
+        sequences.remove(sequence);
+    }
+
+    /**
+     * Tunes the GEMMs a step of {@code rows} rows will use (each bucketed M once), by running a throw-away
+     * forward pass on scratch sequences; call at start-up so that serving never waits for tuning.
+     */
+    public void prepare(int... rowCounts) {
+        for (int rows : rowCounts) {
+            try (GpuSequence scratch = newSequence()) {
+                enqueueLayers(List.of(new GpuChunk(scratch, Math.min(rows, maxPositions))));
+                compute.stream.synchronize();
+            }
+        }
+    }
+
+    /**
+     * One step: {@code hostHidden} (rows, hidden) FP32, rows in chunk order, is transformed in place by every
+     * layer; each chunk's keys and values are appended to its sequence's cache, whose length then advances.
+     */
+    public void runLayers(List<GpuChunk> chunks, MemorySegment hostHidden) {
+        int rows = totalRows(chunks);
+        long bytes = (long) rows * config.hiddenSize() * Float.BYTES;
+        if (hostHidden.byteSize() < bytes) {
+            throw new IllegalArgumentException("host hidden states hold " + hostHidden.byteSize() + " bytes, the step's "
+                    + rows + " rows need " + bytes);
+        }
+        live();
+        context.makeCurrent();
+        MemorySegment staging = buffers.staging.segment();
+        MemorySegment.copy(hostHidden, 0, staging, 0, bytes);
+        buffers.hidden.copyFromHostAsync(buffers.staging, 0, 0, bytes, compute.stream);
+        enqueueLayers(chunks);
+        buffers.hidden.copyToHostAsync(buffers.staging, 0, 0, bytes, compute.stream);
+        compute.stream.synchronize();
+        MemorySegment.copy(staging, 0, hostHidden, 0, bytes);
+    }
+
+    /**
+     * Queues every layer over the hidden states already on the device (what {@link #runLayers} does between
+     * its copies) and advances the caches; returns before the GPU is done. For benchmarks.
+     */
+    public void enqueueLayers(List<GpuChunk> chunks) {
+        live();
+        context.makeCurrent();
+        AttentionStep step = describe(chunks);
+        for (int local = 0; local < layers.size(); local++) {
+            layers.get(local).forward(compute, buffers, step, local);
+        }
+        for (GpuChunk chunk : chunks) {
+            chunk.sequence().advance(chunk.tokens());
+        }
+    }
+
+    /** Writes random keys and values into the first {@code tokens} positions of {@code sequence} (benchmark context). */
+    public void fillRandomContext(GpuSequence sequence, int tokens, long seed) {
+        if (tokens < 0 || tokens > sequence.capacity()) {
+            throw new IllegalArgumentException("context of " + tokens + " tokens for a cache of " + sequence.capacity());
+        }
+        context.makeCurrent();
+        compute.randomFill.fp16(sequence.base(), sequence.bytes() / Short.BYTES, seed, 1f, compute.stream);
+        compute.stream.synchronize();
+        sequence.setLength(tokens);
+    }
+
+    /** Writes the step's AttentionSeq records (decode sequences first) and queues their upload. */
+    private AttentionStep describe(List<GpuChunk> chunks) {
+        int rows = totalRows(chunks);
+        List<Integer> decode = new ArrayList<>();
+        List<Integer> prefill = new ArrayList<>();
+        Set<GpuSequence> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        int maxNew = 0;
+        int maxContext = 0;
+        for (int i = 0; i < chunks.size(); i++) {
+            GpuChunk chunk = chunks.get(i);
+            GpuSequence sequence = chunk.sequence();
+            if (sequence.owner() != this || !sequence.isOpen()) {
+                throw new IllegalArgumentException("chunk " + i + ": the sequence is released or belongs to another stage");
+            }
+            if (!seen.add(sequence)) {
+                throw new IllegalArgumentException("chunk " + i + ": a sequence appears twice in one step");
+            }
+            if (sequence.length() + chunk.tokens() > sequence.capacity()) {
+                throw new IllegalArgumentException("chunk " + i + ": " + sequence.length() + " + " + chunk.tokens()
+                        + " tokens exceed the sequence's cache of " + sequence.capacity());
+            }
+            (chunk.tokens() == 1 ? decode : prefill).add(i);
+            maxNew = Math.max(maxNew, chunk.tokens());
+            if (chunk.tokens() == 1) {
+                maxContext = Math.max(maxContext, sequence.length() + 1);
+            }
+        }
+        int[] rowStarts = new int[chunks.size()];
+        for (int i = 1; i < chunks.size(); i++) {
+            rowStarts[i] = rowStarts[i - 1] + chunks.get(i - 1).tokens();
+        }
+        int sequences = chunks.size();
+        // Two host halves, alternating: the half written now was last uploaded two steps ago; its event says
+        // when that copy left it, so back-to-back enqueueLayers calls never wait for the GPU to drain.
+        int half = (int) (stepCount++ & 1);
+        buffers.descriptorUploaded[half].synchronize();
+        long halfOffset = half * buffers.descriptorHalfBytes;
+        MemorySegment records = buffers.descriptorStaging.segment().asSlice(halfOffset, buffers.descriptorHalfBytes);
+        for (int local = 0; local < layers.size(); local++) {
+            int slot = 0;
+            for (List<Integer> group : List.of(decode, prefill)) {
+                for (int i : group) {
+                    GpuChunk chunk = chunks.get(i);
+                    long at = ((long) local * sequences + slot++) * AttentionKernels.DESCRIPTOR_BYTES;
+                    records.set(ValueLayout.JAVA_LONG, at + AttentionKernels.DESCRIPTOR_K_OFFSET, chunk.sequence().keys(local));
+                    records.set(ValueLayout.JAVA_LONG, at + AttentionKernels.DESCRIPTOR_V_OFFSET, chunk.sequence().values(local));
+                    records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_ROW_START_OFFSET, rowStarts[i]);
+                    records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_NEW_TOKENS_OFFSET, chunk.tokens());
+                    records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_PAST_LENGTH_OFFSET, chunk.sequence().length());
+                    records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_RESERVED_OFFSET, 0);
+                }
+            }
+        }
+        long recordBytes = (long) layers.size() * sequences * AttentionKernels.DESCRIPTOR_BYTES;
+        buffers.descriptors.copyFromHostAsync(buffers.descriptorStaging, halfOffset, 0, recordBytes, compute.stream);
+        buffers.descriptorUploaded[half].record(compute.stream);
+        AttentionKernels.DecodeSplit split = decode.isEmpty() ? null
+                : AttentionKernels.decodeSplit(decode.size(), config.numHeads(), maxContext, context.device().multiprocessors());
+        return new AttentionStep(rows, decode.size(), prefill.size(), maxNew, split, buffers.descriptors.address());
+    }
+
+    private int totalRows(List<GpuChunk> chunks) {
+        if (chunks.isEmpty()) {
+            throw new IllegalArgumentException("a step needs at least one chunk");
+        }
+        int rows = 0;
+        for (GpuChunk chunk : chunks) {
+            rows += chunk.tokens();
+        }
+        if (rows > maxBatchTokens) {
+            throw new IllegalArgumentException("step of " + rows + " rows exceeds the stage's max batch tokens " + maxBatchTokens);
+        }
+        return rows;
+    }
+
+    private static void checkShape(OptConfig config, int maxBatchTokens, int maxPositions) {
+        if (!AttentionKernels.supportsHeadDim(config.headDim())) {
+            throw new IllegalArgumentException("the GPU stage's attention kernels take head dim 64 or 128, the model has "
+                    + config.headDim());
+        }
+        if (config.hiddenSize() % 8 != 0 || config.ffnDim() % 8 != 0) {
+            throw new IllegalArgumentException("the GPU stage needs hidden and ffn sizes that are multiples of 8, got "
+                    + config.hiddenSize() + " and " + config.ffnDim());
+        }
+        if (maxBatchTokens <= 0 || maxPositions <= 0) {
+            throw new IllegalArgumentException("maxBatchTokens and maxPositions must be positive, got " + maxBatchTokens
+                    + " and " + maxPositions);
+        }
+    }
+
+    private void live() {
+        if (closed) {
+            throw new IllegalStateException("GPU stage is closed");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        context.makeCurrent();
+        compute.stream.synchronize();
+        for (GpuSequence sequence : List.copyOf(sequences)) {
+            sequence.close();
+        }
+        buffers.close();
+        layers.forEach(DeviceLayer::close);
+        compute.close();
+        context.close();
+    }
+}

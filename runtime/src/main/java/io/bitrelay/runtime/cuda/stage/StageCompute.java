@@ -1,0 +1,101 @@
+package io.bitrelay.runtime.cuda.stage;
+
+import io.bitrelay.runtime.cuda.CudaKernels;
+import io.bitrelay.runtime.cuda.CudaStream;
+import io.bitrelay.runtime.cuda.DeviceBuffer;
+import io.bitrelay.runtime.cuda.cublaslt.CublasLt;
+import io.bitrelay.runtime.cuda.cublaslt.CublasLtLibrary;
+import io.bitrelay.runtime.cuda.cublaslt.CublasLtLocator;
+import io.bitrelay.runtime.cuda.cublaslt.GemmAutotuner;
+import io.bitrelay.runtime.cuda.cublaslt.GemmPrecision;
+import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
+import io.bitrelay.runtime.cuda.kernels.DequantizeKernel;
+import io.bitrelay.runtime.cuda.kernels.LayerNormKernels;
+import io.bitrelay.runtime.cuda.kernels.QuantizeKernels;
+import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
+import io.bitrelay.runtime.cuda.kernels.StageEpilogueKernels;
+
+/**
+ * What a stage computes with, created in its context: the stage's one stream, the kernels module with every
+ * launcher, cuBLASLt with its workspace and the auto-tuner (plans cached per precision and (M, N, K)).
+ *
+ * <p>GEMM row counts are bucketed ({@link #gemmRows}) so that decode steps of varying batch sizes reuse a
+ * handful of tuned plans instead of tuning every new M on the serving path; the extra rows read whatever
+ * the (zeroed, preallocated) activation buffers hold and their outputs are never used.
+ */
+final class StageCompute implements AutoCloseable {
+    /** cuBLASLt workspace: what Hopper's split-K kernels like (docs/cuda-backend.md). */
+    private static final long WORKSPACE_BYTES = 32L << 20;
+    /** Tuning effort per new GEMM shape: a stage tunes at start-up or on the first step of a new bucket. */
+    private static final int TUNING_CANDIDATES = 8;
+    private static final int TUNING_RUNS = 5;
+
+    final CudaStream stream;
+    final CudaKernels kernels;
+    final LayerNormKernels layerNorm;
+    final QuantizeKernels quantize;
+    final DequantizeKernel dequantize;
+    final StageEpilogueKernels epilogues;
+    final AttentionKernels attention;
+    final RandomFillKernels randomFill;
+    private final CublasLt lt;
+    private final DeviceBuffer workspace;
+    private final GemmAutotuner tuner;
+    private final int maxRows;
+
+    StageCompute(int maxRows) {
+        this.maxRows = maxRows;
+        CudaStream createdStream = CudaStream.create();
+        CudaKernels loaded = null;
+        CublasLt createdLt = null;
+        DeviceBuffer createdWorkspace = null;
+        try {
+            loaded = CudaKernels.load();
+            createdLt = CublasLt.create(CublasLtLibrary.load(CublasLtLocator.locate(null)));
+            createdWorkspace = DeviceBuffer.allocate(WORKSPACE_BYTES);
+        } catch (RuntimeException e) {
+            if (createdLt != null) {
+                createdLt.close();
+            }
+            if (loaded != null) {
+                loaded.close();
+            }
+            createdStream.close();
+            throw e;
+        }
+        this.stream = createdStream;
+        this.kernels = loaded;
+        this.lt = createdLt;
+        this.workspace = createdWorkspace;
+        this.tuner = new GemmAutotuner(lt, workspace, stream, TUNING_CANDIDATES, TUNING_RUNS);
+        this.layerNorm = new LayerNormKernels(kernels);
+        this.quantize = new QuantizeKernels(kernels);
+        this.dequantize = new DequantizeKernel(kernels);
+        this.epilogues = new StageEpilogueKernels(kernels);
+        this.attention = new AttentionKernels(kernels);
+        this.randomFill = new RandomFillKernels(kernels);
+    }
+
+    /**
+     * The M a GEMM over {@code rows} rows runs with: the next power of two up to 64 (decode batches), then the
+     * next multiple of 128, never past the stage's preallocated rows.
+     */
+    int gemmRows(int rows) {
+        int bucket = rows <= 1 ? 1 : rows <= 64 ? Integer.highestOneBit(rows - 1) << 1 : (rows + 127) / 128 * 128;
+        return Math.min(bucket, maxRows);
+    }
+
+    /** y (rows, n) = x (rows, k) · w (n, k)ᵀ with the tuned plan for the bucketed row count. */
+    void gemm(GemmPrecision precision, int rows, int n, int k, long x, long w, long y) {
+        tuner.run(precision, gemmRows(rows), n, k, x, w, y);
+    }
+
+    @Override
+    public void close() {
+        tuner.close();
+        workspace.close();
+        lt.close();
+        kernels.close();
+        stream.close();
+    }
+}
