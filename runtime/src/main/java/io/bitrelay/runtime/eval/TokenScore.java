@@ -17,4 +17,16 @@ public record TokenScore(int token, double logprob, int[] topTokens, double[] to
                     + " vs " + topLogprobs.length);
         }
     }
+
+    /** Arrays compare by content, so a score equals its copy sent across JVMs. */
+    @Override
+    public boolean equals(Object other) {
+        return other instanceof TokenScore s && s.token == token && Double.compare(s.logprob, logprob) == 0
+                && java.util.Arrays.equals(s.topTokens, topTokens) && java.util.Arrays.equals(s.topLogprobs, topLogprobs);
+    }
+
+    @Override
+    public int hashCode() {
+        return (Integer.hashCode(token) * 31 + Double.hashCode(logprob)) * 31 + java.util.Arrays.hashCode(topTokens);
+    }
 }
