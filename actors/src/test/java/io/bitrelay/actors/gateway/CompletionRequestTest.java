@@ -95,7 +95,7 @@ class CompletionRequestTest {
         assertTrue(rejected("{\"prompt\":\"p\",\"temperature\":1e300}").getMessage().contains("temperature"));
         assertTrue(rejected("{\"prompt\":\"p\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}").getMessage().contains("at most 4"));
         assertTrue(rejected("{\"prompt\":\"p\",\"stop\":\"\"}").getMessage().contains("empty"));
-        assertEquals("logprobs", rejected("{\"prompt\":\"p\",\"logprobs\":2}").param());
+        assertEquals("logprobs", rejected("{\"prompt\":\"p\",\"logprobs\":7}").param());
         assertEquals("echo", rejected("{\"prompt\":\"p\",\"echo\":true}").param());
         assertEquals("best_of", rejected("{\"prompt\":\"p\",\"best_of\":3}").param());
     }
