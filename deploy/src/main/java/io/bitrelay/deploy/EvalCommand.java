@@ -117,6 +117,17 @@ public final class EvalCommand implements Runnable {
             description = "RPTQ channel clusters per link (default: ${DEFAULT-VALUE}).")
     int linkClusters;
 
+    @Option(names = "--endpoint", paramLabel = "URL",
+            description = "Score the windows through a running OpenAI-compatible server instead (e.g. a bitrelay cluster's "
+                    + "gateway, http://localhost:8080): one POST /v1/completions per window with its token ids, echo, "
+                    + "max_tokens 0, logprobs 0. The server serves its own recipe: --recipes, --kv and --stages do not apply; "
+                    + "--model only gives the tokenizer.")
+    java.net.URI endpoint;
+
+    @Option(names = "--in-flight", paramLabel = "N", defaultValue = "4",
+            description = "With --endpoint: windows in flight at once (default: ${DEFAULT-VALUE}).")
+    int inFlight;
+
 
     /** One recipe's outcome with one KV cache precision; linearBytes: what the six decoder linears hold. */
     record Row(QuantRecipe recipe, KvPrecision kv, Perplexity.Result result, long linearBytes) {
@@ -143,6 +154,10 @@ public final class EvalCommand implements Runnable {
         }
         PrintWriter out = spec.commandLine().getOut();
         Path directory = modelOptions.resolve();
+        if (endpoint != null) {
+            runThroughEndpoint(directory, out);
+            return;
+        }
         try (OptModel model = OptModel.load(directory); OptTokenizer tokenizer = OptTokenizer.load(directory)) {
             int[] tokens = tokenizer.encodeWithoutSpecialTokens(readText(text));
             int available = TokenWindows.available(tokens.length, seqLen);
@@ -178,6 +193,52 @@ public final class EvalCommand implements Runnable {
             if (json != null) {
                 writeJson(directory, tokens.length, stats, rows);
             }
+        }
+    }
+
+    /** The same windows scored by a running server ({@link EndpointPerplexity}), printed as the in-process table. */
+    private void runThroughEndpoint(Path tokenizerDirectory, PrintWriter out) {
+        int[] tokens;
+        try (OptTokenizer tokenizer = OptTokenizer.load(tokenizerDirectory)) {
+            tokens = tokenizer.encodeWithoutSpecialTokens(readText(text));
+        }
+        List<int[]> windows = TokenWindows.split(tokens, seqLen, maxWindows);
+        if (windows.isEmpty()) {
+            throw new IllegalArgumentException("the text has " + tokens.length + " tokens, fewer than one window of " + seqLen);
+        }
+        EndpointPerplexity client = new EndpointPerplexity(endpoint, java.time.Duration.ofMinutes(10));
+        EndpointPerplexity.Served served = client.served();
+        out.printf("endpoint %s serves %s (%s)%n", endpoint, served.model(), served.label());
+        out.printf("text %s: %d tokens (no BOS, tokenizer of %s), %d windows of %d available, scoring the first %d, %d in flight%n",
+                text.getFileName(), tokens.length, tokenizerDirectory.getFileName(), TokenWindows.available(tokens.length, seqLen),
+                seqLen, windows.size(), inFlight);
+        out.flush();
+        Perplexity.Result r = client.evaluate(served.model(), windows, inFlight, progress("eval " + endpoint, "windows"));
+        String label = served.label() + " @ " + endpoint;
+        out.println();
+        out.println("| recipe | perplexity | Δ vs fp32 | linear MiB | windows | tokens | seconds |");
+        out.println("|---|---:|---:|---:|---:|---:|---:|");
+        out.printf("| %s | %.3f | — | — | %d | %d | %.1f |%n", label, r.perplexity(), r.windows(), r.predictedTokens(), r.seconds());
+        out.println();
+        out.flush();
+        if (json != null) {
+            ObjectNode root = JsonFiles.mapper().createObjectNode();
+            root.put("endpoint", endpoint.toString());
+            root.put("model", served.model());
+            ObjectNode details = root.putObject("served");
+            served.details().forEach(details::put);
+            root.put("text", text.toString());
+            root.put("textTokens", tokens.length);
+            root.put("seqLen", seqLen);
+            root.put("maxWindows", maxWindows);
+            ObjectNode entry = root.putArray("results").addObject();
+            entry.put("recipe", label);
+            entry.put("perplexity", r.perplexity());
+            entry.put("meanNll", r.meanNll());
+            entry.put("windows", r.windows());
+            entry.put("tokens", r.predictedTokens());
+            entry.put("seconds", r.seconds());
+            JsonFiles.write(json, root);
         }
     }
 

@@ -4,6 +4,7 @@ import io.bitrelay.actors.dataplane.LinkChannels;
 import io.bitrelay.actors.pipeline.StageQuantization;
 import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.runtime.checkpoint.ModelFingerprint;
+import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.wire.CodecId;
 import io.bitrelay.actors.gateway.GenerationJob;
 import io.bitrelay.actors.dataplane.Link;
@@ -71,8 +72,16 @@ public final class Coordinator {
     public record Cancel(String requestId) implements Command {
     }
 
-    /** The last stage sampled one token for each sequence of the micro-batch. */
-    public record StepCompleted(long batchId, int[] sequenceIds, int[] tokens) implements Command {
+    /**
+     * The last stage sampled one token for each sequence of the micro-batch, or scored its prompt chunk.
+     *
+     * @param scores per sequence: a scored chunk's prompt scores, the sampled token's score when the job asked
+     *               for logprobs, or null; null as a whole when no sequence has any
+     */
+    public record StepCompleted(long batchId, int[] sequenceIds, int[] tokens, TokenScore[][] scores) implements Command {
+        public StepCompleted(long batchId, int[] sequenceIds, int[] tokens) {
+            this(batchId, sequenceIds, tokens, null);
+        }
     }
 
     /** A stage could not run a micro-batch (a rejected frame, a failed kernel, a lost cache). */
@@ -345,7 +354,7 @@ public final class Coordinator {
                     : link(i, stage.worker, pipeline.get(i + 1).worker);
             StageAssignment assignment = new StageAssignment(i, pipeline.size(), stage.plan.firstLayer(),
                     stage.plan.endLayer(), model.numLayers(), settings.checkpointDir(), settings.linkCodec(), inbound, outbound,
-                    quantizations[i]);
+                    quantizations[i], settings.quantization().kvCache().optionName());
             context.getLog().info("stage {}: layers [{}, {}) on {} ({}), {} MB of weights", i, stage.plan.firstLayer(),
                     stage.plan.endLayer(), stage.worker.workerId(), stage.worker.host(), stage.plan.weightBytes() >> 20);
             stage.worker.worker().tell(new StageWorker.LoadStage(assignment, context.getSelf()));
@@ -475,7 +484,8 @@ public final class Coordinator {
     private Behavior<Command> onStepCompleted(StepCompleted message) {
         timers.cancel(message.batchId());
         try {
-            closeSequences(scheduler.complete(message.batchId(), message.sequenceIds(), message.tokens(), this::relay));
+            closeSequences(scheduler.complete(message.batchId(), message.sequenceIds(), message.tokens(), message.scores(),
+                    this::relay));
         } catch (IllegalArgumentException e) {
             context.getLog().warn("ignoring step result: {}", e.getMessage());
         }
@@ -518,7 +528,8 @@ public final class Coordinator {
 
     private void relay(Scheduler.Event<ActorRef<JobEvent>> event) {
         switch (event) {
-            case Scheduler.Token<ActorRef<JobEvent>> t -> t.client().tell(new JobEvent.TokenGenerated(t.requestId(), t.token()));
+            case Scheduler.Token<ActorRef<JobEvent>> t -> t.client().tell(new JobEvent.TokenGenerated(t.requestId(), t.token(), t.score()));
+            case Scheduler.PromptScores<ActorRef<JobEvent>> p -> p.client().tell(new JobEvent.PromptScored(p.requestId(), p.scores()));
             case Scheduler.Finished<ActorRef<JobEvent>> f -> f.client().tell(new JobEvent.JobFinished(f.requestId(), f.reason()));
             case Scheduler.Failed<ActorRef<JobEvent>> f -> f.client().tell(new JobEvent.JobFailed(f.requestId(), f.reason()));
         }
@@ -530,8 +541,14 @@ public final class Coordinator {
         String[] codecs = new String[Math.max(0, pipeline.size() - 1)];
         java.util.Arrays.fill(codecs, settings.linkCodec());
         message.replyTo().tell(new Status(phase, described.size(), stages, codecs, scheduler.waitingCount(),
-                scheduler.activeCount(), scheduler.inFlightCount(), error, quantization, phases.toArray(String[]::new)));
+                scheduler.activeCount(), scheduler.inFlightCount(), error, describeQuantization(), phases.toArray(String[]::new)));
         return Behaviors.same();
+    }
+
+    /** The recipe and how the stages got it, with the KV cache's precision when it is quantized. */
+    private String describeQuantization() {
+        var kv = settings.quantization().kvCache();
+        return kv.quantized() ? quantization + ", KV cache " + kv.optionName() : quantization;
     }
 
     private Behavior<Command> collectStats(CollectStats message) {

@@ -2,12 +2,21 @@ package io.bitrelay.actors.coordinator;
 
 import io.bitrelay.actors.gateway.TokenListener.FinishReason;
 import io.bitrelay.actors.serialization.ClusterMessage;
+import io.bitrelay.runtime.eval.TokenScore;
 
 /** What the coordinator tells the gateway about one job, in order: tokens, then one terminal event. */
 public sealed interface JobEvent extends ClusterMessage {
     String requestId();
 
-    record TokenGenerated(String requestId, int token) implements JobEvent {
+    /** @param score the token's log-probability when the job asked for logprobs, else null */
+    record TokenGenerated(String requestId, int token, TokenScore score) implements JobEvent {
+        public TokenGenerated(String requestId, int token) {
+            this(requestId, token, null);
+        }
+    }
+
+    /** The next chunk of a scoring job's prompt scores, in prompt order. */
+    record PromptScored(String requestId, TokenScore[] scores) implements JobEvent {
     }
 
     record JobFinished(String requestId, FinishReason reason) implements JobEvent {

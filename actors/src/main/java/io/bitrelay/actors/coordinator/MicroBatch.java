@@ -11,7 +11,16 @@ import io.bitrelay.runtime.generate.SamplingParams;
  */
 public record MicroBatch(long batchId, int step, Entry[] entries, boolean calibration) implements ClusterMessage {
 
-    public record Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling) implements ClusterMessage {
+    /**
+     * @param logprobs top alternatives wanted per scored or sampled position, or −1 for no log-probabilities
+     * @param targets  for a chunk of a prompt being scored: per token the prompt token it predicts (−1 for the
+     *                 prompt's last), and nothing is sampled; null for generation
+     */
+    public record Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling, int logprobs,
+                        int[] targets) implements ClusterMessage {
+        public Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling) {
+            this(sequenceId, tokens, startPosition, firstChunkSampling, -1, null);
+        }
     }
 
     public int tokenCount() {

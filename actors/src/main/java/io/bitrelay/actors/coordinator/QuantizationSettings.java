@@ -2,6 +2,7 @@ package io.bitrelay.actors.coordinator;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
+import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.quant.QuantRecipe;
 
 /**
@@ -15,11 +16,15 @@ import io.bitrelay.runtime.quant.QuantRecipe;
  * @param batchSequences      calibration sequences per micro-batch
  * @param store               directory of the quantization store (recipe.json, statistics, one file per stage),
  *                            or "" to calibrate on every start
+ * @param kvCache             how every stage's KV cache stores keys and values ({@code kv-cache}: fp32, int8,
+ *                            int4, int3); independent of the recipe
  */
 public record QuantizationSettings(QuantRecipe recipe, float alpha, String calibrationText, int calibrationSequences,
-                                   int calibrationTokens, long calibrationSeed, int batchSequences, String store) {
+                                   int calibrationTokens, long calibrationSeed, int batchSequences, String store,
+                                   KvPrecision kvCache) {
 
-    public static final QuantizationSettings FP32 = new QuantizationSettings(QuantRecipe.FP32, 0.5f, "", 1, 1, 0, 1, "");
+    public static final QuantizationSettings FP32 = new QuantizationSettings(QuantRecipe.FP32, 0.5f, "", 1, 1, 0, 1, "",
+            KvPrecision.FP32);
 
     public static QuantizationSettings from(Config root) {
         if (!root.hasPath("bitrelay.quantization")) {
@@ -39,7 +44,7 @@ public record QuantizationSettings(QuantRecipe recipe, float alpha, String calib
             }
             return new QuantizationSettings(recipe, (float) alpha, c.getString("calibration.text"),
                     positive(c, "calibration.sequences"), positive(c, "calibration.tokens"), c.getLong("calibration.seed"),
-                    positive(c, "calibration.batch-sequences"), c.getString("store"));
+                    positive(c, "calibration.batch-sequences"), c.getString("store"), kvCache(c));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad quantization config: " + e.getMessage(), e);
         }
@@ -48,6 +53,17 @@ public record QuantizationSettings(QuantRecipe recipe, float alpha, String calib
     /** The recipe changes the stages: they need a plan (or a saved stage). */
     public boolean quantizes() {
         return recipe.quantizes() || recipe.smoothing();
+    }
+
+    private static KvPrecision kvCache(Config c) {
+        if (!c.hasPath("kv-cache")) {
+            return KvPrecision.FP32;
+        }
+        try {
+            return KvPrecision.parse(c.getString("kv-cache"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("bitrelay.quantization.kv-cache: " + e.getMessage(), e);
+        }
     }
 
     private static int positive(Config c, String key) {

@@ -4,7 +4,11 @@ import io.bitrelay.actors.gateway.GenerationJob;
 import io.bitrelay.actors.gateway.TokenListener.FinishReason;
 
 import java.util.ArrayDeque;
+import io.bitrelay.runtime.eval.PromptScoring;
+import io.bitrelay.runtime.eval.TokenScore;
+
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -16,7 +20,9 @@ import java.util.function.Consumer;
  * sequence slot frees; between steps, sequences that are not in flight are grouped into micro-batches —
  * new ones with their whole prompt, running ones with their last token — spread evenly over the idle
  * micro-batch slots so every pipeline stage has work. A sequence is in at most one batch at a time,
- * since its next token depends on the last.
+ * since its next token depends on the last. A job that scores its prompt goes through in chunks of at most
+ * {@code maxBatchTokens} tokens, each carrying the prompt tokens its rows predict; it samples nothing and
+ * ends (MAX_TOKENS) when its last chunk's scores are back.
  *
  * @param <R> whatever the owner uses to reach a job's client (an actor reference in the coordinator)
  */
@@ -38,7 +44,15 @@ public final class Scheduler<R> {
         String requestId();
     }
 
-    public record Token<R>(R client, String requestId, int token) implements Event<R> {
+    /** @param score the token's log-probability when the job asked for logprobs, else null */
+    public record Token<R>(R client, String requestId, int token, TokenScore score) implements Event<R> {
+        public Token(R client, String requestId, int token) {
+            this(client, requestId, token, null);
+        }
+    }
+
+    /** The next chunk of a scoring job's prompt scores. */
+    public record PromptScores<R>(R client, String requestId, TokenScore[] scores) implements Event<R> {
     }
 
     public record Finished<R>(R client, String requestId, FinishReason reason) implements Event<R> {
@@ -52,6 +66,7 @@ public final class Scheduler<R> {
         final GenerationJob job;
         final R client;
         int[] pendingInput;
+        int inFlightLength;
         int position;
         int generated;
         boolean inFlight;
@@ -127,12 +142,17 @@ public final class Scheduler<R> {
             int tokens = 0;
             while (index < runnable.size() && entries.size() < perBatch) {
                 Sequence<R> sequence = runnable.get(index);
-                int length = sequence.pendingInput.length;
-                if (!entries.isEmpty() && tokens + length > settings.maxBatchTokens()) {
+                boolean scoring = sequence.job.scorePrompt();
+                int length = scoring
+                        ? Math.min(sequence.pendingInput.length, settings.maxBatchTokens() - (entries.isEmpty() ? 0 : tokens))
+                        : sequence.pendingInput.length;
+                if (!entries.isEmpty() && (length <= 0 || tokens + length > settings.maxBatchTokens())) {
                     break;
                 }
-                entries.add(new MicroBatch.Entry(sequence.id, sequence.pendingInput, sequence.position,
-                        sequence.started ? null : sequence.job.sampling()));
+                entries.add(scoring ? scoredChunk(sequence, length)
+                        : new MicroBatch.Entry(sequence.id, sequence.pendingInput, sequence.position,
+                                sequence.started ? null : sequence.job.sampling(), sequence.job.logprobs(), null));
+                sequence.inFlightLength = length;
                 sequence.inFlight = true;
                 sequence.started = true;
                 tokens += length;
@@ -145,12 +165,28 @@ public final class Scheduler<R> {
         return batches;
     }
 
+    /** The next {@code length} prompt tokens of a scoring sequence, each with the token it predicts. */
+    private MicroBatch.Entry scoredChunk(Sequence<R> sequence, int length) {
+        int[] prompt = sequence.job.promptTokens();
+        return new MicroBatch.Entry(sequence.id, Arrays.copyOf(sequence.pendingInput, length), sequence.position, null,
+                sequence.job.logprobs(), PromptScoring.nextTokenTargets(prompt, sequence.position, length));
+    }
+
+    /** {@link #complete(long, int[], int[], TokenScore[][], Consumer)} of a step without scores. */
+    public List<Integer> complete(long batchId, int[] sequenceIds, int[] tokens, Consumer<Event<R>> events) {
+        return complete(batchId, sequenceIds, tokens, null, events);
+    }
+
     /**
-     * Applies the tokens a step sampled. Returns the ids of sequences that ended (the stages free their caches).
+     * Applies the tokens a step sampled and the scores it computed. Returns the ids of sequences that ended
+     * (the stages free their caches).
      *
+     * @param scores per sequence: a scoring chunk's prompt scores, a sampled token's score (one element) when
+     *               the job asked for logprobs, or null; the whole array may be null when there are none
      * @throws IllegalArgumentException for an unknown batch or sequence (a step reported twice)
      */
-    public List<Integer> complete(long batchId, int[] sequenceIds, int[] tokens, Consumer<Event<R>> events) {
+    public List<Integer> complete(long batchId, int[] sequenceIds, int[] tokens, TokenScore[][] scores,
+                                  Consumer<Event<R>> events) {
         MicroBatch batch = inFlight.remove(batchId);
         if (batch == null) {
             throw new IllegalArgumentException("step result for unknown micro-batch " + batchId);
@@ -166,11 +202,28 @@ public final class Scheduler<R> {
                 throw new IllegalArgumentException("micro-batch " + batchId + " names unknown sequence " + sequenceIds[i]);
             }
             sequence.inFlight = false;
-            sequence.position += sequence.pendingInput.length;
+            sequence.position += sequence.inFlightLength;
             String requestId = sequence.job.requestId();
             if (sequence.cancelled) {
                 end(sequence, ended);
                 events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
+                continue;
+            }
+            TokenScore[] sequenceScores = scores == null ? null : scores[i];
+            if (sequence.job.scorePrompt()) {
+                if (sequenceScores == null) {
+                    end(sequence, ended);
+                    events.accept(new Failed<>(sequence.client, requestId, "the last stage returned no scores for a scored chunk"));
+                    continue;
+                }
+                events.accept(new PromptScores<>(sequence.client, requestId, sequenceScores));
+                int[] prompt = sequence.job.promptTokens();
+                if (sequence.position >= prompt.length) {
+                    end(sequence, ended);
+                    events.accept(new Finished<>(sequence.client, requestId, FinishReason.MAX_TOKENS));
+                } else {
+                    sequence.pendingInput = Arrays.copyOfRange(prompt, sequence.position, prompt.length);
+                }
                 continue;
             }
             int token = tokens[i];
@@ -180,7 +233,8 @@ public final class Scheduler<R> {
                 events.accept(new Finished<>(sequence.client, requestId, FinishReason.EOS));
                 continue;
             }
-            events.accept(new Token<>(sequence.client, requestId, token));
+            events.accept(new Token<>(sequence.client, requestId, token,
+                    sequenceScores != null && sequenceScores.length == 1 ? sequenceScores[0] : null));
             if (sequence.generated >= sequence.job.maxNewTokens()) {
                 end(sequence, ended);
                 events.accept(new Finished<>(sequence.client, requestId, FinishReason.MAX_TOKENS));

@@ -1,5 +1,6 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.runtime.eval.LogSoftmax;
 import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
@@ -35,6 +36,9 @@ final class ActiveSequence {
         generated++;
         if (job.stopOnEos() && token == eosTokenId) {
             return TokenListener.FinishReason.EOS;
+        }
+        if (job.logprobs() >= 0) {
+            listener.onTokenScore(LogSoftmax.score(logits, token, job.logprobs()));
         }
         listener.onToken(token);
         if (generated >= job.maxNewTokens()) {

@@ -46,6 +46,21 @@ public final class ClusterGenerationBackend implements GenerationBackend {
         return current != null && current.serving();
     }
 
+    /** The coordinator's view: recipe (and KV cache), link codec, stages. */
+    @Override
+    public java.util.Map<String, String> describe() {
+        Coordinator.Status current = status.get();
+        if (current == null) {
+            return java.util.Map.of();
+        }
+        java.util.Map<String, String> details = new java.util.LinkedHashMap<>();
+        details.put("quantization", current.quantization());
+        details.put("link_codec", current.linkCodecs().length == 0 ? "none" : current.linkCodecs()[0]);
+        details.put("stages", Integer.toString(current.stages().length));
+        details.put("phase", current.phase());
+        return details;
+    }
+
     public Coordinator.Status status() {
         return status.get();
     }

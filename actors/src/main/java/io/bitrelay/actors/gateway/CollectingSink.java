@@ -13,11 +13,36 @@ final class CollectingSink implements CompletionSession.Sink {
     private final String id;
     private final long created;
     private final String model;
+    private final CompletionLogprobs logprobs;
 
     CollectingSink(String id, long created, String model) {
+        this(id, created, model, "", null);
+    }
+
+    /**
+     * @param echoedPrompt the prompt's text when the request asked for echo, else ""
+     * @param logprobs     where the tokens' log-probabilities collect, or null when the request asked for none
+     */
+    CollectingSink(String id, long created, String model, String echoedPrompt, CompletionLogprobs logprobs) {
         this.id = id;
         this.created = created;
         this.model = model;
+        this.logprobs = logprobs;
+        text.append(echoedPrompt);
+    }
+
+    @Override
+    public void promptScores(java.util.List<io.bitrelay.runtime.eval.TokenScore> scores) {
+        if (logprobs != null) {
+            logprobs.promptScores(scores);
+        }
+    }
+
+    @Override
+    public void tokenScore(io.bitrelay.runtime.eval.TokenScore score) {
+        if (logprobs != null) {
+            logprobs.generated(score);
+        }
     }
 
     @Override
@@ -28,7 +53,12 @@ final class CollectingSink implements CompletionSession.Sink {
 
     @Override
     public void finished(String finishReason, OpenAiJson.Usage usage) {
-        response.complete(new JsonResponse(200, OpenAiJson.completion(id, created, model, text.toString(), finishReason, usage)));
+        if (logprobs != null && !logprobs.promptComplete()) {
+            failed(500, "server_error", "the backend finished before scoring every prompt token");
+            return;
+        }
+        response.complete(new JsonResponse(200, OpenAiJson.completion(id, created, model, text.toString(), finishReason, usage,
+                logprobs)));
     }
 
     @Override

@@ -66,7 +66,7 @@ final class CompletionEndpoint {
                 throw new InvalidRequestException(404, "The model '" + request.model() + "' does not exist; this"
                         + " server serves '" + model.id() + "'", "model", "model_not_found");
             }
-            promptTokens = tokenizer.encode(request.prompt());
+            promptTokens = request.promptTokens() != null ? checkVocabulary(request.promptTokens()) : tokenizer.encode(request.prompt());
             checkContext(promptTokens.length, request.maxTokens());
         } catch (InvalidRequestException e) {
             metrics.refused(Outcome.INVALID);
@@ -74,8 +74,12 @@ final class CompletionEndpoint {
         }
         String id = "cmpl-" + HexFormat.of().formatHex(randomBytes());
         long created = Instant.now().getEpochSecond();
-        GenerationJob job = new GenerationJob(id, promptTokens, request.maxTokens(),
-                new SamplingParams(request.temperature(), request.topK(), request.topP(), request.seedFor(id)), true);
+        int logprobs = request.logprobs() == null ? -1 : request.logprobs();
+        GenerationJob job = request.scoresPrompt()
+                ? GenerationJob.scoring(id, promptTokens, Math.max(0, logprobs))
+                : new GenerationJob(id, promptTokens, request.maxTokens(),
+                        new SamplingParams(request.temperature(), request.topK(), request.topP(), request.seedFor(id)), true,
+                        false, logprobs);
         CompletionText text = new CompletionText(new IncrementalDetokenizer(tokenizer::decode), request.stop());
         if (request.stream()) {
             Pair<BoundedSourceQueue<String>, Source<String, NotUsed>> queue =
@@ -96,10 +100,37 @@ final class CompletionEndpoint {
                     });
             return new Reply.EventStream(events);
         }
-        CollectingSink sink = new CollectingSink(id, created, model.id());
+        String echoed = "";
+        CompletionLogprobs collected = null;
+        if (request.echo()) {
+            echoed = request.prompt() != null ? request.prompt() : tokenizer.decode(promptTokens);
+        }
+        if (logprobs >= 0) {
+            collected = new CompletionLogprobs(token -> tokenizer.decode(new int[]{token}), logprobs,
+                    request.echo() ? 0 : echoedLength(request, promptTokens));
+            if (request.echo()) {
+                collected.startPrompt(promptTokens);
+            }
+        }
+        CollectingSink sink = new CollectingSink(id, created, model.id(), echoed, collected);
         CompletionSession session = new CompletionSession(id, backend, metrics, text, promptTokens.length, arrivalNanos, sink);
         JsonResponse refused = submit(job, session);
         return refused != null ? new Reply.Now(refused) : new Reply.Later(sink.response);
+    }
+
+    /** Where generated text starts in OpenAI's offsets without echo: after the prompt's text. */
+    private int echoedLength(CompletionRequest request, int[] promptTokens) {
+        return (request.prompt() != null ? request.prompt() : tokenizer.decode(promptTokens)).length();
+    }
+
+    private int[] checkVocabulary(int[] tokens) {
+        for (int i = 0; i < tokens.length; i++) {
+            if (tokens[i] >= model.vocabSize()) {
+                throw new InvalidRequestException("prompt token " + i + " is " + tokens[i] + ", outside the vocabulary of "
+                        + model.vocabSize() + " tokens", "prompt");
+            }
+        }
+        return tokens;
     }
 
     private void checkContext(int promptTokens, int maxTokens) {

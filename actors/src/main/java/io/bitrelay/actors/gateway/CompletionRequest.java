@@ -16,8 +16,12 @@ import java.util.List;
  * 400 that names the field. JSON {@code null} means "not given" for every optional field.
  *
  * @param model       the model asked for, or null (then the served one)
- * @param prompt      one non-empty string (arrays of prompts or of token ids are refused)
- * @param maxTokens   {@code max_tokens}, default 16
+ * @param prompt      one non-empty string, or null when the prompt came as token ids
+ * @param promptTokens the prompt as token ids (an array of integers, as lm-evaluation-harness sends it), or null
+ *                    when it came as a string; arrays of prompts are refused
+ * @param maxTokens   {@code max_tokens}, default 16; 0 only with {@code echo}: score the prompt, generate nothing
+ * @param echo        answer with the prompt (its text, and with {@code logprobs} its tokens' log-probabilities)
+ * @param logprobs    {@code logprobs}: top alternatives per token, 0..5, or null for no log-probabilities
  * @param temperature default 1 as in OpenAI's API; 0 means greedy
  * @param topP        {@code top_p} in (0, 1], default 1
  * @param topK        {@code top_k}, an extension: 0 (or -1, as vLLM spells it) means no cut
@@ -26,9 +30,12 @@ import java.util.List;
  * @param stop        up to 4 non-empty stop strings
  * @param includeUsage {@code stream_options.include_usage}: a streamed response ends with a usage chunk
  */
-public record CompletionRequest(String model, String prompt, int maxTokens, float temperature, float topP, int topK,
-                                Long seed, List<String> stop, boolean stream, boolean includeUsage) {
+public record CompletionRequest(String model, String prompt, int[] promptTokens, int maxTokens, float temperature,
+                                float topP, int topK, Long seed, List<String> stop, boolean stream, boolean includeUsage,
+                                boolean echo, Integer logprobs) {
     public static final int DEFAULT_MAX_TOKENS = 16;
+    /** OpenAI's legacy completions API allows at most 5 top log-probabilities. */
+    public static final int MAX_LOGPROBS = 5;
     public static final int MAX_STOP_STRINGS = 4;
 
     private static final ObjectMapper JSON = JsonMapper.builder()
@@ -52,8 +59,6 @@ public record CompletionRequest(String model, String prompt, int maxTokens, floa
     static CompletionRequest fromJson(JsonNode root) {
         unsupportedUnless(root, "n", node -> integer(node, "n") == 1, "only n = 1 is supported");
         unsupportedUnless(root, "best_of", node -> integer(node, "best_of") == 1, "only best_of = 1 is supported");
-        unsupportedUnless(root, "echo", node -> !bool(node, "echo"), "echo is not supported");
-        unsupportedUnless(root, "logprobs", node -> false, "logprobs are not supported");
         unsupportedUnless(root, "suffix", node -> text(node, "suffix").isEmpty(), "suffix is not supported");
         unsupportedUnless(root, "presence_penalty", node -> number(node, "presence_penalty") == 0,
                 "presence_penalty is not supported (only 0)");
@@ -62,10 +67,24 @@ public record CompletionRequest(String model, String prompt, int maxTokens, floa
         unsupportedUnless(root, "logit_bias", node -> object(node, "logit_bias").isEmpty(), "logit_bias is not supported");
 
         String model = given(root, "model") ? text(root.get("model"), "model") : null;
-        String prompt = prompt(root);
+        int[] promptTokens = promptTokens(root);
+        String prompt = promptTokens == null ? prompt(root) : null;
+        boolean echo = given(root, "echo") && bool(root.get("echo"), "echo");
+        Integer logprobs = given(root, "logprobs") ? integer(root.get("logprobs"), "logprobs") : null;
+        if (logprobs != null && (logprobs < 0 || logprobs > MAX_LOGPROBS)) {
+            throw new InvalidRequestException("logprobs must be between 0 and " + MAX_LOGPROBS + ", got " + logprobs, "logprobs");
+        }
         int maxTokens = given(root, "max_tokens") ? integer(root.get("max_tokens"), "max_tokens") : DEFAULT_MAX_TOKENS;
-        if (maxTokens < 1) {
-            throw new InvalidRequestException("max_tokens must be at least 1, got " + maxTokens, "max_tokens");
+        if (maxTokens < 0) {
+            throw new InvalidRequestException("max_tokens must be at least 0, got " + maxTokens, "max_tokens");
+        }
+        if (maxTokens == 0 && !echo) {
+            throw new InvalidRequestException("max_tokens = 0 generates nothing: it needs echo = true (to score the prompt)",
+                    "max_tokens");
+        }
+        if (echo && maxTokens > 0) {
+            throw new InvalidRequestException("echo is supported for prompt scoring only, with max_tokens = 0 (got "
+                    + maxTokens + ")", "echo");
         }
         // Checked as the floats the sampler gets: 1e-50 is > 0 as a double but 0 as a float.
         float temperature = given(root, "temperature") ? (float) number(root.get("temperature"), "temperature") : 1f;
@@ -90,8 +109,56 @@ public record CompletionRequest(String model, String prompt, int maxTokens, floa
                 includeUsage = bool(options.get("include_usage"), "stream_options.include_usage");
             }
         }
-        return new CompletionRequest(model, prompt, maxTokens, temperature, topP, Math.max(topK, 0),
-                seed, stop, stream, includeUsage);
+        if (stream && (echo || logprobs != null)) {
+            throw new InvalidRequestException("echo and logprobs are not supported with stream = true", "stream");
+        }
+        return new CompletionRequest(model, prompt, promptTokens, maxTokens, temperature, topP, Math.max(topK, 0),
+                seed, stop, stream, includeUsage, echo, logprobs);
+    }
+
+    /** The request scores its prompt (echo with max_tokens = 0) instead of generating. */
+    public boolean scoresPrompt() {
+        return maxTokens == 0;
+    }
+
+    /** Arrays compare by content. */
+    @Override
+    public boolean equals(Object other) {
+        return other instanceof CompletionRequest r && java.util.Objects.equals(r.model, model)
+                && java.util.Objects.equals(r.prompt, prompt) && java.util.Arrays.equals(r.promptTokens, promptTokens)
+                && r.maxTokens == maxTokens && r.temperature == temperature && r.topP == topP && r.topK == topK
+                && java.util.Objects.equals(r.seed, seed) && r.stop.equals(stop) && r.stream == stream
+                && r.includeUsage == includeUsage && r.echo == echo && java.util.Objects.equals(r.logprobs, logprobs);
+    }
+
+    @Override
+    public int hashCode() {
+        return java.util.Objects.hash(model, prompt, maxTokens, seed, stop, echo, logprobs) * 31
+                + java.util.Arrays.hashCode(promptTokens);
+    }
+
+    /** The prompt as token ids when it is an array of integers; null when it is not an array. */
+    private static int[] promptTokens(JsonNode root) {
+        JsonNode node = root.get("prompt");
+        if (node == null || !node.isArray()) {
+            return null;
+        }
+        if (node.isEmpty()) {
+            throw new InvalidRequestException("prompt must not be empty", "prompt");
+        }
+        int[] tokens = new int[node.size()];
+        for (int i = 0; i < tokens.length; i++) {
+            JsonNode element = node.get(i);
+            if (!element.isIntegralNumber()) {
+                throw new InvalidRequestException("prompt must be a string or one array of token ids: arrays of prompts"
+                        + " are not supported (element " + i + " is " + abbreviate(element.toString()) + ")", "prompt");
+            }
+            if (!element.canConvertToInt() || element.intValue() < 0) {
+                throw new InvalidRequestException("prompt token " + i + " is " + element + ", not a token id (>= 0)", "prompt");
+            }
+            tokens[i] = element.intValue();
+        }
+        return tokens;
     }
 
     /** The sampler's seed: the request's own, or one derived from the request id (FNV-1a, 64 bit). */
@@ -112,10 +179,6 @@ public record CompletionRequest(String model, String prompt, int maxTokens, floa
             throw new InvalidRequestException("You must provide a prompt", "prompt");
         }
         JsonNode node = root.get("prompt");
-        if (node.isArray()) {
-            throw new InvalidRequestException("prompt must be a single string: arrays of prompts or of token ids"
-                    + " are not supported", "prompt");
-        }
         String prompt = text(node, "prompt");
         if (prompt.isEmpty()) {
             throw new InvalidRequestException("prompt must not be empty", "prompt");

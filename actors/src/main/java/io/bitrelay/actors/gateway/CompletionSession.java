@@ -18,6 +18,14 @@ final class CompletionSession implements TokenListener {
         void finished(String finishReason, OpenAiJson.Usage usage);
 
         void failed(int status, String type, String message);
+
+        /** A chunk of the prompt's scores (echo + logprobs). */
+        default void promptScores(java.util.List<io.bitrelay.runtime.eval.TokenScore> scores) {
+        }
+
+        /** The score of the token whose text comes next. */
+        default void tokenScore(io.bitrelay.runtime.eval.TokenScore score) {
+        }
     }
 
     private final String requestId;
@@ -60,6 +68,20 @@ final class CompletionSession implements TokenListener {
             backend.cancel(requestId);
             sink.finished("stop", usage());
             end(Outcome.OK);
+        }
+    }
+
+    @Override
+    public synchronized void onPromptScores(java.util.List<io.bitrelay.runtime.eval.TokenScore> scores) {
+        if (!ended) {
+            sink.promptScores(scores);
+        }
+    }
+
+    @Override
+    public synchronized void onTokenScore(io.bitrelay.runtime.eval.TokenScore score) {
+        if (!ended) {
+            sink.tokenScore(score);
         }
     }
 

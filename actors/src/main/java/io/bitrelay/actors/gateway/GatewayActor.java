@@ -112,7 +112,13 @@ public final class GatewayActor {
             return;
         }
         switch (event) {
-            case JobEvent.TokenGenerated t -> listener.onToken(t.token());
+            case JobEvent.TokenGenerated t -> {
+                if (t.score() != null) {
+                    listener.onTokenScore(t.score());
+                }
+                listener.onToken(t.token());
+            }
+            case JobEvent.PromptScored p -> listener.onPromptScores(java.util.List.of(p.scores()));
             case JobEvent.JobFinished f -> {
                 listeners.remove(f.requestId());
                 listener.onFinished(f.reason());

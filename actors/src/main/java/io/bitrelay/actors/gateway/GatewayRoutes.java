@@ -49,7 +49,7 @@ final class GatewayRoutes extends AllDirectives {
                 path(PathMatchers.segment("v1").slash("completions"), () -> post(() ->
                         entity(Unmarshaller.entityToByteString(), body -> reply(completions.handle(body.utf8String()))))),
                 path(PathMatchers.segment("v1").slash("models"), () -> get(() ->
-                        complete(json(new JsonResponse(200, OpenAiJson.models(model, startedEpochSecond)))))),
+                        complete(json(new JsonResponse(200, OpenAiJson.models(model, startedEpochSecond, backend.describe())))))),
                 path("health", () -> get(() -> extractRequest(request -> complete(health())))),
                 path("metrics", () -> get(() -> extractRequest(request ->
                         complete(HttpResponse.create().withEntity(HttpEntities.create(metricsContentType, metrics.scrapeText()))))))));

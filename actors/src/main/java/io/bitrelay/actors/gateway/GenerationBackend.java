@@ -27,6 +27,14 @@ public interface GenerationBackend {
     /** Jobs waiting for admission, for /metrics. */
     int queueDepth();
 
+    /**
+     * What serves, for /v1/models (and so for a client labelling its measurements): e.g. the recipe, the link
+     * codec, the KV cache precision. Keys are snake_case; empty when there is nothing to say.
+     */
+    default java.util.Map<String, String> describe() {
+        return java.util.Map.of();
+    }
+
     /** Whether the backend can serve jobs now (model loaded, pipeline complete), for /health. */
     default boolean ready() {
         return true;

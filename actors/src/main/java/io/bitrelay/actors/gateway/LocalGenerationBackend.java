@@ -1,5 +1,7 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.runtime.eval.PromptScoring;
+import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
@@ -22,7 +24,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * to {@link LocalBackendSettings#maxBatchSize()}; each step is one forward over every active sequence
  * (a new one contributes its whole prompt, the others their last token) and samples one token per
  * sequence with that job's own {@link io.bitrelay.runtime.generate.Sampler}. A job leaves the batch on
- * EOS, max tokens or cancellation, and its KV cache is closed then.
+ * EOS, max tokens or cancellation, and its KV cache is closed then. A job that scores its prompt (echo +
+ * logprobs) runs alone between steps with {@link PromptScoring}, the same helper perplexity uses.
  *
  * <p>Listener calls all come from the scheduler thread, never while it holds the queue lock, so a
  * listener may call {@link #cancel} (or {@link #submit}). The EOS token itself is not passed to
@@ -89,7 +92,7 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
         if (prompt.length == 0) {
             throw new IllegalArgumentException("the prompt is empty");
         }
-        if (job.maxNewTokens() < 1) {
+        if (job.maxNewTokens() < (job.scorePrompt() ? 0 : 1)) {
             throw new IllegalArgumentException("maxNewTokens must be >= 1, got " + job.maxNewTokens());
         }
         if ((long) prompt.length + job.maxNewTokens() > config.maxPositions()) {
@@ -122,6 +125,11 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
         } finally {
             lock.unlock();
         }
+    }
+
+    @Override
+    public java.util.Map<String, String> describe() {
+        return java.util.Map.of("backend", "local", "kv_cache", model.kvPrecision().optionName());
     }
 
     @Override
@@ -169,7 +177,11 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
                     }
                 }
                 for (Waiting w : admitted) {
-                    active.add(new ActiveSequence(w.job(), w.listener(), model.newCache()));
+                    if (w.job().scorePrompt()) {
+                        score(w);
+                    } else {
+                        active.add(new ActiveSequence(w.job(), w.listener(), model.newCache()));
+                    }
                 }
                 if (!active.isEmpty()) {
                     step();
@@ -182,6 +194,25 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
         } finally {
             failEverything("the backend is shutting down");
         }
+    }
+
+    /** A scoring job runs alone, whole, between steps: one forward over its prompt, then its scores and MAX_TOKENS. */
+    private void score(Waiting w) {
+        List<TokenScore> scores;
+        try {
+            scores = List.of(PromptScoring.scoreWhole(model, w.job().promptTokens(), w.job().logprobs()));
+        } catch (RuntimeException e) {
+            LOG.error("scoring the prompt of {} failed", w.job().requestId(), e);
+            notifyFailed(w.listener(), w.job(), "scoring failed: " + e.getMessage());
+            return;
+        }
+        try {
+            w.listener().onPromptScores(scores);
+        } catch (RuntimeException e) {
+            LOG.warn("listener of {} threw; dropping the job", w.job().requestId(), e);
+            return;
+        }
+        notifyFinished(w.listener(), w.job(), TokenListener.FinishReason.MAX_TOKENS);
     }
 
     private void step() {

@@ -17,10 +17,47 @@ final class OpenAiJson {
     }
 
     static String completion(String id, long created, String model, String text, String finishReason, Usage usage) {
+        return completion(id, created, model, text, finishReason, usage, null);
+    }
+
+    /** A whole completion; {@code logprobs} null writes {@code "logprobs": null}. */
+    static String completion(String id, long created, String model, String text, String finishReason, Usage usage,
+                             CompletionLogprobs logprobs) {
         ObjectNode root = head(id, created, model);
-        choice(root.putArray("choices"), text, finishReason);
+        ObjectNode choice = choice(root.putArray("choices"), text, finishReason);
+        if (logprobs != null) {
+            logprobs(choice.putObject("logprobs"), logprobs);
+        }
         usage(root, usage);
         return write(root);
+    }
+
+    private static void logprobs(ObjectNode node, CompletionLogprobs logprobs) {
+        ArrayNode tokens = node.putArray("tokens");
+        logprobs.tokens.forEach(tokens::add);
+        ArrayNode tokenLogprobs = node.putArray("token_logprobs");
+        for (Double logprob : logprobs.tokenLogprobs) {
+            if (logprob == null) {
+                tokenLogprobs.addNull();
+            } else {
+                tokenLogprobs.add(logprob);
+            }
+        }
+        if (logprobs.withTop()) {
+            ArrayNode top = node.putArray("top_logprobs");
+            for (java.util.Map<String, Double> alternatives : logprobs.topLogprobs) {
+                if (alternatives == null) {
+                    top.addNull();
+                } else {
+                    ObjectNode entry = top.addObject();
+                    alternatives.forEach(entry::put);
+                }
+            }
+        } else {
+            node.putNull("top_logprobs");
+        }
+        ArrayNode offsets = node.putArray("text_offset");
+        logprobs.textOffsets.forEach(offsets::add);
     }
 
     /** One streamed piece; {@code finishReason} null until the last. */
@@ -49,6 +86,11 @@ final class OpenAiJson {
     }
 
     static String models(ServedModel model, long created) {
+        return models(model, created, java.util.Map.of());
+    }
+
+    /** The one served model; {@code details} (what serves it) go under the entry's "bitrelay" extension. */
+    static String models(ServedModel model, long created, java.util.Map<String, String> details) {
         ObjectNode root = JSON.createObjectNode();
         root.put("object", "list");
         ObjectNode entry = root.putArray("data").addObject();
@@ -57,6 +99,10 @@ final class OpenAiJson {
         entry.put("created", created);
         entry.put("owned_by", "bitrelay");
         entry.put("context_length", model.contextLength());
+        if (!details.isEmpty()) {
+            ObjectNode extension = entry.putObject("bitrelay");
+            details.forEach(extension::put);
+        }
         return write(root);
     }
 
@@ -73,12 +119,13 @@ final class OpenAiJson {
         return root;
     }
 
-    private static void choice(ArrayNode choices, String text, String finishReason) {
+    private static ObjectNode choice(ArrayNode choices, String text, String finishReason) {
         ObjectNode choice = choices.addObject();
         choice.put("index", 0);
         choice.put("text", text);
         choice.putNull("logprobs");
         choice.put("finish_reason", finishReason);
+        return choice;
     }
 
     private static void usage(ObjectNode root, Usage usage) {

@@ -1,11 +1,26 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.runtime.eval.TokenScore;
+
+import java.util.List;
+
 /**
  * Receives one job's tokens in order, then exactly one terminal call. Calls may come from any thread
  * but never concurrently for one job.
  */
 public interface TokenListener {
     void onToken(int tokenId);
+
+    /**
+     * Scores of a scoring job's prompt positions, in order, one chunk per call: the first call starts with
+     * the prediction of prompt token 1. Only jobs with {@link GenerationJob#scorePrompt()} get them.
+     */
+    default void onPromptScores(List<TokenScore> scores) {
+    }
+
+    /** The log-probability of the token passed to the {@link #onToken} call that follows, for jobs that asked for logprobs. */
+    default void onTokenScore(TokenScore score) {
+    }
 
     /** @param reason EOS, MAX_TOKENS or CANCELLED */
     void onFinished(FinishReason reason);

@@ -14,11 +14,19 @@ import io.bitrelay.actors.serialization.ClusterMessage;
  * @param outbound       link to the next stage, or null for the last stage
  * @param quantization   the recipe the stage serves (built later from a plan, or restored from the store), or
  *                       null for FP32
+ * @param kvCache        how the stage's KV caches store keys and values: fp32, int8, int4 or int3
  */
 public record StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
                               String checkpointDir, String linkCodec, Link inbound, Link outbound,
-                              StageQuantization quantization)
+                              StageQuantization quantization, String kvCache)
         implements ClusterMessage {
+
+    /** An assignment with an FP32 KV cache. */
+    public StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
+                           String checkpointDir, String linkCodec, Link inbound, Link outbound, StageQuantization quantization) {
+        this(stageIndex, stageCount, firstLayer, endLayer, totalLayers, checkpointDir, linkCodec, inbound, outbound,
+                quantization, "fp32");
+    }
 
     public boolean isFirst() {
         return stageIndex == 0;

@@ -82,6 +82,12 @@ public final class ProtocolRegistry {
             StageWorker.PlanEnd.class,
             Coordinator.RecipeCalibrationReady.class,
             Coordinator.QuantPlanApplied.class,
+            // prompt scoring and logprobs (issue 4: eval through a cluster)
+            double[].class,
+            io.bitrelay.runtime.eval.TokenScore.class,
+            io.bitrelay.runtime.eval.TokenScore[].class,
+            io.bitrelay.runtime.eval.TokenScore[][].class,
+            JobEvent.PromptScored.class,
     };
 
     private ProtocolRegistry() {

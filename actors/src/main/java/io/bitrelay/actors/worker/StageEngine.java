@@ -13,8 +13,12 @@ import io.bitrelay.runtime.quant.QuantPlan;
 import io.bitrelay.runtime.quant.RecipeApplier;
 import io.bitrelay.runtime.quant.store.QuantStoreException;
 import io.bitrelay.runtime.quant.store.StageFile;
+import io.bitrelay.runtime.eval.LogSoftmax;
+import io.bitrelay.runtime.eval.PromptScoring;
+import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.model.opt.KvCache;
+import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.LayerRange;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
@@ -61,7 +65,12 @@ final class StageEngine {
 
     private final StageAssignment assignment;
     private final String workerId;
-    /** The FP32 stage as loaded: recipe calibration runs on it, and every quantized stage is built from it. */
+    /** The stage's weights as loaded from the checkpoint; owns them, closed last. */
+    private final OptModel loaded;
+    /**
+     * The FP32 stage with the assignment's KV cache precision: recipe calibration runs on it, and every
+     * quantized stage is built from it (and so keeps that precision). A view of {@link #loaded}.
+     */
     private final OptModel base;
     /** What serves: {@code base}, or the quantized stage built from it (restored, or from a plan); compute thread only. */
     private OptModel model;
@@ -94,9 +103,10 @@ final class StageEngine {
     private Arena sendArena = Arena.ofShared();
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
-    private StageEngine(StageAssignment assignment, String workerId, OptModel base, OptModel model, String restoreProblem,
-                        ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
+    private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
+                        String restoreProblem, ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
         this.assignment = assignment;
+        this.loaded = loaded;
         this.workerId = workerId;
         this.base = base;
         this.model = model;
@@ -120,7 +130,14 @@ final class StageEngine {
     static StageEngine start(StageAssignment assignment, WorkerSettings settings, DataPlane dataPlane,
                              ActorRef<Coordinator.Command> coordinator) {
         LayerRange range = new LayerRange(assignment.firstLayer(), assignment.endLayer(), assignment.totalLayers());
-        OptModel base = OptModel.load(Path.of(assignment.checkpointDir()), range);
+        OptModel loaded = OptModel.load(Path.of(assignment.checkpointDir()), range);
+        OptModel base;
+        try {
+            base = loaded.withKvPrecision(KvPrecision.parse(assignment.kvCache()));
+        } catch (RuntimeException e) {
+            loaded.close();
+            throw e;
+        }
         OptModel model = base;
         String restoreProblem = null;
         StageQuantization quantization = assignment.quantization();
@@ -135,12 +152,12 @@ final class StageEngine {
                     LOG.warn("stage {}: cannot restore the quantized stage: {}", assignment.stageIndex(), restoreProblem);
                 }
             }
-            return new StageEngine(assignment, settings.workerId(), base, model, restoreProblem, coordinator, dataPlane);
+            return new StageEngine(assignment, settings.workerId(), loaded, base, model, restoreProblem, coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (model != base) {
                 model.close();
             }
-            base.close();
+            loaded.close();
             throw e;
         }
     }
@@ -294,9 +311,8 @@ final class StageEngine {
         List<SequenceChunk> chunks = new ArrayList<>();
         List<KvCache> throwaway = new ArrayList<>();
         for (MicroBatch.Entry entry : batch.entries()) {
-            BatchLayout.Entry layoutEntry = entry.firstChunkSampling() == null
-                    ? BatchLayout.Entry.of(entry.sequenceId(), entry.tokens().length, entry.startPosition())
-                    : BatchLayout.Entry.firstChunk(entry.sequenceId(), entry.tokens().length, entry.startPosition(), entry.firstChunkSampling());
+            BatchLayout.Entry layoutEntry = new BatchLayout.Entry(entry.sequenceId(), entry.tokens().length, entry.startPosition(),
+                    entry.firstChunkSampling(), entry.logprobs(), entry.targets());
             entries.add(layoutEntry);
             chunks.add(new SequenceChunk(entry.tokens(), batch.calibration() ? throwawayCache(throwaway) : cacheFor(layoutEntry)));
         }
@@ -376,27 +392,60 @@ final class StageEngine {
             return;
         }
         if (assignment.isLast()) {
-            int[] lastRows = new int[chunks.size()];
-            int row = 0;
-            for (int i = 0; i < chunks.size(); i++) {
-                row += chunks.get(i).length();
-                lastRows[i] = row - 1;
-            }
-            float[][] logits = model.logits(hidden, lastRows, step);
-            int[] sequenceIds = new int[chunks.size()];
-            int[] tokens = new int[chunks.size()];
-            for (int i = 0; i < chunks.size(); i++) {
-                BatchLayout.Entry entry = layout.entries().get(i);
-                sequenceIds[i] = entry.sequenceId();
-                tokens[i] = samplerFor(entry).next(logits[i]);
-            }
+            StepOutcome outcome = sampleOrScore(layout, hidden, step);
             recordCompute(startNanos);
-            coordinator.tell(new Coordinator.StepCompleted(batchId, sequenceIds, tokens));
+            coordinator.tell(new Coordinator.StepCompleted(batchId, outcome.sequenceIds, outcome.tokens, outcome.scores));
         } else {
             recordCompute(startNanos);
             send(batchId, stepNumber, false, layout, hidden);
         }
         updateCacheGauges();
+    }
+
+    /** What the last stage reports for one micro-batch; {@code scores} stays null when no sequence asked for any. */
+    private record StepOutcome(int[] sequenceIds, int[] tokens, TokenScore[][] scores) {
+    }
+
+    /**
+     * Per sequence: a scored prompt chunk gets the log-probability of each row's next prompt token (and
+     * top alternatives), computed here and never leaving as logits; any other sequence samples its next
+     * token from its last row (with that token's score when it asked for logprobs).
+     */
+    private StepOutcome sampleOrScore(BatchLayout layout, MemorySegment hidden, Arena step) {
+        List<BatchLayout.Entry> entries = layout.entries();
+        int[] sequenceIds = new int[entries.size()];
+        int[] tokens = new int[entries.size()];
+        TokenScore[][] scores = new TokenScore[entries.size()][];
+        boolean anyScores = false;
+        List<Integer> sampled = new ArrayList<>();
+        int[] lastRows = new int[entries.size()];
+        int row = 0;
+        for (int i = 0; i < entries.size(); i++) {
+            BatchLayout.Entry entry = entries.get(i);
+            sequenceIds[i] = entry.sequenceId();
+            if (entry.scoresPrompt()) {
+                scores[i] = PromptScoring.score(model, hidden, row, entry.targets(), entry.logprobs());
+                tokens[i] = -1;
+                anyScores = true;
+            } else {
+                lastRows[sampled.size()] = row + entry.tokenCount() - 1;
+                sampled.add(i);
+            }
+            row += entry.tokenCount();
+        }
+        if (!sampled.isEmpty()) {
+            float[][] logits = model.logits(hidden, java.util.Arrays.copyOf(lastRows, sampled.size()), step);
+            for (int j = 0; j < sampled.size(); j++) {
+                int i = sampled.get(j);
+                BatchLayout.Entry entry = entries.get(i);
+                tokens[i] = samplerFor(entry).next(logits[j]);
+                if (entry.logprobs() >= 0) {
+                    scores[i] = new TokenScore[]{LogSoftmax.score(logits[j], tokens[i], entry.logprobs())};
+                    anyScores = true;
+                }
+            }
+        }
+        return new StepOutcome(sequenceIds, tokens, anyScores ? scores : null);
     }
 
     private void recordSentRanges(MemorySegment hidden, int rows) {
@@ -532,7 +581,7 @@ final class StageEngine {
         if (model != base) {
             model.close();
         }
-        base.close();
+        loaded.close();
     }
 
     private static void closeQuietly(AutoCloseable closeable) {

@@ -115,4 +115,51 @@ class SchedulerTest {
         assertEquals(1, batch.entries().length);
         assertEquals(300, batch.tokenCount());
     }
+
+    private static io.bitrelay.runtime.eval.TokenScore[] scoresFor(MicroBatch.Entry entry) {
+        return java.util.Arrays.stream(entry.targets()).filter(t -> t >= 0)
+                .mapToObj(t -> new io.bitrelay.runtime.eval.TokenScore(t, -1.0, new int[0], new double[0]))
+                .toArray(io.bitrelay.runtime.eval.TokenScore[]::new);
+    }
+
+    @Test
+    void shouldScoreALongPromptInChunksOfAtMostMaxBatchTokens() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 400, 64), EOS);
+        int[] prompt = java.util.stream.IntStream.range(0, 1024).map(i -> 10 + i).toArray();
+        scheduler.submit(GenerationJob.scoring("score", prompt, 2), "eval");
+        List<Integer> chunkLengths = new ArrayList<>();
+        List<Integer> ended = List.of();
+        while (ended.isEmpty()) {
+            List<MicroBatch> batches = scheduler.dispatch();
+            assertEquals(1, batches.size());
+            MicroBatch.Entry entry = batches.getFirst().entries()[0];
+            assertNull(entry.firstChunkSampling(), "a scored chunk samples nothing");
+            assertEquals(2, entry.logprobs());
+            int start = entry.startPosition();
+            assertEquals(java.util.stream.IntStream.range(start, start + entry.tokens().length).map(i -> 10 + i).boxed().toList(),
+                    java.util.Arrays.stream(entry.tokens()).boxed().toList(), "chunk at " + start);
+            for (int r = 0; r < entry.targets().length; r++) {
+                assertEquals(start + r + 1 < prompt.length ? prompt[start + r + 1] : -1, entry.targets()[r]);
+            }
+            chunkLengths.add(entry.tokens().length);
+            ended = scheduler.complete(batches.getFirst().batchId(), ids(batches.getFirst()), new int[]{-1},
+                    new io.bitrelay.runtime.eval.TokenScore[][]{scoresFor(entry)}, events::add);
+        }
+        assertEquals(List.of(400, 400, 224), chunkLengths);
+        assertEquals(List.of(1), ended, "the stages free the sequence's caches after the last chunk");
+        int scored = events.stream().filter(e -> e instanceof Scheduler.PromptScores<String>)
+                .mapToInt(e -> ((Scheduler.PromptScores<String>) e).scores().length).sum();
+        assertEquals(1023, scored);
+        assertEquals(new Scheduler.Finished<>("eval", "score", FinishReason.MAX_TOKENS), events.getLast());
+        assertEquals(0, scheduler.activeCount());
+    }
+
+    @Test
+    void shouldFailAScoringSequenceWhoseStepCameBackWithoutScores() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 64), EOS);
+        scheduler.submit(GenerationJob.scoring("score", new int[]{5, 6, 7}, 0), "eval");
+        MicroBatch batch = scheduler.dispatch().getFirst();
+        assertEquals(List.of(1), scheduler.complete(batch.batchId(), ids(batch), new int[]{-1}, events::add));
+        assertTrue(events.getLast() instanceof Scheduler.Failed<String> f && f.reason().contains("no scores"), events.toString());
+    }
 }

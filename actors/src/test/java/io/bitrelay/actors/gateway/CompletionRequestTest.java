@@ -45,7 +45,7 @@ class CompletionRequestTest {
         CompletionRequest request = CompletionRequest.parse("{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":5,"
                 + "\"temperature\":0,\"top_p\":0.5,\"top_k\":7,\"seed\":-3,\"stop\":[\"a\",\"b\"],\"stream\":true,"
                 + "\"stream_options\":{\"include_usage\":true},\"n\":1,\"echo\":false,\"presence_penalty\":0}");
-        assertEquals(new CompletionRequest("m", "p", 5, 0f, 0.5f, 7, -3L, List.of("a", "b"), true, true), request);
+        assertEquals(new CompletionRequest("m", "p", null, 5, 0f, 0.5f, 7, -3L, List.of("a", "b"), true, true, false, null), request);
         assertEquals(List.of("x"), CompletionRequest.parse("{\"prompt\":\"p\",\"stop\":\"x\"}").stop());
         assertEquals(0, CompletionRequest.parse("{\"prompt\":\"p\",\"top_k\":-1}").topK());
     }
@@ -86,8 +86,7 @@ class CompletionRequestTest {
     void shouldRejectValuesItCannotHonour() {
         assertEquals("prompt", rejected("{}").param());
         assertTrue(rejected("{\"prompt\":\"\"}").getMessage().contains("must not be empty"));
-        assertTrue(rejected("{\"prompt\":[\"a\",\"b\"]}").getMessage().contains("single string"));
-        assertTrue(rejected("{\"prompt\":[1,2,3]}").getMessage().contains("single string"));
+        assertTrue(rejected("{\"prompt\":[\"a\",\"b\"]}").getMessage().contains("arrays of prompts are not supported"));
         assertTrue(rejected("{\"prompt\":\"p\",\"n\":2}").getMessage().contains("n = 1"));
         assertTrue(rejected("{\"prompt\":\"p\",\"max_tokens\":0}").getMessage().contains("max_tokens"));
         assertTrue(rejected("{\"prompt\":\"p\",\"temperature\":-1}").getMessage().contains("temperature"));
@@ -96,7 +95,7 @@ class CompletionRequestTest {
         assertTrue(rejected("{\"prompt\":\"p\",\"temperature\":1e300}").getMessage().contains("temperature"));
         assertTrue(rejected("{\"prompt\":\"p\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}").getMessage().contains("at most 4"));
         assertTrue(rejected("{\"prompt\":\"p\",\"stop\":\"\"}").getMessage().contains("empty"));
-        assertEquals("logprobs", rejected("{\"prompt\":\"p\",\"logprobs\":2}").param());
+        assertEquals("logprobs", rejected("{\"prompt\":\"p\",\"logprobs\":7}").param());
         assertEquals("echo", rejected("{\"prompt\":\"p\",\"echo\":true}").param());
         assertEquals("best_of", rejected("{\"prompt\":\"p\",\"best_of\":3}").param());
     }
@@ -108,5 +107,41 @@ class CompletionRequestTest {
         assertNotEquals(unseeded.seedFor("cmpl-1"), unseeded.seedFor("cmpl-2"));
         CompletionRequest seeded = CompletionRequest.parse("{\"prompt\":\"p\",\"seed\":99}");
         assertEquals(99, seeded.seedFor("cmpl-1"));
+    }
+
+    @Test
+    void shouldReadAPromptOfTokenIdsForScoring() {
+        CompletionRequest request = CompletionRequest.parse("{\"prompt\":[2,31414,232],\"echo\":true,\"max_tokens\":0,\"logprobs\":3}");
+        assertNull(request.prompt());
+        assertEquals(List.of(2, 31414, 232), java.util.Arrays.stream(request.promptTokens()).boxed().toList());
+        assertTrue(request.echo());
+        assertEquals(3, request.logprobs());
+        assertTrue(request.scoresPrompt());
+        CompletionRequest generating = CompletionRequest.parse("{\"prompt\":\"hi\",\"max_tokens\":4,\"logprobs\":0}");
+        assertFalse(generating.scoresPrompt());
+        assertEquals(0, generating.logprobs());
+    }
+
+    @Test
+    void shouldRejectBadScoringCombinationsNamingTheField() {
+        assertEquals("logprobs", rejected("{\"prompt\":\"p\",\"logprobs\":6}").param());
+        assertEquals("logprobs", rejected("{\"prompt\":\"p\",\"logprobs\":-1}").param());
+        assertEquals("logprobs", rejected("{\"prompt\":\"p\",\"logprobs\":true}").param());
+        assertEquals("echo", rejected("{\"prompt\":\"p\",\"echo\":true,\"max_tokens\":3}").param());
+        assertEquals("echo", rejected("{\"prompt\":\"p\",\"echo\":true}").param(), "echo with the default 16 tokens");
+        assertEquals("max_tokens", rejected("{\"prompt\":\"p\",\"max_tokens\":0}").param());
+        assertEquals("max_tokens", rejected("{\"prompt\":\"p\",\"max_tokens\":-1,\"echo\":true}").param());
+        assertEquals("stream", rejected("{\"prompt\":\"p\",\"max_tokens\":2,\"logprobs\":1,\"stream\":true}").param());
+        assertEquals("stream", rejected("{\"prompt\":\"p\",\"max_tokens\":0,\"echo\":true,\"stream\":true}").param());
+    }
+
+    @Test
+    void shouldRejectArraysThatAreNotOnePromptOfTokenIds() {
+        assertTrue(rejected("{\"prompt\":[\"a\",\"b\"]}").getMessage().contains("arrays of prompts"));
+        assertEquals("prompt", rejected("{\"prompt\":[[1,2],[3]]}").param());
+        assertEquals("prompt", rejected("{\"prompt\":[]}").param());
+        assertTrue(rejected("{\"prompt\":[1,-5]}").getMessage().contains("-5"));
+        assertEquals("prompt", rejected("{\"prompt\":[1,1e3]}").param());
+        assertEquals("prompt", rejected("{\"prompt\":[1,99999999999]}").param());
     }
 }

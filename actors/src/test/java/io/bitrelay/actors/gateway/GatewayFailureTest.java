@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** The gateway over a scripted backend: disconnects, backend failures, refusals, timeouts, stop-string cancels. */
 @Timeout(60)
 class GatewayFailureTest {
-    private static final ServedModel MODEL = new ServedModel("scripted", 4096);
+    private static final ServedModel MODEL = new ServedModel("scripted", 4096, 50272);
 
     @TempDir
     static Path temp;

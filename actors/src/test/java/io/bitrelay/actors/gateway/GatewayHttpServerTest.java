@@ -265,7 +265,7 @@ class GatewayHttpServerTest {
 
     @Test
     void shouldRejectAPromptArray() throws Exception {
-        assertBadRequest("{\"prompt\":[\"one\",\"two\"]}", "prompt", "single string");
+        assertBadRequest("{\"prompt\":[\"one\",\"two\"]}", "prompt", "arrays of prompts are not supported");
     }
 
     @Test
@@ -279,7 +279,7 @@ class GatewayHttpServerTest {
         int maxTokens = 160 - promptTokens + 1;
         assertBadRequest("{\"prompt\":\"hello\",\"max_tokens\":" + maxTokens + "}", "max_tokens",
                 "160", String.valueOf(promptTokens + maxTokens), promptTokens + " in your prompt");
-        assertBadRequest("{\"prompt\":\"hello\",\"max_tokens\":0}", "max_tokens", "at least 1");
+        assertBadRequest("{\"prompt\":\"hello\",\"max_tokens\":0}", "max_tokens", "needs echo");
     }
 
     @Test
@@ -335,5 +335,67 @@ class GatewayHttpServerTest {
             }
         }
         throw new AssertionError(series + " not in\n" + exposition);
+    }
+
+    private static int[] randomPrompt(int length, long seed) {
+        return new java.util.SplittableRandom(seed).ints(length, 4, model.config().vocabSize()).toArray();
+    }
+
+    private static String idsJson(int[] ids) {
+        return java.util.Arrays.toString(ids).replace(" ", "");
+    }
+
+    @Test
+    void shouldScoreAPromptOfTokenIdsAsPerplexityDoes() throws Exception {
+        int[] prompt = randomPrompt(40, 11);
+        JsonNode response = complete("{\"prompt\":" + idsJson(prompt) + ",\"echo\":true,\"max_tokens\":0,\"logprobs\":2}");
+        JsonNode choice = response.get("choices").get(0);
+        assertEquals("length", choice.get("finish_reason").asText());
+        assertEquals(tokenizer.decode(prompt), choice.get("text").asText());
+        assertEquals(40, response.get("usage").get("prompt_tokens").asInt());
+        assertEquals(0, response.get("usage").get("completion_tokens").asInt());
+        JsonNode logprobs = choice.get("logprobs");
+        assertEquals(40, logprobs.get("tokens").size());
+        assertTrue(logprobs.get("token_logprobs").get(0).isNull(), "nothing predicts the first token");
+        assertTrue(logprobs.get("top_logprobs").get(0).isNull());
+        double nll = 0;
+        int previousOffset = -1;
+        for (int t = 1; t < 40; t++) {
+            double logprob = logprobs.get("token_logprobs").get(t).asDouble();
+            nll -= logprob;
+            JsonNode top = logprobs.get("top_logprobs").get(t);
+            assertTrue(top.size() >= 1 && top.size() <= 2, top.toString());
+            double best = top.properties().iterator().next().getValue().asDouble();
+            assertTrue(best >= logprob - 1e-12, "the top alternative is at least as likely as the token");
+            int offset = logprobs.get("text_offset").get(t).asInt();
+            assertTrue(offset >= previousOffset, "offsets never go back");
+            previousOffset = offset;
+        }
+        assertEquals(0, logprobs.get("text_offset").get(0).asInt());
+        double expected = io.bitrelay.runtime.eval.Perplexity.windowNll(model, prompt);
+        assertEquals(expected, nll, 1e-7 * expected, "the same helper, up to JIT-tier ulps of the forward pass");
+    }
+
+    @Test
+    void shouldReportTheLogprobOfEveryGeneratedToken() throws Exception {
+        JsonNode response = complete(completionBody("the quick brown fox", 5, ",\"logprobs\":1"));
+        JsonNode logprobs = response.get("choices").get(0).get("logprobs");
+        int generated = response.get("usage").get("completion_tokens").asInt();
+        assertEquals(generated, logprobs.get("token_logprobs").size());
+        for (int i = 0; i < generated; i++) {
+            double logprob = logprobs.get("token_logprobs").get(i).asDouble();
+            double best = logprobs.get("top_logprobs").get(i).properties().iterator().next().getValue().asDouble();
+            assertTrue(logprob < 0);
+            assertEquals(best, logprob, 1e-12, "greedy takes the most likely token");
+        }
+    }
+
+    @Test
+    void shouldRejectPromptTokenIdsOutsideTheVocabulary() throws Exception {
+        int vocab = model.config().vocabSize();
+        assertBadRequest("{\"prompt\":[2," + vocab + "],\"echo\":true,\"max_tokens\":0,\"logprobs\":0}", "prompt",
+                "outside the vocabulary", Integer.toString(vocab));
+        assertBadRequest("{\"prompt\":\"hi\",\"echo\":true,\"max_tokens\":4}", "echo", "max_tokens = 0");
+        assertBadRequest("{\"prompt\":\"hi\",\"logprobs\":9}", "logprobs", "between 0 and 5");
     }
 }

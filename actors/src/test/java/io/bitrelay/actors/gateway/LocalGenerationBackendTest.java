@@ -207,4 +207,36 @@ class LocalGenerationBackendTest {
             Thread.currentThread().interrupt();
         }
     }
+
+    /** What a scoring job hands its listener: the chunks of prompt scores, and how it ended. */
+    private static final class ScoreRecorder extends RecordingListener {
+        final List<io.bitrelay.runtime.eval.TokenScore> scores = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        @Override
+        public void onPromptScores(List<io.bitrelay.runtime.eval.TokenScore> chunk) {
+            scores.addAll(chunk);
+        }
+    }
+
+    @Test
+    void shouldScoreAPromptWithPerplexitysNegativeLogLikelihood() throws Exception {
+        int[] prompt = prompt(48, 5);
+        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, LocalBackendSettings.defaults())) {
+            ScoreRecorder listener = new ScoreRecorder();
+            backend.submit(GenerationJob.scoring("score-1", prompt, 3), listener);
+            assertEquals(TokenListener.FinishReason.MAX_TOKENS, listener.awaitEnd());
+            assertEquals(prompt.length - 1, listener.scores.size());
+            double nll = 0;
+            for (int t = 0; t < listener.scores.size(); t++) {
+                io.bitrelay.runtime.eval.TokenScore score = listener.scores.get(t);
+                assertEquals(prompt[t + 1], score.token(), "score " + t + " predicts prompt token " + (t + 1));
+                assertEquals(3, score.topTokens().length);
+                assertTrue(score.topLogprobs()[0] >= score.topLogprobs()[1] && score.topLogprobs()[0] >= score.logprob());
+                nll -= score.logprob();
+            }
+            double expected = io.bitrelay.runtime.eval.Perplexity.windowNll(model, prompt);
+            assertEquals(expected, nll, 1e-7 * expected, "the same helper, up to JIT-tier ulps of the forward pass");
+            assertTrue(listener.tokens.isEmpty(), "a scoring job generates nothing");
+        }
+    }
 }

@@ -70,6 +70,19 @@ class KryoSerializerTest {
         StageWorker.LoadStage load = (StageWorker.LoadStage) roundTrip(
                 new StageWorker.LoadStage(assignment, TESTKIT.<Coordinator.Command>createTestProbe().getRef()));
         assertEquals(assignment, load.assignment());
+        io.bitrelay.runtime.eval.TokenScore score = new io.bitrelay.runtime.eval.TokenScore(42, -1.25, new int[]{42, 7}, new double[]{-1.25, -2.5});
+        Coordinator.StepCompleted scored = (Coordinator.StepCompleted) roundTrip(new Coordinator.StepCompleted(9, new int[]{1, 2},
+                new int[]{-1, 42}, new io.bitrelay.runtime.eval.TokenScore[][]{{score, score}, null}));
+        assertEquals(2, scored.scores()[0].length);
+        assertEquals(-1.25, scored.scores()[0][1].logprob());
+        assertArrayEquals(new double[]{-1.25, -2.5}, scored.scores()[0][0].topLogprobs());
+        assertEquals(null, scored.scores()[1]);
+        JobEvent.PromptScored prompt = (JobEvent.PromptScored) roundTrip(new JobEvent.PromptScored("cmpl-2",
+                new io.bitrelay.runtime.eval.TokenScore[]{score}));
+        assertEquals(42, prompt.scores()[0].token());
+        assertEquals(score, ((JobEvent.TokenGenerated) roundTrip(new JobEvent.TokenGenerated("cmpl-3", 42, score))).score());
+        assertEquals("int4", ((StageWorker.LoadStage) roundTrip(new StageWorker.LoadStage(new StageAssignment(0, 1, 0, 2, 2, "/m",
+                "fp16", null, null, null, "int4"), TESTKIT.<Coordinator.Command>createTestProbe().getRef()))).assignment().kvCache());
         assertEquals(new JobEvent.JobFinished("cmpl-1", TokenListener.FinishReason.EOS),
                 roundTrip(new JobEvent.JobFinished("cmpl-1", TokenListener.FinishReason.EOS)));
         StageStats stats = new StageStats(0, "w", 0, 4, new StageStats.LinkCounters(0, 1, "int8", 3, 30, 100, 200, 390, 0),

@@ -16,6 +16,10 @@ public final class QuantizationOptions {
     @Option(names = "--alpha", paramLabel = "A", description = "SmoothQuant migration strength α (default: 0.5).")
     Float alpha;
 
+    @Option(names = "--kv-cache", paramLabel = "P",
+            description = "KV cache precision of every stage: fp32, int8, int4, int3 (default: bitrelay.quantization.kv-cache, fp32).")
+    String kvCache;
+
     @Option(names = "--calib-text", paramLabel = "FILE",
             description = "Calibration text, tokenized with the model's tokenizer (default: random token ids).")
     Path calibText;
@@ -44,6 +48,9 @@ public final class QuantizationOptions {
         }
         if (alpha != null) {
             settings.put("bitrelay.quantization.alpha", alpha);
+        }
+        if (kvCache != null) {
+            settings.put("bitrelay.quantization.kv-cache", io.bitrelay.runtime.model.opt.KvPrecision.parse(kvCache).optionName());
         }
         if (calibText != null) {
             settings.put("bitrelay.quantization.calibration.text", calibText.toAbsolutePath().toString());

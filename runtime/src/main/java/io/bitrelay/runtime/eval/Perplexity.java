@@ -1,12 +1,7 @@
 package io.bitrelay.runtime.eval;
 
-import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.OptModel;
-import io.bitrelay.runtime.model.opt.SequenceChunk;
-import io.bitrelay.runtime.ops.cpu.CpuParallelism;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.List;
 
 /**
@@ -16,9 +11,6 @@ import java.util.List;
  * window is scored ({@code len − 1} per window), and PPL = exp(mean negative log-likelihood).
  */
 public final class Perplexity {
-    /** Logit rows materialised at once: 64 × a 50k vocabulary is 13 MB, not the 200 MB of a whole window. */
-    private static final int LOGIT_ROWS_PER_BLOCK = 64;
-
     private Perplexity() {
     }
 
@@ -57,44 +49,17 @@ public final class Perplexity {
         return new Result(Math.exp(mean), mean, windows.size(), predicted, (System.nanoTime() - start) / 1e9);
     }
 
-    /** Σ −log p(window[t+1] | window[0..t]) for t in [0, len − 1), in nats. */
+    /** Σ −log p(window[t+1] | window[0..t]) for t in [0, len − 1), in nats, summed in row order. */
     public static double windowNll(OptModel model, int[] window) {
         double nll = 0;
-        try (Arena step = Arena.ofShared(); KvCache cache = model.newCache()) {
-            List<SequenceChunk> chunks = List.of(new SequenceChunk(window, cache));
-            MemorySegment hidden = model.embed(chunks, step);
-            model.runLayers(chunks, hidden, step);
-            for (int first = 0; first < window.length - 1; first += LOGIT_ROWS_PER_BLOCK) {
-                int count = Math.min(LOGIT_ROWS_PER_BLOCK, window.length - 1 - first);
-                int[] rows = new int[count];
-                for (int r = 0; r < count; r++) {
-                    rows[r] = first + r;
-                }
-                float[][] logits;
-                try (Arena block = Arena.ofShared()) {
-                    logits = model.logits(hidden, rows, block);
-                }
-                double[] rowNll = new double[count];
-                int target0 = first + 1;
-                CpuParallelism.forEach(count, r -> rowNll[r] = negativeLogLikelihood(logits[r], window[target0 + r]));
-                for (double v : rowNll) { // summed in row order, so the result does not depend on the thread count
-                    nll += v;
-                }
-            }
+        for (TokenScore score : PromptScoring.scoreWhole(model, window, 0)) {
+            nll -= score.logprob();
         }
         return nll;
     }
 
-    /** −log softmax(logits)[target] = logsumexp(logits) − logits[target], in double with the max taken out. */
+    /** −log softmax(logits)[target]. */
     public static double negativeLogLikelihood(float[] logits, int target) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (float v : logits) {
-            max = Math.max(max, v);
-        }
-        double sum = 0;
-        for (float v : logits) {
-            sum += Math.exp((double) v - max);
-        }
-        return Math.log(sum) + max - logits[target];
+        return -LogSoftmax.logprob(logits, target);
     }
 }

@@ -14,32 +14,88 @@ import java.util.Objects;
  * order; each covers {@code tokenCount} consecutive rows of one sequence whose first token sits at
  * {@code startPosition} (its KV cache length). A sequence's first chunk also carries its sampling
  * parameters, so the last stage can sample without a side channel; later (decode) chunks do not, which
- * keeps a decode frame at 12 bytes per sequence.
+ * keeps a decode frame at 12 bytes per sequence. A sequence that asked for log-probabilities carries how
+ * many top alternatives it wants (L), and a prompt being scored (echo + logprobs) carries, per row, the
+ * token that row must predict (T): the last stage then scores those rows instead of sampling, again
+ * without a side channel that could race the frame.
  *
  * <pre>
  *  entry, 12 bytes, little-endian; entries back to back, delimited by the section length (no count)
- *  +-----------------------+-------------------------------------+------------------------+
- *  | sequence id (i32, ≥0) | S | token count (31 bits, ≥1)       | start position (i32,≥0)|
- *  +-----------------------+-------------------------------------+------------------------+
+ *  +-----------------------+-------------------------------------------+------------------------+
+ *  | sequence id (i32, ≥0) | S | L | T | token count (29 bits, ≥1)     | start position (i32,≥0)|
+ *  +-----------------------+-------------------------------------------+------------------------+
  *  then, only when S (bit 31 of the token count word) is set, 20 bytes:
  *  +-------------------+-------------+-------------+----------------+
  *  | temperature (f32) | top-k (i32) | top-p (f32) | seed (i64)     |
  *  +-------------------+-------------+-------------+----------------+
+ *  then, only when L (bit 30) is set, 4 bytes: top log-probabilities wanted per position (i32, 0..20)
+ *  then, only when T (bit 29, needs L) is set, 4 bytes per row: the token id the row predicts (i32, −1: none)
  * </pre>
  */
 public record BatchLayout(List<Entry> entries) {
     public static final int ENTRY_BYTES = 12;
     public static final int SAMPLING_BYTES = 20;
+    public static final int LOGPROBS_BYTES = 4;
+    /** Most top alternatives a position can ask for (OpenAI's legacy API allows 5; vLLM 20). */
+    public static final int MAX_TOP_LOGPROBS = 20;
     private static final int HAS_SAMPLING = 0x8000_0000;
+    private static final int HAS_LOGPROBS = 0x4000_0000;
+    private static final int HAS_TARGETS = 0x2000_0000;
+    private static final int TOKEN_COUNT_MASK = 0x1FFF_FFFF;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LinkFrame.BYTE_ORDER);
 
-    /** One sequence's run of rows; {@code sampling} is null except on the sequence's first chunk. */
-    public record Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling) {
+    /**
+     * One sequence's run of rows; {@code sampling} is null except on the sequence's first chunk.
+     *
+     * @param logprobs top alternatives wanted with each scored or sampled position, or −1 for no log-probabilities
+     * @param targets  for a prompt being scored: per row the token id it predicts (−1: none, the prompt's last
+     *                 position), and the last stage samples nothing; null otherwise
+     */
+    public record Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling, int logprobs,
+                        int[] targets) {
         public Entry {
-            if (sequenceId < 0 || tokenCount < 1 || startPosition < 0) {
-                throw new IllegalArgumentException("a layout entry needs sequenceId >= 0, tokenCount >= 1 and"
+            if (sequenceId < 0 || tokenCount < 1 || tokenCount > TOKEN_COUNT_MASK || startPosition < 0) {
+                throw new IllegalArgumentException("a layout entry needs sequenceId >= 0, tokenCount in [1, 2^29) and"
                         + " startPosition >= 0, got " + sequenceId + ", " + tokenCount + ", " + startPosition);
             }
+            if (logprobs < -1 || logprobs > MAX_TOP_LOGPROBS) {
+                throw new IllegalArgumentException("logprobs must be -1 (none) or 0.." + MAX_TOP_LOGPROBS + ", got " + logprobs);
+            }
+            if (targets != null && (targets.length != tokenCount || logprobs < 0 || sampling != null)) {
+                throw new IllegalArgumentException("a scored chunk needs one target per row (" + tokenCount + ", got "
+                        + targets.length + "), logprobs >= 0 (got " + logprobs + ") and no sampling");
+            }
+        }
+
+        public Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling) {
+            this(sequenceId, tokenCount, startPosition, sampling, -1, null);
+        }
+
+        /** A chunk of a prompt being scored: row r predicts {@code targets[r]}; nothing is sampled. */
+        public static Entry scored(int sequenceId, int startPosition, int[] targets, int topLogprobs) {
+            return new Entry(sequenceId, targets.length, startPosition, null, topLogprobs, targets.clone());
+        }
+
+        /** This entry, also asking for the sampled token's log-probability and {@code topLogprobs} alternatives. */
+        public Entry withLogprobs(int topLogprobs) {
+            return new Entry(sequenceId, tokenCount, startPosition, sampling, topLogprobs, targets);
+        }
+
+        public boolean scoresPrompt() {
+            return targets != null;
+        }
+
+        /** Arrays compare by content, so a decoded layout equals the one encoded. */
+        @Override
+        public boolean equals(Object other) {
+            return other instanceof Entry e && e.sequenceId == sequenceId && e.tokenCount == tokenCount
+                    && e.startPosition == startPosition && Objects.equals(e.sampling, sampling) && e.logprobs == logprobs
+                    && java.util.Arrays.equals(e.targets, targets);
+        }
+
+        @Override
+        public int hashCode() {
+            return Objects.hash(sequenceId, tokenCount, startPosition, sampling, logprobs) * 31 + java.util.Arrays.hashCode(targets);
         }
 
         /** A continuation chunk (e.g. one decode token), 12 bytes on the wire. */
@@ -57,7 +113,13 @@ public record BatchLayout(List<Entry> entries) {
         }
 
         public int encodedBytes() {
-            return hasSampling() ? ENTRY_BYTES + SAMPLING_BYTES : ENTRY_BYTES;
+            return ENTRY_BYTES + (hasSampling() ? SAMPLING_BYTES : 0) + (logprobs >= 0 ? LOGPROBS_BYTES : 0)
+                    + (targets != null ? targets.length * Integer.BYTES : 0);
+        }
+
+        private int countWord() {
+            return tokenCount | (hasSampling() ? HAS_SAMPLING : 0) | (logprobs >= 0 ? HAS_LOGPROBS : 0)
+                    | (targets != null ? HAS_TARGETS : 0);
         }
     }
 
@@ -98,7 +160,7 @@ public record BatchLayout(List<Entry> entries) {
         long offset = 0;
         for (Entry e : entries) {
             section.set(LinkFrame.I32, offset, e.sequenceId());
-            section.set(LinkFrame.I32, offset + 4, e.hasSampling() ? e.tokenCount() | HAS_SAMPLING : e.tokenCount());
+            section.set(LinkFrame.I32, offset + 4, e.countWord());
             section.set(LinkFrame.I32, offset + 8, e.startPosition());
             offset += ENTRY_BYTES;
             if (e.hasSampling()) {
@@ -108,6 +170,14 @@ public record BatchLayout(List<Entry> entries) {
                 section.set(F32, offset + 8, s.topP());
                 section.set(LinkFrame.I64, offset + 12, s.seed());
                 offset += SAMPLING_BYTES;
+            }
+            if (e.logprobs() >= 0) {
+                section.set(LinkFrame.I32, offset, e.logprobs());
+                offset += LOGPROBS_BYTES;
+            }
+            if (e.targets() != null) {
+                MemorySegment.copy(e.targets(), 0, section, LinkFrame.I32, offset, e.targets().length);
+                offset += (long) e.targets().length * Integer.BYTES;
             }
         }
     }
@@ -122,7 +192,7 @@ public record BatchLayout(List<Entry> entries) {
             int sequenceId = section.get(LinkFrame.I32, offset);
             int countWord = section.get(LinkFrame.I32, offset + 4);
             int startPosition = section.get(LinkFrame.I32, offset + 8);
-            int tokenCount = countWord & ~HAS_SAMPLING;
+            int tokenCount = countWord & TOKEN_COUNT_MASK;
             if (sequenceId < 0 || tokenCount < 1 || startPosition < 0) {
                 throw badLayout("entry at byte " + offset + " has sequence id " + sequenceId + ", token count "
                         + tokenCount + ", start position " + startPosition + " (need >= 0, >= 1, >= 0)");
@@ -139,7 +209,24 @@ public record BatchLayout(List<Entry> entries) {
                 }
                 offset += SAMPLING_BYTES;
             }
-            entries.add(new Entry(sequenceId, tokenCount, startPosition, sampling));
+            int logprobs = -1;
+            if ((countWord & HAS_LOGPROBS) != 0) {
+                requireBytes(section, offset, LOGPROBS_BYTES, "logprobs word");
+                logprobs = section.get(LinkFrame.I32, offset);
+                offset += LOGPROBS_BYTES;
+            }
+            int[] targets = null;
+            if ((countWord & HAS_TARGETS) != 0) {
+                requireBytes(section, offset, (int) Math.min(Integer.MAX_VALUE, (long) tokenCount * Integer.BYTES), "targets");
+                targets = new int[tokenCount];
+                MemorySegment.copy(section, LinkFrame.I32, offset, targets, 0, tokenCount);
+                offset += (long) tokenCount * Integer.BYTES;
+            }
+            try {
+                entries.add(new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets));
+            } catch (IllegalArgumentException e) {
+                throw badLayout("entry of sequence " + sequenceId + ": " + e.getMessage());
+            }
         }
         String problem = entries.isEmpty() ? "no entries" : problem(entries);
         if (problem != null) {

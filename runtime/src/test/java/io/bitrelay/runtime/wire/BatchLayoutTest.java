@@ -36,6 +36,34 @@ class BatchLayoutTest {
     }
 
     @Test
+    void shouldRoundTripScoredChunksAndLogprobRequests() {
+        BatchLayout layout = BatchLayout.of(
+                Entry.scored(4, 512, new int[]{11, 12, 13, -1}, 5),
+                Entry.firstChunk(9, 3, 0, SAMPLING).withLogprobs(0),
+                Entry.of(2, 1, 77).withLogprobs(2));
+        assertEquals((12 + 4 + 16) + (32 + 4) + (12 + 4), layout.encodedBytes());
+        BatchLayout decoded = BatchLayout.decode(encode(layout), 8);
+        assertEquals(layout, decoded);
+        assertTrue(decoded.entries().get(0).scoresPrompt());
+        assertEquals(java.util.List.of(11, 12, 13, -1), java.util.Arrays.stream(decoded.entries().get(0).targets()).boxed().toList());
+        assertEquals(5, decoded.entries().get(0).logprobs());
+        assertEquals(SAMPLING, decoded.entries().get(1).sampling());
+        assertEquals(0, decoded.entries().get(1).logprobs());
+        assertFalse(decoded.entries().get(2).scoresPrompt());
+        assertEquals(-1, Entry.of(1, 1, 0).logprobs());
+    }
+
+    @Test
+    void shouldRejectAScoredChunkWithoutOneTargetPerRow() {
+        assertThrows(IllegalArgumentException.class, () -> new Entry(1, 3, 0, null, 0, new int[]{1, 2}));
+        assertThrows(IllegalArgumentException.class, () -> new Entry(1, 2, 0, null, -1, new int[]{1, 2}));
+        assertThrows(IllegalArgumentException.class, () -> Entry.of(1, 1, 0).withLogprobs(BatchLayout.MAX_TOP_LOGPROBS + 1));
+        MemorySegment section = encode(BatchLayout.of(Entry.scored(1, 0, new int[]{5, 6}, 1)));
+        FrameException e = assertThrows(FrameException.class, () -> BatchLayout.decode(section.asSlice(0, section.byteSize() - 4), 2));
+        assertTrue(e.getMessage().contains("targets"), e.getMessage());
+    }
+
+    @Test
     void shouldKeepDecodeEntriesAtTwelveBytesPerSequence() {
         BatchLayout decode = BatchLayout.of(Entry.of(1, 1, 10), Entry.of(2, 1, 20), Entry.of(3, 1, 30));
         assertEquals(3 * BatchLayout.ENTRY_BYTES, decode.encodedBytes());
