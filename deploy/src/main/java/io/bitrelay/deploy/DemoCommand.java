@@ -41,11 +41,12 @@ public final class DemoCommand implements Runnable {
     @Override
     public void run() {
         Path checkpoint = modelOptions.resolve();
-        try (LocalCluster cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, clusterOptions.workers, clusterOptions.linkCodec, 0, 0, clusterOptions.logs,
+        try (LocalCluster cluster = LocalCluster.start(clusterOptions.toOptions(checkpoint, 0,
                 quantizationOptions.settings(io.bitrelay.deploy.cluster.QuantizationOptions.defaultStore(checkpoint)), Duration.ofMinutes(30)), line -> System.err.println("bitrelay: " + line))) {
             CompletionClient client = new CompletionClient(cluster.httpAddress());
-            System.out.printf("%ncluster serving %s: %d workers, %s links, gateway http://%s:%d%n", checkpoint.getFileName(),
-                    clusterOptions.workers, clusterOptions.linkCodec, cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());
+            System.out.printf("%ncluster serving %s: %d workers on %s, %s links, gateway http://%s:%d%n", checkpoint.getFileName(),
+                    clusterOptions.workers, String.join(",", clusterOptions.devices), clusterOptions.linkCodec,
+                    cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());
             System.out.println("synthetic weights are random: the text is noise; the bandwidth figures are what to read.");
             long start = System.nanoTime();
             List<CompletionClient.Response> answers = client.completeAll(PROMPTS, PROMPTS.size(), maxTokens);

@@ -354,7 +354,7 @@ public final class Coordinator {
                     : link(i, stage.worker, pipeline.get(i + 1).worker);
             StageAssignment assignment = new StageAssignment(i, pipeline.size(), stage.plan.firstLayer(),
                     stage.plan.endLayer(), model.numLayers(), settings.checkpointDir(), settings.linkCodec(), inbound, outbound,
-                    quantizations[i], settings.quantization().kvCache().optionName());
+                    quantizations[i], settings.quantization().kvCache().optionName(), settings.scheduler().maxBatchTokens());
             context.getLog().info("stage {}: layers [{}, {}) on {} ({}), {} MB of weights", i, stage.plan.firstLayer(),
                     stage.plan.endLayer(), stage.worker.workerId(), stage.worker.host(), stage.plan.weightBytes() >> 20);
             stage.worker.worker().tell(new StageWorker.LoadStage(assignment, context.getSelf()));

@@ -15,17 +15,35 @@ import io.bitrelay.actors.serialization.ClusterMessage;
  * @param quantization   the recipe the stage serves (built later from a plan, or restored from the store), or
  *                       null for FP32
  * @param kvCache        how the stage's KV caches store keys and values: fp32, int8, int4 or int3
+ * @param maxBatchTokens rows a micro-batch carries at most (the scheduler's limit): a GPU stage preallocates
+ *                       its step buffers for it
  */
 public record StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
                               String checkpointDir, String linkCodec, Link inbound, Link outbound,
-                              StageQuantization quantization, String kvCache)
+                              StageQuantization quantization, String kvCache, int maxBatchTokens)
         implements ClusterMessage {
+    /** The scheduler's default limit (bitrelay.coordinator.max-batch-tokens). */
+    public static final int DEFAULT_MAX_BATCH_TOKENS = 2048;
+
+    public StageAssignment {
+        if (maxBatchTokens <= 0) {
+            throw new IllegalArgumentException("maxBatchTokens must be positive, got " + maxBatchTokens);
+        }
+    }
+
+    /** An assignment with the default micro-batch limit. */
+    public StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
+                           String checkpointDir, String linkCodec, Link inbound, Link outbound, StageQuantization quantization,
+                           String kvCache) {
+        this(stageIndex, stageCount, firstLayer, endLayer, totalLayers, checkpointDir, linkCodec, inbound, outbound,
+                quantization, kvCache, DEFAULT_MAX_BATCH_TOKENS);
+    }
 
     /** An assignment with an FP32 KV cache. */
     public StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
                            String checkpointDir, String linkCodec, Link inbound, Link outbound, StageQuantization quantization) {
         this(stageIndex, stageCount, firstLayer, endLayer, totalLayers, checkpointDir, linkCodec, inbound, outbound,
-                quantization, "fp32");
+                quantization, "fp32", DEFAULT_MAX_BATCH_TOKENS);
     }
 
     public boolean isFirst() {

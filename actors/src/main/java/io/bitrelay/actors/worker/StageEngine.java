@@ -74,6 +74,8 @@ final class StageEngine {
     private final OptModel base;
     /** What serves: {@code base}, or the quantized stage built from it (restored, or from a plan); compute thread only. */
     private OptModel model;
+    /** {@code model}'s decoder layers on the worker's GPU, or null when they run on the CPU; compute thread only. */
+    private final GpuLayers gpu;
     private final boolean restored;
     private final String restoreProblem;
     /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
@@ -104,8 +106,9 @@ final class StageEngine {
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
-                        String restoreProblem, ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
+                        GpuLayers gpu, String restoreProblem, ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
         this.assignment = assignment;
+        this.gpu = gpu;
         this.loaded = loaded;
         this.workerId = workerId;
         this.base = base;
@@ -139,6 +142,7 @@ final class StageEngine {
             throw e;
         }
         OptModel model = base;
+        GpuLayers gpu = null;
         String restoreProblem = null;
         StageQuantization quantization = assignment.quantization();
         try {
@@ -152,14 +156,29 @@ final class StageEngine {
                     LOG.warn("stage {}: cannot restore the quantized stage: {}", assignment.stageIndex(), restoreProblem);
                 }
             }
-            return new StageEngine(assignment, settings.workerId(), loaded, base, model, restoreProblem, coordinator, dataPlane);
+            gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings.cudaDevice(), model);
+            return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, restoreProblem, coordinator, dataPlane);
         } catch (RuntimeException e) {
+            if (gpu != null) {
+                gpu.close();
+            }
             if (model != base) {
                 model.close();
             }
             loaded.close();
             throw e;
         }
+    }
+
+    private static GpuLayers openGpu(StageAssignment assignment, int device, OptModel model) {
+        if (!assignment.kvCache().equals(KvPrecision.FP32.optionName())) {
+            throw new IllegalArgumentException("stage " + assignment.stageIndex() + " on cuda:" + device + ": GPU stages keep an FP16 KV "
+                    + "cache; bitrelay.quantization.kv-cache = " + assignment.kvCache() + " is served by CPU workers only");
+        }
+        GpuLayers gpu = GpuLayers.open(device, model, assignment.maxBatchTokens());
+        LOG.info("stage {}: layers [{}, {}) run {}", assignment.stageIndex(), assignment.firstLayer(), assignment.endLayer(),
+                gpu.describe());
+        return gpu;
     }
 
     private static StageFile.Identity identity(StageAssignment assignment) {
@@ -184,6 +203,9 @@ final class StageEngine {
     }
 
     long weightBytes() {
+        if (gpu != null) {
+            return gpu.weightBytes();
+        }
         return model.config().layerParameters() * (assignment.endLayer() - assignment.firstLayer()) * Float.BYTES;
     }
 
@@ -219,6 +241,9 @@ final class StageEngine {
                 KvCache cache = caches.remove(id);
                 if (cache != null) {
                     cache.close();
+                }
+                if (gpu != null) {
+                    gpu.release(id);
                 }
                 samplers.remove(id);
             }
@@ -272,6 +297,14 @@ final class StageEngine {
             OptModel quantized;
             try {
                 quantized = RecipeApplier.apply(base, plan);
+                if (gpu != null) {
+                    try {
+                        gpu.rebuild(quantized);
+                    } catch (RuntimeException e) {
+                        quantized.close();
+                        throw e;
+                    }
+                }
             } catch (RuntimeException e) {
                 String reason = "stage " + assignment.stageIndex() + ": cannot build " + plan.recipe().name() + ": " + e.getMessage();
                 LOG.error(reason, e);
@@ -308,22 +341,44 @@ final class StageEngine {
 
     private void computeFirst(MicroBatch batch) {
         List<BatchLayout.Entry> entries = new ArrayList<>();
-        List<SequenceChunk> chunks = new ArrayList<>();
-        List<KvCache> throwaway = new ArrayList<>();
+        List<int[]> tokens = new ArrayList<>();
+        int[] starts = new int[batch.entries().length];
         for (MicroBatch.Entry entry : batch.entries()) {
-            BatchLayout.Entry layoutEntry = new BatchLayout.Entry(entry.sequenceId(), entry.tokens().length, entry.startPosition(),
-                    entry.firstChunkSampling(), entry.logprobs(), entry.targets());
-            entries.add(layoutEntry);
-            chunks.add(new SequenceChunk(entry.tokens(), batch.calibration() ? throwawayCache(throwaway) : cacheFor(layoutEntry)));
+            starts[entries.size()] = entry.startPosition();
+            entries.add(new BatchLayout.Entry(entry.sequenceId(), entry.tokens().length, entry.startPosition(),
+                    entry.firstChunkSampling(), entry.logprobs(), entry.targets()));
+            tokens.add(entry.tokens());
         }
         BatchLayout layout = new BatchLayout(entries);
         long start = System.nanoTime();
         try (Arena step = Arena.ofShared()) {
             CalibrationCollector collector = batch.calibration() ? recipeCollector : null;
-            OptModel stage = collector != null ? base : model;
-            MemorySegment hidden = stage.embed(chunks, step);
-            stage.runLayers(chunks, hidden, step, collector);
-            finish(batch.batchId(), batch.step(), batch.calibration(), layout, chunks, hidden, step, start);
+            MemorySegment hidden = (collector != null ? base : model).embed(tokens, starts, step);
+            runLayers(layout, tokens, batch.calibration(), collector, hidden, step);
+            finish(batch.batchId(), batch.step(), batch.calibration(), layout, hidden, step, start);
+        }
+    }
+
+    /**
+     * Runs the stage's layers over {@code hidden} in place: on the GPU when the worker has one, except while the
+     * recipe is being calibrated (the CPU's FP32 stage records the activations); {@code tokens} is null past the
+     * first stage.
+     */
+    private void runLayers(BatchLayout layout, List<int[]> tokens, boolean calibration, CalibrationCollector collector,
+                           MemorySegment hidden, Arena step) {
+        if (gpu != null && collector == null) {
+            gpu.run(layout.entries(), calibration, hidden);
+            return;
+        }
+        List<SequenceChunk> chunks = new ArrayList<>();
+        List<KvCache> throwaway = new ArrayList<>();
+        try {
+            for (int i = 0; i < layout.entries().size(); i++) {
+                BatchLayout.Entry entry = layout.entries().get(i);
+                int[] chunkTokens = tokens != null ? tokens.get(i) : new int[entry.tokenCount()];
+                chunks.add(new SequenceChunk(chunkTokens, calibration ? throwawayCache(throwaway) : cacheFor(entry)));
+            }
+            (collector != null ? base : model).runLayers(chunks, hidden, step, collector);
         } finally {
             throwaway.forEach(KvCache::close);
         }
@@ -358,27 +413,19 @@ final class StageEngine {
         boolean calibration = (validated.flags() & FLAG_CALIBRATION) != 0;
         guarded(batchId, () -> {
             BatchLayout layout = validated.batchLayout();
-            List<SequenceChunk> chunks = new ArrayList<>();
-            List<KvCache> throwaway = new ArrayList<>();
-            for (BatchLayout.Entry entry : layout.entries()) {
-                chunks.add(new SequenceChunk(new int[entry.tokenCount()], calibration ? throwawayCache(throwaway) : cacheFor(entry)));
-            }
             long start = System.nanoTime();
             try (Arena step = Arena.ofShared()) {
                 MemorySegment hidden = step.allocate((long) validated.rows() * validated.width() * Float.BYTES, 64);
                 validated.decodeInto(hidden);
-                CalibrationCollector collector = calibration ? recipeCollector : null;
-                (collector != null ? base : model).runLayers(chunks, hidden, step, collector);
-                finish(batchId, validated.step(), calibration, layout, chunks, hidden, step, start);
-            } finally {
-                throwaway.forEach(KvCache::close);
+                runLayers(layout, null, calibration, calibration ? recipeCollector : null, hidden, step);
+                finish(batchId, validated.step(), calibration, layout, hidden, step, start);
             }
         });
     }
 
     /** Sends the hidden states on, or, on the last stage, samples each sequence's next token. */
-    private void finish(long batchId, int stepNumber, boolean calibration, BatchLayout layout, List<SequenceChunk> chunks,
-                        MemorySegment hidden, Arena step, long startNanos) {
+    private void finish(long batchId, int stepNumber, boolean calibration, BatchLayout layout, MemorySegment hidden, Arena step,
+                        long startNanos) {
         if (calibration) {
             recordCompute(startNanos);
             if (assignment.isLast()) {
@@ -543,8 +590,8 @@ final class StageEngine {
     }
 
     private void updateCacheGauges() {
-        cachedSequences = caches.size();
-        long bytes = 0;
+        cachedSequences = caches.size() + (gpu == null ? 0 : gpu.sequenceCount());
+        long bytes = gpu == null ? 0 : gpu.cacheBytes();
         for (KvCache cache : caches.values()) {
             bytes += cache.bytes();
         }
@@ -577,6 +624,9 @@ final class StageEngine {
         }
         caches.values().forEach(KvCache::close);
         caches.clear();
+        if (gpu != null) {
+            closeQuietly(gpu);
+        }
         sendArena.close();
         if (model != base) {
             model.close();

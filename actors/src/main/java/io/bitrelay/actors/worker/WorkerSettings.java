@@ -1,6 +1,8 @@
 package io.bitrelay.actors.worker;
 
 import com.typesafe.config.Config;
+import io.bitrelay.runtime.cuda.CudaDevice;
+import io.bitrelay.runtime.cuda.CudaUnavailableException;
 
 import java.lang.management.ManagementFactory;
 import java.time.Duration;
@@ -17,25 +19,45 @@ public record WorkerSettings(String workerId, String host, String device, long m
     public static WorkerSettings from(Config root, String workerId, String host) {
         Config worker = root.getConfig("bitrelay.worker");
         Config dataplane = root.getConfig("bitrelay.dataplane");
-        long memory = worker.getBytes("memory-bytes");
-        if (memory <= 0) {
-            memory = freePhysicalMemory() / Math.max(1, worker.getInt("workers-per-host"));
-        }
         String driver = dataplane.getString("driver");
         if (!driver.equals("embedded") && !driver.equals("external") && !driver.equals("auto")) {
             throw new IllegalArgumentException("bitrelay.dataplane.driver must be embedded, external or auto, got '" + driver + "'");
         }
         String device = worker.getString("device");
-        if (!device.equals("cpu") && !device.matches("cuda:\\d+")) {
-            throw new IllegalArgumentException("bitrelay.worker.device must be cpu or cuda:N, got '" + device + "'");
-        }
-        if (!device.equals("cpu")) {
-            throw new IllegalArgumentException("bitrelay.worker.device = " + device
-                    + ": this build has only the CPU backend (the CUDA backend is a later milestone); use cpu");
+        int cudaDevice = cudaOrdinal(device);
+        long memory = worker.getBytes("memory-bytes");
+        if (memory <= 0) {
+            memory = cudaDevice < 0 ? freePhysicalMemory() / Math.max(1, worker.getInt("workers-per-host"))
+                    : gpuMemory(cudaDevice) / Math.max(1, worker.getInt("workers-per-device"));
         }
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
                 driver, dataplane.getDuration("publish-timeout"));
+    }
+
+    /** The CUDA ordinal of {@code device} ("cuda:N"), or -1 for "cpu". */
+    public int cudaDevice() {
+        return cudaOrdinal(device);
+    }
+
+    private static int cudaOrdinal(String device) {
+        if (device.equals("cpu")) {
+            return -1;
+        }
+        if (!device.matches("cuda:\\d{1,3}")) {
+            throw new IllegalArgumentException("bitrelay.worker.device must be cpu or cuda:N, got '" + device + "'");
+        }
+        return Integer.parseInt(device.substring("cuda:".length()));
+    }
+
+    /** The GPU's memory; a worker asked for a GPU it cannot use refuses to start, saying why. */
+    private static long gpuMemory(int ordinal) {
+        try {
+            return CudaDevice.get(ordinal).totalBytes();
+        } catch (CudaUnavailableException e) {
+            throw new IllegalArgumentException("bitrelay.worker.device = cuda:" + ordinal + ", but the CUDA backend is unavailable: "
+                    + e.getMessage(), e);
+        }
     }
 
     private static long freePhysicalMemory() {

@@ -32,8 +32,8 @@ public final class ClusterCommand implements Runnable {
         Path checkpoint = modelOptions.resolve();
         LocalCluster cluster;
         try {
-            cluster = LocalCluster.start(new LocalCluster.Options(checkpoint, clusterOptions.workers, clusterOptions.linkCodec, httpPort, 0,
-                    clusterOptions.logs, quantizationOptions.settings(io.bitrelay.deploy.cluster.QuantizationOptions.defaultStore(checkpoint)), Duration.ofMinutes(30)), line -> System.err.println("bitrelay: " + line));
+            cluster = LocalCluster.start(clusterOptions.toOptions(checkpoint, httpPort,
+                    quantizationOptions.settings(io.bitrelay.deploy.cluster.QuantizationOptions.defaultStore(checkpoint)), Duration.ofMinutes(30)), line -> System.err.println("bitrelay: " + line));
         } catch (java.io.IOException e) {
             throw new java.io.UncheckedIOException(e);
         }

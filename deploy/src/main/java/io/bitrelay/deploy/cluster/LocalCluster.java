@@ -37,16 +37,44 @@ public final class LocalCluster implements AutoCloseable {
      * @param threadsPerWorker CPU threads each worker's kernels use; 0 = the cores divided among the workers
      * @param extraSettings  config overrides for every node (e.g. allow-fault-injection in tests)
      * @param namespacedWorker the worker to run in a network namespace, or null: all on 127.0.0.1 over IPC
+     * @param devices        the workers' devices, dealt round-robin ("cpu", "cuda:0", …); workers dealt the same
+     *                       GPU share it (and its memory)
      */
     public record Options(Path checkpoint, int workers, String linkCodec, int httpPort, int threadsPerWorker,
                           Path logDirectory, Map<String, Object> extraSettings, Duration startTimeout,
-                          NamespacedWorker namespacedWorker) {
+                          NamespacedWorker namespacedWorker, List<String> devices) {
 
         public Options {
             if (namespacedWorker != null && namespacedWorker.index() > workers) {
                 throw new IllegalArgumentException("namespaced worker-" + namespacedWorker.index() + " but only "
                         + workers + " workers");
             }
+            devices = List.copyOf(devices);
+            if (devices.isEmpty()) {
+                throw new IllegalArgumentException("no devices for the workers (give cpu or cuda:N)");
+            }
+        }
+
+        /** Every worker on the CPU. */
+        public Options(Path checkpoint, int workers, String linkCodec, int httpPort, int threadsPerWorker,
+                       Path logDirectory, Map<String, Object> extraSettings, Duration startTimeout,
+                       NamespacedWorker namespacedWorker) {
+            this(checkpoint, workers, linkCodec, httpPort, threadsPerWorker, logDirectory, extraSettings, startTimeout,
+                    namespacedWorker, List.of("cpu"));
+        }
+
+        /** Worker {@code index} (0-based)'s device. */
+        public String deviceOf(int index) {
+            return devices.get(index % devices.size());
+        }
+
+        /** How many workers share worker {@code index}'s device. */
+        int workersSharingDeviceOf(int index) {
+            int sharing = 0;
+            for (int i = 0; i < workers; i++) {
+                sharing += deviceOf(i).equals(deviceOf(index)) ? 1 : 0;
+            }
+            return sharing;
         }
 
         /** Every node on 127.0.0.1, every link Aeron IPC. */
@@ -132,7 +160,7 @@ public final class LocalCluster implements AutoCloseable {
                 String id = "worker-" + (i + 1);
                 Path log = options.logDirectory().resolve(id + ".log");
                 WorkerPlace place = place(i + 1, namespaced, aeronDirectory);
-                List<String> command = workerCommand(id, seed, place, options, threads, settings);
+                List<String> command = workerCommand(i, id, seed, place, options, threads, settings);
                 workers.add(new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start());
                 progress.accept("started " + id + " on " + place.host()
                         + (place.prefix().isEmpty() ? "" : " in network namespace " + namespaced.namespace()) + " (log: " + log + ")");
@@ -167,7 +195,7 @@ public final class LocalCluster implements AutoCloseable {
         return new WorkerPlace(List.of("ip", "netns", "exec", namespaced.namespace()), namespaced.host(), own, "embedded");
     }
 
-    private static List<String> workerCommand(String id, String seed, WorkerPlace place, Options options, int threads,
+    private static List<String> workerCommand(int index, String id, String seed, WorkerPlace place, Options options, int threads,
                                               Map<String, Object> settings) {
         List<String> command = new ArrayList<>(place.prefix());
         command.add(ProcessHandle.current().info().command().orElse("java"));
@@ -191,6 +219,8 @@ public final class LocalCluster implements AutoCloseable {
         command.add("--set=bitrelay.dataplane.aeron-dir=" + place.aeronDirectory());
         command.add("--set=bitrelay.dataplane.driver=" + place.driverMode());
         command.add("--set=bitrelay.worker.workers-per-host=" + options.workers());
+        command.add("--set=bitrelay.worker.device=" + options.deviceOf(index));
+        command.add("--set=bitrelay.worker.workers-per-device=" + options.workersSharingDeviceOf(index));
         for (Map.Entry<String, Object> entry : settings.entrySet()) {
             if (entry.getKey().startsWith("bitrelay.worker.") || entry.getKey().startsWith("bitrelay.dataplane.")) {
                 command.add("--set=" + entry.getKey() + "=" + entry.getValue());

@@ -3,6 +3,9 @@ package io.bitrelay.deploy.cluster;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
 
 /** The flags every command that starts a local cluster shares. */
 public final class LocalClusterOptions {
@@ -12,6 +15,16 @@ public final class LocalClusterOptions {
     @Option(names = "--link-codec", defaultValue = "int8", description = "fp16, int8, or the RPTQ codecs int4 / int3 (default: ${DEFAULT-VALUE}).")
     public String linkCodec;
 
+    @Option(names = "--devices", split = ",", defaultValue = "cpu",
+            description = "Devices dealt to the workers round-robin: cpu, cuda:0, … (e.g. cuda:0 puts every worker on "
+                    + "the one GPU, each with its own CUDA context; default: ${DEFAULT-VALUE}).")
+    public List<String> devices;
+
     @Option(names = "--logs", defaultValue = "target/bitrelay-logs", description = "Worker logs (default: ${DEFAULT-VALUE}).")
     public Path logs;
+
+    /** These flags as a local cluster's options (all nodes on 127.0.0.1; threads per worker from the core count). */
+    public LocalCluster.Options toOptions(Path checkpoint, int httpPort, Map<String, Object> settings, Duration startTimeout) {
+        return new LocalCluster.Options(checkpoint, workers, linkCodec, httpPort, 0, logs, settings, startTimeout, null, devices);
+    }
 }

@@ -104,19 +104,39 @@ public final class OptModel implements AutoCloseable {
         }
     }
 
-    /** First stage: token + position embeddings (and project_in), (rows, hidden). */
+    /** First stage: token + position embeddings (and project_in), (rows, hidden); positions follow each chunk's cache. */
     public MemorySegment embed(List<SequenceChunk> chunks, Arena step) {
+        List<int[]> tokens = new java.util.ArrayList<>(chunks.size());
+        int[] starts = new int[chunks.size()];
+        for (int i = 0; i < chunks.size(); i++) {
+            tokens.add(chunks.get(i).tokens());
+            starts[i] = chunks.get(i).cache().length();
+        }
+        return embed(tokens, starts, step);
+    }
+
+    /**
+     * First stage: token + position embeddings (and project_in) of each sequence's tokens, the first at position
+     * {@code startPositions[i]}: for stages whose KV caches live elsewhere (on a GPU).
+     */
+    public MemorySegment embed(List<int[]> chunkTokens, int[] startPositions, Arena step) {
         OptConfig config = config();
+        if (startPositions.length != chunkTokens.size()) {
+            throw new IllegalArgumentException(chunkTokens.size() + " chunks but " + startPositions.length + " start positions");
+        }
         if (!weights.range().ownsEmbeddings()) {
             throw new IllegalStateException("this stage (" + weights.range() + ") does not own the embeddings");
         }
-        int rows = totalRows(chunks);
+        int rows = 0;
+        for (int[] chunk : chunkTokens) {
+            rows += chunk.length;
+        }
         int embedDim = config.wordEmbedProjDim();
         int hidden = config.hiddenSize();
         MemorySegment tokens = step.allocate((long) rows * embedDim * Float.BYTES, 64);
         int row = 0;
-        for (SequenceChunk chunk : chunks) {
-            for (int token : chunk.tokens()) {
+        for (int[] chunk : chunkTokens) {
+            for (int token : chunk) {
                 if (token < 0 || token >= config.vocabSize()) {
                     throw new IllegalArgumentException("token id " + token + " is outside the vocabulary of " + config.vocabSize());
                 }
@@ -131,13 +151,14 @@ public final class OptModel implements AutoCloseable {
             weights.projectIn().apply(tokens, rows, out);
         }
         row = 0;
-        for (SequenceChunk chunk : chunks) {
-            int start = chunk.cache().length();
-            if (start + chunk.length() > config.maxPositions()) {
-                throw new IllegalArgumentException("sequence of " + (start + chunk.length())
+        for (int c = 0; c < chunkTokens.size(); c++) {
+            int start = startPositions[c];
+            int length = chunkTokens.get(c).length;
+            if (start < 0 || start + length > config.maxPositions()) {
+                throw new IllegalArgumentException("sequence of " + (start + length)
                         + " tokens exceeds the model's context of " + config.maxPositions());
             }
-            for (int i = 0; i < chunk.length(); i++) {
+            for (int i = 0; i < length; i++) {
                 long position = start + i + OptConfig.POSITION_OFFSET;
                 VectorMath.axpy(1f, weights.positionEmbeddings(), position * hidden, out, (long) row * hidden, hidden);
                 row++;
