@@ -21,6 +21,19 @@ public final class OptTokenizer implements AutoCloseable {
     }
 
     /** @param checkpointDirectory a directory holding tokenizer.json */
+    /**
+     * DJL picks its native library by the machine's "flavor": on a machine with CUDA it looks for a CUDA build,
+     * which the jar does not carry, and then tries to download one. The tokenizer runs on the CPU everywhere,
+     * so we ask for the CPU build the jar ships, unless the operator chose otherwise.
+     */
+    private static final String FLAVOR_KEY = "RUST_FLAVOR";
+
+    static {
+        if (System.getProperty(FLAVOR_KEY) == null && System.getenv(FLAVOR_KEY) == null) {
+            System.setProperty(FLAVOR_KEY, "cpu");
+        }
+    }
+
     public static OptTokenizer load(Path checkpointDirectory) {
         Path file = checkpointDirectory.resolve("tokenizer.json");
         if (!Files.isRegularFile(file)) {
@@ -32,7 +45,7 @@ public final class OptTokenizer implements AutoCloseable {
                     "truncation", "false",
                     "padding", "false")));
         } catch (IOException | RuntimeException e) {
-            throw new CheckpointException(file + ": cannot load tokenizer: " + e.getMessage(), e);
+            throw new CheckpointException(file + ": cannot load tokenizer: " + causes(e), e);
         }
     }
 
@@ -68,5 +81,14 @@ public final class OptTokenizer implements AutoCloseable {
     @Override
     public void close() {
         tokenizer.close();
+    }
+
+    /** The message of every cause in the chain: DJL's own message ("Failed to load …") hides the reason. */
+    private static String causes(Throwable e) {
+        StringBuilder text = new StringBuilder(String.valueOf(e.getMessage()));
+        for (Throwable cause = e.getCause(); cause != null && cause != cause.getCause(); cause = cause.getCause()) {
+            text.append(" (").append(cause.getClass().getSimpleName()).append(": ").append(cause.getMessage()).append(')');
+        }
+        return text.toString();
     }
 }
