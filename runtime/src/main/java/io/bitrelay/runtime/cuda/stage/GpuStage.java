@@ -172,6 +172,11 @@ public final class GpuStage implements AutoCloseable {
                 : "on (" + graphs.captures() + " captured, " + graphs.replays() + " replays)";
     }
 
+    /** Decode steps replayed from a graph so far (0 while graphs are off or failed). */
+    long decodeGraphReplays() {
+        return graphs == null || graphs.disabledReason() != null ? 0 : graphs.replays();
+    }
+
     /** A new sequence with an empty device cache of {@code maxPositions} tokens per layer. */
     public GpuSequence newSequence() {
         return newSequence(maxPositions);
