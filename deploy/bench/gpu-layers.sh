@@ -4,7 +4,8 @@
 # count, batches, context and prefill lengths; merged into one JSON and one table with ratios.
 #
 # Usage: deploy/bench/gpu-layers.sh OUT_DIR [--layers N] [--batches 1,16,64] [--context 512] [--prefill 512,2048]
-#                                           [--runs R] [--warmup W]
+#                                           [--runs R] [--warmup W] [--graphs on|off|both]
+#   --graphs (ours only): decode through CUDA graphs, kernel by kernel (row "decode-eager"), or both (default)
 #   BITRELAY: the launcher (default: bin/bitrelay beside this script's distribution, else deploy/bin/bitrelay)
 #   PYTHON: python with torch + transformers (default python3); SKIP_TORCH=1 leaves the peer out.
 set -euo pipefail
@@ -18,14 +19,16 @@ if [ -z "$bitrelay" ]; then
 fi
 python=${PYTHON:-python3}
 shared=()
+ours=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --layers|--batches|--context|--prefill|--runs|--warmup) shared+=("$1" "$2"); shift 2 ;;
+    --graphs) ours+=("$1" "$2"); shift 2 ;;
     *) echo "gpu-layers.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 echo "== bitrelay bench gpu-layers =="
-"$bitrelay" bench gpu-layers ${shared[@]+"${shared[@]}"} --json "$out/bitrelay-gpu-layers.json" 2>&1 | tee "$out/bitrelay-gpu-layers.log"
+"$bitrelay" bench gpu-layers ${shared[@]+"${shared[@]}"} ${ours[@]+"${ours[@]}"} --json "$out/bitrelay-gpu-layers.json" 2>&1 | tee "$out/bitrelay-gpu-layers.log"
 if [ "${SKIP_TORCH:-0}" != 1 ]; then
   echo "== torch peer =="
   PYTHONUNBUFFERED=1 "$python" "$here/torch_opt_layers.py" ${shared[@]+"${shared[@]}"} --json "$out/torch-opt-layers.json" 2>&1 \

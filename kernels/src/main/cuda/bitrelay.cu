@@ -7,3 +7,4 @@
 #include "attention.cu"
 #include "stage_epilogues.cu"
 #include "link_codecs.cu"
+#include "w8a8_epilogues.cu"

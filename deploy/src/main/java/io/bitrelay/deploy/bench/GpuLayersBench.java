@@ -55,6 +55,11 @@ public final class GpuLayersBench implements Callable<Integer> {
     @Option(names = "--prefill", split = ",", defaultValue = "512,2048", description = "Prefill lengths, one sequence (default: ${DEFAULT-VALUE}).")
     List<Integer> prefills;
 
+    @Option(names = "--graphs", defaultValue = "both",
+            description = "Decode steps through CUDA graphs (on), kernel by kernel (off), or both side by side, the kernel-by-kernel "
+                    + "ones as phase decode-eager (default: ${DEFAULT-VALUE}).")
+    String graphs;
+
     @Option(names = "--warmup", defaultValue = "3", description = "Untimed steps first (tunes the GEMMs) (default: ${DEFAULT-VALUE}).")
     int warmup;
 
@@ -88,6 +93,10 @@ public final class GpuLayersBench implements Callable<Integer> {
             System.out.println("bench gpu-layers: " + probe.reason());
             return 2;
         }
+        if (!List.of("on", "off", "both").contains(graphs)) {
+            System.out.println("bench gpu-layers: --graphs takes on, off or both, got " + graphs);
+            return 2;
+        }
         OptConfig config = OptPresets.get(preset);
         int maxPrefill = prefills.stream().mapToInt(Integer::intValue).max().orElse(1);
         int maxBatch = batches.stream().mapToInt(Integer::intValue).max().orElse(1);
@@ -108,8 +117,18 @@ public final class GpuLayersBench implements Callable<Integer> {
                             + "%.2f GB activation buffers)%n", recipe.label(), measured / 1e9, stage.weightBytes() / 1e9 / layers,
                             stage.activationBytes() / 1e9);
                     List<Timing> timings = new ArrayList<>();
-                    for (int batch : batches) {
-                        timings.add(decode(stage, batch, decodeCapacity));
+                    if (!graphs.equals("off")) {
+                        stage.useDecodeGraphs(true);
+                        for (int batch : batches) {
+                            timings.add(decode(stage, batch, decodeCapacity, "decode"));
+                        }
+                        System.out.printf("  %s decode graphs: %s%n", recipe.label(), stage.decodeGraphsStatus());
+                    }
+                    if (!graphs.equals("on")) {
+                        stage.useDecodeGraphs(false);
+                        for (int batch : batches) {
+                            timings.add(decode(stage, batch, decodeCapacity, graphs.equals("off") ? "decode" : "decode-eager"));
+                        }
                     }
                     for (int length : prefills) {
                         timings.add(prefill(stage, length));
@@ -129,7 +148,7 @@ public final class GpuLayersBench implements Callable<Integer> {
         return 0;
     }
 
-    private Timing decode(GpuStage stage, int batch, int capacity) {
+    private Timing decode(GpuStage stage, int batch, int capacity, String phase) {
         List<GpuSequence> sequences = new ArrayList<>();
         try {
             List<GpuChunk> chunks = new ArrayList<>();
@@ -141,7 +160,7 @@ public final class GpuLayersBench implements Callable<Integer> {
             }
             loadHidden(stage, chunks, batch);
             double millis = time(stage, chunks);
-            Timing timing = new Timing("decode", batch, 1, millis);
+            Timing timing = new Timing(phase, batch, 1, millis);
             report(stage, timing, batch);
             return timing;
         } finally {
@@ -292,7 +311,7 @@ public final class GpuLayersBench implements Callable<Integer> {
                 row.put("phase", t.phase());
                 row.put("batch", t.batch());
                 row.put("tokens", t.tokensPerSequence());
-                row.put("context", t.phase().equals("decode") ? context : 0);
+                row.put("context", t.phase().startsWith("decode") ? context : 0);
                 row.put("msPerStep", t.medianMillis());
                 row.put("msPerLayer", t.medianMillis() / layers);
                 row.put("tokensPerSecond", t.tokensPerSecond(t.batch() * t.tokensPerSequence()));

@@ -26,6 +26,11 @@ public final class CudaKernels implements AutoCloseable {
         return module.function(name);
     }
 
+    /** A launcher of the kernel {@code name}, which takes {@code arguments} parameters, with its own reusable argument block. */
+    public KernelLaunch launcher(String name, int arguments) {
+        return new KernelLaunch(function(name), name, arguments);
+    }
+
     @Override
     public void close() {
         module.close();

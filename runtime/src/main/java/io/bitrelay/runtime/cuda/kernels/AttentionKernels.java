@@ -3,7 +3,6 @@ package io.bitrelay.runtime.cuda.kernels;
 import io.bitrelay.runtime.cuda.CudaKernels;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.KernelLaunch;
-import jcuda.driver.CUfunction;
 
 /**
  * Causal self-attention over per-sequence FP16 KV caches ({@code attention.cu}): append the step's keys and
@@ -35,20 +34,20 @@ public final class AttentionKernels {
     public record DecodeSplit(int keysPerSplit, int maxSplits) {
     }
 
-    private final CUfunction append;
-    private final CUfunction decode64;
-    private final CUfunction decode128;
-    private final CUfunction combine;
-    private final CUfunction prefill64;
-    private final CUfunction prefill128;
+    private final KernelLaunch append;
+    private final KernelLaunch decode64;
+    private final KernelLaunch decode128;
+    private final KernelLaunch combine;
+    private final KernelLaunch prefill64;
+    private final KernelLaunch prefill128;
 
     public AttentionKernels(CudaKernels kernels) {
-        this.append = kernels.function("kv_cache_append");
-        this.decode64 = kernels.function("attention_decode_hd64");
-        this.decode128 = kernels.function("attention_decode_hd128");
-        this.combine = kernels.function("attention_decode_combine");
-        this.prefill64 = kernels.function("attention_prefill_hd64");
-        this.prefill128 = kernels.function("attention_prefill_hd128");
+        this.append = kernels.launcher("kv_cache_append", 7);
+        this.decode64 = kernels.launcher("attention_decode_hd64", 9);
+        this.decode128 = kernels.launcher("attention_decode_hd128", 9);
+        this.combine = kernels.launcher("attention_decode_combine", 7);
+        this.prefill64 = kernels.launcher("attention_prefill_hd64", 6);
+        this.prefill128 = kernels.launcher("attention_prefill_hd128", 6);
     }
 
     /** Head dimensions the kernels are compiled for. */
@@ -81,7 +80,8 @@ public final class AttentionKernels {
     public void append(long seqs, int numSeqs, long kNew, long vNew, int ldNew, int rows, int hidden, int cacheStride,
                        CudaStream stream) {
         checkHidden(hidden, ldNew, cacheStride);
-        KernelLaunch.launch(append, rows, 1, APPEND_THREADS, 0, stream, seqs, numSeqs, kNew, vNew, ldNew, hidden, cacheStride);
+        append.address(0, seqs).integer(1, numSeqs).address(2, kNew).address(3, vNew).integer(4, ldNew).integer(5, hidden)
+                .integer(6, cacheStride).launch(rows, 1, APPEND_THREADS, 0, stream);
     }
 
     /**
@@ -91,12 +91,12 @@ public final class AttentionKernels {
     public void decode(long seqs, int numSeqs, int heads, int headDim, long q, int ldq, int cacheStride, DecodeSplit split,
                        long partialO, long partialMl, long out, int ldo, CudaStream stream) {
         checkHeadDim(headDim);
-        KernelLaunch.launch(headDim == 64 ? decode64 : decode128, split.maxSplits(), heads, numSeqs, DECODE_THREADS,
-                split.keysPerSplit() * Float.BYTES, stream, seqs, q, ldq, cacheStride, split.keysPerSplit(), partialO,
-                partialMl, out, ldo);
+        (headDim == 64 ? decode64 : decode128).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
+                .integer(4, split.keysPerSplit()).address(5, partialO).address(6, partialMl).address(7, out).integer(8, ldo)
+                .launch(split.maxSplits(), heads, numSeqs, DECODE_THREADS, split.keysPerSplit() * Float.BYTES, stream);
         if (split.maxSplits() > 1) {
-            KernelLaunch.launch(combine, heads, numSeqs, headDim, 0, stream, seqs, split.keysPerSplit(), split.maxSplits(),
-                    partialO, partialMl, out, ldo);
+            combine.address(0, seqs).integer(1, split.keysPerSplit()).integer(2, split.maxSplits()).address(3, partialO)
+                    .address(4, partialMl).address(5, out).integer(6, ldo).launch(heads, numSeqs, headDim, 0, stream);
         }
     }
 
@@ -104,8 +104,9 @@ public final class AttentionKernels {
     public void prefill(long seqs, int numSeqs, int maxNewTokens, int heads, int headDim, long q, int ldq, int cacheStride,
                         long out, int ldo, CudaStream stream) {
         checkHeadDim(headDim);
-        KernelLaunch.launch(headDim == 64 ? prefill64 : prefill128, ceilDiv(maxNewTokens, PREFILL_QUERY_TILE), heads, numSeqs,
-                PREFILL_THREADS, 0, stream, seqs, q, ldq, cacheStride, out, ldo);
+        (headDim == 64 ? prefill64 : prefill128).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
+                .address(4, out).integer(5, ldo)
+                .launch(ceilDiv(maxNewTokens, PREFILL_QUERY_TILE), heads, numSeqs, PREFILL_THREADS, 0, stream);
     }
 
     private static void checkHeadDim(int headDim) {

@@ -4,7 +4,6 @@ import io.bitrelay.runtime.cuda.CudaKernels;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.KernelLaunch;
 import io.bitrelay.runtime.tensor.DType;
-import jcuda.driver.CUfunction;
 
 /**
  * The W8A8 GEMM epilogue ({@code dequantize.cu}):
@@ -13,12 +12,12 @@ import jcuda.driver.CUfunction;
  * {@code 0} for no bias / no residual. {@code residual} may equal {@code out} (in-place residual update).
  */
 public final class DequantizeKernel {
-    private final CUfunction f32;
-    private final CUfunction f16;
+    private final KernelLaunch f32;
+    private final KernelLaunch f16;
 
     public DequantizeKernel(CudaKernels kernels) {
-        this.f32 = kernels.function("br_dequantize_f32");
-        this.f16 = kernels.function("br_dequantize_f16");
+        this.f32 = kernels.launcher("br_dequantize_f32", 7);
+        this.f16 = kernels.launcher("br_dequantize_f16", 7);
     }
 
     /**
@@ -36,12 +35,8 @@ public final class DequantizeKernel {
         if (rows > RowKernels.MAX_ELEMENT_ROWS) {
             throw new IllegalArgumentException("dequantize takes at most " + RowKernels.MAX_ELEMENT_ROWS + " rows, got " + rows);
         }
-        KernelLaunch.launch(outputType == DType.F32 ? f32 : f16,
-                RowKernels.blocks(cols, RowKernels.ELEMENT_BLOCK_THREADS), rows, RowKernels.ELEMENT_BLOCK_THREADS, 0, stream,
-                acc, rowScales, colScales, orNull(bias), orNull(residual), out, cols);
-    }
-
-    private static Long orNull(long address) {
-        return address == 0 ? null : address;
+        (outputType == DType.F32 ? f32 : f16).address(0, acc).address(1, rowScales).address(2, colScales).address(3, bias)
+                .address(4, residual).address(5, out).integer(6, cols)
+                .launch(RowKernels.blocks(cols, RowKernels.ELEMENT_BLOCK_THREADS), rows, RowKernels.ELEMENT_BLOCK_THREADS, 0, stream);
     }
 }

@@ -4,7 +4,6 @@ import io.bitrelay.runtime.cuda.CudaKernels;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.KernelLaunch;
 import io.bitrelay.runtime.tensor.DType;
-import jcuda.driver.CUfunction;
 
 /**
  * LayerNorm of FP32 rows ({@code layernorm.cu}) as {@link io.bitrelay.runtime.ops.cpu.VectorMath#layerNorm}
@@ -12,14 +11,14 @@ import jcuda.driver.CUfunction;
  * with per-token INT8 quantization for the W8A8 projections that follow it. Device addresses.
  */
 public final class LayerNormKernels {
-    private final CUfunction f32;
-    private final CUfunction f16;
-    private final CUfunction quantize;
+    private final KernelLaunch f32;
+    private final KernelLaunch f16;
+    private final KernelLaunch quantize;
 
     public LayerNormKernels(CudaKernels kernels) {
-        this.f32 = kernels.function("br_layernorm_f32");
-        this.f16 = kernels.function("br_layernorm_f16");
-        this.quantize = kernels.function("br_layernorm_quantize");
+        this.f32 = kernels.launcher("br_layernorm_f32", 6);
+        this.f16 = kernels.launcher("br_layernorm_f16", 6);
+        this.quantize = kernels.launcher("br_layernorm_quantize", 7);
     }
 
     /**
@@ -32,8 +31,8 @@ public final class LayerNormKernels {
                           CudaStream stream) {
         RowKernels.checkFloat(outputType, "LayerNorm output");
         RowKernels.checkShape(rows, cols);
-        KernelLaunch.launch(outputType == DType.F32 ? f32 : f16, rows, 1, RowKernels.ROW_BLOCK_THREADS, 0, stream,
-                x, gain, bias, out, cols, eps);
+        (outputType == DType.F32 ? f32 : f16).address(0, x).address(1, gain).address(2, bias).address(3, out).integer(4, cols)
+                .real(5, eps).launch(rows, 1, RowKernels.ROW_BLOCK_THREADS, 0, stream);
     }
 
     /**
@@ -45,6 +44,7 @@ public final class LayerNormKernels {
     public void layerNormQuantize(long x, long gain, long bias, long q, long scales, int rows, int cols, float eps,
                                   CudaStream stream) {
         RowKernels.checkShape(rows, cols);
-        KernelLaunch.launch(quantize, rows, 1, RowKernels.ROW_BLOCK_THREADS, 0, stream, x, gain, bias, q, scales, cols, eps);
+        quantize.address(0, x).address(1, gain).address(2, bias).address(3, q).address(4, scales).integer(5, cols).real(6, eps)
+                .launch(rows, 1, RowKernels.ROW_BLOCK_THREADS, 0, stream);
     }
 }

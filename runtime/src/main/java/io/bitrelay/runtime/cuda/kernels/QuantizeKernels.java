@@ -4,7 +4,6 @@ import io.bitrelay.runtime.cuda.CudaKernels;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.KernelLaunch;
 import io.bitrelay.runtime.tensor.DType;
-import jcuda.driver.CUfunction;
 
 /**
  * Per-token symmetric INT8 quantization on the GPU ({@code quantize_rows.cu}), bit-exact with
@@ -13,16 +12,16 @@ import jcuda.driver.CUfunction;
  * All pointers are device addresses; work is queued on {@code stream}.
  */
 public final class QuantizeKernels {
-    private final CUfunction f32;
-    private final CUfunction f16;
-    private final CUfunction reluF32;
-    private final CUfunction reluF16;
+    private final KernelLaunch f32;
+    private final KernelLaunch f16;
+    private final KernelLaunch reluF32;
+    private final KernelLaunch reluF16;
 
     public QuantizeKernels(CudaKernels kernels) {
-        this.f32 = kernels.function("br_quantize_rows_f32");
-        this.f16 = kernels.function("br_quantize_rows_f16");
-        this.reluF32 = kernels.function("br_relu_quantize_rows_f32");
-        this.reluF16 = kernels.function("br_relu_quantize_rows_f16");
+        this.f32 = kernels.launcher("br_quantize_rows_f32", 4);
+        this.f16 = kernels.launcher("br_quantize_rows_f16", 4);
+        this.reluF32 = kernels.launcher("br_relu_quantize_rows_f32", 4);
+        this.reluF16 = kernels.launcher("br_relu_quantize_rows_f16", 4);
     }
 
     /**
@@ -39,10 +38,12 @@ public final class QuantizeKernels {
         launch(inputType == DType.F32 ? reluF32 : reluF16, inputType, x, q, scales, rows, cols, stream);
     }
 
-    private static void launch(CUfunction kernel, DType inputType, long x, long q, long scales, int rows, int cols,
+    private static void launch(KernelLaunch kernel, DType inputType, long x, long q, long scales, int rows, int cols,
                                CudaStream stream) {
         RowKernels.checkFloat(inputType, "quantize input");
         RowKernels.checkShape(rows, cols);
-        KernelLaunch.launch(kernel, rows, 1, RowKernels.ROW_BLOCK_THREADS, 0, stream, x, q, scales, cols);
+        // A max is exact in any order, so the block size is free: a wide block keeps a lone decode row short.
+        kernel.address(0, x).address(1, q).address(2, scales).integer(3, cols)
+                .launch(rows, 1, RowKernels.WIDE_ROW_BLOCK_THREADS, 0, stream);
     }
 }

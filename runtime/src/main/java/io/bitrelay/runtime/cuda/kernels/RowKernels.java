@@ -6,6 +6,11 @@ import io.bitrelay.runtime.tensor.DType;
 final class RowKernels {
     /** Threads per row block: 8 warps keep a 12288-wide row at 48 elements per thread. */
     static final int ROW_BLOCK_THREADS = 256;
+    /**
+     * Threads per row block of the kernels whose result does not depend on the block size (maxima, or sums
+     * tolerance-checked anyway): at decode one block carries a whole row, and 32 warps finish it sooner.
+     */
+    static final int WIDE_ROW_BLOCK_THREADS = 1024;
     /** Threads per block of the element-wise kernels. */
     static final int ELEMENT_BLOCK_THREADS = 256;
     /** The element-wise kernels put rows on grid.y. */

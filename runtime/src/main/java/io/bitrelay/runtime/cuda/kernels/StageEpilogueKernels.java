@@ -3,7 +3,6 @@ package io.bitrelay.runtime.cuda.kernels;
 import io.bitrelay.runtime.cuda.CudaKernels;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.KernelLaunch;
-import jcuda.driver.CUfunction;
 
 /**
  * The FP16 stage path's GEMM epilogues ({@code stage_epilogues.cu}): bias (+ ReLU) in place on an FP16 GEMM
@@ -11,24 +10,25 @@ import jcuda.driver.CUfunction;
  */
 public final class StageEpilogueKernels {
     private static final int THREADS = 256;
-    private final CUfunction addBias;
-    private final CUfunction addBiasResidual;
+    private final KernelLaunch addBias;
+    private final KernelLaunch addBiasResidual;
 
     public StageEpilogueKernels(CudaKernels kernels) {
-        this.addBias = kernels.function("br_add_bias_f16");
-        this.addBiasResidual = kernels.function("br_add_bias_residual_f16");
+        this.addBias = kernels.launcher("br_add_bias_f16", 4);
+        this.addBiasResidual = kernels.launcher("br_add_bias_residual_f16", 4);
     }
 
     /** y = y + bias, then max(·, 0) when {@code relu}; y (rows, cols) FP16, bias (cols) FP32. */
     public void addBias(long y, long bias, int rows, int cols, boolean relu, CudaStream stream) {
         checkShape(rows, cols);
-        KernelLaunch.launch(addBias, blocks(cols), rows, THREADS, 0, stream, y, orNull(bias), cols, relu ? 1 : 0);
+        addBias.address(0, y).address(1, bias).integer(2, cols).integer(3, relu ? 1 : 0).launch(blocks(cols), rows, THREADS, 0, stream);
     }
 
     /** residual += y + bias; y (rows, cols) FP16, residual (rows, cols) FP32. */
     public void addBiasResidual(long y, long bias, long residual, int rows, int cols, CudaStream stream) {
         checkShape(rows, cols);
-        KernelLaunch.launch(addBiasResidual, blocks(cols), rows, THREADS, 0, stream, y, orNull(bias), residual, cols);
+        addBiasResidual.address(0, y).address(1, bias).address(2, residual).integer(3, cols)
+                .launch(blocks(cols), rows, THREADS, 0, stream);
     }
 
     private static void checkShape(int rows, int cols) {
@@ -41,9 +41,5 @@ public final class StageEpilogueKernels {
 
     private static int blocks(int cols) {
         return (cols / 2 + THREADS - 1) / THREADS;
-    }
-
-    private static Long orNull(long address) {
-        return address == 0 ? null : address;
     }
 }

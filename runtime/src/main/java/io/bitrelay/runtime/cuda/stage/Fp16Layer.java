@@ -95,7 +95,7 @@ final class Fp16Layer implements DeviceLayer {
     }
 
     @Override
-    public void forward(StageCompute c, StageBuffers b, AttentionStep step, int localLayer) {
+    public void forward(StageCompute c, StageBuffers b, AttentionStep step, int localLayer, DeviceLayer next) {
         int rows = step.rows();
         int h = config.hiddenSize();
         int f = config.ffnDim();

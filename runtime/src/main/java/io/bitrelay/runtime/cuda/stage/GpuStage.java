@@ -22,9 +22,15 @@ import java.util.Set;
  * arriving and leaving as host FP32 rows. All work runs on the stage's one stream; every activation buffer is
  * preallocated for {@code maxBatchTokens} rows, so a step allocates no device memory.
  *
+ * <p>Decode steps (every chunk one token) replay a CUDA graph of the whole layer stack per launch
+ * configuration ({@link DecodeGraphs}); prefill and mixed steps launch kernel by kernel. Graphs are on unless
+ * the system property {@value #DECODE_GRAPHS_PROPERTY} is {@code false}, or {@link #useDecodeGraphs} turns them off.
+ *
  * <p>Not thread-safe: one thread drives a stage (it makes the stage's context current on each call).
  */
 public final class GpuStage implements AutoCloseable {
+    /** System property: {@code false} runs decode steps kernel by kernel (a fallback, and the baseline to measure against). */
+    public static final String DECODE_GRAPHS_PROPERTY = "bitrelay.cuda.decode-graphs";
     private final CudaContext context;
     private final OptConfig config;
     private final StageRecipe recipe;
@@ -34,6 +40,7 @@ public final class GpuStage implements AutoCloseable {
     private final List<DeviceLayer> layers;
     private final StageBuffers buffers;
     private final Set<GpuSequence> sequences = Collections.newSetFromMap(new IdentityHashMap<>());
+    private DecodeGraphs graphs;
     private boolean closed;
     private long stepCount;
 
@@ -70,6 +77,8 @@ public final class GpuStage implements AutoCloseable {
         this.compute = createdCompute;
         this.layers = List.copyOf(createdLayers);
         this.buffers = createdBuffers;
+        this.graphs = Boolean.parseBoolean(System.getProperty(DECODE_GRAPHS_PROPERTY, "true")) ? new DecodeGraphs(compute.stream)
+                : null;
     }
 
     /**
@@ -139,6 +148,33 @@ public final class GpuStage implements AutoCloseable {
     /** Device bytes of the preallocated step buffers. */
     public long activationBytes() {
         return buffers.deviceBytes();
+    }
+
+    /** Turns decode-step CUDA graphs on (captured anew as steps need them) or off (the captured ones are freed). */
+    public void useDecodeGraphs(boolean on) {
+        live();
+        context.makeCurrent();
+        if (on && graphs == null) {
+            graphs = new DecodeGraphs(compute.stream);
+        } else if (!on && graphs != null) {
+            compute.stream.synchronize();
+            graphs.close();
+            graphs = null;
+        }
+    }
+
+    /** How decode steps run, for logs and benchmarks: "off", "on (N captured, M replays)" or "failed: reason". */
+    public String decodeGraphsStatus() {
+        if (graphs == null) {
+            return "off";
+        }
+        return graphs.disabledReason() != null ? "failed: " + graphs.disabledReason()
+                : "on (" + graphs.captures() + " captured, " + graphs.replays() + " replays)";
+    }
+
+    /** Decode steps replayed from a graph so far (0 while graphs are off or failed). */
+    long decodeGraphReplays() {
+        return graphs == null || graphs.disabledReason() != null ? 0 : graphs.replays();
     }
 
     /** A new sequence with an empty device cache of {@code maxPositions} tokens per layer. */
@@ -214,11 +250,19 @@ public final class GpuStage implements AutoCloseable {
         live();
         context.makeCurrent();
         AttentionStep step = describe(chunks);
-        for (int local = 0; local < layers.size(); local++) {
-            layers.get(local).forward(compute, buffers, step, local);
+        if (graphs != null) {
+            graphs.run(step, () -> forwardAll(step));
+        } else {
+            forwardAll(step);
         }
         for (GpuChunk chunk : chunks) {
             chunk.sequence().advance(chunk.tokens());
+        }
+    }
+
+    private void forwardAll(AttentionStep step) {
+        for (int local = 0; local < layers.size(); local++) {
+            layers.get(local).forward(compute, buffers, step, local, local + 1 < layers.size() ? layers.get(local + 1) : null);
         }
     }
 
@@ -339,6 +383,9 @@ public final class GpuStage implements AutoCloseable {
         compute.stream.synchronize();
         for (GpuSequence sequence : List.copyOf(sequences)) {
             sequence.close();
+        }
+        if (graphs != null) {
+            graphs.close();
         }
         buffers.close();
         layers.forEach(DeviceLayer::close);

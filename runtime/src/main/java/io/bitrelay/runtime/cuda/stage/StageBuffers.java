@@ -24,7 +24,7 @@ final class StageBuffers implements AutoCloseable {
     final DeviceBuffer attention;   // (maxRows, h) FP16, heads concatenated
     final DeviceBuffer normed;      // FP16: (maxRows, h) FP16 LayerNorm output; W8A8: unused
     final DeviceBuffer projected;   // FP16: (maxRows, h) FP16 out_proj / fc2 output; W8A8: unused
-    final DeviceBuffer ffn;         // FP16: (maxRows, f) FP16; W8A8: (maxRows, f) FP32 fc1 output before ReLU
+    final DeviceBuffer ffn;         // FP16: (maxRows, f) FP16 fc1 output; W8A8: unused (fc1's epilogue writes INT8 codes)
     final DeviceBuffer codes;       // W8A8: (maxRows, max(h, f)) INT8 activations
     final DeviceBuffer rowScales;   // W8A8: (maxRows) FP32 per-token scales
     final DeviceBuffer accumulators; // W8A8: (maxRows, max(3h, f)) INT32 GEMM output
@@ -49,7 +49,7 @@ final class StageBuffers implements AutoCloseable {
             boolean w8a8 = recipe == StageRecipe.W8A8;
             normed = w8a8 ? null : device(rows * h * Short.BYTES, stream);
             projected = w8a8 ? null : device(rows * h * Short.BYTES, stream);
-            ffn = device(rows * f * (w8a8 ? Float.BYTES : Short.BYTES), stream);
+            ffn = w8a8 ? null : device(rows * f * Short.BYTES, stream);
             codes = w8a8 ? device(rows * Math.max(h, f), stream) : null;
             rowScales = w8a8 ? device(rows * Float.BYTES, stream) : null;
             accumulators = w8a8 ? device(rows * Math.max(3 * h, f) * Integer.BYTES, stream) : null;

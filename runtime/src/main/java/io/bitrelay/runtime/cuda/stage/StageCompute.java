@@ -14,6 +14,7 @@ import io.bitrelay.runtime.cuda.kernels.LayerNormKernels;
 import io.bitrelay.runtime.cuda.kernels.QuantizeKernels;
 import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
 import io.bitrelay.runtime.cuda.kernels.StageEpilogueKernels;
+import io.bitrelay.runtime.cuda.kernels.W8A8EpilogueKernels;
 
 /**
  * What a stage computes with, created in its context: the stage's one stream, the kernels module with every
@@ -36,6 +37,7 @@ final class StageCompute implements AutoCloseable {
     final QuantizeKernels quantize;
     final DequantizeKernel dequantize;
     final StageEpilogueKernels epilogues;
+    final W8A8EpilogueKernels w8a8;
     final AttentionKernels attention;
     final RandomFillKernels randomFill;
     private final CublasLt lt;
@@ -72,6 +74,7 @@ final class StageCompute implements AutoCloseable {
         this.quantize = new QuantizeKernels(kernels);
         this.dequantize = new DequantizeKernel(kernels);
         this.epilogues = new StageEpilogueKernels(kernels);
+        this.w8a8 = new W8A8EpilogueKernels(kernels);
         this.attention = new AttentionKernels(kernels);
         this.randomFill = new RandomFillKernels(kernels);
     }

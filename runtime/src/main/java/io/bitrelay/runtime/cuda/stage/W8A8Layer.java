@@ -14,9 +14,10 @@ import java.lang.foreign.MemorySegment;
 /**
  * A pre-LayerNorm OPT decoder layer in W8A8, with exactly the INT8 weight codes, per-output-channel scales and
  * FP32 biases the CPU's {@link W8A8Linear}s hold (SmoothQuant already folded into them and the LayerNorms):
- * LayerNorm fused with per-token INT8 quantization, cuBLASLt INT8→INT32 GEMMs, the dequantize epilogue
- * (× row scale × column scale + bias, + residual into the FP32 stream), ReLU fused into fc2's input
- * quantization, the attention output quantized per token. q, k and v are one (3h, h) GEMM (the three
+ * cuBLASLt INT8→INT32 GEMMs whose outputs go straight to the next GEMM's per-token INT8 input in one fused
+ * kernel each (out_proj: dequantize + bias + residual + LayerNorm + quantize; fc1: dequantize + bias + ReLU +
+ * quantize; fc2: the same as out_proj with the next layer's first LayerNorm), qkv dequantized to FP16 for
+ * attention, the attention output quantized per token. q, k and v are one (3h, h) GEMM (the three
  * linears quantize the same input per token, so their codes agree); q's column scales and bias carry
  * 1/sqrt(headDim).
  */
@@ -96,8 +97,12 @@ final class W8A8Layer implements DeviceLayer {
         }
     }
 
+    /**
+     * The stage's first layer quantizes LayerNorm(hidden) itself; every later one finds it in the codes and row
+     * scales, left there by its predecessor's fc2 epilogue (a stage's layers share one recipe).
+     */
     @Override
-    public void forward(StageCompute c, StageBuffers b, AttentionStep step, int localLayer) {
+    public void forward(StageCompute c, StageBuffers b, AttentionStep step, int localLayer, DeviceLayer next) {
         int rows = step.rows();
         int h = config.hiddenSize();
         int f = config.ffnDim();
@@ -106,26 +111,29 @@ final class W8A8Layer implements DeviceLayer {
         long codes = b.codes.address();
         long rowScales = b.rowScales.address();
         long acc = b.accumulators.address();
-        long ffn = b.ffn.address();
 
-        c.layerNorm.layerNormQuantize(hidden, ln1Gain.address(), ln1Bias.address(), codes, rowScales, rows, h, eps, c.stream);
+        if (localLayer == 0) {
+            c.w8a8.layerNormQuantize(hidden, ln1Gain.address(), ln1Bias.address(), codes, rowScales, rows, h, eps, c.stream);
+        }
         c.gemm(GemmPrecision.INT8_INT32, rows, 3 * h, h, codes, qkv.codes().address(), acc);
         c.dequantize.dequantize(DType.F16, acc, rowScales, qkv.scales().address(), qkv.biasAddress(), 0, b.qkv.address(),
                 rows, 3 * h, c.stream);
         StageAttention.run(c, b, config, step, localLayer);
         c.quantize.quantizeRows(DType.F16, b.attention.address(), codes, rowScales, rows, h, c.stream);
         c.gemm(GemmPrecision.INT8_INT32, rows, h, h, codes, out.codes().address(), acc);
-        c.dequantize.dequantize(DType.F32, acc, rowScales, out.scales().address(), out.biasAddress(), hidden, hidden, rows, h,
-                c.stream);
+        c.w8a8.residualLayerNormQuantize(acc, rowScales, out.scales().address(), out.biasAddress(), hidden, ln2Gain.address(),
+                ln2Bias.address(), codes, rowScales, rows, h, eps, c.stream);
 
-        c.layerNorm.layerNormQuantize(hidden, ln2Gain.address(), ln2Bias.address(), codes, rowScales, rows, h, eps, c.stream);
         c.gemm(GemmPrecision.INT8_INT32, rows, f, h, codes, fc1.codes().address(), acc);
-        c.dequantize.dequantize(DType.F32, acc, rowScales, fc1.scales().address(), fc1.biasAddress(), 0, ffn, rows, f,
-                c.stream);
-        c.quantize.reluQuantizeRows(DType.F32, ffn, codes, rowScales, rows, f, c.stream);
+        c.w8a8.reluQuantize(acc, rowScales, fc1.scales().address(), fc1.biasAddress(), codes, rowScales, rows, f, c.stream);
         c.gemm(GemmPrecision.INT8_INT32, rows, h, f, codes, fc2.codes().address(), acc);
-        c.dequantize.dequantize(DType.F32, acc, rowScales, fc2.scales().address(), fc2.biasAddress(), hidden, hidden, rows, h,
-                c.stream);
+        if (next instanceof W8A8Layer following) {
+            c.w8a8.residualLayerNormQuantize(acc, rowScales, fc2.scales().address(), fc2.biasAddress(), hidden,
+                    following.ln1Gain.address(), following.ln1Bias.address(), codes, rowScales, rows, h, eps, c.stream);
+        } else {
+            c.dequantize.dequantize(DType.F32, acc, rowScales, fc2.scales().address(), fc2.biasAddress(), hidden, hidden, rows,
+                    h, c.stream);
+        }
     }
 
     @Override
