@@ -792,3 +792,16 @@ extern "C" __host__ size_t rptq_encode_smem_bytes(int width, int clusters, size_
 extern "C" __host__ size_t rptq_decode_smem_bytes(int width, int clusters, size_t elementBytes) {
     return link_codecs::rptqDecodeSmemBytes(width, clusters, elementBytes);
 }
+
+// FP16 link codec (Fp16Codec) for FP32 hidden states: payload = the (rows, width) values rounded to FP16, round
+// to nearest even (__float2half_rn == Float.floatToFloat16: byte-identical for every finite and infinite value;
+// NaN stays NaN, its significand bits may differ); decode widens exactly (Float.float16ToFloat). FP16 hidden
+// states need neither kernel (see the top). Launch: any 1-D grid (grid-stride), n = rows × width elements.
+extern "C" __global__ void fp16_link_encode_f32(const float* __restrict__ x, long long n, unsigned short* __restrict__ payload) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x)
+        payload[i] = link_codecs::halfBits(x[i]);
+}
+extern "C" __global__ void fp16_link_decode_f32(const unsigned short* __restrict__ payload, long long n, float* __restrict__ out) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x)
+        out[i] = link_codecs::bitsToFloat(payload[i]);
+}

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** Benchmarks, each a subcommand; every one measures its peer in the same run. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks (each reports ratios against a peer measured in the same run).",
-        subcommands = {GemmBench.class, GpuGemmBench.class, GpuLayersBench.class, ModelBench.class, ClusterBench.class, CodecBench.class})
+        subcommands = {GemmBench.class, GpuGemmBench.class, GpuLayersBench.class, GpuLinkBench.class, ModelBench.class,
+                ClusterBench.class, CodecBench.class})
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -169,6 +169,20 @@ public final class LinkFrameReader {
         return valid().asSlice(HEADER_BYTES + (long) layoutLength + paramsLength, payloadLength);
     }
 
+    /**
+     * Params and payload back to back, a slice of the frame (no copy): what a decoder elsewhere (on a GPU) takes
+     * in one copy, params first. The frame has been validated, CRC and codec params included; nothing decoded.
+     */
+    public MemorySegment sections() {
+        return valid().asSlice(sectionsOffset(), (long) paramsLength + payloadLength);
+    }
+
+    /** Where params start in the frame: header plus layout. */
+    public long sectionsOffset() {
+        valid();
+        return HEADER_BYTES + (long) layoutLength;
+    }
+
     /** Decodes the activations into {@code out}: rows × width FP32, native order, row-major. */
     public void decodeInto(MemorySegment out) {
         valid();

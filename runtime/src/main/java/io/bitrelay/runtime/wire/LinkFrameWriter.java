@@ -16,6 +16,11 @@ import static io.bitrelay.runtime.wire.LinkFrame.*;
  *         .encode(codec, layout, hiddenStates, rows, hidden);
  * publication.offer(buffer, 0, frameLength);   // or writer.frame()
  * }</pre>
+ *
+ * Params and payload encoded elsewhere (on a GPU) go in two ways: {@link #writeEncoded} copies them in, or
+ * {@link #reserveSections} writes header and layout and hands out the sections for someone else to fill (a
+ * device-to-host copy), after which {@link #seal} checksums the frame. Either way the frame is byte-identical
+ * to what {@code encode} writes when the sections are what the codec would have encoded.
  */
 public final class LinkFrameWriter {
     private final CRC32C crc = new CRC32C();
@@ -25,6 +30,7 @@ public final class LinkFrameWriter {
     private int width;
     private int layoutLength;
     private long payloadLength;
+    private LinkCodec reservedFor; // non-null between reserveSections() and seal()
 
     /** Starts a frame at offset 0 of {@code buffer}; header fields not set later stay 0. */
     public LinkFrameWriter wrap(MemorySegment buffer) {
@@ -34,6 +40,7 @@ public final class LinkFrameWriter {
         }
         this.buffer = buffer;
         this.frameLength = 0;
+        this.reservedFor = null;
         buffer.asSlice(0, HEADER_BYTES).fill((byte) 0);
         buffer.set(I32, MAGIC_OFFSET, MAGIC);
         buffer.set(U8, VERSION_OFFSET, (byte) VERSION);
@@ -70,7 +77,71 @@ public final class LinkFrameWriter {
         int layoutBytes = layout.encodedBytes();
         writeHeader(codec, layoutBytes, activations, rows, width);
         layout.encodeInto(buffer.asSlice(HEADER_BYTES, layoutBytes));
-        return seal(codec, activations);
+        return encodeSections(codec, activations);
+    }
+
+    /**
+     * Writes a frame around params and payload that {@code codec} encoded elsewhere (e.g. on a GPU), copied in;
+     * their sizes must be the codec's for rows × width, and the params must pass {@link LinkCodec#checkParams}.
+     */
+    public long writeEncoded(LinkCodec codec, BatchLayout layout, MemorySegment params, MemorySegment payload, int rows,
+                             int width) {
+        if (rows < 1 || width < 1) {
+            throw new IllegalArgumentException("a frame needs rows >= 1 and width >= 1, got " + rows + " and " + width);
+        }
+        int paramsBytes = codec.paramsBytes(rows, width);
+        long payloadBytes = codec.payloadBytes(rows, width);
+        if (params.byteSize() != paramsBytes || payload.byteSize() != payloadBytes) {
+            throw new IllegalArgumentException("pre-encoded " + codec.id() + " sections for " + rows + " rows × " + width
+                    + " must be params " + paramsBytes + " and payload " + payloadBytes + " bytes, got params "
+                    + params.byteSize() + " and payload " + payload.byteSize());
+        }
+        MemorySegment sections = reserveSections(codec, layout, rows, width);
+        MemorySegment.copy(params, 0, sections, 0, paramsBytes);
+        MemorySegment.copy(payload, 0, sections, paramsBytes, payloadBytes);
+        return seal();
+    }
+
+    /**
+     * Writes header and layout of a frame whose params and payload are encoded by {@code codec} elsewhere, and
+     * returns those two sections back to back (params first; {@code paramsBytes + payloadBytes} bytes, a slice of
+     * the buffer at {@link #sectionsOffset()}). Fill them, then {@link #seal()}.
+     */
+    public MemorySegment reserveSections(LinkCodec codec, BatchLayout layout, int rows, int width) {
+        if (layout.tokens() != rows) {
+            throw new IllegalArgumentException("batch layout carries " + layout.tokens() + " tokens, frame has "
+                    + rows + " rows");
+        }
+        int layoutBytes = layout.encodedBytes();
+        checkFrame(codec, layoutBytes, rows, width);
+        writeHeaderFields(codec, layoutBytes, rows, width);
+        layout.encodeInto(buffer.asSlice(HEADER_BYTES, layoutBytes));
+        reservedFor = codec;
+        return buffer.asSlice(sectionsOffset(), codec.paramsBytes(rows, width) + payloadLength);
+    }
+
+    /** Where params start in the buffer: header plus layout of the frame being written. */
+    public long sectionsOffset() {
+        return HEADER_BYTES + (long) layoutLength;
+    }
+
+    /**
+     * Checksums the frame whose sections {@link #reserveSections} handed out, once they are filled; returns its
+     * length. Params the codec cannot decode (an RPTQ plan fingerprint of another plan) are refused.
+     */
+    public long seal() {
+        if (reservedFor == null) {
+            throw new IllegalStateException("no reserved sections to seal: reserveSections() since the last wrap() first");
+        }
+        LinkCodec codec = reservedFor;
+        reservedFor = null;
+        int paramsBytes = codec.paramsBytes(rows, width);
+        try {
+            codec.checkParams(buffer.asSlice(sectionsOffset(), paramsBytes), rows, width);
+        } catch (FrameException e) {
+            throw new IllegalArgumentException("pre-encoded params refused by " + codec.id() + ": " + e.getMessage(), e);
+        }
+        return sealCrc(sectionsOffset() + paramsBytes + payloadLength);
     }
 
     /** As {@link #encode(LinkCodec, BatchLayout, MemorySegment, int, int)}, with the layout section given as bytes. */
@@ -81,7 +152,7 @@ public final class LinkFrameWriter {
         int layoutBytes = (int) layoutSection.byteSize();
         writeHeader(codec, layoutBytes, activations, rows, width);
         MemorySegment.copy(layoutSection, 0, buffer, HEADER_BYTES, layoutBytes);
-        return seal(codec, activations);
+        return encodeSections(codec, activations);
     }
 
     /** The frame written by the last {@code encode}. */
@@ -113,6 +184,16 @@ public final class LinkFrameWriter {
     }
 
     private void writeHeader(LinkCodec codec, int layoutBytes, MemorySegment activations, int rows, int width) {
+        checkFrame(codec, layoutBytes, rows, width);
+        long activationBytes = (long) rows * width * Float.BYTES;
+        if (activations.byteSize() < activationBytes) {
+            throw new IllegalArgumentException("activations of " + rows + " rows × " + width + " need "
+                    + activationBytes + " bytes, segment has " + activations.byteSize());
+        }
+        writeHeaderFields(codec, layoutBytes, rows, width);
+    }
+
+    private void checkFrame(LinkCodec codec, int layoutBytes, int rows, int width) {
         if (buffer == null) {
             throw new IllegalStateException("wrap() a buffer before encoding");
         }
@@ -125,11 +206,10 @@ public final class LinkFrameWriter {
             throw new IllegalArgumentException("frame of " + rows + " rows × " + width + " through " + codec.id()
                     + " needs " + needed + " bytes, buffer has " + buffer.byteSize());
         }
-        long activationBytes = (long) rows * width * Float.BYTES;
-        if (activations.byteSize() < activationBytes) {
-            throw new IllegalArgumentException("activations of " + rows + " rows × " + width + " need "
-                    + activationBytes + " bytes, segment has " + activations.byteSize());
-        }
+    }
+
+    private void writeHeaderFields(LinkCodec codec, int layoutBytes, int rows, int width) {
+        this.reservedFor = null;
         this.rows = rows;
         this.width = width;
         this.layoutLength = layoutBytes;
@@ -144,13 +224,16 @@ public final class LinkFrameWriter {
         buffer.set(I32, RESERVED_OFFSET, 0);
     }
 
-    private long seal(LinkCodec codec, MemorySegment activations) {
+    private long encodeSections(LinkCodec codec, MemorySegment activations) {
         int paramsBytes = codec.paramsBytes(rows, width);
         long paramsOffset = HEADER_BYTES + (long) layoutLength;
         long payloadOffset = paramsOffset + paramsBytes;
         codec.encode(activations, rows, width,
                 buffer.asSlice(paramsOffset, paramsBytes), buffer.asSlice(payloadOffset, payloadLength));
-        long crcOffset = payloadOffset + payloadLength;
+        return sealCrc(payloadOffset + payloadLength);
+    }
+
+    private long sealCrc(long crcOffset) {
         buffer.set(I32, crcOffset, crc32c(crc, buffer, crcOffset));
         frameLength = crcOffset + CRC_BYTES;
         return frameLength;
