@@ -39,7 +39,9 @@ public final class QuantPlanner {
         }
         ChannelClustering clustering = new ChannelClustering(clusters);
         Map<CalibrationStats.Key, ClusterPlan> reorders = new TreeMap<>();
-        stats.entries().forEach((key, channels) -> {
+        // a shifted recipe's layers see centred inputs: cluster those ranges, not the raw ones
+        CalibrationStats ranges = recipe.shifting() ? ChannelShift.shiftedStats(stats) : stats;
+        ranges.entries().forEach((key, channels) -> {
             if (REORDERED_SITES.contains(key.site())) {
                 reorders.put(key, clustering.plan(channels.min(), channels.max()));
             }

@@ -11,8 +11,11 @@ import java.util.List;
  *                    for the low-bit recipes
  * @param lowBit      packed low-bit weights and asymmetric activations ({@link WeightOnlyLinear},
  *                    {@link LowBitLinear}); null for FP32 and W8A8
+ * @param shifting    subtract each q/k/v and fc1 input channel's calibrated centre before quantizing
+ *                    ({@link ChannelShift}; the "-shift" low-bit recipes)
  */
-public record QuantRecipe(String name, boolean smoothing, ActivationQuantization activations, LowBitScheme lowBit) {
+public record QuantRecipe(String name, boolean smoothing, ActivationQuantization activations, LowBitScheme lowBit,
+                          boolean shifting) {
     public static final QuantRecipe FP32 = new QuantRecipe("fp32", false, null);
     /** Per-tensor static activations, no smoothing: what outlier channels break. */
     public static final QuantRecipe W8A8_NAIVE = new QuantRecipe("w8a8-naive", false, ActivationQuantization.PER_TENSOR_STATIC);
@@ -41,10 +44,22 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
     public static final QuantRecipe W4A4_RPTQ_G128 = lowBit("w4a4-rptq-g128", 4, GROUP_128, 4, CLUSTER);
     public static final QuantRecipe W4A3_RPTQ = lowBit("w4a3-rptq", 4, 0, 3, CLUSTER);
     public static final QuantRecipe W4A3_RPTQ_G128 = lowBit("w4a3-rptq-g128", 4, GROUP_128, 3, CLUSTER);
+    /*
+     * Channel-shifted ("-shift"): without it, on a model whose LayerNorm outputs sit at large offsets (the
+     * outlier checkpoint), 4-bit rounding errors of those columns become a constant bias error that decides
+     * the perplexity, and per-channel vs g128 is a coin toss (docs/quantization.md, "Group-wise weights").
+     */
+    public static final QuantRecipe W4A16_SHIFT = W4A16.shifted();
+    public static final QuantRecipe W4A16_G128_SHIFT = W4A16_G128.shifted();
+    public static final QuantRecipe W4A8_RPTQ_SHIFT = W4A8_RPTQ.shifted();
+    public static final QuantRecipe W4A8_RPTQ_G128_SHIFT = W4A8_RPTQ_G128.shifted();
+    public static final QuantRecipe W4A4_RPTQ_SHIFT = W4A4_RPTQ.shifted();
+    public static final QuantRecipe W4A4_RPTQ_G128_SHIFT = W4A4_RPTQ_G128.shifted();
 
     public static final List<QuantRecipe> ALL = List.of(FP32, W8A8_NAIVE, W8A8_PER_TOKEN, W8A8_SMOOTHQUANT,
             W8A8_SMOOTHQUANT_STATIC, W4A16, W4A16_G128, W8A8_RPTQ, W4A8_PER_TENSOR, W4A8_PER_TOKEN, W4A8_RPTQ,
-            W4A8_RPTQ_G128, W4A4_PER_TENSOR, W4A4_PER_TOKEN, W4A4_RPTQ, W4A4_RPTQ_G128, W4A3_RPTQ, W4A3_RPTQ_G128);
+            W4A8_RPTQ_G128, W4A4_PER_TENSOR, W4A4_PER_TOKEN, W4A4_RPTQ, W4A4_RPTQ_G128, W4A3_RPTQ, W4A3_RPTQ_G128,
+            W4A16_SHIFT, W4A16_G128_SHIFT, W4A8_RPTQ_SHIFT, W4A8_RPTQ_G128_SHIFT, W4A4_RPTQ_SHIFT, W4A4_RPTQ_G128_SHIFT);
 
     public QuantRecipe {
         if (activations != null && lowBit != null) {
@@ -53,16 +68,24 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
         if (smoothing && activations == null) {
             throw new IllegalArgumentException("recipe " + name + ": SmoothQuant is only wired to the W8A8 recipes");
         }
+        if (shifting && lowBit == null) {
+            throw new IllegalArgumentException("recipe " + name + ": channel shifting is only wired to the low-bit recipes");
+        }
     }
 
     /** A W8A8 recipe (or FP32 when {@code activations} is null). */
     public QuantRecipe(String name, boolean smoothing, ActivationQuantization activations) {
-        this(name, smoothing, activations, null);
+        this(name, smoothing, activations, null, false);
+    }
+
+    /** This low-bit recipe with {@link ChannelShift} before quantizing, named {@code <name>-shift}. */
+    public QuantRecipe shifted() {
+        return new QuantRecipe(name + "-shift", smoothing, activations, lowBit, true);
     }
 
     private static QuantRecipe lowBit(String name, int weightBits, int groupSize, int activationBits,
                                       ActivationRanges ranges) {
-        return new QuantRecipe(name, false, null, new LowBitScheme(weightBits, groupSize, activationBits, ranges));
+        return new QuantRecipe(name, false, null, new LowBitScheme(weightBits, groupSize, activationBits, ranges), false);
     }
 
     public static QuantRecipe byName(String name) {
@@ -84,8 +107,14 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
         return lowBit != null && lowBit.reorders();
     }
 
-    /** Smoothing factors, static scales and clusters come from calibration; per-token dynamic alone needs none. */
+    /**
+     * Smoothing factors, channel centres, static scales and clusters come from calibration; per-token dynamic
+     * alone needs none.
+     */
     public boolean needsCalibration() {
+        if (shifting) {
+            return true;
+        }
         if (lowBit != null) {
             return lowBit.integerActivations() && lowBit.activationRanges().isStatic();
         }

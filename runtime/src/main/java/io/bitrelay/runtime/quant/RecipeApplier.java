@@ -13,7 +13,7 @@ import java.util.Map;
 /**
  * Builds the model a {@link QuantRecipe} describes from an FP32 model and its calibration statistics.
  * W8A8 recipes: optionally SmoothQuant-folded, then every decoder linear (q, k, v, out_proj, fc1, fc2)
- * replaced by a {@link W8A8Linear}. Low-bit recipes: for RPTQ the plan's channel reorders are fused into the
+ * replaced by a {@link W8A8Linear}. Low-bit recipes: optionally channel-shifted ({@link ChannelShift}); for RPTQ the plan's channel reorders are fused into the
  * weights ({@link ReorderFusion}), then every decoder linear becomes a {@link WeightOnlyLinear} (W4A16) or a
  * {@link LowBitLinear} (integer activations, ranges per tensor, per token or per cluster). Attention itself
  * (q·kᵀ, softmax, p·v), the LayerNorms, the embeddings and the LM head stay FP32 in every recipe for now.
@@ -56,11 +56,16 @@ public final class RecipeApplier {
                 weights = smoothed.weights();
                 ranges = smoothed.stats();
             }
+            if (recipe.shifting()) {
+                ChannelShift.Result shifted = ChannelShift.shift(weights, stats, arena);
+                weights = shifted.weights();
+                ranges = shifted.stats();
+            }
             if (recipe.lowBit() != null) {
                 if (recipe.reorders()) {
                     weights = ReorderFusion.apply(weights, plan.reorders(), arena);
                 }
-                weights = quantizeLowBit(weights, recipe.lowBit(), stats, plan.reorders(), arena);
+                weights = quantizeLowBit(weights, recipe.lowBit(), ranges, plan.reorders(), arena);
             } else if (recipe.quantizes()) {
                 weights = quantize(weights, recipe.activations(), ranges, arena);
             }
