@@ -38,32 +38,38 @@ public final class LinkCodecKernels {
     private static final int ELEMENT_BLOCKS = 1024;
 
     private final int multiprocessors;
-    private final CUfunction int8EncodeF16;
-    private final CUfunction int8EncodeF32;
-    private final CUfunction int8DecodeF16;
-    private final CUfunction int8DecodeF32;
+    private final KernelLaunch int8EncodeF16;
+    private final KernelLaunch int8EncodeF32;
+    private final KernelLaunch int8DecodeF16;
+    private final KernelLaunch int8DecodeF32;
     private final CUfunction[][] rptqEncode = new CUfunction[2][2]; // [bits == 3 ? 1 : 0][F32 ? 1 : 0]
     private final CUfunction[][] rptqDecode = new CUfunction[2][2];
-    private final CUfunction fp16EncodeF32;
-    private final CUfunction fp16DecodeF32;
+    private final KernelLaunch[][] rptqEncodeLaunch = new KernelLaunch[2][2];
+    private final KernelLaunch[][] rptqDecodeLaunch = new KernelLaunch[2][2];
+    private final KernelLaunch fp16EncodeF32;
+    private final KernelLaunch fp16DecodeF32;
     /** Dynamic shared memory each function has been allowed so far (only those raised past the default). */
     private final Map<CUfunction, Integer> sharedAllowed = new HashMap<>();
 
     public LinkCodecKernels(CudaKernels kernels, CudaDevice device) {
         this.multiprocessors = device.multiprocessors();
-        this.int8EncodeF16 = kernels.function("int8_token_encode_f16");
-        this.int8EncodeF32 = kernels.function("int8_token_encode_f32");
-        this.int8DecodeF16 = kernels.function("int8_token_decode_f16");
-        this.int8DecodeF32 = kernels.function("int8_token_decode_f32");
+        this.int8EncodeF16 = kernels.launcher("int8_token_encode_f16", 5);
+        this.int8EncodeF32 = kernels.launcher("int8_token_encode_f32", 5);
+        this.int8DecodeF16 = kernels.launcher("int8_token_decode_f16", 4);
+        this.int8DecodeF32 = kernels.launcher("int8_token_decode_f32", 4);
         for (int bits : new int[] {4, 3}) {
             for (DType type : new DType[] {DType.F16, DType.F32}) {
                 String suffix = type == DType.F32 ? "_f32" : "_f16";
-                rptqEncode[bitsIndex(bits)][typeIndex(type)] = kernels.function("rptq" + bits + "_encode" + suffix);
-                rptqDecode[bitsIndex(bits)][typeIndex(type)] = kernels.function("rptq" + bits + "_decode" + suffix);
+                String encode = "rptq" + bits + "_encode" + suffix;
+                String decode = "rptq" + bits + "_decode" + suffix;
+                rptqEncode[bitsIndex(bits)][typeIndex(type)] = kernels.function(encode);
+                rptqDecode[bitsIndex(bits)][typeIndex(type)] = kernels.function(decode);
+                rptqEncodeLaunch[bitsIndex(bits)][typeIndex(type)] = kernels.launcher(encode, 9);
+                rptqDecodeLaunch[bitsIndex(bits)][typeIndex(type)] = kernels.launcher(decode, 7);
             }
         }
-        this.fp16EncodeF32 = kernels.function("fp16_link_encode_f32");
-        this.fp16DecodeF32 = kernels.function("fp16_link_decode_f32");
+        this.fp16EncodeF32 = kernels.launcher("fp16_link_encode_f32", 3);
+        this.fp16DecodeF32 = kernels.launcher("fp16_link_decode_f32", 3);
     }
 
     /**
@@ -78,8 +84,8 @@ public final class LinkCodecKernels {
         RowKernels.checkShape(rows, width);
         int heldPerThread = inputType == DType.F16 ? 64 : 32; // kHeldOctets × 8
         int threads = rowThreads(rows, Math.ceilDiv(width, heldPerThread), Math.ceilDiv(width, 8));
-        KernelLaunch.launch(inputType == DType.F32 ? int8EncodeF32 : int8EncodeF16, rows, 1, threads, 0, stream,
-                x, width, params, payload, orNull(status));
+        (inputType == DType.F32 ? int8EncodeF32 : int8EncodeF16).address(0, x).integer(1, width).address(2, params)
+                .address(3, payload).address(4, status).launch(rows, 1, threads, 0, stream);
     }
 
     /**
@@ -91,8 +97,8 @@ public final class LinkCodecKernels {
         RowKernels.checkFloat(outputType, "int8 link decode output");
         RowKernels.checkShape(rows, width);
         int threads = rowThreads(rows, 0, Math.ceilDiv(width, 8));
-        KernelLaunch.launch(outputType == DType.F32 ? int8DecodeF32 : int8DecodeF16, rows, 1, threads, 0, stream,
-                params, payload, width, out);
+        (outputType == DType.F32 ? int8DecodeF32 : int8DecodeF16).address(0, params).address(1, payload).integer(2, width)
+                .address(3, out).launch(rows, 1, threads, 0, stream);
     }
 
     /**
@@ -115,8 +121,9 @@ public final class LinkCodecKernels {
         int heldChunks = inputType == DType.F16 ? 6 : 3; // kHeldChunks: a warp's chunks kept in registers
         int chunks = Math.ceilDiv(width, RPTQ_CHUNK_POSITIONS);
         int threads = rowThreads(rows, 32 * Math.ceilDiv(chunks, heldChunks), 32 * chunks);
-        KernelLaunch.launch(kernel, rows, 1, threads, shared, stream, x, width, perm, clusterEnds, clusters,
-                fingerprint, params, payload, orNull(status));
+        rptqEncodeLaunch[bitsIndex(bits)][typeIndex(inputType)].address(0, x).integer(1, width).address(2, perm)
+                .address(3, clusterEnds).integer(4, clusters).integer(5, fingerprint).address(6, params).address(7, payload)
+                .address(8, status).launch(rows, 1, threads, shared, stream);
     }
 
     /**
@@ -134,20 +141,23 @@ public final class LinkCodecKernels {
                 clusters);
         int chunks = Math.ceilDiv(width, RPTQ_CHUNK_POSITIONS);
         int threads = rowThreads(rows, 32 * Math.ceilDiv(chunks, 6), 32 * chunks);
-        KernelLaunch.launch(kernel, rows, 1, threads, shared, stream, params, payload, width, inversePerm, clusterEnds,
-                clusters, out);
+        rptqDecodeLaunch[bitsIndex(bits)][typeIndex(outputType)].address(0, params).address(1, payload).integer(2, width)
+                .address(3, inversePerm).address(4, clusterEnds).integer(5, clusters).address(6, out)
+                .launch(rows, 1, threads, shared, stream);
     }
 
     /** FP32 (count values) to FP16 bits, round to nearest even: the FP16 codec's payload for FP32 hidden states. */
     public void fp16Encode(long x, long count, long payload, CudaStream stream) {
         checkCount(count);
-        KernelLaunch.launch(fp16EncodeF32, ELEMENT_BLOCKS, 1, RowKernels.ELEMENT_BLOCK_THREADS, 0, stream, x, count, payload);
+        fp16EncodeF32.address(0, x).address(1, count).address(2, payload)
+                .launch(ELEMENT_BLOCKS, 1, RowKernels.ELEMENT_BLOCK_THREADS, 0, stream);
     }
 
     /** FP16 payload (count values) widened to FP32, exactly. */
     public void fp16Decode(long payload, long count, long out, CudaStream stream) {
         checkCount(count);
-        KernelLaunch.launch(fp16DecodeF32, ELEMENT_BLOCKS, 1, RowKernels.ELEMENT_BLOCK_THREADS, 0, stream, payload, count, out);
+        fp16DecodeF32.address(0, payload).address(1, count).address(2, out)
+                .launch(ELEMENT_BLOCKS, 1, RowKernels.ELEMENT_BLOCK_THREADS, 0, stream);
     }
 
     /** Dynamic shared memory of an RPTQ encode block: rptqEncodeSmemBytes in link_codecs.cu. */
@@ -230,9 +240,5 @@ public final class LinkCodecKernels {
 
     private static long roundUp16(long bytes) {
         return (bytes + 15) / 16 * 16;
-    }
-
-    private static Long orNull(long address) {
-        return address == 0 ? null : address;
     }
 }
