@@ -112,7 +112,8 @@ class PipelineFaultTest {
                 {"{\"prompt\": \"\", \"max_tokens\": 4}", "prompt"},
                 {"{\"prompt\": \"hi\", \"max_tokens\": \"four\"}", "max_tokens"},
                 {"{\"prompt\": \"hi\", \"max_tokens\": 100000}", "context"},
-                {"{\"prompt\": [1, 2], \"max_tokens\": 4}", "prompt"},
+                {"{\"prompt\": [1, -2], \"max_tokens\": 4}", "token id"},
+                {"{\"prompt\": [[1], [2]], \"max_tokens\": 4}", "arrays of prompts"},
         };
         for (String[] c : cases) {
             CompletionClient.Response response = client.post("/v1/completions", c[0]);
