@@ -83,16 +83,9 @@ final class GpuLayers implements AutoCloseable {
 
     private GpuSequence sequenceFor(BatchLayout.Entry entry) {
         GpuSequence sequence = sequences.get(entry.sequenceId());
-        if (entry.startPosition() == 0) {
-            if (sequence != null) {
-                throw new IllegalStateException("sequence " + entry.sequenceId() + " starts again but the GPU stage still holds "
-                        + sequence.length() + " of its positions");
-            }
+        if (CacheContinuity.startsSequence(entry, sequence == null ? -1 : sequence.length(), "the GPU stage")) {
             sequence = stage.newSequence();
             sequences.put(entry.sequenceId(), sequence);
-        } else if (sequence == null || sequence.length() != entry.startPosition()) {
-            throw new IllegalStateException("sequence " + entry.sequenceId() + " continues at position " + entry.startPosition()
-                    + " but the GPU stage holds " + (sequence == null ? "no cache" : sequence.length() + " positions"));
         }
         return sequence;
     }

@@ -540,17 +540,9 @@ final class StageEngine {
 
     private KvCache cacheFor(BatchLayout.Entry entry) {
         KvCache cache = caches.get(entry.sequenceId());
-        if (entry.startPosition() == 0) {
-            if (cache != null) {
-                throw new IllegalStateException("sequence " + entry.sequenceId() + " starts again but stage "
-                        + assignment.stageIndex() + " still holds " + cache.length() + " of its positions");
-            }
+        if (CacheContinuity.startsSequence(entry, cache == null ? -1 : cache.length(), "stage " + assignment.stageIndex())) {
             cache = model.newCache();
             caches.put(entry.sequenceId(), cache);
-        } else if (cache == null || cache.length() != entry.startPosition()) {
-            throw new IllegalStateException("sequence " + entry.sequenceId() + " continues at position "
-                    + entry.startPosition() + " but stage " + assignment.stageIndex() + " holds "
-                    + (cache == null ? "no cache" : cache.length() + " positions"));
         }
         return cache;
     }
