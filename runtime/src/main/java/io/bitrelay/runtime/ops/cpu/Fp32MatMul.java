@@ -4,7 +4,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -118,8 +117,8 @@ public final class Fp32MatMul {
             c2 = FloatVector.fromMemorySegment(S, w, w2 + off, NATIVE).fma(av, c2);
             c3 = FloatVector.fromMemorySegment(S, w, w3 + off, NATIVE).fma(av, c3);
         }
-        float s0 = c0.reduceLanes(VectorOperators.ADD), s1 = c1.reduceLanes(VectorOperators.ADD);
-        float s2 = c2.reduceLanes(VectorOperators.ADD), s3 = c3.reduceLanes(VectorOperators.ADD);
+        float s0 = VectorMath.sumLanes(c0), s1 = VectorMath.sumLanes(c1);
+        float s2 = VectorMath.sumLanes(c2), s3 = VectorMath.sumLanes(c3);
         for (int p = kv; p < k; p++) {
             long off = 4L * p;
             float x = a.get(F32, ab + off);

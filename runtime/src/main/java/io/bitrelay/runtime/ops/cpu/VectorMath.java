@@ -1,12 +1,14 @@
 package io.bitrelay.runtime.ops.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
 
 /** Small vectorised primitives over FP32 rows in off-heap memory; offsets are in elements. */
 public final class VectorMath {
@@ -14,7 +16,35 @@ public final class VectorMath {
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
+    /** Butterfly shuffles {@code i -> i ^ stride} for strides L/2, L/4, ..., 1. */
+    private static final List<VectorShuffle<Float>> FOLDS = folds();
+
     private VectorMath() {
+    }
+
+    private static List<VectorShuffle<Float>> folds() {
+        List<VectorShuffle<Float>> folds = new ArrayList<>();
+        for (int stride = SPECIES.length() / 2; stride > 0; stride /= 2) {
+            int s = stride;
+            folds.add(VectorShuffle.fromOp(SPECIES, i -> i ^ s));
+        }
+        return List.copyOf(folds);
+    }
+
+    /**
+     * The sum of a vector's lanes in one fixed (butterfly) order. {@code reduceLanes(ADD)} may reorder the
+     * additions and does once C2 compiles the caller, so a model's output would depend on JIT warm-up: the
+     * same prompt gave logits an ulp apart before and after compilation, and a near-tie token could flip.
+     * Lanewise adds and shuffles are exact in every tier, so this result is the same wherever it runs.
+     */
+    public static float sumLanes(FloatVector v) {
+        if (v.species() != SPECIES) {
+            throw new IllegalArgumentException("sumLanes takes the preferred species, got " + v.species());
+        }
+        for (VectorShuffle<Float> fold : FOLDS) {
+            v = v.add(v.rearrange(fold));
+        }
+        return v.lane(0);
     }
 
     public static float dot(MemorySegment a, long aOffset, MemorySegment b, long bOffset, int n) {
@@ -26,7 +56,7 @@ public final class VectorMath {
             FloatVector y = FloatVector.fromMemorySegment(SPECIES, b, (bOffset + i) * Float.BYTES, ORDER);
             acc = x.fma(y, acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = sumLanes(acc);
         for (; i < n; i++) {
             sum += a.getAtIndex(F32, aOffset + i) * b.getAtIndex(F32, bOffset + i);
         }
