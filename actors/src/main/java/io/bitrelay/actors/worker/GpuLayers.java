@@ -1,33 +1,50 @@
 package io.bitrelay.actors.worker;
 
 import io.bitrelay.runtime.cuda.CudaDevice;
+import io.bitrelay.runtime.cuda.PinnedHostBuffer;
+import io.bitrelay.runtime.cuda.link.GpuFrameCodecs;
 import io.bitrelay.runtime.cuda.stage.GpuChunk;
 import io.bitrelay.runtime.cuda.stage.GpuSequence;
 import io.bitrelay.runtime.cuda.stage.GpuStage;
 import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.tensor.DType;
 import io.bitrelay.runtime.wire.BatchLayout;
+import io.bitrelay.runtime.wire.LinkCodec;
+import io.bitrelay.runtime.wire.LinkFrameReader;
+import io.bitrelay.runtime.wire.LinkFrameWriter;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
- * A stage's decoder layers on its GPU: the {@link GpuStage} built from the model the stage serves, and one
- * device KV cache per sequence id. The stage's embeddings, LM head and calibration stay on the CPU model;
- * the hidden states cross PCIe once in and once out per step. Used from the stage's compute thread only.
+ * A stage's decoder layers on its GPU: the {@link GpuStage} built from the model the stage serves, one device
+ * KV cache per sequence id, and the stage's link codecs on the device. The stage's embeddings, LM head and
+ * calibration stay on the CPU model. A step either takes host FP32 rows in and out ({@link #run}), or keeps
+ * its rows on the device between a link frame decoded there ({@link #receive}), the layers
+ * ({@link #runOnDevice}) and a frame encoded there ({@link #encodeFrame}), so only packed frame bytes cross
+ * PCIe. Used from the stage's compute thread only.
  */
 final class GpuLayers implements AutoCloseable {
     private final int device;
     private final int maxBatchTokens;
     private final Map<Integer, GpuSequence> sequences = new HashMap<>();
     private GpuStage stage;
+    private GpuFrameCodecs frameCodecs; // made with the stage (its kernels module), closed before it
+    private PinnedHostBuffer sendFrame;  // outbound frames encoded on the device land here
 
     private GpuLayers(int device, int maxBatchTokens, GpuStage stage) {
         this.device = device;
         this.maxBatchTokens = maxBatchTokens;
         this.stage = stage;
+        this.frameCodecs = codecsFor(stage);
+    }
+
+    private static GpuFrameCodecs codecsFor(GpuStage stage) {
+        return new GpuFrameCodecs(stage.linkKernels(), stage.config().hiddenSize(), stage.maxBatchTokens());
     }
 
     /** Uploads {@code model}'s layers (FP32 → FP16, or per-token W8A8) to cuda:{@code device}. */
@@ -52,8 +69,10 @@ final class GpuLayers implements AutoCloseable {
             throw new IllegalStateException(sequences.size() + " sequences still hold KV caches on the GPU stage");
         }
         GpuStage replacement = build(device, model, maxBatchTokens);
+        frameCodecs.close();
         stage.close();
         stage = replacement;
+        frameCodecs = codecsFor(replacement);
     }
 
     /**
@@ -62,23 +81,76 @@ final class GpuLayers implements AutoCloseable {
      * sequence's cache, which must hold exactly the entry's start position.
      */
     void run(List<BatchLayout.Entry> entries, boolean throwaway, MemorySegment hidden) {
-        List<GpuChunk> chunks = new ArrayList<>(entries.size());
         List<GpuSequence> temporary = new ArrayList<>();
         try {
-            for (BatchLayout.Entry entry : entries) {
-                GpuSequence sequence;
-                if (throwaway) {
-                    sequence = stage.newSequence(entry.tokenCount());
-                    temporary.add(sequence);
-                } else {
-                    sequence = sequenceFor(entry);
-                }
-                chunks.add(new GpuChunk(sequence, entry.tokenCount()));
-            }
-            stage.runLayers(chunks, hidden);
+            stage.runLayers(chunks(entries, throwaway ? temporary : null), hidden);
         } finally {
             temporary.forEach(stage::release);
         }
+    }
+
+    /** True when frames of {@code codec} can be decoded and encoded on this stage's GPU. */
+    boolean codesOnDevice(LinkCodec codec) {
+        return GpuFrameCodecs.runsOnDevice(codec, stage.config().hiddenSize());
+    }
+
+    /** Queues the decode of a validated frame's rows onto the device, where {@link #runOnDevice} finds them. */
+    void receive(LinkFrameReader frame) {
+        stage.context().makeCurrent();
+        frameCodecs.decoder(frame.codec()).decodeAsync(frame, DType.F32, stage.hiddenBuffer(), 0, stage.stream());
+    }
+
+    /** Queues the copy of host FP32 rows (the first stage's embeddings) onto the device. */
+    void load(MemorySegment hidden, int rows) {
+        stage.loadHidden(hidden, rows);
+    }
+
+    /** Queues every layer over the rows already on the device; each entry continues its sequence's cache. */
+    void runOnDevice(List<BatchLayout.Entry> entries) {
+        stage.enqueueLayers(chunks(entries, null));
+    }
+
+    /** Waits for the queued work and copies the device's rows to {@code hidden} (the last stage's LM head). */
+    void store(MemorySegment hidden, int rows) {
+        stage.storeHidden(hidden, rows);
+    }
+
+    /**
+     * Encodes the device's rows into a frame of {@code codec} in pinned memory once the queued work is done:
+     * {@code header} sets the frame's header fields on a writer wrapped there; only params and payload come
+     * back over PCIe. Returns the frame, valid until the next call.
+     */
+    MemorySegment encodeFrame(LinkCodec codec, BatchLayout layout, long frameBytes, Consumer<LinkFrameWriter> header,
+                              LinkFrameWriter writer) {
+        stage.context().makeCurrent();
+        if (sendFrame == null || sendFrame.byteSize() < frameBytes) {
+            long grown = sendFrame == null ? frameBytes : Math.max(frameBytes, 2 * sendFrame.byteSize());
+            if (sendFrame != null) {
+                sendFrame.close(); // no copy reads it now: the last encode was awaited
+                sendFrame = null;
+            }
+            sendFrame = PinnedHostBuffer.allocate(grown);
+        }
+        header.accept(writer.wrap(sendFrame.segment()));
+        long length = frameCodecs.encoder(codec).writeFrame(writer, sendFrame, layout, stage.hiddenBuffer(), 0, DType.F32,
+                layout.tokens(), stage.stream());
+        return sendFrame.segment().asSlice(0, length);
+    }
+
+    /** A chunk per entry; a throwaway sequence each (added to {@code temporary}) when that is not null. */
+    private List<GpuChunk> chunks(List<BatchLayout.Entry> entries, List<GpuSequence> temporary) {
+        List<GpuChunk> chunks = new ArrayList<>(entries.size());
+        for (BatchLayout.Entry entry : entries) {
+            GpuSequence sequence;
+            if (temporary != null) {
+                sequence = stage.newSequence(entry.tokenCount());
+                temporary.add(sequence);
+            } else {
+                sequence = sequenceFor(entry);
+            }
+            chunks.add(new GpuChunk(sequence, entry.tokenCount()));
+        }
+        return chunks;
     }
 
     private GpuSequence sequenceFor(BatchLayout.Entry entry) {
@@ -122,6 +194,10 @@ final class GpuLayers implements AutoCloseable {
     public void close() {
         sequences.values().forEach(stage::release);
         sequences.clear();
+        frameCodecs.close();
+        if (sendFrame != null) {
+            sendFrame.close();
+        }
         stage.close();
     }
 }

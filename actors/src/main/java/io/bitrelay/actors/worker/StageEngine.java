@@ -76,6 +76,8 @@ final class StageEngine {
     private OptModel model;
     /** {@code model}'s decoder layers on the worker's GPU, or null when they run on the CPU; compute thread only. */
     private final GpuLayers gpu;
+    /** The GPU stage's frames are coded on the device (bitrelay.worker.device-link-codecs). */
+    private final boolean deviceLinks;
     private final boolean restored;
     private final String restoreProblem;
     /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
@@ -106,9 +108,11 @@ final class StageEngine {
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
-                        GpuLayers gpu, String restoreProblem, ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
+                        GpuLayers gpu, boolean deviceLinks, String restoreProblem, ActorRef<Coordinator.Command> coordinator,
+                        DataPlane dataPlane) {
         this.assignment = assignment;
         this.gpu = gpu;
+        this.deviceLinks = gpu != null && deviceLinks;
         this.loaded = loaded;
         this.workerId = workerId;
         this.base = base;
@@ -157,7 +161,8 @@ final class StageEngine {
                 }
             }
             gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings.cudaDevice(), model);
-            return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, restoreProblem, coordinator, dataPlane);
+            return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, settings.deviceLinkCodecs(),
+                    restoreProblem, coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();
@@ -354,6 +359,12 @@ final class StageEngine {
         try (Arena step = Arena.ofShared()) {
             CalibrationCollector collector = batch.calibration() ? recipeCollector : null;
             MemorySegment hidden = (collector != null ? base : model).embed(tokens, starts, step);
+            if (deviceLinks && !batch.calibration()) {
+                gpu.load(hidden, layout.tokens());
+                gpu.runOnDevice(layout.entries());
+                finishOnDevice(batch.batchId(), batch.step(), layout, step, start);
+                return;
+            }
             runLayers(layout, tokens, batch.calibration(), collector, hidden, step);
             finish(batch.batchId(), batch.step(), batch.calibration(), layout, hidden, step, start);
         }
@@ -415,6 +426,12 @@ final class StageEngine {
             BatchLayout layout = validated.batchLayout();
             long start = System.nanoTime();
             try (Arena step = Arena.ofShared()) {
+                if (deviceLinks && !calibration && gpu.codesOnDevice(validated.codec())) {
+                    gpu.receive(validated);
+                    gpu.runOnDevice(layout.entries());
+                    finishOnDevice(batchId, validated.step(), layout, step, start);
+                    return;
+                }
                 MemorySegment hidden = step.allocate((long) validated.rows() * validated.width() * Float.BYTES, 64);
                 validated.decodeInto(hidden);
                 runLayers(layout, null, calibration, calibration ? recipeCollector : null, hidden, step);
@@ -513,20 +530,48 @@ final class StageEngine {
         LinkCodec frameCodec = calibration ? LinkCodecs.forId(CodecId.FP16) : codec;
         long frameBytes = LinkFrame.frameBytes(frameCodec, layout.encodedBytes(), rows, width);
         ensureSendBuffer(frameBytes);
-        long length = writer.wrap(sendBuffer).batchId(batchId).step(stepNumber)
-                .stages(assignment.stageIndex(), assignment.stageIndex() + 1)
-                .flags(calibration ? FLAG_CALIBRATION : 0)
+        long length = header(writer.wrap(sendBuffer), batchId, stepNumber, calibration)
                 .encode(frameCodec, layout, hidden, rows, width);
+        dispatch(batchId, calibration, sendBuffer, length);
+    }
+
+    /**
+     * The end of a step whose rows stayed on the GPU: the last stage brings them to the host for its LM head;
+     * the others encode the outbound frame on the device, or, for a codec the kernels cannot run, on the host.
+     */
+    private void finishOnDevice(long batchId, int stepNumber, BatchLayout layout, Arena step, long startNanos) {
+        LinkCodec frameCodec = codec;
+        if (assignment.isLast() || !gpu.codesOnDevice(frameCodec)) {
+            MemorySegment hidden = step.allocate((long) layout.tokens() * model.config().hiddenSize() * Float.BYTES, 64);
+            gpu.store(hidden, layout.tokens());
+            finish(batchId, stepNumber, false, layout, hidden, step, startNanos);
+            return;
+        }
+        long frameBytes = LinkFrame.frameBytes(frameCodec, layout.encodedBytes(), layout.tokens(), model.config().hiddenSize());
+        MemorySegment frame = gpu.encodeFrame(frameCodec, layout, frameBytes,
+                w -> header(w, batchId, stepNumber, false), writer);
+        recordCompute(startNanos);
+        dispatch(batchId, false, frame, frame.byteSize());
+        updateCacheGauges();
+    }
+
+    private LinkFrameWriter header(LinkFrameWriter wrapped, long batchId, int stepNumber, boolean calibration) {
+        return wrapped.batchId(batchId).step(stepNumber).stages(assignment.stageIndex(), assignment.stageIndex() + 1)
+                .flags(calibration ? FLAG_CALIBRATION : 0);
+    }
+
+    /** Counts a written frame, applies an injected fault to it, and sends it on. */
+    private void dispatch(long batchId, boolean calibration, MemorySegment buffer, long length) {
         if (!calibration) {
             outboundStats.recordFrame(writer);
         }
         FrameFault fault = pendingFault;
         if (fault != null) {
             pendingFault = null;
-            length = fault.apply(sendBuffer, length, LinkFrame.VERSION_OFFSET);
+            length = fault.apply(buffer, length, LinkFrame.VERSION_OFFSET);
             LOG.warn("stage {}: injected fault {} into micro-batch {}", assignment.stageIndex(), fault, batchId);
         }
-        sender.send(sendBuffer, length);
+        sender.send(buffer, length);
     }
 
     private void ensureSendBuffer(long bytes) {

@@ -10,11 +10,12 @@ import java.time.Duration;
 /**
  * One worker's settings, from {@code bitrelay.worker} and {@code bitrelay.dataplane}.
  *
- * @param host advertised host: links to stages on the same host use Aeron IPC
+ * @param host             advertised host: links to stages on the same host use Aeron IPC
+ * @param deviceLinkCodecs a GPU worker encodes and decodes its link frames on the GPU (only packed bytes cross PCIe)
  */
 public record WorkerSettings(String workerId, String host, String device, long memoryBytes, int dataPort,
                              boolean allowFaultInjection, String aeronDirectory, String driverMode,
-                             Duration publishTimeout) {
+                             Duration publishTimeout, boolean deviceLinkCodecs) {
 
     public static WorkerSettings from(Config root, String workerId, String host) {
         Config worker = root.getConfig("bitrelay.worker");
@@ -32,7 +33,7 @@ public record WorkerSettings(String workerId, String host, String device, long m
         }
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
-                driver, dataplane.getDuration("publish-timeout"));
+                driver, dataplane.getDuration("publish-timeout"), worker.getBoolean("device-link-codecs"));
     }
 
     /** The CUDA ordinal of {@code device} ("cuda:N"), or -1 for "cpu". */

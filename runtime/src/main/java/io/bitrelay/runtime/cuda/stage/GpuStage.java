@@ -2,6 +2,8 @@ package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.cuda.CudaContext;
 import io.bitrelay.runtime.cuda.CudaStream;
+import io.bitrelay.runtime.cuda.DeviceBuffer;
+import io.bitrelay.runtime.cuda.kernels.LinkCodecKernels;
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
 import io.bitrelay.runtime.model.opt.LayerWeights;
 import io.bitrelay.runtime.model.opt.OptConfig;
@@ -60,7 +62,7 @@ public final class GpuStage implements AutoCloseable {
         List<DeviceLayer> createdLayers = new ArrayList<>();
         StageBuffers createdBuffers = null;
         try {
-            createdCompute = new StageCompute(maxBatchTokens);
+            createdCompute = new StageCompute(maxBatchTokens, context.device());
             for (int local = 0; local < layerCount; local++) {
                 createdLayers.add(factory.make(local, createdCompute));
             }
@@ -226,20 +228,61 @@ public final class GpuStage implements AutoCloseable {
      */
     public void runLayers(List<GpuChunk> chunks, MemorySegment hostHidden) {
         int rows = totalRows(chunks);
+        loadHidden(hostHidden, rows);
+        enqueueLayers(chunks);
+        storeHidden(hostHidden, rows);
+    }
+
+    /** Queues the copy of (rows, hidden) FP32 host rows onto the device's residual stream. */
+    public void loadHidden(MemorySegment hostHidden, int rows) {
+        long bytes = hiddenBytes(hostHidden, rows);
+        live();
+        context.makeCurrent();
+        compute.stream.synchronize(); // the staging may still feed the previous step's copy
+        MemorySegment.copy(hostHidden, 0, buffers.staging.segment(), 0, bytes);
+        buffers.hidden.copyFromHostAsync(buffers.staging, 0, 0, bytes, compute.stream);
+    }
+
+    /** Copies the device's (rows, hidden) FP32 residual stream to {@code hostHidden} once the queued work is done. */
+    public void storeHidden(MemorySegment hostHidden, int rows) {
+        long bytes = hiddenBytes(hostHidden, rows);
+        live();
+        context.makeCurrent();
+        buffers.hidden.copyToHostAsync(buffers.staging, 0, 0, bytes, compute.stream);
+        compute.stream.synchronize();
+        MemorySegment.copy(buffers.staging.segment(), 0, hostHidden, 0, bytes);
+    }
+
+    private long hiddenBytes(MemorySegment hostHidden, int rows) {
+        if (rows < 0 || rows > maxBatchTokens) {
+            throw new IllegalArgumentException("a step of " + rows + " rows; the stage holds 0.." + maxBatchTokens);
+        }
         long bytes = (long) rows * config.hiddenSize() * Float.BYTES;
         if (hostHidden.byteSize() < bytes) {
             throw new IllegalArgumentException("host hidden states hold " + hostHidden.byteSize() + " bytes, the step's "
                     + rows + " rows need " + bytes);
         }
+        return bytes;
+    }
+
+    /**
+     * The residual stream, (maxBatchTokens, hidden) FP32 on the device: what the layers read and write in place,
+     * so a link decoder may write a step's rows into it and an encoder read them, on {@link #stream()}.
+     */
+    public DeviceBuffer hiddenBuffer() {
         live();
-        context.makeCurrent();
-        MemorySegment staging = buffers.staging.segment();
-        MemorySegment.copy(hostHidden, 0, staging, 0, bytes);
-        buffers.hidden.copyFromHostAsync(buffers.staging, 0, 0, bytes, compute.stream);
-        enqueueLayers(chunks);
-        buffers.hidden.copyToHostAsync(buffers.staging, 0, 0, bytes, compute.stream);
-        compute.stream.synchronize();
-        MemorySegment.copy(staging, 0, hostHidden, 0, bytes);
+        return buffers.hidden;
+    }
+
+    /** Rows one step may carry. */
+    public int maxBatchTokens() {
+        return maxBatchTokens;
+    }
+
+    /** The link codec kernels of this stage's module, for encoders and decoders in its context. */
+    public LinkCodecKernels linkKernels() {
+        live();
+        return compute.linkCodecs;
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.bitrelay.runtime.cuda.stage;
 
+import io.bitrelay.runtime.cuda.CudaDevice;
 import io.bitrelay.runtime.cuda.CudaKernels;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
@@ -11,6 +12,7 @@ import io.bitrelay.runtime.cuda.cublaslt.GemmPrecision;
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
 import io.bitrelay.runtime.cuda.kernels.DequantizeKernel;
 import io.bitrelay.runtime.cuda.kernels.LayerNormKernels;
+import io.bitrelay.runtime.cuda.kernels.LinkCodecKernels;
 import io.bitrelay.runtime.cuda.kernels.QuantizeKernels;
 import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
 import io.bitrelay.runtime.cuda.kernels.StageEpilogueKernels;
@@ -40,12 +42,13 @@ final class StageCompute implements AutoCloseable {
     final W8A8EpilogueKernels w8a8;
     final AttentionKernels attention;
     final RandomFillKernels randomFill;
+    final LinkCodecKernels linkCodecs;
     private final CublasLt lt;
     private final DeviceBuffer workspace;
     private final GemmAutotuner tuner;
     private final int maxRows;
 
-    StageCompute(int maxRows) {
+    StageCompute(int maxRows, CudaDevice device) {
         this.maxRows = maxRows;
         CudaStream createdStream = CudaStream.create();
         CudaKernels loaded = null;
@@ -77,6 +80,7 @@ final class StageCompute implements AutoCloseable {
         this.w8a8 = new W8A8EpilogueKernels(kernels);
         this.attention = new AttentionKernels(kernels);
         this.randomFill = new RandomFillKernels(kernels);
+        this.linkCodecs = new LinkCodecKernels(kernels, device);
     }
 
     /**
