@@ -13,6 +13,8 @@ import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
 import io.bitrelay.runtime.quant.QuantPlanner;
 import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.HessianCollector;
+import io.bitrelay.runtime.quant.Hessians;
 import io.bitrelay.runtime.quant.RecipeApplier;
 import io.bitrelay.runtime.quant.SmoothQuant;
 import io.bitrelay.runtime.tokenizer.OptTokenizer;
@@ -63,7 +65,9 @@ public final class EvalCommand implements Runnable {
             description = "Comma-separated recipes: fp32, w8a8-naive, w8a8-pertoken, w8a8-smoothquant, "
                     + "w8a8-smoothquant-static, w4a16, w4a16-g128, w8a8-rptq, w4a8-pertensor, w4a8-pertoken, w4a8-rptq, "
                     + "w4a8-rptq-g128, w4a4-pertensor, w4a4-pertoken, w4a4-rptq, w4a4-rptq-g128, w4a3-rptq, "
-                    + "w4a3-rptq-g128 (default: ${DEFAULT-VALUE}).")
+                    + "w4a3-rptq-g128; channel-centred w4a16-shift, w4a16-g128-shift, w4a8-rptq-shift, w4a8-rptq-g128-shift, "
+                    + "w4a4-rptq-shift, w4a4-rptq-g128-shift; any low-bit recipe + -gptq for GPTQ-rounded weights "
+                    + "(e.g. w4a16-gptq, w4a8-rptq-shift-gptq) (default: ${DEFAULT-VALUE}).")
     List<String> recipeNames;
 
     @Option(names = "--clusters", paramLabel = "K", defaultValue = "" + QuantPlanner.DEFAULT_CLUSTERS,
@@ -168,14 +172,15 @@ public final class EvalCommand implements Runnable {
                     text.getFileName(), tokens.length, available, seqLen, windows);
             out.flush();
 
-            CalibrationStats stats = calibrationFor(recipes, model, tokenizer, out);
+            Calibrated calibrated = calibrationFor(recipes, model, tokenizer, out);
+            CalibrationStats stats = calibrated.stats();
             if (stages > 1 || !linkCodecs.isEmpty()) {
-                runStaged(directory, recipes, stats, tokenizer, tokens, out);
+                runStaged(directory, recipes, calibrated, tokenizer, tokens, out);
                 return;
             }
             List<Row> rows = new ArrayList<>();
             for (QuantRecipe recipe : recipes) {
-                try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha, clusters)) {
+                try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha, clusters, calibrated.hessians())) {
                     long linearBytes = RecipeApplier.linearBytes(quantized.weights());
                     for (KvPrecision kv : kvPrecisions) {
                         String name = new Row(recipe, kv, null, linearBytes).name();
@@ -243,30 +248,43 @@ public final class EvalCommand implements Runnable {
     }
 
     /** Perplexity through S stages with link frames between them ({@link StagedEval}). */
-    private void runStaged(Path directory, List<QuantRecipe> recipes, CalibrationStats stats, OptTokenizer tokenizer, int[] tokens,
+    private void runStaged(Path directory, List<QuantRecipe> recipes, Calibrated calibrated, OptTokenizer tokenizer, int[] tokens,
                            PrintWriter out) {
         int[] calibTokens = tokenizer.encodeWithoutSpecialTokens(readText(calibText != null ? calibText : text));
         // As the coordinator: a few sequences suffice for the per-channel ranges of the residual stream.
         List<int[]> linkCalibration = TokenWindows.split(calibTokens, calibSeqLen, Math.min(8, calibSequences));
         List<String> links = linkCodecs.isEmpty() ? List.of(StagedEval.NO_LINKS, "fp16") : linkCodecs;
-        List<StagedEval.Row> rows = StagedEval.run(directory, recipes, links, stages, stats, alpha, linkCalibration, tokens, seqLen,
+        List<StagedEval.Row> rows = StagedEval.run(directory, recipes, links, stages, calibrated.stats(), calibrated.hessians(),
+                alpha, linkCalibration, tokens, seqLen,
                 maxWindows, linkClusters, this::progress, out);
         Double baseline = rows.stream().filter(r -> r.recipe().equals(QuantRecipe.FP32.name()) && r.link().equals(StagedEval.NO_LINKS))
                 .map(r -> r.result().perplexity()).findFirst().orElse(null);
         StagedEval.printTable(rows, baseline, out);
     }
 
-    private CalibrationStats calibrationFor(List<QuantRecipe> recipes, OptModel model, OptTokenizer tokenizer, PrintWriter out) {
+    /** The calibration statistics, and the GPTQ moments when a recipe rounds with GPTQ (null otherwise). */
+    private record Calibrated(CalibrationStats stats, Hessians hessians) {
+    }
+
+    private Calibrated calibrationFor(List<QuantRecipe> recipes, OptModel model, OptTokenizer tokenizer, PrintWriter out) {
+        boolean gptq = recipes.stream().anyMatch(QuantRecipe::gptq);
         if (calibrationIn != null) {
+            if (gptq) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "--calibration-in holds activation ranges "
+                        + "only; GPTQ recipes (" + String.join(", ", recipes.stream().filter(QuantRecipe::gptq)
+                        .map(QuantRecipe::name).toList()) + ") need the calibration inputs themselves: calibrate again "
+                        + "(drop --calibration-in)");
+            }
             CalibrationStats stats = CalibrationStats.load(calibrationIn);
             out.printf("calibration: loaded %s (%d sequences × %d tokens of %s)%n", calibrationIn,
                     stats.source().sequences(), stats.source().seqLen(), stats.source().text());
-            return stats;
+            return new Calibrated(stats, null);
         }
         boolean needed = calibrationOut != null || recipes.stream().anyMatch(QuantRecipe::needsCalibration);
         if (!needed) {
-            return null;
+            return new Calibrated(null, null);
         }
+        HessianCollector moments = gptq ? new HessianCollector() : null;
         Path source = calibText != null ? calibText : text;
         if (calibText == null) {
             out.println("calibration: no --calib-text, calibrating on the evaluation text itself");
@@ -274,7 +292,7 @@ public final class EvalCommand implements Runnable {
         int[] calibTokens = tokenizer.encodeWithoutSpecialTokens(readText(source));
         long start = System.nanoTime();
         CalibrationStats stats = Calibration.run(model, calibTokens, calibSequences, calibSeqLen,
-                source.getFileName().toString(), progress("calibrate", "sequences"));
+                source.getFileName().toString(), progress("calibrate", "sequences"), moments);
         out.printf("calibration: %d sequences × %d tokens of %s (asked for %d), %.1f s%n", stats.source().sequences(),
                 calibSeqLen, source.getFileName(), calibSequences, (System.nanoTime() - start) / 1e9);
         if (calibrationOut != null) {
@@ -282,7 +300,7 @@ public final class EvalCommand implements Runnable {
             out.printf("calibration: saved to %s%n", calibrationOut);
         }
         out.flush();
-        return stats;
+        return new Calibrated(stats, moments == null ? null : moments.hessians());
     }
 
     private Progress progress(String label, String unit) {

@@ -13,6 +13,8 @@ import io.bitrelay.runtime.quant.ChannelClustering;
 import io.bitrelay.runtime.quant.ChannelStats;
 import io.bitrelay.runtime.quant.ClusterPlan;
 import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.Hessians;
+import io.bitrelay.runtime.quant.QuantPlanner;
 import io.bitrelay.runtime.quant.RecipeApplier;
 import io.bitrelay.runtime.model.opt.ActivationSite;
 import io.bitrelay.runtime.wire.BatchLayout;
@@ -66,7 +68,7 @@ final class StagedEval {
     }
 
     static List<Row> run(Path directory, List<QuantRecipe> recipes, List<String> linkCodecs, int stageCount, CalibrationStats stats,
-                         float alpha, List<int[]> linkCalibration, int[] tokens, int seqLen, int maxWindows, int clusters,
+                         Hessians hessians, float alpha, List<int[]> linkCalibration, int[] tokens, int seqLen, int maxWindows, int clusters,
                          BiFunction<String, String, Progress> progress, PrintWriter out) {
         List<OptModel> bases = new ArrayList<>();
         List<Row> rows = new ArrayList<>();
@@ -82,7 +84,7 @@ final class StagedEval {
                 List<OptModel> stages = new ArrayList<>();
                 try {
                     for (OptModel base : bases) {
-                        stages.add(RecipeApplier.apply(base, recipe, stats, alpha));
+                        stages.add(RecipeApplier.apply(base, QuantPlanner.plan(recipe, stats, alpha), hessians));
                     }
                     List<ClusterPlan> plans = needsPlans(linkCodecs) ? linkPlans(stages, linkCalibration, clusters) : null;
                     for (String linkName : linkCodecs) {

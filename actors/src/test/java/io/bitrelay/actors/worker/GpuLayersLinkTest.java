@@ -92,7 +92,7 @@ class GpuLayersLinkTest {
             BatchLayout host = layout(base + n, lengths, starts);
             int rows = device.tokens();
             String where = codec.id() + " step " + step;
-            try (Arena arena = Arena.ofConfined()) {
+            try (Arena arena = Arena.ofShared()) {
                 MemorySegment embedded = first.embed(tokens, starts, arena);
                 long frameBytes = LinkFrame.frameBytes(codec, device.encodedBytes(), rows, width);
 

@@ -3,6 +3,7 @@ package io.bitrelay.runtime.quant;
 import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.eval.ProgressBar;
 import io.bitrelay.runtime.eval.TokenWindows;
+import io.bitrelay.runtime.model.opt.ActivationObserver;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
@@ -37,6 +38,15 @@ public final class Calibration {
      */
     public static CalibrationStats run(OptModel model, int[] tokens, int sequences, int seqLen, String textName,
                                        Progress progress) {
+        return run(model, tokens, sequences, seqLen, textName, progress, null);
+    }
+
+    /**
+     * As {@link #run(OptModel, int[], int, int, String, Progress)}, with {@code alsoObserving} (when not null)
+     * seeing the same activations, e.g. a {@link HessianCollector} for GPTQ recipes.
+     */
+    public static CalibrationStats run(OptModel model, int[] tokens, int sequences, int seqLen, String textName,
+                                       Progress progress, ActivationObserver alsoObserving) {
         if (!model.range().ownsEmbeddings()) {
             throw new IllegalArgumentException("calibration starts from the embeddings; this model holds " + model.range());
         }
@@ -53,12 +63,13 @@ public final class Calibration {
                     + seqLen);
         }
         CalibrationCollector collector = new CalibrationCollector();
+        ActivationObserver observer = alsoObserving == null ? collector : collector.andThen(alsoObserving);
         try {
             for (int i = 0; i < windows.size(); i++) {
                 try (Arena step = Arena.ofShared(); KvCache cache = model.newCache()) {
                     List<SequenceChunk> chunks = List.of(new SequenceChunk(windows.get(i), cache));
                     MemorySegment hidden = model.embed(chunks, step);
-                    model.runLayers(chunks, hidden, step, collector);
+                    model.runLayers(chunks, hidden, step, observer);
                 }
                 progress.update(i + 1, windows.size());
             }

@@ -183,11 +183,23 @@ public final class LowBitLinear implements StoredLinear {
      */
     public static LowBitLinear quantize(Linear fp32, LowBitScheme scheme, int[] clusterEnds, float[] clusterMin,
                                         float[] clusterMax, int[] gather, Arena arena) {
+        return of(PackedWeights.quantize(fp32, scheme.weightBits(), scheme.groupSize(), arena), fp32, scheme,
+                clusterEnds, clusterMin, clusterMax, gather);
+    }
+
+    /** As {@link #quantize} with {@code weights} already rounded (by {@link Gptq}) from {@code fp32}'s. */
+    public static LowBitLinear of(PackedWeights weights, Linear fp32, LowBitScheme scheme, int[] clusterEnds,
+                                  float[] clusterMin, float[] clusterMax, int[] gather) {
         if (!scheme.integerActivations()) {
             throw new IllegalArgumentException("LowBitLinear quantizes activations; use WeightOnlyLinear for "
                     + scheme.activationBits() + "-bit activations");
         }
-        PackedWeights weights = PackedWeights.quantize(fp32, scheme.weightBits(), scheme.groupSize(), arena);
+        if (weights.outFeatures() != fp32.outFeatures() || weights.inFeatures() != fp32.inFeatures()
+                || weights.bits() != scheme.weightBits()) {
+            throw new IllegalArgumentException("packed weights " + weights.outFeatures() + "x" + weights.inFeatures() + " of "
+                    + weights.bits() + " bits do not fit a " + fp32.outFeatures() + "x" + fp32.inFeatures() + " layer of "
+                    + scheme.weightBits() + "-bit weights");
+        }
         return new LowBitLinear(weights, fp32.bias(), scheme.activationBits(), scheme.activationRanges(),
                 clusterEnds.clone(), clusterMin.clone(), clusterMax.clone(), gather == null ? null : gather.clone());
     }

@@ -53,6 +53,42 @@ public final class PackedWeights {
         checkBits(bits);
         int group = groupSize == 0 || groupSize >= in ? in : groupSize;
         int groups = Math.ceilDiv(in, group);
+        int qmax = qmax(bits);
+        return build(out, in, bits, groupSize, (j, row, rowScales) -> {
+            long base = (long) j * in;
+            for (int g = 0; g < groups; g++) {
+                int from = g * group;
+                int to = Math.min(in, from + group);
+                float absMax = 0f;
+                for (int k = from; k < to; k++) {
+                    absMax = Math.max(absMax, Math.abs(weight.getAtIndex(F32, base + k)));
+                }
+                float scale = absMax > 0f ? absMax / qmax : 1f;
+                rowScales[g] = scale;
+                for (int k = from; k < to; k++) {
+                    float q = (float) Math.rint(weight.getAtIndex(F32, base + k) / scale);
+                    row[k] = (byte) Math.clamp(q, -qmax, qmax);
+                }
+            }
+        }, arena);
+    }
+
+    /** Fills one output channel's signed codes (each in [−qmax, qmax]) and its scales, one per group. */
+    @FunctionalInterface
+    interface RowQuantizer {
+        void quantize(int row, byte[] codes, float[] scales);
+    }
+
+    /**
+     * Weights whose codes and scales {@code quantizer} chooses row by row (rows in parallel, so it must not
+     * share mutable state between rows): round-to-nearest here, error-compensating in {@link Gptq}.
+     *
+     * @param groupSize input columns per scale; 0 = one scale per output channel
+     */
+    static PackedWeights build(int out, int in, int bits, int groupSize, RowQuantizer quantizer, Arena arena) {
+        checkBits(bits);
+        int group = groupSize == 0 || groupSize >= in ? in : groupSize;
+        int groups = Math.ceilDiv(in, group);
         long rowBytes = rowBytes(bits, in);
         MemorySegment codes = arena.allocate(out * rowBytes, 64);
         float[] scales = new float[out * groups];
@@ -60,22 +96,17 @@ public final class PackedWeights {
         int offset = offset(bits);
         CpuParallelism.forEach(Math.ceilDiv(out, ROWS_PER_TASK), t -> {
             byte[] row = new byte[in];
+            float[] rowScales = new float[groups];
             for (int j = t * ROWS_PER_TASK, end = Math.min(out, j + ROWS_PER_TASK); j < end; j++) {
-                long base = (long) j * in;
-                for (int g = 0; g < groups; g++) {
-                    int from = g * group;
-                    int to = Math.min(in, from + group);
-                    float absMax = 0f;
-                    for (int k = from; k < to; k++) {
-                        absMax = Math.max(absMax, Math.abs(weight.getAtIndex(F32, base + k)));
+                quantizer.quantize(j, row, rowScales);
+                for (int k = 0; k < in; k++) {
+                    if (row[k] < -qmax || row[k] > qmax) {
+                        throw new IllegalStateException("row " + j + " column " + k + ": code " + row[k]
+                                + " outside [" + -qmax + ", " + qmax + "]");
                     }
-                    float scale = absMax > 0f ? absMax / qmax : 1f;
-                    scales[j * groups + g] = scale;
-                    for (int k = from; k < to; k++) {
-                        float q = (float) Math.rint(weight.getAtIndex(F32, base + k) / scale);
-                        row[k] = (byte) (Math.clamp(q, -qmax, qmax) + offset);
-                    }
+                    row[k] = (byte) (row[k] + offset);
                 }
+                System.arraycopy(rowScales, 0, scales, j * groups, groups);
                 store(bits, row, codes, j * rowBytes);
             }
         });

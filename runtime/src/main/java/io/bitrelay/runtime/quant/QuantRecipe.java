@@ -13,9 +13,11 @@ import java.util.List;
  *                    {@link LowBitLinear}); null for FP32 and W8A8
  * @param shifting    subtract each q/k/v and fc1 input channel's calibrated centre before quantizing
  *                    ({@link ChannelShift}; the "-shift" low-bit recipes)
+ * @param gptq        round the low-bit weights with {@link Gptq} (error compensation weighted by the calibration
+ *                    inputs' {@link Hessians}) instead of to nearest; the "-gptq" recipes, any low-bit recipe + "-gptq"
  */
 public record QuantRecipe(String name, boolean smoothing, ActivationQuantization activations, LowBitScheme lowBit,
-                          boolean shifting) {
+                          boolean shifting, boolean gptq) {
     public static final QuantRecipe FP32 = new QuantRecipe("fp32", false, null);
     /** Per-tensor static activations, no smoothing: what outlier channels break. */
     public static final QuantRecipe W8A8_NAIVE = new QuantRecipe("w8a8-naive", false, ActivationQuantization.PER_TENSOR_STATIC);
@@ -56,10 +58,18 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
     public static final QuantRecipe W4A4_RPTQ_SHIFT = W4A4_RPTQ.shifted();
     public static final QuantRecipe W4A4_RPTQ_G128_SHIFT = W4A4_RPTQ_G128.shifted();
 
+    public static final QuantRecipe W4A16_GPTQ = W4A16.withGptq();
+    public static final QuantRecipe W4A16_G128_GPTQ = W4A16_G128.withGptq();
+    public static final QuantRecipe W4A16_SHIFT_GPTQ = W4A16_SHIFT.withGptq();
+    public static final QuantRecipe W4A8_RPTQ_GPTQ = W4A8_RPTQ.withGptq();
+    public static final QuantRecipe W4A4_RPTQ_GPTQ = W4A4_RPTQ.withGptq();
+    public static final QuantRecipe W4A3_RPTQ_GPTQ = W4A3_RPTQ.withGptq();
+
     public static final List<QuantRecipe> ALL = List.of(FP32, W8A8_NAIVE, W8A8_PER_TOKEN, W8A8_SMOOTHQUANT,
             W8A8_SMOOTHQUANT_STATIC, W4A16, W4A16_G128, W8A8_RPTQ, W4A8_PER_TENSOR, W4A8_PER_TOKEN, W4A8_RPTQ,
             W4A8_RPTQ_G128, W4A4_PER_TENSOR, W4A4_PER_TOKEN, W4A4_RPTQ, W4A4_RPTQ_G128, W4A3_RPTQ, W4A3_RPTQ_G128,
-            W4A16_SHIFT, W4A16_G128_SHIFT, W4A8_RPTQ_SHIFT, W4A8_RPTQ_G128_SHIFT, W4A4_RPTQ_SHIFT, W4A4_RPTQ_G128_SHIFT);
+            W4A16_SHIFT, W4A16_G128_SHIFT, W4A8_RPTQ_SHIFT, W4A8_RPTQ_G128_SHIFT, W4A4_RPTQ_SHIFT, W4A4_RPTQ_G128_SHIFT,
+            W4A16_GPTQ, W4A16_G128_GPTQ, W4A16_SHIFT_GPTQ, W4A8_RPTQ_GPTQ, W4A4_RPTQ_GPTQ, W4A3_RPTQ_GPTQ);
 
     public QuantRecipe {
         if (activations != null && lowBit != null) {
@@ -71,27 +81,43 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
         if (shifting && lowBit == null) {
             throw new IllegalArgumentException("recipe " + name + ": channel shifting is only wired to the low-bit recipes");
         }
+        if (gptq && lowBit == null) {
+            throw new IllegalArgumentException("recipe " + name + ": GPTQ rounds low-bit weights; W8A8 rounds to nearest");
+        }
     }
 
     /** A W8A8 recipe (or FP32 when {@code activations} is null). */
     public QuantRecipe(String name, boolean smoothing, ActivationQuantization activations) {
-        this(name, smoothing, activations, null, false);
+        this(name, smoothing, activations, null, false, false);
     }
 
     /** This low-bit recipe with {@link ChannelShift} before quantizing, named {@code <name>-shift}. */
     public QuantRecipe shifted() {
-        return new QuantRecipe(name + "-shift", smoothing, activations, lowBit, true);
+        return new QuantRecipe(name + "-shift", smoothing, activations, lowBit, true, gptq);
+    }
+
+    /** This low-bit recipe with its weights rounded by {@link Gptq}, named {@code <name>-gptq}. */
+    public QuantRecipe withGptq() {
+        return new QuantRecipe(name + "-gptq", smoothing, activations, lowBit, shifting, true);
     }
 
     private static QuantRecipe lowBit(String name, int weightBits, int groupSize, int activationBits,
                                       ActivationRanges ranges) {
-        return new QuantRecipe(name, false, null, new LowBitScheme(weightBits, groupSize, activationBits, ranges), false);
+        return new QuantRecipe(name, false, null, new LowBitScheme(weightBits, groupSize, activationBits, ranges), false,
+                false);
     }
 
     public static QuantRecipe byName(String name) {
         for (QuantRecipe recipe : ALL) {
             if (recipe.name.equals(name)) {
                 return recipe;
+            }
+        }
+        String gptqSuffix = "-gptq";
+        if (name.endsWith(gptqSuffix) && name.length() > gptqSuffix.length()) {
+            QuantRecipe rounded = byName(name.substring(0, name.length() - gptqSuffix.length()));
+            if (rounded.lowBit() != null && !rounded.gptq()) {
+                return rounded.withGptq();
             }
         }
         throw new IllegalArgumentException("unknown recipe '" + name + "' (known: "
@@ -112,7 +138,7 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
      * alone needs none.
      */
     public boolean needsCalibration() {
-        if (shifting) {
+        if (shifting || gptq) {
             return true;
         }
         if (lowBit != null) {

@@ -44,7 +44,25 @@ public final class RecipeApplier {
      * @return a model to close when done (closing it frees only what the recipe allocated)
      */
     public static OptModel apply(OptModel base, QuantPlan plan) {
+        return apply(base, plan, null);
+    }
+
+    /** As {@link #apply(OptModel, QuantRecipe, CalibrationStats, float, int)}, with the moments a GPTQ recipe needs. */
+    public static OptModel apply(OptModel base, QuantRecipe recipe, CalibrationStats stats, float alpha, int clusters,
+                                 Hessians hessians) {
+        return apply(base, QuantPlanner.plan(recipe, stats, alpha, clusters), hessians);
+    }
+
+    /**
+     * As {@link #apply(OptModel, QuantPlan)}; a GPTQ recipe rounds its weights with {@code hessians}, the moments
+     * of this stage's calibration inputs (from a {@link HessianCollector} run beside the statistics).
+     */
+    public static OptModel apply(OptModel base, QuantPlan plan, Hessians hessians) {
         QuantRecipe recipe = plan.recipe();
+        if (recipe.gptq() && hessians == null) {
+            throw new IllegalArgumentException("recipe " + recipe.name() + " rounds with GPTQ and needs the calibration "
+                    + "inputs' moments (a HessianCollector beside the calibration); none were given");
+        }
         CalibrationStats stats = plan.stats();
         float alpha = plan.alpha();
         Arena arena = Arena.ofShared();
@@ -65,7 +83,9 @@ public final class RecipeApplier {
                 if (recipe.reorders()) {
                     weights = ReorderFusion.apply(weights, plan.reorders(), arena);
                 }
-                weights = quantizeLowBit(weights, recipe.lowBit(), ranges, plan.reorders(), arena);
+                WeightRounding rounding = recipe.gptq() ? new WeightRounding.GptqRounding(hessians, recipe.shifting() ? stats : null,
+                        plan.reorders()) : WeightRounding.NEAREST;
+                weights = quantizeLowBit(weights, recipe.lowBit(), ranges, plan.reorders(), rounding, arena);
             } else if (recipe.quantizes()) {
                 weights = quantize(weights, recipe.activations(), ranges, arena);
             }
@@ -98,7 +118,8 @@ public final class RecipeApplier {
     }
 
     private static OptWeights quantizeLowBit(OptWeights weights, LowBitScheme scheme, CalibrationStats stats,
-                                             Map<CalibrationStats.Key, ClusterPlan> reorders, Arena arena) {
+                                             Map<CalibrationStats.Key, ClusterPlan> reorders, WeightRounding rounding,
+                                             Arena arena) {
         LayerWeights[] layers = weights.layers();
         LayerWeights[] quantized = new LayerWeights[layers.length];
         for (int local = 0; local < layers.length; local++) {
@@ -114,17 +135,18 @@ public final class RecipeApplier {
                     throw new IllegalArgumentException("layer " + layer + " " + name + " is already "
                             + linear.getClass().getSimpleName() + "; low-bit recipes quantize FP32 weights");
                 }
+                PackedWeights packed = rounding.round(fp32, layer, site, gather, scheme, arena);
                 if (!scheme.integerActivations()) {
-                    return WeightOnlyLinear.quantize(fp32, scheme.weightBits(), scheme.groupSize(), arena);
+                    return WeightOnlyLinear.of(packed, fp32.bias());
                 }
                 int width = fp32.inFeatures();
                 return switch (scheme.activationRanges()) {
-                    case PER_TOKEN_DYNAMIC -> LowBitLinear.quantize(fp32, scheme, new int[] {width}, new float[1],
-                            new float[1], gather, arena);
+                    case PER_TOKEN_DYNAMIC -> LowBitLinear.of(packed, fp32, scheme, new int[] {width}, new float[1],
+                            new float[1], gather);
                     case PER_TENSOR_STATIC -> {
                         ChannelStats channels = stats.get(layer, site);
-                        yield LowBitLinear.quantize(fp32, scheme, new int[] {width}, new float[] {min(channels.min())},
-                                new float[] {max(channels.max())}, gather, arena);
+                        yield LowBitLinear.of(packed, fp32, scheme, new int[] {width}, new float[] {min(channels.min())},
+                                new float[] {max(channels.max())}, gather);
                     }
                     case PER_CLUSTER_STATIC -> {
                         ClusterPlan plan = reorders.get(new CalibrationStats.Key(layer, site));
@@ -140,7 +162,7 @@ public final class RecipeApplier {
                             lo[c] = plan.clusterMin(c);
                             hi[c] = plan.clusterMax(c);
                         }
-                        yield LowBitLinear.quantize(fp32, scheme, ends, lo, hi, gather, arena);
+                        yield LowBitLinear.of(packed, fp32, scheme, ends, lo, hi, gather);
                     }
                 };
             };

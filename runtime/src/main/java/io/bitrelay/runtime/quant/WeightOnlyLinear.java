@@ -36,6 +36,11 @@ public final class WeightOnlyLinear implements StoredLinear {
         return new WeightOnlyLinear(PackedWeights.quantize(fp32, bits, groupSize, arena), fp32.bias());
     }
 
+    /** {@code weights} already rounded (by {@link Gptq}) from a layer whose bias is {@code bias}. */
+    public static WeightOnlyLinear of(PackedWeights weights, MemorySegment bias) {
+        return new WeightOnlyLinear(weights, bias);
+    }
+
     public static WeightOnlyLinear restore(Map<String, String> settings, Map<String, MemorySegment> tensors, Arena arena) {
         PackedWeights weights = PackedWeights.restore(settings, tensors, arena);
         MemorySegment bias = tensors.containsKey("bias")

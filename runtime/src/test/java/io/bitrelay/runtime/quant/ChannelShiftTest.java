@@ -96,7 +96,7 @@ class ChannelShiftTest {
     @Test
     void shouldOnlyShiftLowBitRecipes() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> new QuantRecipe("w8a8-shift", false, ActivationQuantization.PER_TOKEN_DYNAMIC, null, true));
+                () -> new QuantRecipe("w8a8-shift", false, ActivationQuantization.PER_TOKEN_DYNAMIC, null, true, false));
         assertTrue(e.getMessage().contains("low-bit"), e.getMessage());
         assertTrue(QuantRecipe.W4A16_G128_SHIFT.shifting() && QuantRecipe.W4A16_G128_SHIFT.needsCalibration());
     }

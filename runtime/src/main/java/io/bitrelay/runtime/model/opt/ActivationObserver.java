@@ -15,4 +15,12 @@ public interface ActivationObserver {
      * @param rows  (rowCount, width) FP32, every row of the step (all chunks)
      */
     void observe(int layer, ActivationSite site, MemorySegment rows, int rowCount, int width);
+
+    /** This observer, then {@code next}, on every call. */
+    default ActivationObserver andThen(ActivationObserver next) {
+        return (layer, site, rows, rowCount, width) -> {
+            observe(layer, site, rows, rowCount, width);
+            next.observe(layer, site, rows, rowCount, width);
+        };
+    }
 }
