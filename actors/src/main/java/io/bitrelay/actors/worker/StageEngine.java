@@ -9,7 +9,9 @@ import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.actors.pipeline.StatsChunks;
 import io.bitrelay.runtime.quant.CalibrationCollector;
 import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.HessianCollector;
 import io.bitrelay.runtime.quant.QuantPlan;
+import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.RecipeApplier;
 import io.bitrelay.runtime.quant.store.QuantStoreException;
 import io.bitrelay.runtime.quant.store.StageFile;
@@ -17,6 +19,7 @@ import io.bitrelay.runtime.eval.LogSoftmax;
 import io.bitrelay.runtime.eval.PromptScoring;
 import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.generate.Sampler;
+import io.bitrelay.runtime.model.opt.ActivationObserver;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.LayerRange;
@@ -82,6 +85,8 @@ final class StageEngine {
     private final String restoreProblem;
     /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
     private CalibrationCollector recipeCollector;
+    /** GPTQ recipes: the moments of this stage's calibration inputs, kept here (too large to send) until the plan. */
+    private HessianCollector recipeMoments;
     private final ActorRef<Coordinator.Command> coordinator;
     private final ExecutorService compute;
     private final DataPlane.FrameSender sender;
@@ -278,6 +283,8 @@ final class StageEngine {
     void beginRecipeCalibration(ActorRef<Coordinator.Command> replyTo) {
         compute.execute(() -> {
             recipeCollector = new CalibrationCollector();
+            StageQuantization quantization = assignment.quantization();
+            recipeMoments = quantization != null && QuantRecipe.byName(quantization.recipe()).gptq() ? new HessianCollector() : null;
             replyTo.tell(new Coordinator.RecipeCalibrationReady(assignment.stageIndex()));
         });
     }
@@ -301,7 +308,8 @@ final class StageEngine {
             long start = System.nanoTime();
             OptModel quantized;
             try {
-                quantized = RecipeApplier.apply(base, plan);
+                quantized = RecipeApplier.apply(base, plan, recipeMoments == null ? null : recipeMoments.hessians());
+                recipeMoments = null;
                 if (gpu != null) {
                     try {
                         gpu.rebuild(quantized);
@@ -389,7 +397,8 @@ final class StageEngine {
                 int[] chunkTokens = tokens != null ? tokens.get(i) : new int[entry.tokenCount()];
                 chunks.add(new SequenceChunk(chunkTokens, calibration ? throwawayCache(throwaway) : cacheFor(entry)));
             }
-            (collector != null ? base : model).runLayers(chunks, hidden, step, collector);
+            ActivationObserver observer = collector == null || recipeMoments == null ? collector : collector.andThen(recipeMoments);
+            (collector != null ? base : model).runLayers(chunks, hidden, step, observer);
         } finally {
             throwaway.forEach(KvCache::close);
         }
