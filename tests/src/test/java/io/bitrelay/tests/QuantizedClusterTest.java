@@ -2,6 +2,7 @@ package io.bitrelay.tests;
 
 import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.deploy.cluster.LocalCluster;
+import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.generate.SamplingParams;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.LayerRange;
@@ -169,7 +170,7 @@ class QuantizedClusterTest {
                         stages.get(s).runLayers(List.of(new SequenceChunk(input, caches.get(s))), hidden, arena);
                     }
                     float[] logits = stages.getLast().logits(hidden, new int[]{input.length - 1}, arena)[0];
-                    produced[step] = argmax(logits);
+                    produced[step] = Sampler.argmax(logits);
                 }
                 if (produced[step] == stages.getLast().config().eosTokenId()) {
                     return Arrays.copyOf(produced, step + 1);
@@ -187,15 +188,5 @@ class QuantizedClusterTest {
             hidden.setAtIndex(ValueLayout.JAVA_FLOAT, i,
                     Float.float16ToFloat(Float.floatToFloat16(hidden.getAtIndex(ValueLayout.JAVA_FLOAT, i))));
         }
-    }
-
-    private static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

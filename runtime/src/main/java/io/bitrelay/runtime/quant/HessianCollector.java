@@ -25,6 +25,21 @@ public final class HessianCollector implements ActivationObserver {
     private static final int BLOCK_ROWS = 256;
 
     private final Map<CalibrationStats.Key, Accumulator> accumulators = new TreeMap<>();
+    private final long budgetBytes;
+    private long heldBytes;
+
+    /** With half the JVM's heap as the budget for the moments. */
+    public HessianCollector() {
+        this(Runtime.getRuntime().maxMemory() / 2);
+    }
+
+    /**
+     * @param budgetBytes the most the moments may take (8 bytes per entry, width² entries per site); a site that
+     *                    would pass it is refused with the sizes, before anything of it is allocated
+     */
+    public HessianCollector(long budgetBytes) {
+        this.budgetBytes = budgetBytes;
+    }
 
     private static final class Accumulator {
         final int width;
@@ -69,7 +84,20 @@ public final class HessianCollector implements ActivationObserver {
         if (!LINEAR_INPUTS.contains(site) || rowCount == 0) {
             return;
         }
-        Accumulator accumulator = accumulators.computeIfAbsent(new CalibrationStats.Key(layer, site), k -> new Accumulator(width));
+        CalibrationStats.Key key = new CalibrationStats.Key(layer, site);
+        Accumulator accumulator = accumulators.get(key);
+        if (accumulator == null) {
+            long bytes = ((long) width * width + width) * Double.BYTES;
+            if (heldBytes + bytes > budgetBytes) {
+                throw new IllegalStateException(String.format("GPTQ moments of layer %d %s (width %d) need %.1f MiB more, "
+                        + "%.1f MiB in all, over the budget of %.1f MiB: calibrate fewer layers per process (more stages) "
+                        + "or give the JVM more heap", layer, site.key(), width, bytes / 1048576.0,
+                        (heldBytes + bytes) / 1048576.0, budgetBytes / 1048576.0));
+            }
+            accumulator = new Accumulator(width);
+            accumulators.put(key, accumulator);
+            heldBytes += bytes;
+        }
         if (accumulator.width != width) {
             throw new IllegalArgumentException("layer " + layer + " " + site.key() + ": width " + width
                     + " after " + accumulator.width + " before");

@@ -174,6 +174,19 @@ class GptqTest {
         assertThrows(IllegalArgumentException.class, () -> hessians.get(2, ActivationSite.QKV_INPUT));
     }
 
+    @Test
+    void shouldRefuseMomentsOverItsBudgetNamingTheSizes() {
+        HessianCollector collector = new HessianCollector(3 * (64L * 64 + 64) * Double.BYTES);
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment rows = arena.allocate(8L * 128 * Float.BYTES);
+            collector.observe(0, ActivationSite.QKV_INPUT, rows, 8, 64);
+            collector.observe(0, ActivationSite.OUT_PROJ_INPUT, rows, 8, 64);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> collector.observe(0, ActivationSite.FC2_INPUT, rows, 8, 128));
+            assertTrue(e.getMessage().contains("layer 0 fc2_input") && e.getMessage().contains("budget"), e.getMessage());
+        }
+    }
+
     /**
      * Whole recipes on the tiny outlier model: every linear becomes packed weights, and GPTQ's logits stay closer
      * to FP32 than round-to-nearest's, weight-only and with RPTQ 8-bit activations.
