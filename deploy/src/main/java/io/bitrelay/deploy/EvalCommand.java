@@ -11,11 +11,13 @@ import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
-import io.bitrelay.runtime.quant.QuantPlanner;
-import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.HessianCollector;
 import io.bitrelay.runtime.quant.Hessians;
+import io.bitrelay.runtime.quant.QuantPlan;
+import io.bitrelay.runtime.quant.QuantPlanner;
+import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.RecipeApplier;
+import io.bitrelay.runtime.quant.SequentialGptq;
 import io.bitrelay.runtime.quant.SmoothQuant;
 import io.bitrelay.runtime.tokenizer.OptTokenizer;
 import picocli.CommandLine;
@@ -108,6 +110,26 @@ public final class EvalCommand implements Runnable {
     @Option(names = "--no-progress", description = "No progress bars on stderr.")
     boolean noProgress;
 
+    /** How GPTQ recipes gather the moments they round with. */
+    enum GptqPass { SEQUENTIAL, ONE_PASS }
+
+    @Option(names = "--gptq", paramLabel = "PASS", defaultValue = "sequential", converter = GptqPassConverter.class,
+            description = "GPTQ recipes: sequential (layer by layer, each layer's moments from the quantized layers "
+                    + "before it; one layer's moments in memory) or one-pass (every layer's moments from the FP32 "
+                    + "calibration pass; the only way with --stages) (default: ${DEFAULT-VALUE}).")
+    GptqPass gptqPass;
+
+    static final class GptqPassConverter implements CommandLine.ITypeConverter<GptqPass> {
+        @Override
+        public GptqPass convert(String value) {
+            return switch (value) {
+                case "sequential" -> GptqPass.SEQUENTIAL;
+                case "one-pass" -> GptqPass.ONE_PASS;
+                default -> throw new CommandLine.TypeConversionException("'" + value + "' is not sequential or one-pass");
+            };
+        }
+    }
+
     @Option(names = "--stages", paramLabel = "S", defaultValue = "1",
             description = "Split the layers into S pipeline stages, with link frames between them (see --link-codec) (default: ${DEFAULT-VALUE}).")
     int stages;
@@ -180,7 +202,7 @@ public final class EvalCommand implements Runnable {
             }
             List<Row> rows = new ArrayList<>();
             for (QuantRecipe recipe : recipes) {
-                try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha, clusters, calibrated.hessians())) {
+                try (OptModel quantized = quantize(model, recipe, calibrated)) {
                     long linearBytes = RecipeApplier.linearBytes(quantized.weights());
                     for (KvPrecision kv : kvPrecisions) {
                         String name = new Row(recipe, kv, null, linearBytes).name();
@@ -262,8 +284,19 @@ public final class EvalCommand implements Runnable {
         StagedEval.printTable(rows, baseline, out);
     }
 
-    /** The calibration statistics, and the GPTQ moments when a recipe rounds with GPTQ (null otherwise). */
-    private record Calibrated(CalibrationStats stats, Hessians hessians) {
+    /**
+     * The calibration statistics; for GPTQ recipes the one-pass moments (null unless that pass is used) and the
+     * calibration windows (what the sequential pass runs through the quantized layers).
+     */
+    private record Calibrated(CalibrationStats stats, Hessians hessians, List<int[]> windows) {
+    }
+
+    private OptModel quantize(OptModel model, QuantRecipe recipe, Calibrated calibrated) {
+        QuantPlan plan = QuantPlanner.plan(recipe, calibrated.stats(), alpha, clusters);
+        if (recipe.gptq() && gptqPass == GptqPass.SEQUENTIAL) {
+            return SequentialGptq.fromWindows(model, plan, calibrated.windows(), progress("gptq " + recipe.name(), "layers"));
+        }
+        return RecipeApplier.apply(model, plan, calibrated.hessians());
     }
 
     private Calibrated calibrationFor(List<QuantRecipe> recipes, OptModel model, OptTokenizer tokenizer, PrintWriter out) {
@@ -278,13 +311,14 @@ public final class EvalCommand implements Runnable {
             CalibrationStats stats = CalibrationStats.load(calibrationIn);
             out.printf("calibration: loaded %s (%d sequences × %d tokens of %s)%n", calibrationIn,
                     stats.source().sequences(), stats.source().seqLen(), stats.source().text());
-            return new Calibrated(stats, null);
+            return new Calibrated(stats, null, null);
         }
         boolean needed = calibrationOut != null || recipes.stream().anyMatch(QuantRecipe::needsCalibration);
         if (!needed) {
-            return new Calibrated(null, null);
+            return new Calibrated(null, null, null);
         }
-        HessianCollector moments = gptq ? new HessianCollector() : null;
+        boolean onePass = gptq && (gptqPass == GptqPass.ONE_PASS || stages > 1 || !linkCodecs.isEmpty());
+        HessianCollector moments = onePass ? new HessianCollector() : null;
         Path source = calibText != null ? calibText : text;
         if (calibText == null) {
             out.println("calibration: no --calib-text, calibrating on the evaluation text itself");
@@ -300,7 +334,8 @@ public final class EvalCommand implements Runnable {
             out.printf("calibration: saved to %s%n", calibrationOut);
         }
         out.flush();
-        return new Calibrated(stats, moments == null ? null : moments.hessians());
+        return new Calibrated(stats, moments == null ? null : moments.hessians(),
+                gptq ? TokenWindows.split(calibTokens, calibSeqLen, calibSequences) : null);
     }
 
     private Progress progress(String label, String unit) {

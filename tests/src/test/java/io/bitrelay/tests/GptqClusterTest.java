@@ -30,9 +30,9 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A GPTQ recipe through three worker JVMs: each worker gathers its own layers' input moments while the
- * coordinator streams calibration, keeps them (they never cross the cluster), and rounds its weights with them
- * when the plan arrives. The saved stages hold GPTQ codes (per-channel scales as round-to-nearest's, codes
+ * A GPTQ recipe through three worker JVMs: each worker keeps its stage's calibration inputs while the
+ * coordinator streams calibration (nothing of it crosses the cluster) and, when the plan arrives, rounds its
+ * layers with GPTQ one at a time over them. The saved stages hold GPTQ codes (per-channel scales as round-to-nearest's, codes
  * not), and a restart serves the same tokens from the store without calibrating.
  */
 class GptqClusterTest {

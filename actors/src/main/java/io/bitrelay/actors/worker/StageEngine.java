@@ -9,7 +9,6 @@ import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.actors.pipeline.StatsChunks;
 import io.bitrelay.runtime.quant.CalibrationCollector;
 import io.bitrelay.runtime.quant.CalibrationStats;
-import io.bitrelay.runtime.quant.HessianCollector;
 import io.bitrelay.runtime.quant.QuantPlan;
 import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.RecipeApplier;
@@ -19,7 +18,6 @@ import io.bitrelay.runtime.eval.LogSoftmax;
 import io.bitrelay.runtime.eval.PromptScoring;
 import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.generate.Sampler;
-import io.bitrelay.runtime.model.opt.ActivationObserver;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.LayerRange;
@@ -85,8 +83,8 @@ final class StageEngine {
     private final String restoreProblem;
     /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
     private CalibrationCollector recipeCollector;
-    /** GPTQ recipes: the moments of this stage's calibration inputs, kept here (too large to send) until the plan. */
-    private HessianCollector recipeMoments;
+    /** GPTQ recipes: this stage's calibration inputs, kept here until the plan (GPTQ rounds layer by layer over them). */
+    private GptqInputs gptqInputs;
     private final ActorRef<Coordinator.Command> coordinator;
     private final ExecutorService compute;
     private final DataPlane.FrameSender sender;
@@ -284,7 +282,11 @@ final class StageEngine {
         compute.execute(() -> {
             recipeCollector = new CalibrationCollector();
             StageQuantization quantization = assignment.quantization();
-            recipeMoments = quantization != null && QuantRecipe.byName(quantization.recipe()).gptq() ? new HessianCollector() : null;
+            if (gptqInputs != null) {
+                gptqInputs.close();
+            }
+            gptqInputs = quantization != null && QuantRecipe.byName(quantization.recipe()).gptq()
+                    ? new GptqInputs(model.config().hiddenSize()) : null;
             replyTo.tell(new Coordinator.RecipeCalibrationReady(assignment.stageIndex()));
         });
     }
@@ -308,8 +310,22 @@ final class StageEngine {
             long start = System.nanoTime();
             OptModel quantized;
             try {
-                quantized = RecipeApplier.apply(base, plan, recipeMoments == null ? null : recipeMoments.hessians());
-                recipeMoments = null;
+                if (plan.recipe().gptq()) {
+                    if (gptqInputs == null) {
+                        throw new IllegalStateException(plan.recipe().name() + " rounds with GPTQ, but this stage kept no "
+                                + "calibration inputs (did recipe calibration run on it?)");
+                    }
+                    LOG.info("stage {}: GPTQ layer by layer over {} calibration sequences ({} MiB kept)",
+                            assignment.stageIndex(), gptqInputs.sequences(), gptqInputs.bytes() >> 20);
+                    try {
+                        quantized = gptqInputs.quantize(base, plan);
+                    } finally {
+                        gptqInputs.close();
+                        gptqInputs = null;
+                    }
+                } else {
+                    quantized = RecipeApplier.apply(base, plan);
+                }
                 if (gpu != null) {
                     try {
                         gpu.rebuild(quantized);
@@ -397,8 +413,10 @@ final class StageEngine {
                 int[] chunkTokens = tokens != null ? tokens.get(i) : new int[entry.tokenCount()];
                 chunks.add(new SequenceChunk(chunkTokens, calibration ? throwawayCache(throwaway) : cacheFor(entry)));
             }
-            ActivationObserver observer = collector == null || recipeMoments == null ? collector : collector.andThen(recipeMoments);
-            (collector != null ? base : model).runLayers(chunks, hidden, step, observer);
+            if (collector != null && gptqInputs != null) {
+                gptqInputs.record(layout.entries(), hidden);
+            }
+            (collector != null ? base : model).runLayers(chunks, hidden, step, collector);
         } finally {
             throwaway.forEach(KvCache::close);
         }
@@ -669,6 +687,9 @@ final class StageEngine {
             sender.close();
         }
         caches.values().forEach(KvCache::close);
+        if (gptqInputs != null) {
+            gptqInputs.close();
+        }
         caches.clear();
         if (gpu != null) {
             closeQuietly(gpu);

@@ -58,6 +58,21 @@ public final class RecipeApplier {
      * of this stage's calibration inputs (from a {@link HessianCollector} run beside the statistics).
      */
     public static OptModel apply(OptModel base, QuantPlan plan, Hessians hessians) {
+        Arena arena = Arena.ofShared();
+        try {
+            return base.derive(quantizedWeights(base.weights(), plan, hessians, arena), arena);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The stage's weights as {@code plan}'s recipe rebuilds them, every new tensor allocated in {@code arena}
+     * (the originals are shared, not written): what {@link #apply} wraps in a model, and what a layer-by-layer
+     * pass ({@link SequentialGptq}) takes one layer at a time.
+     */
+    static OptWeights quantizedWeights(OptWeights weights, QuantPlan plan, Hessians hessians, Arena arena) {
         QuantRecipe recipe = plan.recipe();
         if (recipe.gptq() && hessians == null) {
             throw new IllegalArgumentException("recipe " + recipe.name() + " rounds with GPTQ and needs the calibration "
@@ -65,35 +80,28 @@ public final class RecipeApplier {
         }
         CalibrationStats stats = plan.stats();
         float alpha = plan.alpha();
-        Arena arena = Arena.ofShared();
-        try {
-            OptWeights weights = base.weights();
-            CalibrationStats ranges = stats;
-            if (recipe.smoothing()) {
-                SmoothQuant.Result smoothed = SmoothQuant.smooth(weights, stats, alpha, arena);
-                weights = smoothed.weights();
-                ranges = smoothed.stats();
-            }
-            if (recipe.shifting()) {
-                ChannelShift.Result shifted = ChannelShift.shift(weights, stats, arena);
-                weights = shifted.weights();
-                ranges = shifted.stats();
-            }
-            if (recipe.lowBit() != null) {
-                if (recipe.reorders()) {
-                    weights = ReorderFusion.apply(weights, plan.reorders(), arena);
-                }
-                WeightRounding rounding = recipe.gptq() ? new WeightRounding.GptqRounding(hessians, recipe.shifting() ? stats : null,
-                        plan.reorders()) : WeightRounding.NEAREST;
-                weights = quantizeLowBit(weights, recipe.lowBit(), ranges, plan.reorders(), rounding, arena);
-            } else if (recipe.quantizes()) {
-                weights = quantize(weights, recipe.activations(), ranges, arena);
-            }
-            return base.derive(weights, arena);
-        } catch (RuntimeException e) {
-            arena.close();
-            throw e;
+        CalibrationStats ranges = stats;
+        if (recipe.smoothing()) {
+            SmoothQuant.Result smoothed = SmoothQuant.smooth(weights, stats, alpha, arena);
+            weights = smoothed.weights();
+            ranges = smoothed.stats();
         }
+        if (recipe.shifting()) {
+            ChannelShift.Result shifted = ChannelShift.shift(weights, stats, arena);
+            weights = shifted.weights();
+            ranges = shifted.stats();
+        }
+        if (recipe.lowBit() != null) {
+            if (recipe.reorders()) {
+                weights = ReorderFusion.apply(weights, plan.reorders(), arena);
+            }
+            WeightRounding rounding = recipe.gptq() ? new WeightRounding.GptqRounding(hessians, recipe.shifting() ? stats : null,
+                    plan.reorders()) : WeightRounding.NEAREST;
+            weights = quantizeLowBit(weights, recipe.lowBit(), ranges, plan.reorders(), rounding, arena);
+        } else if (recipe.quantizes()) {
+            weights = quantize(weights, recipe.activations(), ranges, arena);
+        }
+        return weights;
     }
 
     private static OptWeights quantize(OptWeights weights, ActivationQuantization activations, CalibrationStats ranges,

@@ -219,6 +219,54 @@ class GptqTest {
         }
     }
 
+    /**
+     * Layer by layer: layer 0 sees the same inputs as in the one-pass calibration (the embeddings), so its codes
+     * are identical; later layers see the quantized prefix's outputs, so theirs move; the result is as close to
+     * FP32 as the one-pass GPTQ and far closer than round-to-nearest.
+     */
+    @Test
+    void shouldQuantizeLayerByLayerFromTheQuantizedPrefix() {
+        Path checkpoint = QuantTestModels.writeTinyWithOutliers(temp.resolve("tiny-outliers-sequential"));
+        int[] tokens = QuantTestModels.randomTokens(1024, 41);
+        try (OptModel model = OptModel.load(checkpoint)) {
+            HessianCollector moments = new HessianCollector();
+            CalibrationStats stats = Calibration.run(model, tokens, 16, 64, "random", Progress.NONE, moments);
+            QuantPlan plan = QuantPlanner.plan(QuantRecipe.W4A16_GPTQ, stats, 0.5f, 8);
+            List<int[]> evaluation = List.of(QuantTestModels.randomTokens(48, 42), QuantTestModels.randomTokens(48, 43));
+            float[][] reference = QuantTestModels.logits(model, evaluation);
+            try (OptModel onePass = RecipeApplier.apply(model, plan, moments.hessians());
+                 OptModel sequential = SequentialGptq.fromWindows(model, plan,
+                         io.bitrelay.runtime.eval.TokenWindows.split(tokens, 64, 16), Progress.NONE);
+                 OptModel nearest = RecipeApplier.apply(model, QuantRecipe.W4A16, stats, 0.5f)) {
+                assertEquals(0, differingCodes(onePass, sequential, 0), "layer 0: the same inputs, the same codes");
+                assertTrue(differingCodes(onePass, sequential, 1) > 0, "layer 1 rounds against the quantized layer 0");
+                double rtn = QuantTestModels.meanSquaredError(reference, QuantTestModels.logits(nearest, evaluation));
+                double one = QuantTestModels.meanSquaredError(reference, QuantTestModels.logits(onePass, evaluation));
+                double seq = QuantTestModels.meanSquaredError(reference, QuantTestModels.logits(sequential, evaluation));
+                String report = String.format("logits MSE vs FP32: w4a16 %.3e, GPTQ one pass %.3e, layer by layer %.3e",
+                        rtn, one, seq);
+                System.out.println(report);
+                assertTrue(seq < 0.5 * rtn && seq < 1.5 * one, report);
+            }
+        }
+    }
+
+    private static long differingCodes(OptModel a, OptModel b, int layer) {
+        PackedWeights x = assertInstanceOf(WeightOnlyLinear.class, a.weights().layers()[layer].fc1()).weights();
+        PackedWeights y = assertInstanceOf(WeightOnlyLinear.class, b.weights().layers()[layer].fc1()).weights();
+        byte[] rowX = new byte[x.inFeatures()];
+        byte[] rowY = new byte[y.inFeatures()];
+        long differing = 0;
+        for (int j = 0; j < x.outFeatures(); j++) {
+            x.unpackRow(j, rowX);
+            y.unpackRow(j, rowY);
+            for (int k = 0; k < rowX.length; k++) {
+                differing += rowX[k] != rowY[k] ? 1 : 0;
+            }
+        }
+        return differing;
+    }
+
     @Test
     void shouldNameGptqVariantsOfAnyLowBitRecipe() {
         assertEquals(QuantRecipe.W4A16_GPTQ, QuantRecipe.byName("w4a16-gptq"));

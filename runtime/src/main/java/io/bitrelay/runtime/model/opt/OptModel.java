@@ -83,6 +83,22 @@ public final class OptModel implements AutoCloseable {
         return new OptModel(null, null, weights, precision);
     }
 
+    /**
+     * Decoder layer {@code local} of this stage on its own: a one-layer stage (no embeddings, no head) sharing
+     * this model's tensors and KV precision. It owns nothing; this model must stay open while it is used. For
+     * work done one layer at a time (GPTQ's layer-by-layer pass).
+     */
+    public OptModel layerSlice(int local) {
+        LayerWeights[] layers = weights.layers();
+        if (local < 0 || local >= layers.length) {
+            throw new IllegalArgumentException("layer " + local + " of a stage of " + layers.length);
+        }
+        int first = weights.range().first() + local;
+        OptWeights slice = new OptWeights(config(), new LayerRange(first, first + 1, weights.range().totalLayers()),
+                null, null, null, null, null, new LayerWeights[] {layers[local]});
+        return new OptModel(null, null, slice, kvPrecision);
+    }
+
     /** What {@link #newCache()} stores keys and values as; FP32 unless {@link #withKvPrecision} said otherwise. */
     public KvPrecision kvPrecision() {
         return kvPrecision;

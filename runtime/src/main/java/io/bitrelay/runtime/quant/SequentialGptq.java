@@ -1,0 +1,98 @@
+package io.bitrelay.runtime.quant;
+
+import io.bitrelay.runtime.eval.Progress;
+import io.bitrelay.runtime.model.opt.KvCache;
+import io.bitrelay.runtime.model.opt.LayerWeights;
+import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.model.opt.OptWeights;
+import io.bitrelay.runtime.model.opt.SequenceChunk;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A GPTQ recipe built the way the GPTQ paper's code builds it: one decoder layer at a time, each layer's
+ * moments gathered from the inputs that the already-quantized layers before it produce, so every layer
+ * compensates for the error upstream of it, and only one layer's moments exist at a time (at OPT-175B one
+ * layer's are 23 GB; all 48 of a stage's would not fit anywhere). The calibration inputs of the stage's first
+ * layer are kept, one segment per sequence, and advanced through each quantized layer in place.
+ *
+ * <p>Activation ranges, clusters and channel centres still come from the plan (the FP32 calibration pass);
+ * only the weight rounding sees the quantized prefix.
+ */
+public final class SequentialGptq {
+    private SequentialGptq() {
+    }
+
+    /**
+     * In-process: embeds {@code sequences} (the calibration windows) with {@code base}, which must own the
+     * embeddings, and quantizes every layer.
+     */
+    public static OptModel fromWindows(OptModel base, QuantPlan plan, List<int[]> sequences, Progress progress) {
+        if (!base.range().ownsEmbeddings()) {
+            throw new IllegalArgumentException("calibration windows start at the embeddings; this model holds " + base.range());
+        }
+        try (Arena inputs = Arena.ofShared()) {
+            List<MemorySegment> hidden = new ArrayList<>();
+            for (int[] sequence : sequences) {
+                try (KvCache cache = base.newCache()) {
+                    hidden.add(base.embed(List.of(new SequenceChunk(sequence, cache)), inputs));
+                }
+            }
+            return fromInputs(base, plan, hidden, progress);
+        }
+    }
+
+    /**
+     * @param inputs the stage's input rows per calibration sequence, (tokens, hidden) FP32, each a whole sequence
+     *               from position 0; overwritten, layer by layer, with what the quantized layers make of them
+     * @return the quantized stage; closing it frees what the recipe allocated ({@code base} must stay open)
+     */
+    public static OptModel fromInputs(OptModel base, QuantPlan plan, List<MemorySegment> inputs, Progress progress) {
+        if (!plan.recipe().gptq()) {
+            throw new IllegalArgumentException("recipe " + plan.recipe().name() + " does not round with GPTQ");
+        }
+        if (inputs.isEmpty()) {
+            throw new IllegalArgumentException("GPTQ needs at least one calibration sequence");
+        }
+        int width = base.config().hiddenSize();
+        LayerWeights[] fp32 = base.weights().layers();
+        LayerWeights[] quantized = new LayerWeights[fp32.length];
+        Arena arena = Arena.ofShared();
+        try {
+            for (int local = 0; local < fp32.length; local++) {
+                OptModel layer = base.layerSlice(local);
+                HessianCollector moments = new HessianCollector();
+                try (Arena scratch = Arena.ofShared()) {
+                    for (MemorySegment x : inputs) { // the FP32 layer on a copy: only its activations are wanted
+                        MemorySegment copy = scratch.allocate(x.byteSize(), 64);
+                        copy.copyFrom(x);
+                        run(layer, copy, width, moments);
+                    }
+                }
+                OptWeights rounded = RecipeApplier.quantizedWeights(layer.weights(), plan, moments.hessians(), arena);
+                OptModel quantizedLayer = layer.derive(rounded, null);
+                for (MemorySegment x : inputs) {
+                    run(quantizedLayer, x, width, null);
+                }
+                quantized[local] = rounded.layers()[0];
+                progress.update(local + 1, fp32.length);
+            }
+            progress.finish();
+            return base.derive(base.weights().withLayers(quantized), arena);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** One whole sequence through a one-layer model, in place, on a cache of its own. */
+    private static void run(OptModel layer, MemorySegment x, int width, HessianCollector observer) {
+        int rows = Math.toIntExact(x.byteSize() / ((long) width * Float.BYTES));
+        try (Arena step = Arena.ofShared(); KvCache cache = layer.newCache()) {
+            layer.runLayers(List.of(new SequenceChunk(new int[rows], cache)), x, step, observer);
+        }
+    }
+}
