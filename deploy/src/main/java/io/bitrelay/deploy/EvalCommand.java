@@ -17,7 +17,6 @@ import io.bitrelay.runtime.quant.QuantPlan;
 import io.bitrelay.runtime.quant.QuantPlanner;
 import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.RecipeApplier;
-import io.bitrelay.runtime.quant.SequentialGptq;
 import io.bitrelay.runtime.quant.SmoothQuant;
 import io.bitrelay.runtime.tokenizer.OptTokenizer;
 import picocli.CommandLine;
@@ -293,8 +292,8 @@ public final class EvalCommand implements Runnable {
 
     private OptModel quantize(OptModel model, QuantRecipe recipe, Calibrated calibrated) {
         QuantPlan plan = QuantPlanner.plan(recipe, calibrated.stats(), alpha, clusters);
-        if (recipe.gptq() && gptqPass == GptqPass.SEQUENTIAL) {
-            return SequentialGptq.fromWindows(model, plan, calibrated.windows(), progress("gptq " + recipe.name(), "layers"));
+        if (gptqPass == GptqPass.SEQUENTIAL) {
+            return RecipeApplier.apply(model, plan, calibrated.windows(), progress("gptq " + recipe.name(), "layers"));
         }
         return RecipeApplier.apply(model, plan, calibrated.hessians());
     }
@@ -303,10 +302,10 @@ public final class EvalCommand implements Runnable {
         boolean gptq = recipes.stream().anyMatch(QuantRecipe::gptq);
         if (calibrationIn != null) {
             if (gptq) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--calibration-in holds activation ranges "
+                throw new CommandLine.ParameterException(spec.commandLine(), "--calibration holds activation ranges "
                         + "only; GPTQ recipes (" + String.join(", ", recipes.stream().filter(QuantRecipe::gptq)
                         .map(QuantRecipe::name).toList()) + ") need the calibration inputs themselves: calibrate again "
-                        + "(drop --calibration-in)");
+                        + "(drop --calibration)");
             }
             CalibrationStats stats = CalibrationStats.load(calibrationIn);
             out.printf("calibration: loaded %s (%d sequences × %d tokens of %s)%n", calibrationIn,

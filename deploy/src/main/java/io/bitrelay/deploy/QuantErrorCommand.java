@@ -6,10 +6,12 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitrelay.runtime.eval.OutputError;
 import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.eval.ProgressBar;
+import io.bitrelay.runtime.eval.TokenWindows;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
 import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.QuantPlanner;
 import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.RecipeApplier;
 import io.bitrelay.runtime.quant.SmoothQuant;
@@ -97,7 +99,9 @@ public final class QuantErrorCommand implements Runnable {
             List<Row> rows = new ArrayList<>();
             for (QuantRecipe recipe : recipes) {
                 long recipeStart = System.nanoTime();
-                try (OptModel quantized = RecipeApplier.apply(model, recipe, stats, alpha)) {
+                List<int[]> calibWindows = TokenWindows.split(calibTokens, calibSeqLen, calibSequences);
+                try (OptModel quantized = RecipeApplier.apply(model, QuantPlanner.plan(recipe, stats, alpha), calibWindows,
+                        progress("gptq " + recipe.name(), "layers"))) {
                     OutputError error = new OutputError();
                     List<float[][]> candidate = logitsOf(quantized, evalSequences);
                     for (int s = 0; s < evalSequences.size(); s++) {

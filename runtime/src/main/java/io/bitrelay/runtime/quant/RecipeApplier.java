@@ -1,5 +1,6 @@
 package io.bitrelay.runtime.quant;
 
+import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.model.opt.ActivationSite;
 import io.bitrelay.runtime.model.opt.LayerWeights;
 import io.bitrelay.runtime.model.opt.Linear;
@@ -8,6 +9,7 @@ import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.OptWeights;
 
 import java.lang.foreign.Arena;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -51,6 +53,22 @@ public final class RecipeApplier {
     public static OptModel apply(OptModel base, QuantRecipe recipe, CalibrationStats stats, float alpha, int clusters,
                                  Hessians hessians) {
         return apply(base, QuantPlanner.plan(recipe, stats, alpha, clusters), hessians);
+    }
+
+    /**
+     * Any recipe from the calibration it was planned with: a GPTQ recipe rounds layer by layer over
+     * {@code calibrationWindows} ({@link SequentialGptq}; {@code base} must own the embeddings), every other
+     * recipe as {@link #apply(OptModel, QuantPlan)} and ignores them.
+     */
+    public static OptModel apply(OptModel base, QuantPlan plan, List<int[]> calibrationWindows, Progress gptqProgress) {
+        if (!plan.recipe().gptq()) {
+            return apply(base, plan);
+        }
+        if (calibrationWindows == null || calibrationWindows.isEmpty()) {
+            throw new IllegalArgumentException("recipe " + plan.recipe().name() + " rounds with GPTQ over the calibration "
+                    + "windows; none were given");
+        }
+        return SequentialGptq.fromWindows(base, plan, calibrationWindows, gptqProgress);
     }
 
     /**
