@@ -33,18 +33,29 @@ final class GpuLayers implements AutoCloseable {
     private final int maxBatchTokens;
     private final Map<Integer, GpuSequence> sequences = new HashMap<>();
     private GpuStage stage;
-    private GpuFrameCodecs frameCodecs; // made with the stage (its kernels module), closed before it
+    private GpuFrameCodecs frameCodecs; // on first use, with the stage's kernels module; closed before the stage
     private PinnedHostBuffer sendFrame;  // outbound frames encoded on the device land here
 
     private GpuLayers(int device, int maxBatchTokens, GpuStage stage) {
         this.device = device;
         this.maxBatchTokens = maxBatchTokens;
         this.stage = stage;
-        this.frameCodecs = codecsFor(stage);
     }
 
-    private static GpuFrameCodecs codecsFor(GpuStage stage) {
-        return new GpuFrameCodecs(stage.linkKernels(), stage.config().hiddenSize(), stage.maxBatchTokens());
+    private GpuFrameCodecs frameCodecs() {
+        if (frameCodecs == null) {
+            frameCodecs = new GpuFrameCodecs(stage.linkKernels(), stage.config().hiddenSize(), stage.maxBatchTokens());
+        }
+        return frameCodecs;
+    }
+
+    private void closeFrameCodecs() {
+        if (frameCodecs != null) {
+            stage.context().makeCurrent(); // device frees need the stage's context on whichever thread closes
+            stage.stream().synchronize();
+            frameCodecs.close();
+            frameCodecs = null;
+        }
     }
 
     /** Uploads {@code model}'s layers (FP32 → FP16, or per-token W8A8) to cuda:{@code device}. */
@@ -69,10 +80,9 @@ final class GpuLayers implements AutoCloseable {
             throw new IllegalStateException(sequences.size() + " sequences still hold KV caches on the GPU stage");
         }
         GpuStage replacement = build(device, model, maxBatchTokens);
-        frameCodecs.close();
+        closeFrameCodecs();
         stage.close();
         stage = replacement;
-        frameCodecs = codecsFor(replacement);
     }
 
     /**
@@ -97,7 +107,7 @@ final class GpuLayers implements AutoCloseable {
     /** Queues the decode of a validated frame's rows onto the device, where {@link #runOnDevice} finds them. */
     void receive(LinkFrameReader frame) {
         stage.context().makeCurrent();
-        frameCodecs.decoder(frame.codec()).decodeAsync(frame, DType.F32, stage.hiddenBuffer(), 0, stage.stream());
+        frameCodecs().decoder(frame.codec()).decodeAsync(frame, DType.F32, stage.hiddenBuffer(), 0, stage.stream());
     }
 
     /** Queues the copy of host FP32 rows (the first stage's embeddings) onto the device. */
@@ -132,7 +142,7 @@ final class GpuLayers implements AutoCloseable {
             sendFrame = PinnedHostBuffer.allocate(grown);
         }
         header.accept(writer.wrap(sendFrame.segment()));
-        long length = frameCodecs.encoder(codec).writeFrame(writer, sendFrame, layout, stage.hiddenBuffer(), 0, DType.F32,
+        long length = frameCodecs().encoder(codec).writeFrame(writer, sendFrame, layout, stage.hiddenBuffer(), 0, DType.F32,
                 layout.tokens(), stage.stream());
         return sendFrame.segment().asSlice(0, length);
     }
@@ -194,10 +204,13 @@ final class GpuLayers implements AutoCloseable {
     public void close() {
         sequences.values().forEach(stage::release);
         sequences.clear();
-        frameCodecs.close();
-        if (sendFrame != null) {
-            sendFrame.close();
+        try {
+            closeFrameCodecs();
+            if (sendFrame != null) {
+                sendFrame.close();
+            }
+        } finally {
+            stage.close();
         }
-        stage.close();
     }
 }

@@ -43,6 +43,7 @@ public final class GpuStage implements AutoCloseable {
     private final StageBuffers buffers;
     private final Set<GpuSequence> sequences = Collections.newSetFromMap(new IdentityHashMap<>());
     private DecodeGraphs graphs;
+    private LinkCodecKernels linkKernels; // made on first use: only GPU workers' links need them
     private boolean closed;
     private long stepCount;
 
@@ -62,7 +63,7 @@ public final class GpuStage implements AutoCloseable {
         List<DeviceLayer> createdLayers = new ArrayList<>();
         StageBuffers createdBuffers = null;
         try {
-            createdCompute = new StageCompute(maxBatchTokens, context.device());
+            createdCompute = new StageCompute(maxBatchTokens);
             for (int local = 0; local < layerCount; local++) {
                 createdLayers.add(factory.make(local, createdCompute));
             }
@@ -282,7 +283,11 @@ public final class GpuStage implements AutoCloseable {
     /** The link codec kernels of this stage's module, for encoders and decoders in its context. */
     public LinkCodecKernels linkKernels() {
         live();
-        return compute.linkCodecs;
+        if (linkKernels == null) {
+            context.makeCurrent();
+            linkKernels = new LinkCodecKernels(compute.kernels, context.device());
+        }
+        return linkKernels;
     }
 
     /**

@@ -1,6 +1,5 @@
 package io.bitrelay.runtime.cuda.stage;
 
-import io.bitrelay.runtime.cuda.CudaDevice;
 import io.bitrelay.runtime.cuda.CudaKernels;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
@@ -12,7 +11,6 @@ import io.bitrelay.runtime.cuda.cublaslt.GemmPrecision;
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
 import io.bitrelay.runtime.cuda.kernels.DequantizeKernel;
 import io.bitrelay.runtime.cuda.kernels.LayerNormKernels;
-import io.bitrelay.runtime.cuda.kernels.LinkCodecKernels;
 import io.bitrelay.runtime.cuda.kernels.QuantizeKernels;
 import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
 import io.bitrelay.runtime.cuda.kernels.StageEpilogueKernels;
@@ -42,13 +40,12 @@ final class StageCompute implements AutoCloseable {
     final W8A8EpilogueKernels w8a8;
     final AttentionKernels attention;
     final RandomFillKernels randomFill;
-    final LinkCodecKernels linkCodecs;
     private final CublasLt lt;
     private final DeviceBuffer workspace;
     private final GemmAutotuner tuner;
     private final int maxRows;
 
-    StageCompute(int maxRows, CudaDevice device) {
+    StageCompute(int maxRows) {
         this.maxRows = maxRows;
         CudaStream createdStream = CudaStream.create();
         CudaKernels loaded = null;
@@ -80,7 +77,6 @@ final class StageCompute implements AutoCloseable {
         this.w8a8 = new W8A8EpilogueKernels(kernels);
         this.attention = new AttentionKernels(kernels);
         this.randomFill = new RandomFillKernels(kernels);
-        this.linkCodecs = new LinkCodecKernels(kernels, device);
     }
 
     /**
