@@ -14,13 +14,19 @@ import java.lang.foreign.ValueLayout;
  * so every consumer runs the result unchanged.
  *
  * <p>Per channel, the scale comes from the row's original absmax; per group, from the group's weights as
- * updated when its first column is reached (the paper's reference code does the same). Columns in natural
- * order (no act-order: it would scatter a group's columns). Rows are independent given {@code H}, so they run
- * in parallel; the cost is {@code out · in² / 2} multiply-adds per layer plus {@code O(in³)} to factor {@code H}.
+ * updated when its first column is reached (the paper's reference code does the same). Columns in natural order
+ * unless act-order is asked for (then the scales are static, from the original weights). Rows are independent
+ * given {@code H}, so they run in parallel; the cost is {@code out · in² / 2} multiply-adds per layer plus
+ * {@code O(in³)} to factor {@code H}.
  */
 public final class Gptq {
     /** Added to H's diagonal, times its mean: keeps the factorization stable (the paper's 1 %). */
     public static final double DEFAULT_DAMPING = 0.01;
+    /**
+     * Whether {@link #quantize(Linear, double[], int, int, double, Arena)} rounds in act-order; system property
+     * {@code bitrelay.gptq.act-order} (an experiment switch: docs/quantization.md has both measured).
+     */
+    public static final boolean ACT_ORDER = Boolean.parseBoolean(System.getProperty("bitrelay.gptq.act-order", "false"));
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     private Gptq() {
@@ -31,39 +37,65 @@ public final class Gptq {
      * @param groupSize input columns per scale; 0 = one scale per output channel
      */
     public static PackedWeights quantize(Linear fp32, double[] hessian, int bits, int groupSize, double damping, Arena arena) {
+        return quantize(fp32, hessian, bits, groupSize, damping, ACT_ORDER, arena);
+    }
+
+    /**
+     * @param actOrder round the columns in descending order of {@code H_ii} (their inputs' energy), so the columns
+     *                 that matter most are rounded while the most columns are left to absorb their error; the
+     *                 scales are then fixed up front from the original weights (static groups), as a group's
+     *                 columns no longer come together
+     */
+    public static PackedWeights quantize(Linear fp32, double[] hessian, int bits, int groupSize, double damping,
+                                         boolean actOrder, Arena arena) {
         int out = fp32.outFeatures();
         int in = fp32.inFeatures();
         if (hessian.length != (long) in * in) {
             throw new IllegalArgumentException("a Hessian for " + in + " input columns needs " + (long) in * in
                     + " entries, got " + hessian.length);
         }
-        double[] h = hessian.clone();
         boolean[] dead = new boolean[in];
         for (int i = 0; i < in; i++) {
-            if (h[i * in + i] <= 0) { // never active in calibration: its weight cannot matter there, so drop it
-                dead[i] = true;
-                h[i * in + i] = 1;
+            dead[i] = hessian[i * in + i] <= 0; // never active in calibration: its weight cannot matter there, so drop it
+        }
+        int[] order = columnOrder(hessian, in, actOrder);
+        double[] h = new double[in * in]; // H in rounding order
+        for (int a = 0; a < in; a++) {
+            for (int b = 0; b < in; b++) {
+                h[a * in + b] = hessian[order[a] * in + order[b]];
+            }
+            if (dead[order[a]]) {
+                h[a * in + a] = 1;
             }
         }
         double[] u = inverseUpperFactor(h, in, damping);
         int group = groupSize == 0 || groupSize >= in ? in : groupSize;
+        int groups = Math.ceilDiv(in, group);
         int qmax = PackedWeights.qmax(bits);
         MemorySegment weight = fp32.weight();
         return PackedWeights.build(out, in, bits, groupSize, (j, codes, scales) -> {
-            double[] w = new double[in];
+            double[] original = new double[in];
             for (int k = 0; k < in; k++) {
-                w[k] = dead[k] ? 0 : weight.getAtIndex(F32, (long) j * in + k);
+                original[k] = dead[k] ? 0 : weight.getAtIndex(F32, (long) j * in + k);
             }
-            float scale = group == in ? scaleOf(w, 0, in, qmax) : 0f;
-            for (int i = 0; i < in; i++) {
-                if (i % group == 0) {
-                    if (group != in) {
-                        scale = scaleOf(w, i, Math.min(in, i + group), qmax);
-                    }
-                    scales[i / group] = scale;
+            boolean staticScales = actOrder || group == in;
+            if (staticScales) {
+                for (int g = 0; g < groups; g++) {
+                    scales[g] = scaleOf(original, g * group, Math.min(in, (g + 1) * group), qmax);
                 }
+            }
+            double[] w = new double[in]; // in rounding order
+            for (int i = 0; i < in; i++) {
+                w[i] = original[order[i]];
+            }
+            for (int i = 0; i < in; i++) {
+                int column = order[i];
+                if (!staticScales && column % group == 0) { // natural order: a group's scale from its updated weights
+                    scales[column / group] = scaleOf(w, i, Math.min(in, i + group), qmax);
+                }
+                float scale = scales[column / group];
                 double q = Math.clamp(Math.rint(w[i] / scale), -qmax, qmax);
-                codes[i] = (byte) q;
+                codes[column] = (byte) q;
                 double error = (w[i] - q * scale) / u[i * in + i];
                 int row = i * in;
                 for (int k = i + 1; k < in; k++) {
@@ -71,6 +103,22 @@ public final class Gptq {
                 }
             }
         }, arena);
+    }
+
+    /** Natural order, or columns by descending H_ii (ties by index). */
+    private static int[] columnOrder(double[] hessian, int in, boolean actOrder) {
+        Integer[] columns = new Integer[in];
+        for (int i = 0; i < in; i++) {
+            columns[i] = i;
+        }
+        if (actOrder) {
+            java.util.Arrays.sort(columns, (a, b) -> Double.compare(hessian[b * in + b], hessian[a * in + a]));
+        }
+        int[] order = new int[in];
+        for (int i = 0; i < in; i++) {
+            order[i] = columns[i];
+        }
+        return order;
     }
 
     private static float scaleOf(double[] w, int from, int to, int qmax) {

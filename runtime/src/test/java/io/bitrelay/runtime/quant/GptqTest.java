@@ -69,11 +69,13 @@ class GptqTest {
         try (Arena arena = Arena.ofShared()) {
             Linear linear = randomLinear(arena, 7);
             double rtn = outputError(x, linear, PackedWeights.quantize(linear, bits, group, arena), arena);
-            double gptq = outputError(x, linear, Gptq.quantize(linear, h, bits, group, Gptq.DEFAULT_DAMPING, arena), arena);
-            String report = String.format("%d-bit g%d output error: round-to-nearest %.4e, GPTQ %.4e (%.2fx)", bits, group,
-                    rtn, gptq, rtn / gptq);
+            double gptq = outputError(x, linear, Gptq.quantize(linear, h, bits, group, Gptq.DEFAULT_DAMPING, false, arena), arena);
+            double actOrder = outputError(x, linear, Gptq.quantize(linear, h, bits, group, Gptq.DEFAULT_DAMPING, true, arena),
+                    arena);
+            String report = String.format("%d-bit g%d output error: round-to-nearest %.4e, GPTQ %.4e (%.2fx), act-order %.4e",
+                    bits, group, rtn, gptq, rtn / gptq, actOrder);
             System.out.println(report);
-            assertTrue(gptq < 0.7 * rtn, report);
+            assertTrue(gptq < 0.7 * rtn && actOrder < 0.7 * rtn, report);
         }
     }
 
