@@ -18,12 +18,15 @@ import java.util.List;
  */
 final class GptqInputs implements AutoCloseable {
     private final int width;
+    private final int maxSequences;
     private final Arena arena = Arena.ofShared();
     private final List<MemorySegment> sequences = new ArrayList<>();
     private long bytes;
 
-    GptqInputs(int width) {
+    /** @param maxSequences the first this many calibration sequences are kept; the rest only calibrate ranges */
+    GptqInputs(int width, int maxSequences) {
         this.width = width;
+        this.maxSequences = maxSequences;
     }
 
     /** Copies each entry's rows of {@code hidden} (FP32, rows in layout order) before the layers change them. */
@@ -31,6 +34,9 @@ final class GptqInputs implements AutoCloseable {
         long rowBytes = (long) width * Float.BYTES;
         long offset = 0;
         for (BatchLayout.Entry entry : entries) {
+            if (sequences.size() >= maxSequences) {
+                return;
+            }
             if (entry.startPosition() != 0) {
                 throw new IllegalStateException("calibration sequence " + entry.sequenceId() + " starts at "
                         + entry.startPosition() + "; GPTQ keeps whole sequences");

@@ -85,6 +85,7 @@ final class StageEngine {
     private CalibrationCollector recipeCollector;
     /** GPTQ recipes: this stage's calibration inputs, kept here until the plan (GPTQ rounds layer by layer over them). */
     private GptqInputs gptqInputs;
+    private final int gptqSequences;
     private final ActorRef<Coordinator.Command> coordinator;
     private final ExecutorService compute;
     private final DataPlane.FrameSender sender;
@@ -111,11 +112,12 @@ final class StageEngine {
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
-                        GpuLayers gpu, boolean deviceLinks, String restoreProblem, ActorRef<Coordinator.Command> coordinator,
-                        DataPlane dataPlane) {
+                        GpuLayers gpu, boolean deviceLinks, int gptqSequences, String restoreProblem,
+                        ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
         this.assignment = assignment;
         this.gpu = gpu;
         this.deviceLinks = gpu != null && deviceLinks;
+        this.gptqSequences = gptqSequences;
         this.loaded = loaded;
         this.workerId = workerId;
         this.base = base;
@@ -165,7 +167,7 @@ final class StageEngine {
             }
             gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings.cudaDevice(), model);
             return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, settings.deviceLinkCodecs(),
-                    restoreProblem, coordinator, dataPlane);
+                    settings.gptqSequences(), restoreProblem, coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();
@@ -286,7 +288,7 @@ final class StageEngine {
                 gptqInputs.close();
             }
             gptqInputs = quantization != null && QuantRecipe.byName(quantization.recipe()).gptq()
-                    ? new GptqInputs(model.config().hiddenSize()) : null;
+                    ? new GptqInputs(model.config().hiddenSize(), gptqSequences) : null;
             replyTo.tell(new Coordinator.RecipeCalibrationReady(assignment.stageIndex()));
         });
     }

@@ -12,10 +12,11 @@ import java.time.Duration;
  *
  * @param host             advertised host: links to stages on the same host use Aeron IPC
  * @param deviceLinkCodecs a GPU worker encodes and decodes its link frames on the GPU (only packed bytes cross PCIe)
+ * @param gptqSequences    GPTQ recipes: calibration sequences a stage keeps and rounds its layers over
  */
 public record WorkerSettings(String workerId, String host, String device, long memoryBytes, int dataPort,
                              boolean allowFaultInjection, String aeronDirectory, String driverMode,
-                             Duration publishTimeout, boolean deviceLinkCodecs) {
+                             Duration publishTimeout, boolean deviceLinkCodecs, int gptqSequences) {
 
     public static WorkerSettings from(Config root, String workerId, String host) {
         Config worker = root.getConfig("bitrelay.worker");
@@ -33,7 +34,16 @@ public record WorkerSettings(String workerId, String host, String device, long m
         }
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
-                driver, dataplane.getDuration("publish-timeout"), worker.getBoolean("device-link-codecs"));
+                driver, dataplane.getDuration("publish-timeout"), worker.getBoolean("device-link-codecs"),
+                gptqSequences(root));
+    }
+
+    private static int gptqSequences(Config root) {
+        int sequences = root.getInt("bitrelay.quantization.gptq.sequences");
+        if (sequences < 1) {
+            throw new IllegalArgumentException("bitrelay.quantization.gptq.sequences must be >= 1, got " + sequences);
+        }
+        return sequences;
     }
 
     /** The CUDA ordinal of {@code device} ("cuda:N"), or -1 for "cpu". */
