@@ -48,6 +48,7 @@ public final class SequentialGptq {
     /**
      * @param inputs the stage's input rows per calibration sequence, (tokens, hidden) FP32, each a whole sequence
      *               from position 0; overwritten, layer by layer, with what the quantized layers make of them
+     *               (up to the last layer's input)
      * @return the quantized stage; closing it frees what the recipe allocated ({@code base} must stay open)
      */
     public static OptModel fromInputs(OptModel base, QuantPlan plan, List<MemorySegment> inputs, Progress progress) {
@@ -73,9 +74,11 @@ public final class SequentialGptq {
                     }
                 }
                 OptWeights rounded = RecipeApplier.quantizedWeights(layer.weights(), plan, moments.hessians(), arena);
-                OptModel quantizedLayer = layer.derive(rounded, null);
-                for (MemorySegment x : inputs) {
-                    run(quantizedLayer, x, width, null);
+                if (local + 1 < fp32.length) { // the next layer's inputs; the last layer's outputs are not needed
+                    OptModel quantizedLayer = layer.derive(rounded, null);
+                    for (MemorySegment x : inputs) {
+                        run(quantizedLayer, x, width, null);
+                    }
                 }
                 quantized[local] = rounded.layers()[0];
                 progress.update(local + 1, fp32.length);
