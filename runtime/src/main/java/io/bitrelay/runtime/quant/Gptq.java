@@ -48,8 +48,18 @@ public final class Gptq {
      */
     public static PackedWeights quantize(Linear fp32, double[] hessian, int bits, int groupSize, double damping,
                                          boolean actOrder, Arena arena) {
-        int out = fp32.outFeatures();
-        int in = fp32.inFeatures();
+        return quantize(fp32, factor(hessian, fp32.inFeatures(), damping, actOrder), bits, groupSize, arena);
+    }
+
+    /**
+     * What GPTQ needs of a Hessian, computed once for every linear that reads the same input (q, k and v):
+     * the rounding order, the dead columns and U in that order.
+     */
+    public record Factor(int width, int[] order, boolean[] dead, double[] u, boolean actOrder) {
+    }
+
+    /** Factors {@code hessian} ((in, in) row-major, not modified); see {@link #quantize(Linear, double[], int, int, double, boolean, Arena)}. */
+    public static Factor factor(double[] hessian, int in, double damping, boolean actOrder) {
         if (hessian.length != (long) in * in) {
             throw new IllegalArgumentException("a Hessian for " + in + " input columns needs " + (long) in * in
                     + " entries, got " + hessian.length);
@@ -68,7 +78,21 @@ public final class Gptq {
                 h[a * in + a] = 1;
             }
         }
-        double[] u = inverseUpperFactor(h, in, damping);
+        return new Factor(in, order, dead, inverseUpperFactor(h, in, damping), actOrder);
+    }
+
+    /** GPTQ with a prepared {@link Factor} of the layer's input Hessian. */
+    public static PackedWeights quantize(Linear fp32, Factor factor, int bits, int groupSize, Arena arena) {
+        int out = fp32.outFeatures();
+        int in = fp32.inFeatures();
+        if (factor.width() != in) {
+            throw new IllegalArgumentException("a Hessian factor of width " + factor.width() + " for a layer of " + in
+                    + " input columns");
+        }
+        int[] order = factor.order();
+        boolean[] dead = factor.dead();
+        double[] u = factor.u();
+        boolean actOrder = factor.actOrder();
         int group = groupSize == 0 || groupSize >= in ? in : groupSize;
         int groups = Math.ceilDiv(in, group);
         int qmax = PackedWeights.qmax(bits);

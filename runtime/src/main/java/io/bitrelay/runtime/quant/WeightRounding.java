@@ -26,7 +26,7 @@ sealed interface WeightRounding {
     /**
      * GPTQ against the inputs each linear really reads: the site's moments shifted by the channel centres when
      * the recipe shifts ({@code shiftedFrom}: the unshifted statistics the centres come from; null otherwise) and
-     * permuted as the reorder permuted the linear's columns. q/k/v share one input, so its Hessian is kept for
+     * permuted as the reorder permuted the linear's columns. q/k/v share one input, so its factor is kept for
      * the next call.
      */
     final class GptqRounding implements WeightRounding {
@@ -35,7 +35,7 @@ sealed interface WeightRounding {
         private final Map<CalibrationStats.Key, ClusterPlan> reorders;
         private CalibrationStats.Key lastKey;
         private int[] lastPermutation;
-        private double[] lastHessian;
+        private Gptq.Factor lastFactor;
 
         GptqRounding(Hessians hessians, CalibrationStats shiftedFrom, Map<CalibrationStats.Key, ClusterPlan> reorders) {
             this.hessians = hessians;
@@ -53,12 +53,12 @@ sealed interface WeightRounding {
             if (!key.equals(lastKey) || !Arrays.equals(permutation, lastPermutation)) {
                 float[] centre = shiftedFrom != null && (site == ActivationSite.QKV_INPUT || site == ActivationSite.FC1_INPUT)
                         ? ChannelShift.centres(shiftedFrom.get(layer, site)) : null;
-                lastHessian = hessians.get(layer, site).forLinear(centre, permutation);
+                double[] hessian = hessians.get(layer, site).forLinear(centre, permutation);
+                lastFactor = Gptq.factor(hessian, fp32.inFeatures(), Gptq.DEFAULT_DAMPING, Gptq.ACT_ORDER);
                 lastKey = key;
                 lastPermutation = permutation;
             }
-            return Gptq.quantize(fp32, lastHessian, scheme.weightBits(), scheme.groupSize(),
-                    Gptq.DEFAULT_DAMPING, arena);
+            return Gptq.quantize(fp32, lastFactor, scheme.weightBits(), scheme.groupSize(), arena);
         }
     }
 }
