@@ -96,10 +96,10 @@ public final class QuantErrorCommand implements Runnable {
                 evalSequences.add(randomTokens(seqLen, vocab, random.nextLong()));
             }
             List<float[][]> reference = logitsOf(model, evalSequences);
+            List<int[]> calibWindows = TokenWindows.split(calibTokens, calibSeqLen, calibSequences); // what GPTQ rounds over
             List<Row> rows = new ArrayList<>();
             for (QuantRecipe recipe : recipes) {
                 long recipeStart = System.nanoTime();
-                List<int[]> calibWindows = TokenWindows.split(calibTokens, calibSeqLen, calibSequences);
                 try (OptModel quantized = RecipeApplier.apply(model, QuantPlanner.plan(recipe, stats, alpha), calibWindows,
                         progress("gptq " + recipe.name(), "layers"))) {
                     OutputError error = new OutputError();
