@@ -24,9 +24,11 @@ classes=$(mktemp -d)
 trap 'rm -rf "$classes"' EXIT
 (cd "$root/runtime/target/test-classes" && cp --parents -r io/bitrelay/runtime/cuda "$classes/")
 (cd "$root/deploy/target/test-classes" && cp --parents io/bitrelay/deploy/bench/GpuGemmBenchTest.class "$classes/")
+# The worker's GPU tests (device link codecs through GpuLayers) need the actors' main classes only.
+(cd "$root/actors/target/test-classes" && cp --parents io/bitrelay/actors/worker/Gpu*.class "$classes/")
 rm -f "$dest"/bitrelay-dist.tar.* "$dest"/gpu-tests.jar
 "$JAVA_HOME/bin/jar" cf "$dest/gpu-tests.jar" -C "$classes" .
-cp "$dist" "$junit" "$here/gpu-check.sh" "$dest/"
+cp "$dist" "$junit" "$here/gpu-check.sh" "$here/gpu-worker-session.sh" "$dest/"
 rm -rf "$dest/overlay"
 if [ "${OVERLAY:-0}" = 1 ]; then
   # Our own jars from target/, to run new code on an older distribution without re-making it (minutes of xz).

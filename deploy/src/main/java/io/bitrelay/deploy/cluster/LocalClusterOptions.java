@@ -4,6 +4,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -20,11 +21,18 @@ public final class LocalClusterOptions {
                     + "the one GPU, each with its own CUDA context; default: ${DEFAULT-VALUE}).")
     public List<String> devices;
 
+    @Option(names = "--set", paramLabel = "KEY=VALUE",
+            description = "Any config key for the cluster's nodes, e.g. --set bitrelay.worker.device-link-codecs=off (worker "
+                    + "and data-plane keys reach the worker JVMs too).")
+    public List<String> sets = List.of();
+
     @Option(names = "--logs", defaultValue = "target/bitrelay-logs", description = "Worker logs (default: ${DEFAULT-VALUE}).")
     public Path logs;
 
-    /** These flags as a local cluster's options (all nodes on 127.0.0.1; threads per worker from the core count). */
+    /** These flags as a local cluster's options (all nodes on 127.0.0.1; threads per worker from the core count; --set wins). */
     public LocalCluster.Options toOptions(Path checkpoint, int httpPort, Map<String, Object> settings, Duration startTimeout) {
-        return new LocalCluster.Options(checkpoint, workers, linkCodec, httpPort, 0, logs, settings, startTimeout, null, devices);
+        Map<String, Object> merged = new HashMap<>(settings);
+        merged.putAll(ConfigSets.parse(sets));
+        return new LocalCluster.Options(checkpoint, workers, linkCodec, httpPort, 0, logs, merged, startTimeout, null, devices);
     }
 }

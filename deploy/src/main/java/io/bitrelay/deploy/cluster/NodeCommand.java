@@ -60,14 +60,7 @@ public final class NodeCommand implements Runnable {
 
     @Override
     public void run() {
-        Map<String, Object> settings = new HashMap<>();
-        for (String set : sets) {
-            int equals = set.indexOf('=');
-            if (equals <= 0) {
-                throw new IllegalArgumentException("--set wants KEY=VALUE, got '" + set + "'");
-            }
-            settings.put(set.substring(0, equals), set.substring(equals + 1));
-        }
+        Map<String, Object> settings = new HashMap<>(ConfigSets.parse(sets));
         if (model != null) {
             settings.put("bitrelay.coordinator.checkpoint-dir", model.toAbsolutePath().toString());
         }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One GPU session for the GPU workers: the GPU test suite, then local clusters whose workers share cuda:0
+# (demo with the device link codecs off and on, CPU workers beside them, a W8A8 + RPTQ INT4 run), a perplexity
+# run through a GPU cluster next to the same windows in-process, and the link-codec bench.
+# Staged by deploy/bench/stage-gpu-check.sh (OVERLAY=1 for fresh module jars); on the node:
+#   bash FOLDER/gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]
+# Writes OUT_DIR/summary.txt (one line per step: rc, seconds) and OUT_DIR/logs.tar.gz (every step's log + JSON).
+set -uo pipefail
+folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
+out=${2:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}
+text=${3:-}
+mkdir -p "$out"
+logs=$(mktemp -d)
+work=$(mktemp -d)
+dist=$(ls "$folder"/bitrelay-dist.tar.* | head -1)
+case "$dist" in
+  *.xz) xz -T0 -dc "$dist" | tar -C "$work" -xf - ;;
+  *) tar -C "$work" -xzf "$dist" ;;
+esac
+for jar in "$folder"/overlay/*.jar; do [ -f "$jar" ] && cp "$jar" "$work/bitrelay/lib/"; done
+java="$work/bitrelay/runtime/bin/java"
+bitrelay="$work/bitrelay/bin/bitrelay"
+export BITRELAY_MODELS="$work/models"
+summary="$out/summary.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$summary"
+
+# step NAME LIMIT_S COMMAND...: runs it with its output in NAME.log, one summary line.
+step() {
+  local name=$1 limit=$2 start rc
+  shift 2
+  start=$(date +%s)
+  echo "== $(date -u +%T) $name" | tee -a "$summary"
+  timeout -k 10 "$limit" "$@" > "$logs/$name.log" 2>&1
+  rc=$?
+  echo "   rc=$rc, $(( $(date +%s) - start )) s" | tee -a "$summary"
+  grep -E 'tokens/s|× less|x less|perplexity|ppl|tests (successful|failed)|FAILED|Exception' "$logs/$name.log" | head -12 | sed 's/^/   /' | tee -a "$summary"
+}
+
+mapfile -t selectors < <(python3 -c 'import sys, zipfile
+for n in zipfile.ZipFile(sys.argv[1]).namelist():
+    if n.endswith("Test.class") and "$" not in n:
+        print("--select-class=" + n[:-6].replace("/", "."))' "$folder/gpu-tests.jar")
+step gpu-tests 240 "$java" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
+  --add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED -Xmx8g \
+  -cp "$work/bitrelay/lib/*:$folder/gpu-tests.jar:$(ls "$folder"/junit-platform-console-standalone-*.jar)" \
+  org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree "${selectors[@]}"
+
+off=(--set bitrelay.worker.device-link-codecs=off)
+step demo-cpu 120 "$bitrelay" demo --json "$logs/demo-cpu.json"
+step demo-gpu-host-codecs 120 "$bitrelay" demo --devices cuda:0 "${off[@]}" --json "$logs/demo-gpu-host-codecs.json"
+step demo-gpu-device-codecs 120 "$bitrelay" demo --devices cuda:0 --json "$logs/demo-gpu-device-codecs.json"
+step demo-gpu-w8a8-int4 180 "$bitrelay" demo --devices cuda:0 --recipe w8a8-smoothquant --link-codec int4 \
+  --json "$logs/demo-gpu-w8a8-int4.json"
+
+if [ -n "$text" ]; then
+  model=$(ls -d "$BITRELAY_MODELS"/synthetic-opt-125m* | head -1)
+  windows=(--text "$text" --seq-len 256 --max-windows 8 --no-progress)
+  step eval-in-process 120 "$bitrelay" eval --model "$model" "${windows[@]}" --recipes fp32 --stages 3 \
+    --link-codec none,int8 --json "$logs/eval-in-process.json"
+  # A background job ignores SIGINT: stop the cluster with SIGTERM (its shutdown hook stops the workers).
+  "$bitrelay" cluster --devices cuda:0 --http-port 18080 --logs "$logs/cluster-workers" > "$logs/cluster.log" 2>&1 &
+  cluster=$!
+  for _ in $(seq 1 120); do grep -q '^serving ' "$logs/cluster.log" && break; sleep 1; done
+  step eval-gpu-cluster 120 "$bitrelay" eval --model "$model" "${windows[@]}" --endpoint http://127.0.0.1:18080 \
+    --json "$logs/eval-gpu-cluster.json"
+  kill -TERM "$cluster"; timeout 30 tail --pid="$cluster" -f /dev/null; kill -KILL "$cluster" 2>/dev/null
+fi
+
+step gpu-links 150 "$bitrelay" bench gpu-links --rows 1,128,512,2048 --runs 30
+tar -C "$logs" -czf "$out/logs.tar.gz" .
