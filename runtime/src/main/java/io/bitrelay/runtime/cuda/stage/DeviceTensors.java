@@ -32,13 +32,22 @@ final class DeviceTensors implements AutoCloseable {
         return floats(fp32.asSlice(0, (long) count * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT));
     }
 
+    private static final int UPLOAD_BLOCK = 1 << 16;
+
     /** Writes {@code count} FP32 values of {@code fp32}, times {@code factor}, rounded to FP16, at element {@code at} of {@code target}. */
     static void uploadHalves(DeviceBuffer target, long at, MemorySegment fp32, long count, float factor) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment halves = arena.allocate(count * Short.BYTES, 64);
-            for (long i = 0; i < count; i++) {
-                halves.setAtIndex(ValueLayout.JAVA_SHORT, i,
-                        Float.floatToFloat16(fp32.getAtIndex(ValueLayout.JAVA_FLOAT, i) * factor));
+            // through heap arrays a block at a time: bulk copies, not an accessor call per weight
+            float[] block = new float[(int) Math.min(count, UPLOAD_BLOCK)];
+            short[] rounded = new short[block.length];
+            for (long start = 0; start < count; start += block.length) {
+                int n = (int) Math.min(block.length, count - start);
+                MemorySegment.copy(fp32, ValueLayout.JAVA_FLOAT, start * Float.BYTES, block, 0, n);
+                for (int i = 0; i < n; i++) {
+                    rounded[i] = Float.floatToFloat16(block[i] * factor);
+                }
+                MemorySegment.copy(rounded, 0, halves, ValueLayout.JAVA_SHORT, start * Short.BYTES, n);
             }
             target.copyFromHost(halves, at * Short.BYTES);
         }

@@ -4,7 +4,6 @@ import io.bitrelay.runtime.ops.cpu.CpuParallelism;
 import io.bitrelay.runtime.ops.cpu.VectorMath;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -114,8 +113,6 @@ final class Attention {
     }
 
     static void scale(MemorySegment x, long elements, float factor) {
-        for (long i = 0; i < elements; i++) {
-            x.setAtIndex(ValueLayout.JAVA_FLOAT, i, x.getAtIndex(ValueLayout.JAVA_FLOAT, i) * factor);
-        }
+        VectorMath.scaleInPlace(x, elements, factor);
     }
 }

@@ -237,9 +237,11 @@ public final class Fp32MatMul {
             for (int r = 0; r < P; r++) {
                 int row = pi * P + r;
                 if (row < mb) {
-                    long src = (long) (m0 + row) * k;
+                    // one bulk copy per row, not k segment accesses (see VectorMath.layerNormRow for why)
+                    float[] source = new float[k];
+                    MemorySegment.copy(a, F32, (long) (m0 + row) * k * Float.BYTES, source, 0, k);
                     for (int p = 0; p < k; p++) {
-                        dst[base + p * P + r] = a.getAtIndex(F32, src + p);
+                        dst[base + p * P + r] = source[p];
                     }
                 } else {
                     for (int p = 0; p < k; p++) {
@@ -320,12 +322,18 @@ public final class Fp32MatMul {
     /** out[row0+i, j0+r] = acc[r·mPad + i] (+ bias); walks out row by row so the writes are contiguous. */
     private static void scatter(float[] acc, int mPad, MemorySegment out, MemorySegment bias,
                                 int row0, int mb, int j0, int cols, int n) {
+        float[] b = null;
+        if (bias != null) {
+            b = new float[cols];
+            MemorySegment.copy(bias, F32, (long) j0 * Float.BYTES, b, 0, cols);
+        }
+        float[] row = new float[cols];
         for (int i = 0; i < mb; i++) {
-            long dst = (long) (row0 + i) * n + j0;
             for (int r = 0; r < cols; r++) {
                 float v = acc[r * mPad + i];
-                out.setAtIndex(F32, dst + r, bias == null ? v : v + bias.getAtIndex(F32, j0 + r));
+                row[r] = b == null ? v : v + b[r];
             }
+            MemorySegment.copy(row, 0, out, F32, ((long) (row0 + i) * n + j0) * Float.BYTES, cols);
         }
     }
 }

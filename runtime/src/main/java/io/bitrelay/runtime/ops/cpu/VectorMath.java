@@ -111,25 +111,56 @@ public final class VectorMath {
      */
     public static void layerNorm(MemorySegment in, MemorySegment out, int rows, int n,
                                  MemorySegment gain, MemorySegment bias, float eps) {
-        CpuParallelism.forEach(rows, row -> layerNormRow(in, out, (long) row * n, n, gain, bias, eps));
+        float[] g = toFloats(gain, n);
+        float[] b = toFloats(bias, n);
+        CpuParallelism.forEach(rows, row -> layerNormRow(in, out, (long) row * n, n, g, b, eps));
     }
 
+    /**
+     * One row through heap arrays: bulk copies in and out, plain array arithmetic between. Element by element
+     * segment accesses go through the JDK's shared accessor code; in a GPU worker's JVM that code ran
+     * un-inlined (JFR: 55 % of a calibrating worker's samples in AbstractMemorySegmentImpl.isAlignedForElement,
+     * LayerNorm the hottest method of ours) and recipe calibration through GPU workers timed out.
+     */
     private static void layerNormRow(MemorySegment in, MemorySegment out, long offset, int n,
-                                     MemorySegment gain, MemorySegment bias, float eps) {
+                                     float[] gain, float[] bias, float eps) {
+        float[] x = new float[n];
+        MemorySegment.copy(in, F32, offset * Float.BYTES, x, 0, n);
         double sum = 0;
         for (int i = 0; i < n; i++) {
-            sum += in.getAtIndex(F32, offset + i);
+            sum += x[i];
         }
         float mean = (float) (sum / n);
         double squares = 0;
         for (int i = 0; i < n; i++) {
-            float centred = in.getAtIndex(F32, offset + i) - mean;
+            float centred = x[i] - mean;
             squares += centred * centred;
         }
         float inverseStd = (float) (1.0 / Math.sqrt(squares / n + eps));
         for (int i = 0; i < n; i++) {
-            float normalised = (in.getAtIndex(F32, offset + i) - mean) * inverseStd;
-            out.setAtIndex(F32, offset + i, normalised * gain.getAtIndex(F32, i) + bias.getAtIndex(F32, i));
+            float normalised = (x[i] - mean) * inverseStd;
+            x[i] = normalised * gain[i] + bias[i];
         }
+        MemorySegment.copy(x, 0, out, F32, offset * Float.BYTES, n);
+    }
+
+    /** x[i] *= factor over n elements starting at element 0. */
+    public static void scaleInPlace(MemorySegment x, long n, float factor) {
+        long i = 0;
+        long bound = n - (n % SPECIES.length());
+        for (; i < bound; i += SPECIES.length()) {
+            FloatVector.fromMemorySegment(SPECIES, x, i * Float.BYTES, ORDER)
+                    .mul(factor).intoMemorySegment(x, i * Float.BYTES, ORDER);
+        }
+        for (; i < n; i++) {
+            x.setAtIndex(F32, i, x.getAtIndex(F32, i) * factor);
+        }
+    }
+
+    /** The first {@code n} FP32 values of a segment as an array (one bulk copy). */
+    public static float[] toFloats(MemorySegment segment, int n) {
+        float[] values = new float[n];
+        MemorySegment.copy(segment, F32, 0, values, 0, n);
+        return values;
     }
 }
