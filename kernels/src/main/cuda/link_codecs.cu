@@ -334,12 +334,21 @@ __device__ __forceinline__ int clusterOf(const int* starts, int clusters, int j)
     return lo;
 }
 
-// The clusters a chunk's positions [chunkStart, min(chunkStart + 256, width)) touch: first..last.
+// The clusters a chunk's positions [chunkStart, min(chunkStart + 256, width)) touch: first..last. Called by
+// whole warps (chunkStart is warp-uniform): up to 32 clusters one ballot per end instead of a binary search.
 struct ClusterSpan {
     int first, last;
 };
 __device__ __forceinline__ ClusterSpan chunkClusters(const int* starts, int clusters, int chunkStart, int width) {
-    return {clusterOf(starts, clusters, chunkStart), clusterOf(starts, clusters, min(chunkStart + kChunkPositions, width) - 1)};
+    const int end = min(chunkStart + kChunkPositions, width) - 1;
+    if (clusters <= 32) { // starts ascend from starts[0] = 0: the highest lane at or below a position is its cluster
+        const int lane = threadIdx.x & 31;
+        const int start = lane < clusters ? starts[lane] : 0x7fffffff;
+        const unsigned atFirst = __ballot_sync(0xffffffffu, start <= chunkStart);
+        const unsigned atLast = __ballot_sync(0xffffffffu, start <= end);
+        return {31 - __clz(atFirst), 31 - __clz(atLast)};
+    }
+    return {clusterOf(starts, clusters, chunkStart), clusterOf(starts, clusters, end)};
 }
 
 // Global → shared copy of 16 bytes that needs no register and lets every load of the row be in flight at once.
@@ -382,11 +391,86 @@ __device__ __forceinline__ void loadIndices(const unsigned short* __restrict__ t
     }
 }
 
+// Lowest and highest orderKey of all 8 values of an octet, without range checks.
+__device__ __forceinline__ void octetKeyRange(const Octet<float>& v, unsigned& lo, unsigned& hi) {
+    lo = 0xffffffffu;
+    hi = 0;
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        const unsigned key = orderKey(v.f[k]);
+        lo = min(lo, key);
+        hi = max(hi, key);
+    }
+}
+
+// FP16 pairs: 16-bit order keys of both halves of a word at once (negative halves all bits flipped, the others
+// their sign bit), folded with 2-way SIMD min/max; the extremes widened to FP32 keys at the end (FP16 → FP32 is
+// exact and monotonic, NaNs stay beyond the infinities, so the keys order the values exactly as orderKey does).
+__device__ __forceinline__ unsigned halfPairKeys(unsigned w) {
+    return w ^ (((w >> 15) & 0x00010001u) * 0xffffu | 0x80008000u);
+}
+__device__ __forceinline__ unsigned minU16x2(unsigned a, unsigned b) {
+#if __CUDA_ARCH__ >= 900
+    unsigned d;
+    asm("min.u16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+#else
+    return __vminu2(a, b);
+#endif
+}
+__device__ __forceinline__ unsigned maxU16x2(unsigned a, unsigned b) {
+#if __CUDA_ARCH__ >= 900
+    unsigned d;
+    asm("max.u16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+    return d;
+#else
+    return __vmaxu2(a, b);
+#endif
+}
+__device__ __forceinline__ unsigned halfKeyToFloatKey(unsigned key16) {
+    const unsigned short bits = (key16 & 0x8000u) ? (unsigned short) (key16 & 0x7fffu) : (unsigned short) (~key16 & 0xffffu);
+    return orderKey(bitsToFloat(bits));
+}
+__device__ __forceinline__ void octetKeyRange(const Octet<__half>& v, unsigned& lo, unsigned& hi) {
+    unsigned lo2 = halfPairKeys(v.w[0]), hi2 = lo2;
+#pragma unroll
+    for (int k = 1; k < 4; k++) {
+        const unsigned keys = halfPairKeys(v.w[k]);
+        lo2 = minU16x2(lo2, keys);
+        hi2 = maxU16x2(hi2, keys);
+    }
+    lo = halfKeyToFloatKey(min(lo2 & 0xffffu, lo2 >> 16));
+    hi = halfKeyToFloatKey(max(hi2 & 0xffffu, hi2 >> 16));
+}
+
 // Folds a lane's 8 values (plan positions j0..j0+7) into the per-cluster min/max keys: per cluster the chunk
 // touches, one warp reduction and one shared atomic by lane 0. Positions ≥ width are left out.
 template <typename T>
 __device__ __forceinline__ void chunkMinMax(const Octet<T>& v, int j0, int width, ClusterSpan span, const int* starts,
                                             unsigned* minKey, unsigned* maxKey) {
+    if (span.first == span.last) { // the common case: one cluster, no range checks but the row's end
+        const int c = span.first;
+        unsigned lo = 0xffffffffu, hi = 0;
+        if (j0 + 8 <= width) {
+            octetKeyRange(v, lo, hi);
+        } else {
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                if (j0 + k < width) {
+                    const unsigned key = orderKey(v.get(k));
+                    lo = min(lo, key);
+                    hi = max(hi, key);
+                }
+            }
+        }
+        lo = __reduce_min_sync(0xffffffffu, lo);
+        hi = __reduce_max_sync(0xffffffffu, hi);
+        if ((threadIdx.x & 31) == 0) {
+            atomicMin(&minKey[c], lo);
+            atomicMax(&maxKey[c], hi);
+        }
+        return;
+    }
     for (int c = span.first; c <= span.last; c++) {
         const int from = starts[c], to = starts[c + 1]; // to ≤ width
         unsigned lo = 0xffffffffu, hi = 0;
@@ -410,12 +494,19 @@ __device__ __forceinline__ void chunkMinMax(const Octet<T>& v, int j0, int width
 
 // RPTQ code of one value, as RptqLinkCodec: rint(clamp((x − minimum) × (1 / scale), 0, levels)); 0 when the
 // cluster's scale is 0 (reciprocal 0).
+// rint through the FP32 adder instead of the (eighth-rate) conversion unit: y + 1.5 × 2^23 lies in [2^23, 2^24),
+// where the ulp is 1, so the sum rounds y to the nearest integer, ties to even (1.5 × 2^23 is even), and its low
+// bits hold the code; the caller masks them. Exact for 0 ≤ y ≤ 2^22.
+template <int BITS>
+__device__ __forceinline__ unsigned rptqCodeBits(float x, float minimum, float reciprocal) {
+    constexpr float kLevels = (float) ((1 << BITS) - 1);
+    const float y = fminf(kLevels, fmaxf(0.f, __fmul_rn(__fsub_rn(x, minimum), reciprocal)));
+    return __float_as_uint(__fadd_rn(y, 12582912.f));
+}
 template <int BITS>
 __device__ __forceinline__ unsigned rptqCode(float x, float minimum, float reciprocal) {
-    constexpr float kLevels = (float) ((1 << BITS) - 1);
     if (reciprocal == 0.f) return 0;
-    const float y = __fmul_rn(__fsub_rn(x, minimum), reciprocal);
-    return (unsigned) __float2int_rn(fminf(kLevels, fmaxf(0.f, y)));
+    return rptqCodeBits<BITS>(x, minimum, reciprocal) & ((1u << BITS) - 1);
 }
 
 // A lane's 8 codes (positions j0..j0+7; 0 past width) as one group, code k at bits [BITS × k, BITS × (k + 1)).
@@ -425,9 +516,15 @@ __device__ __forceinline__ unsigned chunkCodes(const Octet<T>& v, int j0, int wi
     unsigned group = 0;
     if (span.first == span.last) { // the common case: the whole chunk in one cluster
         const float m = minimum[span.first], r = reciprocal[span.first];
+        if (r == 0.f) return 0; // a constant cluster: every code 0
+        if (j0 + 8 <= width) {
 #pragma unroll
-        for (int k = 0; k < 8; k++)
-            if (j0 + k < width) group |= rptqCode<BITS>(v.get(k), m, r) << (BITS * k);
+            for (int k = 0; k < 8; k++) group |= (rptqCodeBits<BITS>(v.get(k), m, r) & ((1u << BITS) - 1)) << (BITS * k);
+        } else {
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                if (j0 + k < width) group |= rptqCode<BITS>(v.get(k), m, r) << (BITS * k);
+        }
     } else {
         int c = span.first;
 #pragma unroll
@@ -599,6 +696,11 @@ __device__ void rptqEncode(const T* __restrict__ x, int width, const unsigned sh
     }
 }
 
+// A code (< 2^22) as FP32 through the adder: 2^23 + q has q in its significand's low bits; minus 2^23 is exact.
+__device__ __forceinline__ float codeToFloat(unsigned q) {
+    return __fsub_rn(__uint_as_float(0x4b000000u | q), 8388608.f);
+}
+
 // Stores 8 consecutive values (decoded at j0..j0+7) of a T row, vectorised when all 8 lie inside it.
 template <typename T>
 __device__ __forceinline__ void storeOctet(T* dst, int j0, int width, const float v[8], bool vector) {
@@ -676,12 +778,18 @@ __device__ void rptqDecode(const unsigned char* __restrict__ params, const unsig
             const ClusterSpan span = chunkClusters(starts, clusters, chunk * kChunkPositions, width);
             float v[8];
             int c = span.first;
+            if (span.first == span.last) { // one cluster: its scale and minimum once
+                const float s = scale[c], m = minimum[c];
 #pragma unroll
-            for (int e = 0; e < 8; e++) {
-                const int j = j0 + e;
-                if (span.first != span.last) while (j < width && j >= starts[c + 1]) c++;
-                // Java: q × s + m, two FP32 roundings
-                v[e] = __fadd_rn(__fmul_rn((float) (group >> (BITS * e) & kMask), scale[c]), minimum[c]);
+                for (int e = 0; e < 8; e++) v[e] = __fadd_rn(__fmul_rn(codeToFloat(group >> (BITS * e) & kMask), s), m);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const int j = j0 + e;
+                    while (j < width && j >= starts[c + 1]) c++;
+                    // Java: q × s + m, two FP32 roundings
+                    v[e] = __fadd_rn(__fmul_rn(codeToFloat(group >> (BITS * e) & kMask), scale[c]), minimum[c]);
+                }
             }
             storeOctet(planValues, j0, width, v, planVector);
         }

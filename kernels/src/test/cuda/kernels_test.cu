@@ -280,7 +280,8 @@ static void checkCodecShapes() {
     std::normal_distribution<float> normal(0.f, 1.f);
     struct Shape { int width, clusters, rows, offset, threads; };
     for (Shape sh : {Shape{40, 1, 3, 0, 32}, Shape{1000, 3, 5, 0, 128}, Shape{1001, 5, 4, 1, 256}, Shape{4104, 8, 6, 0, 96},
-                     Shape{4104, 17, 6, 3, 1024}, Shape{12288, 8, 3, 0, 256}, Shape{12288, 8, 3, 0, 64}}) {
+                     Shape{4104, 17, 6, 3, 1024}, Shape{12288, 8, 3, 0, 256}, Shape{12288, 8, 3, 0, 64},
+                     Shape{12288, 32, 3, 0, 256}, Shape{4104, 40, 4, 0, 256}}) { // 32: the most one ballot finds; 40: past it
         const int width = sh.width, rows = sh.rows, clusters = sh.clusters;
         std::vector<float> x((size_t) rows * width);
         for (size_t i = 0; i < x.size(); i++) x[i] = normal(rng) * (i % 97 == 0 ? 40.f : 1.f);
