@@ -5,6 +5,8 @@
 # Staged by deploy/bench/stage-gpu-check.sh (OVERLAY=1 for fresh module jars); on the node:
 #   bash FOLDER/gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]
 # Writes OUT_DIR/summary.txt (one line per step: rc, seconds) and OUT_DIR/logs.tar.gz (every step's log + JSON).
+# STEPS (default "tests demo eval wide links") picks the parts: wide = a synthetic 3-layer model of width 4096
+# served with the device link codecs off and on (demo, and prompt scoring through the gateway: 256-row frames).
 set -uo pipefail
 folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
 out=${2:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}
@@ -24,6 +26,9 @@ export BITRELAY_MODELS="$work/models"
 summary="$out/summary.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$summary"
 
+steps=" ${STEPS:-tests demo eval wide links} "
+want() { [[ "$steps" == *" $1 "* ]]; }
+
 # step NAME LIMIT_S COMMAND...: runs it with its output in NAME.log, one summary line.
 step() {
   local name=$1 limit=$2 start rc
@@ -36,6 +41,7 @@ step() {
   grep -E 'tokens/s|× less|x less|perplexity|ppl|tests (successful|failed)|FAILED|Exception' "$logs/$name.log" | head -12 | sed 's/^/   /' | tee -a "$summary"
 }
 
+if want tests; then
 mapfile -t selectors < <(python3 -c 'import sys, zipfile
 for n in zipfile.ZipFile(sys.argv[1]).namelist():
     if n.endswith("Test.class") and "$" not in n:
@@ -44,27 +50,57 @@ step gpu-tests 240 "$java" --add-modules jdk.incubator.vector --enable-native-ac
   --add-exports java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED -Xmx8g \
   -cp "$work/bitrelay/lib/*:$folder/gpu-tests.jar:$(ls "$folder"/junit-platform-console-standalone-*.jar)" \
   org.junit.platform.console.ConsoleLauncher execute --disable-banner --disable-ansi-colors --details=tree "${selectors[@]}"
+fi
 
 off=(--set bitrelay.worker.device-link-codecs=off)
+if want demo; then
 step demo-cpu 120 "$bitrelay" demo --json "$logs/demo-cpu.json"
 step demo-gpu-host-codecs 120 "$bitrelay" demo --devices cuda:0 "${off[@]}" --json "$logs/demo-gpu-host-codecs.json"
 step demo-gpu-device-codecs 120 "$bitrelay" demo --devices cuda:0 --json "$logs/demo-gpu-device-codecs.json"
 step demo-gpu-w8a8-int4 180 "$bitrelay" demo --devices cuda:0 --recipe w8a8-smoothquant --link-codec int4 \
-  --json "$logs/demo-gpu-w8a8-int4.json"
-
-if [ -n "$text" ]; then
-  model=$(ls -d "$BITRELAY_MODELS"/synthetic-opt-125m* | head -1)
-  windows=(--text "$text" --seq-len 256 --max-windows 8 --no-progress)
-  step eval-in-process 120 "$bitrelay" eval --model "$model" "${windows[@]}" --recipes fp32 --stages 3 \
-    --link-codec none,int8 --json "$logs/eval-in-process.json"
-  # A background job ignores SIGINT: stop the cluster with SIGTERM (its shutdown hook stops the workers).
-  "$bitrelay" cluster --devices cuda:0 --http-port 18080 --logs "$logs/cluster-workers" > "$logs/cluster.log" 2>&1 &
-  cluster=$!
-  for _ in $(seq 1 120); do grep -q '^serving ' "$logs/cluster.log" && break; sleep 1; done
-  step eval-gpu-cluster 120 "$bitrelay" eval --model "$model" "${windows[@]}" --endpoint http://127.0.0.1:18080 \
-    --json "$logs/eval-gpu-cluster.json"
-  kill -TERM "$cluster"; timeout 30 tail --pid="$cluster" -f /dev/null; kill -KILL "$cluster" 2>/dev/null
+  --json "$logs/demo-gpu-w8a8-int4.json" --logs "$logs/w8a8-workers"
 fi
 
+# serve_and_score NAME MODEL CLUSTER_FLAGS...: a cluster on cuda:0, the text's windows scored through its gateway.
+serve_and_score() {
+  local name=$1 model=$2 cluster
+  shift 2
+  # A background job ignores SIGINT: stop the cluster with SIGTERM (its shutdown hook stops the workers).
+  "$bitrelay" cluster --model "$model" --devices cuda:0 --http-port 18080 --logs "$logs/$name-workers" "$@" \
+    > "$logs/$name-cluster.log" 2>&1 &
+  cluster=$!
+  for _ in $(seq 1 120); do grep -q '^serving ' "$logs/$name-cluster.log" && break; sleep 1; done
+  step "$name" 120 "$bitrelay" eval --model "$model" "${windows[@]}" --endpoint http://127.0.0.1:18080 --json "$logs/$name.json"
+  kill -TERM "$cluster"; timeout 30 tail --pid="$cluster" -f /dev/null; kill -KILL "$cluster" 2>/dev/null
+}
+
+if [ -n "$text" ]; then
+  windows=(--text "$text" --seq-len 256 --max-windows 8 --no-progress)
+fi
+if [ -n "$text" ] && want eval; then
+  model=$(ls -d "$BITRELAY_MODELS"/synthetic-opt-125m* 2>/dev/null | head -1)
+  if [ -z "$model" ]; then
+    model="$BITRELAY_MODELS/synthetic-opt-125m"
+    "$bitrelay" synth --out "$model" --preset opt-125m > /dev/null 2>&1
+  fi
+  step eval-in-process 120 "$bitrelay" eval --model "$model" "${windows[@]}" --recipes fp32 --stages 3 \
+    --link-codec none,int8 --json "$logs/eval-in-process.json"
+  serve_and_score eval-gpu-cluster "$model"
+fi
+if want wide; then
+  wide="$BITRELAY_MODELS/synthetic-w4096-3L"
+  step synth-wide 120 "$bitrelay" synth --out "$wide" --preset opt-6.7b --layers 3 --vocab 4096 --max-positions 2048
+  step demo-wide-host-codecs 150 "$bitrelay" demo --model "$wide" --devices cuda:0 "${off[@]}" --max-tokens 64 \
+    --json "$logs/demo-wide-host-codecs.json"
+  step demo-wide-device-codecs 150 "$bitrelay" demo --model "$wide" --devices cuda:0 --max-tokens 64 \
+    --json "$logs/demo-wide-device-codecs.json"
+  if [ -n "$text" ]; then
+    serve_and_score eval-wide-host-codecs "$wide" "${off[@]}"
+    serve_and_score eval-wide-device-codecs "$wide"
+  fi
+fi
+
+if want links; then
 step gpu-links 150 "$bitrelay" bench gpu-links --rows 1,128,512,2048 --runs 30
+fi
 tar -C "$logs" -czf "$out/logs.tar.gz" .
