@@ -5,7 +5,8 @@
 # Staged by deploy/bench/stage-gpu-check.sh (OVERLAY=1 for fresh module jars); on the node:
 #   bash FOLDER/gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]
 # Writes OUT_DIR/summary.txt (one line per step: rc, seconds) and OUT_DIR/logs.tar.gz (every step's log + JSON).
-# STEPS (default "tests demo eval wide links") picks the parts: wide = a synthetic 3-layer model of width 4096
+# STEPS (default "tests demo head eval wide links") picks the parts: head = the synthetic opt-125m (vocab 50272)
+# served with the last stage's LM head on the CPU and on the GPU (bitrelay.worker.device-lm-head);: wide = a synthetic 3-layer model of width 4096
 # served with the device link codecs off and on (demo, and prompt scoring through the gateway: 256-row frames).
 set -uo pipefail
 folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
@@ -26,7 +27,7 @@ export BITRELAY_MODELS="$work/models"
 summary="$out/summary.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$summary"
 
-steps=" ${STEPS:-tests demo eval wide links} "
+steps=" ${STEPS:-tests demo head eval wide links} "
 want() { [[ "$steps" == *" $1 "* ]]; }
 
 # step NAME LIMIT_S COMMAND...: runs it with its output in NAME.log, one summary line.
@@ -59,6 +60,12 @@ step demo-gpu-host-codecs 120 "$bitrelay" demo --devices cuda:0 "${off[@]}" --js
 step demo-gpu-device-codecs 120 "$bitrelay" demo --devices cuda:0 --json "$logs/demo-gpu-device-codecs.json"
 step demo-gpu-w8a8-int4 180 "$bitrelay" demo --devices cuda:0 --recipe w8a8-smoothquant --link-codec int4 \
   --json "$logs/demo-gpu-w8a8-int4.json" --logs "$logs/w8a8-workers"
+fi
+
+if want head; then
+step demo-gpu-cpu-head 120 "$bitrelay" demo --devices cuda:0 --set bitrelay.worker.device-lm-head=off --max-tokens 64 \
+  --json "$logs/demo-gpu-cpu-head.json"
+step demo-gpu-gpu-head 120 "$bitrelay" demo --devices cuda:0 --max-tokens 64 --json "$logs/demo-gpu-gpu-head.json"
 fi
 
 # serve_and_score NAME MODEL CLUSTER_FLAGS...: a cluster on cuda:0, the text's windows scored through its gateway.

@@ -120,6 +120,16 @@ final class GpuLayers implements AutoCloseable {
         stage.enqueueLayers(chunks(entries, null));
     }
 
+    /** Whether this stage's logits can come from the GPU ({@link #logits}). */
+    boolean hasLmHead() {
+        return stage.hasLmHead();
+    }
+
+    /** Logits of {@code rows} of the step's rows on the device (final LayerNorm + LM head there), once the queued work is done. */
+    float[][] logits(int[] rows) {
+        return stage.logits(rows);
+    }
+
     /** Waits for the queued work and copies the device's rows to {@code hidden} (the last stage's LM head). */
     void store(MemorySegment hidden, int rows) {
         stage.storeHidden(hidden, rows);

@@ -79,6 +79,8 @@ final class StageEngine {
     private final GpuLayers gpu;
     /** The GPU stage's frames are coded on the device (bitrelay.worker.device-link-codecs). */
     private final boolean deviceLinks;
+    /** The last stage samples from logits made on the GPU (bitrelay.worker.device-lm-head). */
+    private final boolean deviceHead;
     private final boolean restored;
     private final String restoreProblem;
     /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
@@ -112,11 +114,12 @@ final class StageEngine {
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
-                        GpuLayers gpu, boolean deviceLinks, int gptqSequences, String restoreProblem,
+                        GpuLayers gpu, boolean deviceLinks, boolean deviceHead, int gptqSequences, String restoreProblem,
                         ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
         this.assignment = assignment;
         this.gpu = gpu;
         this.deviceLinks = gpu != null && deviceLinks;
+        this.deviceHead = gpu != null && deviceHead;
         this.gptqSequences = gptqSequences;
         this.loaded = loaded;
         this.workerId = workerId;
@@ -167,6 +170,7 @@ final class StageEngine {
             }
             gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings.cudaDevice(), model);
             return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, settings.deviceLinkCodecs(),
+                    settings.deviceLmHead(),
                     settings.gptqSequences(), restoreProblem, coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
@@ -527,7 +531,9 @@ final class StageEngine {
             row += entry.tokenCount();
         }
         if (!sampled.isEmpty()) {
-            float[][] logits = model.logits(hidden, java.util.Arrays.copyOf(lastRows, sampled.size()), step);
+            int[] rows = java.util.Arrays.copyOf(lastRows, sampled.size());
+            // the device's rows are this step's whenever the stage ran on the GPU (runLayers and runOnDevice alike)
+            float[][] logits = headOnDevice(layout) ? gpu.logits(rows) : model.logits(hidden, rows, step);
             for (int j = 0; j < sampled.size(); j++) {
                 int i = sampled.get(j);
                 BatchLayout.Entry entry = entries.get(i);
@@ -539,6 +545,14 @@ final class StageEngine {
             }
         }
         return new StepOutcome(sequenceIds, tokens, anyScores ? scores : null);
+    }
+
+    /**
+     * Whether this step's sampled rows get their logits from the GPU: a GPU stage with the head, and no sequence
+     * scoring its prompt (that needs every row's logits, so the rows come to the host and the CPU head serves).
+     */
+    private boolean headOnDevice(BatchLayout layout) {
+        return deviceHead && gpu.hasLmHead() && layout.entries().stream().noneMatch(BatchLayout.Entry::scoresPrompt);
     }
 
     private void recordSentRanges(MemorySegment hidden, int rows) {
@@ -572,7 +586,9 @@ final class StageEngine {
         LinkCodec frameCodec = codec;
         if (assignment.isLast() || !gpu.codesOnDevice(frameCodec)) {
             MemorySegment hidden = step.allocate((long) layout.tokens() * model.config().hiddenSize() * Float.BYTES, 64);
-            gpu.store(hidden, layout.tokens());
+            if (!assignment.isLast() || !headOnDevice(layout)) { // else only the device's LM head reads the rows
+                gpu.store(hidden, layout.tokens());
+            }
             finish(batchId, stepNumber, false, layout, hidden, step, startNanos);
             return;
         }

@@ -41,6 +41,8 @@ public final class GpuStage implements AutoCloseable {
     private final StageCompute compute;
     private final List<DeviceLayer> layers;
     private final StageBuffers buffers;
+    /** The final LayerNorm and LM head when this stage owns them and the GPU can run them; else null. */
+    private DeviceLmHead head;
     private final Set<GpuSequence> sequences = Collections.newSetFromMap(new IdentityHashMap<>());
     private DecodeGraphs graphs;
     private LinkCodecKernels linkKernels; // made on first use: only GPU workers' links need them
@@ -103,9 +105,18 @@ public final class GpuStage implements AutoCloseable {
         }
         StageRecipe recipe = StageRecipe.of(stageModel.weights());
         LayerWeights[] weights = stageModel.weights().layers();
-        return new GpuStage(cudaDevice, config, recipe, weights.length, maxBatchTokens, maxPositions,
+        GpuStage stage = new GpuStage(cudaDevice, config, recipe, weights.length, maxBatchTokens, maxPositions,
                 (local, compute) -> recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, weights[local])
                         : W8A8Layer.upload(config, weights[local]));
+        if (DeviceLmHead.supports(stageModel.weights())) {
+            try {
+                stage.head = DeviceLmHead.upload(config, stageModel.weights(), maxBatchTokens);
+            } catch (RuntimeException e) {
+                stage.close();
+                throw e;
+            }
+        }
+        return stage;
     }
 
     /**
@@ -143,9 +154,27 @@ public final class GpuStage implements AutoCloseable {
         return compute.stream;
     }
 
-    /** Device bytes of every layer's weights. */
+    /** Device bytes of every layer's weights (and of the LM head, when the stage has it). */
     public long weightBytes() {
-        return layers.stream().mapToLong(DeviceLayer::deviceBytes).sum();
+        return layers.stream().mapToLong(DeviceLayer::deviceBytes).sum() + (head == null ? 0 : head.deviceBytes());
+    }
+
+    /** Whether {@link #logits} runs here: the stage owns the LM head (tied, with a final LayerNorm, no projection). */
+    public boolean hasLmHead() {
+        return head != null;
+    }
+
+    /**
+     * FP16 logits (widened) of {@code rows} of the residual stream — indices of {@link #hiddenBuffer()}'s rows — after
+     * the queued layers: final LayerNorm and LM head on the device, one row of logits per index back to the host.
+     */
+    public float[][] logits(int[] rows) {
+        live();
+        if (head == null) {
+            throw new IllegalStateException("this GPU stage has no LM head (not the last stage, or an output projection)");
+        }
+        context.makeCurrent();
+        return head.logits(compute, buffers.hidden, rows, maxBatchTokens);
     }
 
     /** Device bytes of the preallocated step buffers. */
@@ -437,6 +466,9 @@ public final class GpuStage implements AutoCloseable {
         }
         buffers.close();
         layers.forEach(DeviceLayer::close);
+        if (head != null) {
+            head.close();
+        }
         compute.close();
         context.close();
     }

@@ -1,0 +1,132 @@
+package io.bitrelay.runtime.cuda.stage;
+
+import io.bitrelay.runtime.cuda.DeviceBuffer;
+import io.bitrelay.runtime.cuda.PinnedHostBuffer;
+import io.bitrelay.runtime.cuda.cublaslt.GemmPrecision;
+import io.bitrelay.runtime.model.opt.OptConfig;
+import io.bitrelay.runtime.model.opt.OptWeights;
+import io.bitrelay.runtime.tensor.DType;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The last stage's final LayerNorm and tied LM head on the device, so a sampling step brings back one row of
+ * logits per sequence instead of every row of the residual stream, and the (vocab × hidden) product runs on the
+ * GPU (at OPT-175B 1.2 G multiply-adds per token, ~0.1 s on the host). FP16 embeddings and logits with FP32
+ * accumulation, as transformers' OPT in FP16 computes them; rows are gathered straight from the FP32 residual
+ * stream by the LayerNorm (one launch per run of consecutive rows).
+ */
+final class DeviceLmHead implements AutoCloseable {
+    /** Rows per GEMM: a decode step's sequences fit at once; more (rare) go in chunks. A bucket of StageCompute.gemmRows. */
+    static final int MAX_ROWS = 256;
+
+    private final int vocab;
+    private final int width;
+    private final int rowsPerPass;
+    private final DeviceTensors tensors;
+    private final DeviceBuffer gain, bias;  // (h) FP32
+    private final DeviceBuffer embeddings;  // (vocab, h) FP16
+    private final DeviceBuffer normed;      // (rowsPerPass, h) FP16
+    private final DeviceBuffer logits;      // (rowsPerPass, vocab) FP16
+    private final PinnedHostBuffer host;    // (rowsPerPass, vocab) FP16
+
+    private DeviceLmHead(int vocab, int width, int rowsPerPass, DeviceTensors tensors, DeviceBuffer gain, DeviceBuffer bias,
+                         DeviceBuffer embeddings, DeviceBuffer normed, DeviceBuffer logits, PinnedHostBuffer host) {
+        this.vocab = vocab;
+        this.width = width;
+        this.rowsPerPass = rowsPerPass;
+        this.tensors = tensors;
+        this.gain = gain;
+        this.bias = bias;
+        this.embeddings = embeddings;
+        this.normed = normed;
+        this.logits = logits;
+        this.host = host;
+    }
+
+    /** Whether the head of {@code weights} runs here: the stage owns it, with a final LayerNorm and no output projection. */
+    static boolean supports(OptWeights weights) {
+        return weights.range().ownsHead() && weights.tokenEmbeddings() != null && weights.finalLayerNorm() != null
+                && weights.projectOut() == null;
+    }
+
+    /** Uploads the final LayerNorm and the embeddings (rounded to FP16) of a stage {@link #supports supported}. */
+    static DeviceLmHead upload(OptConfig config, OptWeights weights, int maxBatchTokens) {
+        if (!supports(weights)) {
+            throw new IllegalArgumentException("stage " + weights.range() + " has no LM head the GPU can run");
+        }
+        int vocab = config.vocabSize();
+        int width = config.hiddenSize();
+        int rowsPerPass = Math.min(MAX_ROWS, maxBatchTokens);
+        DeviceTensors tensors = new DeviceTensors();
+        PinnedHostBuffer host = null;
+        try {
+            DeviceBuffer gain = tensors.floats(weights.finalLayerNorm().gain(), width);
+            DeviceBuffer bias = tensors.floats(weights.finalLayerNorm().bias(), width);
+            DeviceBuffer embeddings = tensors.allocate((long) vocab * width * Short.BYTES);
+            DeviceTensors.uploadHalves(embeddings, 0, weights.tokenEmbeddings(), (long) vocab * width, 1f);
+            DeviceBuffer normed = tensors.allocate((long) rowsPerPass * width * Short.BYTES);
+            DeviceBuffer logits = tensors.allocate((long) rowsPerPass * vocab * Short.BYTES);
+            host = PinnedHostBuffer.allocate((long) rowsPerPass * vocab * Short.BYTES);
+            return new DeviceLmHead(vocab, width, rowsPerPass, tensors, gain, bias, embeddings, normed, logits, host);
+        } catch (RuntimeException e) {
+            if (host != null) {
+                host.close();
+            }
+            tensors.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The logits of {@code rows} (indices into {@code hidden}, the (maxBatchTokens, h) FP32 residual stream) after
+     * the work queued on {@code c.stream}; waits for them.
+     */
+    float[][] logits(StageCompute c, DeviceBuffer hidden, int[] rows, int maxBatchTokens) {
+        for (int row : rows) {
+            if (row < 0 || row >= maxBatchTokens) {
+                throw new IllegalArgumentException("row " + row + " of a stage holding 0.." + (maxBatchTokens - 1));
+            }
+        }
+        float[][] out = new float[rows.length][];
+        short[] halves = new short[vocab];
+        for (int from = 0; from < rows.length; from += rowsPerPass) {
+            int count = Math.min(rowsPerPass, rows.length - from);
+            for (int i = 0; i < count; ) {
+                int start = rows[from + i];
+                int run = 1;
+                while (i + run < count && rows[from + i + run] == start + run) {
+                    run++;
+                }
+                c.layerNorm.layerNorm(DType.F16, hidden.address() + (long) start * width * Float.BYTES, gain.address(),
+                        bias.address(), normed.address() + (long) i * width * Short.BYTES, run, width, OptConfig.LAYER_NORM_EPS,
+                        c.stream);
+                i += run;
+            }
+            c.gemm(GemmPrecision.FP16, count, vocab, width, normed.address(), embeddings.address(), logits.address());
+            logits.copyToHostAsync(host, 0, 0, (long) count * vocab * Short.BYTES, c.stream);
+            c.stream.synchronize();
+            MemorySegment segment = host.segment();
+            for (int r = 0; r < count; r++) {
+                MemorySegment.copy(segment, ValueLayout.JAVA_SHORT, (long) r * vocab * Short.BYTES, halves, 0, vocab);
+                float[] row = new float[vocab];
+                for (int v = 0; v < vocab; v++) {
+                    row[v] = Float.float16ToFloat(halves[v]);
+                }
+                out[from + r] = row;
+            }
+        }
+        return out;
+    }
+
+    long deviceBytes() {
+        return tensors.bytes();
+    }
+
+    @Override
+    public void close() {
+        host.close();
+        tensors.close();
+    }
+}
