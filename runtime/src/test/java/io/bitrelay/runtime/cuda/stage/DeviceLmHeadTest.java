@@ -1,6 +1,7 @@
 package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.cuda.GpuTestSupport;
+import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.model.opt.LayerRange;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
@@ -88,7 +89,7 @@ class DeviceLmHeadTest {
             int row = rows[i];
             double bound = RELATIVE_MAX_ABS * scale;
             assertTrue(worst <= bound, () -> what + ", row " + row + ": max |Δ| " + worst + " > " + bound);
-            int best = argmax(expected[i]);
+            int best = Sampler.argmax(expected[i]);
             float second = Float.NEGATIVE_INFINITY;
             for (int v = 0; v < expected[i].length; v++) {
                 if (v != best) {
@@ -97,21 +98,12 @@ class DeviceLmHeadTest {
             }
             if (expected[i][best] - second > CLEAR_MARGIN) {
                 clear++;
-                assertEquals(best, argmax(actual[i]), what + ", row " + row + ": greedy token");
+                assertEquals(best, Sampler.argmax(actual[i]), what + ", row " + row + ": greedy token");
             }
         }
         assertTrue(clear > rows.length / 2, what + ": only " + clear + " of " + rows.length + " rows had a clear best token");
     }
 
-    private static int argmax(float[] values) {
-        int best = 0;
-        for (int v = 1; v < values.length; v++) {
-            if (values[v] > values[best]) {
-                best = v;
-            }
-        }
-        return best;
-    }
 
     /** Residual-stream-like rows: unit noise, a mean offset, and two channels 30× larger (outliers). */
     private static MemorySegment residualRows(Arena arena, int rows, int width) {

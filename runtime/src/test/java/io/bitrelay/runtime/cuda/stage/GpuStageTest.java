@@ -1,6 +1,7 @@
 package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.cuda.GpuTestSupport;
+import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.OptConfig;
@@ -145,7 +146,7 @@ class GpuStageTest {
                         int[] best = topTwo(cpuLogits[s]);
                         if (cpuLogits[s][best[0]] - cpuLogits[s][best[1]] > CLEAR_MARGIN) {
                             checkedTokens++;
-                            if (argmax(gpuLogits[s]) == best[0]) {
+                            if (Sampler.argmax(gpuLogits[s]) == best[0]) {
                                 agreeingTokens++;
                             }
                         }
@@ -206,7 +207,7 @@ class GpuStageTest {
     }
 
     private static int[] topTwo(float[] logits) {
-        int best = argmax(logits);
+        int best = Sampler.argmax(logits);
         int second = best == 0 ? 1 : 0;
         for (int i = 0; i < logits.length; i++) {
             if (i != best && logits[i] > logits[second]) {
@@ -214,15 +215,5 @@ class GpuStageTest {
             }
         }
         return new int[] {best, second};
-    }
-
-    private static int argmax(float[] values) {
-        int best = 0;
-        for (int i = 1; i < values.length; i++) {
-            if (values[i] > values[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }
