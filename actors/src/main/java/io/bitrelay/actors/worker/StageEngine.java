@@ -585,8 +585,9 @@ final class StageEngine {
     private void finishOnDevice(long batchId, int stepNumber, BatchLayout layout, Arena step, long startNanos) {
         LinkCodec frameCodec = codec;
         if (assignment.isLast() || !gpu.codesOnDevice(frameCodec)) {
-            MemorySegment hidden = step.allocate((long) layout.tokens() * model.config().hiddenSize() * Float.BYTES, 64);
-            if (!assignment.isLast() || !headOnDevice(layout)) { // else only the device's LM head reads the rows
+            MemorySegment hidden = MemorySegment.NULL; // the device's LM head alone reads the rows
+            if (!assignment.isLast() || !headOnDevice(layout)) {
+                hidden = step.allocate((long) layout.tokens() * model.config().hiddenSize() * Float.BYTES, 64);
                 gpu.store(hidden, layout.tokens());
             }
             finish(batchId, stepNumber, false, layout, hidden, step, startNanos);

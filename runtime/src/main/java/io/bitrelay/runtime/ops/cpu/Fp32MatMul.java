@@ -234,11 +234,10 @@ public final class Fp32MatMul {
         float[] dst = packed;
         CpuParallelism.forEach(panelCount, pi -> {
             int base = pi * P * k;
+            float[] source = new float[k]; // one bulk copy per row, not k segment accesses (see VectorMath.layerNormRow)
             for (int r = 0; r < P; r++) {
                 int row = pi * P + r;
                 if (row < mb) {
-                    // one bulk copy per row, not k segment accesses (see VectorMath.layerNormRow for why)
-                    float[] source = new float[k];
                     MemorySegment.copy(a, F32, (long) (m0 + row) * k * Float.BYTES, source, 0, k);
                     for (int p = 0; p < k; p++) {
                         dst[base + p * P + r] = source[p];
