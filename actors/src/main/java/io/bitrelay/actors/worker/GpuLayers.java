@@ -63,8 +63,20 @@ final class GpuLayers implements AutoCloseable {
         return new GpuLayers(device, maxBatchTokens, build(device, model, maxBatchTokens));
     }
 
+    /**
+     * Streams the FP16 layers of {@code host}'s range from {@code checkpoint} to cuda:{@code device}, one at a time
+     * (the host never holds the stage's layers); {@code host} has the stage's embeddings and head only.
+     */
+    static GpuLayers stream(int device, java.nio.file.Path checkpoint, OptModel host, int maxBatchTokens) {
+        return new GpuLayers(device, maxBatchTokens, prepared(GpuStage.stream(device, checkpoint, host, maxBatchTokens,
+                host.config().maxPositions())));
+    }
+
     private static GpuStage build(int device, OptModel model, int maxBatchTokens) {
-        GpuStage stage = GpuStage.open(device, model, maxBatchTokens, model.config().maxPositions());
+        return prepared(GpuStage.open(device, model, maxBatchTokens, model.config().maxPositions()));
+    }
+
+    private static GpuStage prepared(GpuStage stage) {
         try {
             stage.prepare(1); // tunes the decode GEMMs now, so the first request does not wait for it
             return stage;

@@ -145,6 +145,9 @@ final class StageEngine {
     static StageEngine start(StageAssignment assignment, WorkerSettings settings, DataPlane dataPlane,
                              ActorRef<Coordinator.Command> coordinator) {
         LayerRange range = new LayerRange(assignment.firstLayer(), assignment.endLayer(), assignment.totalLayers());
+        if (settings.cudaDevice() >= 0 && settings.streamLayers()) {
+            return startStreaming(assignment, settings, range, dataPlane, coordinator);
+        }
         OptModel loaded = OptModel.load(Path.of(assignment.checkpointDir()), range);
         OptModel base;
         try {
@@ -184,11 +187,46 @@ final class StageEngine {
         }
     }
 
-    private static GpuLayers openGpu(StageAssignment assignment, int device, OptModel model) {
+    /**
+     * A GPU worker with {@code host-weights = stream}: the layers go from the checkpoint to the device one at a time
+     * and the host keeps the stage's embeddings and head only, so the stage serves FP16 and cannot calibrate.
+     */
+    private static StageEngine startStreaming(StageAssignment assignment, WorkerSettings settings, LayerRange range,
+                                              DataPlane dataPlane, ActorRef<Coordinator.Command> coordinator) {
+        int device = settings.cudaDevice();
+        StageQuantization quantization = assignment.quantization();
+        if (quantization != null && !quantization.recipe().equals(QuantRecipe.FP32.name())) {
+            throw new IllegalArgumentException("stage " + assignment.stageIndex() + " on cuda:" + device + " streams its layers to "
+                    + "the GPU (bitrelay.worker.host-weights = stream) and serves them in FP16; recipe " + quantization.recipe()
+                    + " calibrates and quantizes on the host's FP32 layers: set host-weights = keep for it");
+        }
+        checkGpuKvCache(assignment, device);
+        OptModel host = OptModel.loadWithoutLayers(Path.of(assignment.checkpointDir()), range);
+        GpuLayers gpu = null;
+        try {
+            gpu = GpuLayers.stream(device, Path.of(assignment.checkpointDir()), host, assignment.maxBatchTokens());
+            LOG.info("stage {}: layers [{}, {}) streamed to {}", assignment.stageIndex(), assignment.firstLayer(),
+                    assignment.endLayer(), gpu.describe());
+            return new StageEngine(assignment, settings.workerId(), host, host, host, gpu, settings.deviceLinkCodecs(),
+                    settings.deviceLmHead(), settings.gptqSequences(), null, coordinator, dataPlane);
+        } catch (RuntimeException e) {
+            if (gpu != null) {
+                gpu.close();
+            }
+            host.close();
+            throw e;
+        }
+    }
+
+    private static void checkGpuKvCache(StageAssignment assignment, int device) {
         if (!assignment.kvCache().equals(KvPrecision.FP32.optionName())) {
             throw new IllegalArgumentException("stage " + assignment.stageIndex() + " on cuda:" + device + ": GPU stages keep an FP16 KV "
                     + "cache; bitrelay.quantization.kv-cache = " + assignment.kvCache() + " is served by CPU workers only");
         }
+    }
+
+    private static GpuLayers openGpu(StageAssignment assignment, int device, OptModel model) {
+        checkGpuKvCache(assignment, device);
         GpuLayers gpu = GpuLayers.open(device, model, assignment.maxBatchTokens());
         LOG.info("stage {}: layers [{}, {}) run {}", assignment.stageIndex(), assignment.firstLayer(), assignment.endLayer(),
                 gpu.describe());

@@ -13,11 +13,13 @@ import java.time.Duration;
  * @param host             advertised host: links to stages on the same host use Aeron IPC
  * @param deviceLinkCodecs a GPU worker encodes and decodes its link frames on the GPU (only packed bytes cross PCIe)
  * @param deviceLmHead     a last-stage GPU worker runs the final LayerNorm and LM head on the GPU
+ * @param streamLayers     a GPU worker uploads its layers one at a time from the checkpoint and keeps no host copy
  * @param gptqSequences    GPTQ recipes: calibration sequences a stage keeps and rounds its layers over
  */
 public record WorkerSettings(String workerId, String host, String device, long memoryBytes, int dataPort,
                              boolean allowFaultInjection, String aeronDirectory, String driverMode,
-                             Duration publishTimeout, boolean deviceLinkCodecs, boolean deviceLmHead, int gptqSequences) {
+                             Duration publishTimeout, boolean deviceLinkCodecs, boolean deviceLmHead, boolean streamLayers,
+                             int gptqSequences) {
 
     public static WorkerSettings from(Config root, String workerId, String host) {
         Config worker = root.getConfig("bitrelay.worker");
@@ -36,7 +38,16 @@ public record WorkerSettings(String workerId, String host, String device, long m
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
                 driver, dataplane.getDuration("publish-timeout"), worker.getBoolean("device-link-codecs"),
-                worker.getBoolean("device-lm-head"), gptqSequences(root));
+                worker.getBoolean("device-lm-head"), streamLayers(worker.getString("host-weights")), gptqSequences(root));
+    }
+
+    private static boolean streamLayers(String hostWeights) {
+        return switch (hostWeights) {
+            case "keep" -> false;
+            case "stream" -> true;
+            default -> throw new IllegalArgumentException("bitrelay.worker.host-weights must be keep or stream, got '"
+                    + hostWeights + "'");
+        };
     }
 
     private static int gptqSequences(Config root) {

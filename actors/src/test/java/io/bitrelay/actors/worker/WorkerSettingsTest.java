@@ -32,6 +32,15 @@ class WorkerSettingsTest {
     }
 
     @Test
+    void hostWeightsAreKeptUnlessAWorkerStreamsThem() {
+        assertEquals(false, settings(Map.of()).streamLayers());
+        assertEquals(true, settings(Map.of("bitrelay.worker.host-weights", "stream")).streamLayers());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> settings(Map.of("bitrelay.worker.host-weights", "mmap")));
+        assertTrue(e.getMessage().contains("keep or stream") && e.getMessage().contains("mmap"), e.getMessage());
+    }
+
+    @Test
     void malformedDeviceIsRefusedByName() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> settings(Map.of("bitrelay.worker.device", "gpu0")));

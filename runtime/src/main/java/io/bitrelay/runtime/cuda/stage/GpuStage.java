@@ -1,16 +1,21 @@
 package io.bitrelay.runtime.cuda.stage;
 
+import io.bitrelay.runtime.checkpoint.HfCheckpoint;
 import io.bitrelay.runtime.cuda.CudaContext;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
-import io.bitrelay.runtime.cuda.kernels.LinkCodecKernels;
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
+import io.bitrelay.runtime.cuda.kernels.LinkCodecKernels;
+import io.bitrelay.runtime.model.opt.LayerRange;
 import io.bitrelay.runtime.model.opt.LayerWeights;
+import io.bitrelay.runtime.model.opt.OptCheckpointLoader;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -111,6 +116,40 @@ public final class GpuStage implements AutoCloseable {
         if (DeviceLmHead.supports(stageModel.weights())) {
             try {
                 stage.head = DeviceLmHead.upload(config, stageModel.weights(), maxBatchTokens);
+            } catch (RuntimeException e) {
+                stage.close();
+                throw e;
+            }
+        }
+        return stage;
+    }
+
+    /**
+     * The FP16 stage of {@code host}'s range with its decoder layers read from {@code checkpointDirectory} and
+     * uploaded one at a time — each layer's FP32 copy is freed before the next is read, so the host never holds
+     * the stage (48 OPT-175B layers are 350 GB of FP32) — and the LM head from {@code host} when it owns one.
+     *
+     * @param host the stage's embeddings and head without layers ({@link OptModel#loadWithoutLayers})
+     */
+    public static GpuStage stream(int cudaDevice, Path checkpointDirectory, OptModel host, int maxBatchTokens, int maxPositions) {
+        OptConfig config = host.config();
+        if (!config.doLayerNormBefore()) {
+            throw new IllegalArgumentException("the GPU stage runs pre-LayerNorm OPT; post-LayerNorm (opt-350m) is not supported");
+        }
+        LayerRange range = host.range();
+        GpuStage stage;
+        try (HfCheckpoint checkpoint = HfCheckpoint.open(checkpointDirectory)) {
+            stage = new GpuStage(cudaDevice, config, StageRecipe.FP16, range.count(), maxBatchTokens, maxPositions,
+                    (local, compute) -> {
+                        try (Arena layerArena = Arena.ofShared()) {
+                            return Fp16Layer.upload(config, OptCheckpointLoader.loadLayer(checkpoint, config,
+                                    range.first() + local, layerArena));
+                        }
+                    });
+        }
+        if (DeviceLmHead.supports(host.weights())) {
+            try {
+                stage.head = DeviceLmHead.upload(config, host.weights(), maxBatchTokens);
             } catch (RuntimeException e) {
                 stage.close();
                 throw e;

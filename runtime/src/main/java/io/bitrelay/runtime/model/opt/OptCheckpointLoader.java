@@ -40,10 +40,31 @@ public final class OptCheckpointLoader {
             throw new CheckpointException(checkpoint.directory() + ": asked for " + range + " but config.json has "
                     + config.numLayers() + " layers");
         }
-        return new OptCheckpointLoader(checkpoint, config, arena).load(range);
+        return new OptCheckpointLoader(checkpoint, config, arena).load(range, true);
     }
 
-    private OptWeights load(LayerRange range) {
+    /**
+     * {@code range}'s embeddings, final LayerNorm and head, as {@link #load} reads them, and none of its decoder
+     * layers ({@code layers()} is empty): for a stage whose layers go to a GPU one at a time ({@link #loadLayer}).
+     */
+    public static OptWeights loadWithoutLayers(HfCheckpoint checkpoint, OptConfig config, LayerRange range, Arena arena) {
+        if (range.totalLayers() != config.numLayers()) {
+            throw new CheckpointException(checkpoint.directory() + ": asked for " + range + " but config.json has "
+                    + config.numLayers() + " layers");
+        }
+        return new OptCheckpointLoader(checkpoint, config, arena).load(range, false);
+    }
+
+    /** Decoder layer {@code index} alone, as {@link #load} reads it (its FP16 tensors widened into {@code arena}). */
+    public static LayerWeights loadLayer(HfCheckpoint checkpoint, OptConfig config, int index, Arena arena) {
+        if (index < 0 || index >= config.numLayers()) {
+            throw new CheckpointException(checkpoint.directory() + ": asked for layer " + index + " but config.json has "
+                    + config.numLayers() + " layers");
+        }
+        return new OptCheckpointLoader(checkpoint, config, arena).layer(index);
+    }
+
+    private OptWeights load(LayerRange range, boolean withLayers) {
         int hidden = config.hiddenSize();
         int embed = config.wordEmbedProjDim();
         boolean needsTokenTable = range.ownsEmbeddings() || range.ownsHead();
@@ -66,7 +87,7 @@ public final class OptCheckpointLoader {
                 projectOut = new Linear(tensor("project_out.weight", embed, hidden), null, embed, hidden);
             }
         }
-        LayerWeights[] layers = new LayerWeights[range.count()];
+        LayerWeights[] layers = new LayerWeights[withLayers ? range.count() : 0];
         for (int i = 0; i < layers.length; i++) {
             layers[i] = layer(range.first() + i);
         }

@@ -46,6 +46,26 @@ public final class OptModel implements AutoCloseable {
         }
     }
 
+    /**
+     * The stage's embeddings and head (per {@code range}'s ownership) without its decoder layers: what a GPU worker
+     * keeps on the host when its layers stream from the checkpoint to the device one at a time
+     * ({@code GpuStage.stream}). It embeds tokens and computes logits; it runs no layers ({@code weights().layers()}
+     * is empty).
+     */
+    public static OptModel loadWithoutLayers(Path checkpointDirectory, LayerRange range) {
+        HfCheckpoint checkpoint = HfCheckpoint.open(checkpointDirectory);
+        Arena arena = Arena.ofShared();
+        try {
+            OptConfig config = OptConfig.read(checkpoint.configFile());
+            return new OptModel(checkpoint, arena, OptCheckpointLoader.loadWithoutLayers(checkpoint, config, range, arena),
+                    KvPrecision.FP32);
+        } catch (RuntimeException e) {
+            arena.close();
+            checkpoint.close();
+            throw e;
+        }
+    }
+
     public OptConfig config() {
         return weights.config();
     }
