@@ -6,6 +6,7 @@ import io.bitrelay.runtime.cuda.link.GpuFrameCodecs;
 import io.bitrelay.runtime.cuda.stage.GpuChunk;
 import io.bitrelay.runtime.cuda.stage.GpuSequence;
 import io.bitrelay.runtime.cuda.stage.GpuStage;
+import io.bitrelay.runtime.cuda.stage.StageRecipe;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.tensor.DType;
 import io.bitrelay.runtime.wire.BatchLayout;
@@ -64,11 +65,11 @@ final class GpuLayers implements AutoCloseable {
     }
 
     /**
-     * Streams the FP16 layers of {@code host}'s range from {@code checkpoint} to cuda:{@code device}, one at a time
-     * (the host never holds the stage's layers); {@code host} has the stage's embeddings and head only.
+     * Streams the layers of {@code host}'s range from {@code layers} to cuda:{@code device}, one at a time (the host
+     * never holds the stage's layers); {@code host} has the stage's embeddings and head only.
      */
-    static GpuLayers stream(int device, java.nio.file.Path checkpoint, OptModel host, int maxBatchTokens) {
-        return new GpuLayers(device, maxBatchTokens, prepared(GpuStage.stream(device, checkpoint, host, maxBatchTokens,
+    static GpuLayers stream(int device, OptModel host, StageRecipe recipe, GpuStage.LayerSource layers, int maxBatchTokens) {
+        return new GpuLayers(device, maxBatchTokens, prepared(GpuStage.stream(device, host, recipe, layers, maxBatchTokens,
                 host.config().maxPositions())));
     }
 

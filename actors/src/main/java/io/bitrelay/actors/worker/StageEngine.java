@@ -1,19 +1,15 @@
 package io.bitrelay.actors.worker;
 
 import io.bitrelay.actors.coordinator.Coordinator;
-import io.bitrelay.actors.dataplane.DataPlane;
 import io.bitrelay.actors.coordinator.MicroBatch;
+import io.bitrelay.actors.dataplane.DataPlane;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.pipeline.StageQuantization;
 import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.actors.pipeline.StatsChunks;
-import io.bitrelay.runtime.quant.CalibrationCollector;
-import io.bitrelay.runtime.quant.CalibrationStats;
-import io.bitrelay.runtime.quant.QuantPlan;
-import io.bitrelay.runtime.quant.QuantRecipe;
-import io.bitrelay.runtime.quant.RecipeApplier;
-import io.bitrelay.runtime.quant.store.QuantStoreException;
-import io.bitrelay.runtime.quant.store.StageFile;
+import io.bitrelay.runtime.checkpoint.HfCheckpoint;
+import io.bitrelay.runtime.cuda.stage.GpuStage;
+import io.bitrelay.runtime.cuda.stage.StageRecipe;
 import io.bitrelay.runtime.eval.LogSoftmax;
 import io.bitrelay.runtime.eval.PromptScoring;
 import io.bitrelay.runtime.eval.TokenScore;
@@ -21,9 +17,19 @@ import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.LayerRange;
+import io.bitrelay.runtime.model.opt.LayerWeights;
+import io.bitrelay.runtime.model.opt.OptCheckpointLoader;
+import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
+import io.bitrelay.runtime.quant.CalibrationCollector;
+import io.bitrelay.runtime.quant.CalibrationStats;
 import io.bitrelay.runtime.quant.ClusterPlan;
+import io.bitrelay.runtime.quant.QuantPlan;
+import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.RecipeApplier;
+import io.bitrelay.runtime.quant.store.QuantStoreException;
+import io.bitrelay.runtime.quant.store.StageFile;
 import io.bitrelay.runtime.wire.BatchLayout;
 import io.bitrelay.runtime.wire.CodecId;
 import io.bitrelay.runtime.wire.FrameException;
@@ -34,6 +40,7 @@ import io.bitrelay.runtime.wire.LinkFrameReader;
 import io.bitrelay.runtime.wire.LinkFrameWriter;
 import io.bitrelay.runtime.wire.LinkStats;
 import io.bitrelay.runtime.wire.RptqLinkCodec;
+
 import org.apache.pekko.actor.typed.ActorRef;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -82,6 +89,8 @@ final class StageEngine {
     /** The last stage samples from logits made on the GPU (bitrelay.worker.device-lm-head). */
     private final boolean deviceHead;
     private final boolean restored;
+    /** The layers were streamed to the GPU: the host holds none, so this stage cannot calibrate or quantize. */
+    private final boolean streamed;
     private final String restoreProblem;
     /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
     private CalibrationCollector recipeCollector;
@@ -114,7 +123,8 @@ final class StageEngine {
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
-                        GpuLayers gpu, boolean deviceLinks, boolean deviceHead, int gptqSequences, String restoreProblem,
+                        GpuLayers gpu, boolean deviceLinks, boolean deviceHead, boolean streamed, boolean restoredOnDevice,
+                        int gptqSequences, String restoreProblem,
                         ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
         this.assignment = assignment;
         this.gpu = gpu;
@@ -125,7 +135,8 @@ final class StageEngine {
         this.workerId = workerId;
         this.base = base;
         this.model = model;
-        this.restored = model != base;
+        this.streamed = streamed;
+        this.restored = model != base || restoredOnDevice;
         this.restoreProblem = restoreProblem;
         this.coordinator = coordinator;
         CodecId codecId = CodecId.fromName(assignment.linkCodec());
@@ -173,7 +184,7 @@ final class StageEngine {
             }
             gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings.cudaDevice(), model);
             return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, settings.deviceLinkCodecs(),
-                    settings.deviceLmHead(),
+                    settings.deviceLmHead(), false, false,
                     settings.gptqSequences(), restoreProblem, coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
@@ -188,33 +199,45 @@ final class StageEngine {
     }
 
     /**
-     * A GPU worker with {@code host-weights = stream}: the layers go from the checkpoint to the device one at a time
-     * and the host keeps the stage's embeddings and head only, so the stage serves FP16 and cannot calibrate.
+     * A GPU worker with {@code host-weights = stream}: the layers go to the device one at a time — FP16 from the
+     * checkpoint, or W8A8 rebuilt from the stage file the store saved, each on its FP32 layer read alone — and the
+     * host keeps the stage's embeddings and head only. Such a stage cannot calibrate: a quantized recipe must be
+     * restorable from the store, else the stage refuses to load and says so.
      */
     private static StageEngine startStreaming(StageAssignment assignment, WorkerSettings settings, LayerRange range,
                                               DataPlane dataPlane, ActorRef<Coordinator.Command> coordinator) {
         int device = settings.cudaDevice();
         StageQuantization quantization = assignment.quantization();
-        if (quantization != null && !quantization.recipe().equals(QuantRecipe.FP32.name())) {
-            throw new IllegalArgumentException("stage " + assignment.stageIndex() + " on cuda:" + device + " streams its layers to "
-                    + "the GPU (bitrelay.worker.host-weights = stream) and serves them in FP16; recipe " + quantization.recipe()
-                    + " calibrates and quantizes on the host's FP32 layers: set host-weights = keep for it");
+        boolean quantized = quantization != null && !quantization.recipe().equals(QuantRecipe.FP32.name());
+        String where = "stage " + assignment.stageIndex() + " on cuda:" + device + " streams its layers to the GPU "
+                + "(bitrelay.worker.host-weights = stream)";
+        if (quantized && quantization.restoreFile() == null) {
+            throw new IllegalArgumentException(where + " and cannot calibrate " + quantization.recipe() + ": the quantization "
+                    + "store has no saved stage for it; calibrate once with host-weights = keep (the store keeps the result), then stream");
         }
         checkGpuKvCache(assignment, device);
-        OptModel host = OptModel.loadWithoutLayers(Path.of(assignment.checkpointDir()), range);
+        Path checkpoint = Path.of(assignment.checkpointDir());
+        OptModel host = OptModel.loadWithoutLayers(checkpoint, range);
         GpuLayers gpu = null;
-        try {
-            gpu = GpuLayers.stream(device, Path.of(assignment.checkpointDir()), host, assignment.maxBatchTokens());
-            LOG.info("stage {}: layers [{}, {}) streamed to {}", assignment.stageIndex(), assignment.firstLayer(),
-                    assignment.endLayer(), gpu.describe());
+        try (HfCheckpoint files = HfCheckpoint.open(checkpoint);
+             StageFile.Reader saved = quantized ? StageFile.Reader.open(Path.of(quantization.restoreFile()), identity(assignment),
+                     quantization.restoreCrc32c()) : null) {
+            OptConfig config = host.config();
+            GpuStage.LayerSource layers = (local, arena) -> {
+                LayerWeights fp32 = OptCheckpointLoader.loadLayer(files, config, range.first() + local, arena);
+                return saved == null ? fp32 : saved.restoreLayer(local, fp32, arena);
+            };
+            gpu = GpuLayers.stream(device, host, quantized ? StageRecipe.W8A8 : StageRecipe.FP16, layers, assignment.maxBatchTokens());
+            LOG.info("stage {}: layers [{}, {}) streamed to {}{}", assignment.stageIndex(), assignment.firstLayer(),
+                    assignment.endLayer(), gpu.describe(), quantized ? " (" + quantization.recipe() + " from " + quantization.restoreFile() + ")" : "");
             return new StageEngine(assignment, settings.workerId(), host, host, host, gpu, settings.deviceLinkCodecs(),
-                    settings.deviceLmHead(), settings.gptqSequences(), null, coordinator, dataPlane);
+                    settings.deviceLmHead(), true, quantized, settings.gptqSequences(), null, coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();
             }
             host.close();
-            throw e;
+            throw e instanceof QuantStoreException ? new IllegalArgumentException(where + ": " + e.getMessage(), e) : e;
         }
     }
 
@@ -323,6 +346,11 @@ final class StageEngine {
     }
 
     void beginRecipeCalibration(ActorRef<Coordinator.Command> replyTo) {
+        if (streamed) {
+            replyTo.tell(new Coordinator.StepFailed(-1, assignment.stageIndex(), "stage " + assignment.stageIndex()
+                    + " streamed its layers to the GPU and holds none on the host to calibrate (bitrelay.worker.host-weights = stream)"));
+            return;
+        }
         compute.execute(() -> {
             recipeCollector = new CalibrationCollector();
             StageQuantization quantization = assignment.quantization();
@@ -350,6 +378,11 @@ final class StageEngine {
 
     /** Builds the stage {@code plan} describes from the FP32 stage, serves with it, saves it when asked; acknowledged. */
     void applyPlan(QuantPlan plan, String saveFile, ActorRef<Coordinator.Command> replyTo) {
+        if (streamed) {
+            replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, "stage " + assignment.stageIndex()
+                    + " streamed its layers to the GPU and holds none on the host to quantize (bitrelay.worker.host-weights = stream)"));
+            return;
+        }
         compute.execute(() -> {
             long start = System.nanoTime();
             OptModel quantized;

@@ -15,7 +15,6 @@ import io.bitrelay.runtime.model.opt.OptModel;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -124,29 +123,39 @@ public final class GpuStage implements AutoCloseable {
         return stage;
     }
 
+    /** Where a streamed stage's decoder layers come from, one at a time; a layer's tensors live in {@code arena}. */
+    @FunctionalInterface
+    public interface LayerSource {
+        LayerWeights layer(int localLayer, Arena arena);
+    }
+
     /**
-     * The FP16 stage of {@code host}'s range with its decoder layers read from {@code checkpointDirectory} and
-     * uploaded one at a time — each layer's FP32 copy is freed before the next is read, so the host never holds
-     * the stage (48 OPT-175B layers are 350 GB of FP32) — and the LM head from {@code host} when it owns one.
+     * The stage of {@code host}'s range with its decoder layers taken from {@code layers} and uploaded one at a
+     * time — each layer's host copy is freed before the next is made, so the host never holds the stage (48 OPT-175B
+     * layers are 350 GB of FP32) — and the LM head from {@code host} when it owns one. Every layer must be of
+     * {@code recipe} (FP32 linears for FP16, per-token W8A8 for W8A8); one that is not is refused by its index.
      *
      * @param host the stage's embeddings and head without layers ({@link OptModel#loadWithoutLayers})
      */
-    public static GpuStage stream(int cudaDevice, Path checkpointDirectory, OptModel host, int maxBatchTokens, int maxPositions) {
+    public static GpuStage stream(int cudaDevice, OptModel host, StageRecipe recipe, LayerSource layers, int maxBatchTokens,
+                                  int maxPositions) {
         OptConfig config = host.config();
         if (!config.doLayerNormBefore()) {
             throw new IllegalArgumentException("the GPU stage runs pre-LayerNorm OPT; post-LayerNorm (opt-350m) is not supported");
         }
         LayerRange range = host.range();
-        GpuStage stage;
-        try (HfCheckpoint checkpoint = HfCheckpoint.open(checkpointDirectory)) {
-            stage = new GpuStage(cudaDevice, config, StageRecipe.FP16, range.count(), maxBatchTokens, maxPositions,
-                    (local, compute) -> {
-                        try (Arena layerArena = Arena.ofShared()) {
-                            return Fp16Layer.upload(config, OptCheckpointLoader.loadLayer(checkpoint, config,
-                                    range.first() + local, layerArena));
+        GpuStage stage = new GpuStage(cudaDevice, config, recipe, range.count(), maxBatchTokens, maxPositions,
+                (local, compute) -> {
+                    try (Arena layerArena = Arena.ofShared()) {
+                        LayerWeights w = layers.layer(local, layerArena);
+                        StageRecipe found = StageRecipe.ofLayer(w, range.first() + local);
+                        if (found != recipe) {
+                            throw new IllegalArgumentException("layer " + (range.first() + local) + " is " + found.label()
+                                    + ", the streamed stage " + recipe.label());
                         }
-                    });
-        }
+                        return recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, w) : W8A8Layer.upload(config, w);
+                    }
+                });
         if (DeviceLmHead.supports(host.weights())) {
             try {
                 stage.head = DeviceLmHead.upload(config, host.weights(), maxBatchTokens);
@@ -156,6 +165,14 @@ public final class GpuStage implements AutoCloseable {
             }
         }
         return stage;
+    }
+
+    /** {@link #stream} of the FP16 layers of {@code host}'s range, read one at a time from {@code checkpoint}. */
+    public static GpuStage stream(int cudaDevice, HfCheckpoint checkpoint, OptModel host, int maxBatchTokens, int maxPositions) {
+        LayerRange range = host.range();
+        return stream(cudaDevice, host, StageRecipe.FP16,
+                (local, arena) -> OptCheckpointLoader.loadLayer(checkpoint, host.config(), range.first() + local, arena),
+                maxBatchTokens, maxPositions);
     }
 
     /**

@@ -43,27 +43,36 @@ public enum StageRecipe {
         StageRecipe found = null;
         LayerWeights[] layers = weights.layers();
         for (int local = 0; local < layers.length; local++) {
-            LayerWeights w = layers[local];
-            List<LinearLayer> linears = List.of(w.qProj(), w.kProj(), w.vProj(), w.outProj(), w.fc1(), w.fc2());
-            for (LinearLayer linear : linears) {
-                StageRecipe recipe = switch (linear) {
-                    case Linear ignored -> FP16;
-                    case W8A8Linear w8 when w8.activations() == ActivationQuantization.PER_TOKEN_DYNAMIC -> W8A8;
-                    case W8A8Linear ignored -> throw new IllegalArgumentException("layer " + (weights.range().first() + local)
-                            + ": the GPU stage runs W8A8 with per-token dynamic activation scales only (SmoothQuant "
-                            + "w8a8-smoothquant or w8a8-pertoken), not per-tensor static");
-                    default -> throw new IllegalArgumentException("layer " + (weights.range().first() + local) + ": the GPU "
-                            + "stage runs FP32 (as FP16) or W8A8 linears, not " + linear.getClass().getSimpleName());
-                };
-                if (found != null && found != recipe) {
-                    throw new IllegalArgumentException("layer " + (weights.range().first() + local)
-                            + " mixes FP32 and W8A8 linears; a GPU stage runs one recipe");
-                }
-                found = recipe;
+            StageRecipe recipe = ofLayer(layers[local], weights.range().first() + local);
+            if (found != null && found != recipe) {
+                throw new IllegalArgumentException("layer " + (weights.range().first() + local)
+                        + " mixes FP32 and W8A8 linears; a GPU stage runs one recipe");
             }
+            found = recipe;
         }
         if (found == null) {
             throw new IllegalArgumentException("the stage " + weights.range() + " has no decoder layers");
+        }
+        return found;
+    }
+
+    /** The recipe of one decoder layer (model layer {@code layer}), refused as {@link #of} refuses. */
+    public static StageRecipe ofLayer(LayerWeights w, int layer) {
+        StageRecipe found = null;
+        for (LinearLayer linear : List.of(w.qProj(), w.kProj(), w.vProj(), w.outProj(), w.fc1(), w.fc2())) {
+            StageRecipe recipe = switch (linear) {
+                case Linear ignored -> FP16;
+                case W8A8Linear w8 when w8.activations() == ActivationQuantization.PER_TOKEN_DYNAMIC -> W8A8;
+                case W8A8Linear ignored -> throw new IllegalArgumentException("layer " + layer
+                        + ": the GPU stage runs W8A8 with per-token dynamic activation scales only (SmoothQuant "
+                        + "w8a8-smoothquant or w8a8-pertoken), not per-tensor static");
+                default -> throw new IllegalArgumentException("layer " + layer + ": the GPU "
+                        + "stage runs FP32 (as FP16) or W8A8 linears, not " + linear.getClass().getSimpleName());
+            };
+            if (found != null && found != recipe) {
+                throw new IllegalArgumentException("layer " + layer + " mixes FP32 and W8A8 linears; a GPU stage runs one recipe");
+            }
+            found = recipe;
         }
         return found;
     }

@@ -131,54 +131,100 @@ public final class StageFile {
      *                             another model, recipe, α or layer range, or with tensors that do not fit
      */
     public static OptModel load(Path file, OptModel base, Identity expected, long expectedCrc32c) {
-        if (!Files.isRegularFile(file)) {
-            throw new QuantStoreException(file + ": stage file is missing");
-        }
-        if (expectedCrc32c >= 0) {
-            long crc = crc32c(file);
-            if (crc != expectedCrc32c) {
-                throw new QuantStoreException(file + ": CRC32C " + Long.toHexString(crc) + " differs from the recorded "
-                        + Long.toHexString(expectedCrc32c) + " (damaged or replaced file)");
-            }
+        if (base.range().first() != expected.firstLayer() || base.range().end() != expected.endLayer()) {
+            throw new QuantStoreException(file + ": the FP32 stage holds " + base.range() + ", the file layers ["
+                    + expected.firstLayer() + ", " + expected.endLayer() + ")");
         }
         Arena arena = Arena.ofShared();
-        try (Arena mapping = Arena.ofConfined()) {
-            SafetensorsFile stored;
-            try {
-                stored = SafetensorsFile.open(file, mapping);
-            } catch (CheckpointException e) {
-                throw new QuantStoreException(e.getMessage(), e);
-            }
-            JsonNode meta = metadata(file, stored);
-            checkIdentity(file, meta, expected);
-            if (base.range().first() != expected.firstLayer() || base.range().end() != expected.endLayer()) {
-                throw new QuantStoreException(file + ": the FP32 stage holds " + base.range() + ", the file layers ["
-                        + expected.firstLayer() + ", " + expected.endLayer() + ")");
-            }
-            JsonNode linears = meta.path("linears");
+        try (Reader reader = Reader.open(file, expected, expectedCrc32c)) {
             LayerWeights[] baseLayers = base.weights().layers();
             LayerWeights[] restored = new LayerWeights[baseLayers.length];
             for (int local = 0; local < baseLayers.length; local++) {
-                String prefix = "model.decoder.layers." + (expected.firstLayer() + local) + ".";
-                LayerWeights b = baseLayers[local];
-                Map<Slot, LinearLayer> slots = new HashMap<>();
-                for (Slot slot : Slot.values()) {
-                    slots.put(slot, restoreLinear(file, stored, prefix + slot.path, linears.get(prefix + slot.path),
-                            slot.get.apply(b), arena));
-                }
-                restored[local] = new LayerWeights(
-                        restoreNorm(file, stored, prefix + "self_attn_layer_norm", b.selfAttnLayerNorm(), arena),
-                        slots.get(Slot.Q), slots.get(Slot.K), slots.get(Slot.V), slots.get(Slot.OUT),
-                        restoreNorm(file, stored, prefix + "final_layer_norm", b.finalLayerNorm(), arena),
-                        slots.get(Slot.FC1), slots.get(Slot.FC2));
+                restored[local] = reader.restoreLayer(local, baseLayers[local], arena);
             }
             return base.derive(base.weights().withLayers(restored), arena);
         } catch (RuntimeException e) {
             arena.close();
-            if (e instanceof QuantStoreException) {
+            throw e;
+        }
+    }
+
+    /**
+     * An open, checked stage file whose layers are rebuilt one at a time, each on top of its FP32 layer: what a
+     * GPU worker streaming its layers uses, so the host never holds the stage. Confined to the opening thread.
+     */
+    public static final class Reader implements AutoCloseable {
+        private final Path file;
+        private final Identity identity;
+        private final Arena mapping;
+        private final SafetensorsFile stored;
+        private final JsonNode linears;
+
+        private Reader(Path file, Identity identity, Arena mapping, SafetensorsFile stored, JsonNode linears) {
+            this.file = file;
+            this.identity = identity;
+            this.mapping = mapping;
+            this.stored = stored;
+            this.linears = linears;
+        }
+
+        /** Opens {@code file} after checking its CRC32C (unless -1) and that it was made for {@code expected}. */
+        public static Reader open(Path file, Identity expected, long expectedCrc32c) {
+            if (!Files.isRegularFile(file)) {
+                throw new QuantStoreException(file + ": stage file is missing");
+            }
+            if (expectedCrc32c >= 0) {
+                long crc = crc32c(file);
+                if (crc != expectedCrc32c) {
+                    throw new QuantStoreException(file + ": CRC32C " + Long.toHexString(crc) + " differs from the recorded "
+                            + Long.toHexString(expectedCrc32c) + " (damaged or replaced file)");
+                }
+            }
+            Arena mapping = Arena.ofConfined();
+            try {
+                SafetensorsFile stored;
+                try {
+                    stored = SafetensorsFile.open(file, mapping);
+                } catch (CheckpointException e) {
+                    throw new QuantStoreException(e.getMessage(), e);
+                }
+                JsonNode meta = metadata(file, stored);
+                checkIdentity(file, meta, expected);
+                return new Reader(file, expected, mapping, stored, meta.path("linears"));
+            } catch (RuntimeException e) {
+                mapping.close();
                 throw e;
             }
-            throw new QuantStoreException(file + ": " + (e.getMessage() != null ? e.getMessage() : e.toString()), e);
+        }
+
+        /** The saved layer {@code local} of the stage rebuilt on {@code base}, its FP32 layer; new tensors go to {@code arena}. */
+        public LayerWeights restoreLayer(int local, LayerWeights base, Arena arena) {
+            if (local < 0 || local >= identity.endLayer() - identity.firstLayer()) {
+                throw new QuantStoreException(file + ": holds layers [" + identity.firstLayer() + ", " + identity.endLayer()
+                        + "), asked for local layer " + local);
+            }
+            try {
+                String prefix = "model.decoder.layers." + (identity.firstLayer() + local) + ".";
+                Map<Slot, LinearLayer> slots = new HashMap<>();
+                for (Slot slot : Slot.values()) {
+                    slots.put(slot, restoreLinear(file, stored, prefix + slot.path, linears.get(prefix + slot.path),
+                            slot.get.apply(base), arena));
+                }
+                return new LayerWeights(
+                        restoreNorm(file, stored, prefix + "self_attn_layer_norm", base.selfAttnLayerNorm(), arena),
+                        slots.get(Slot.Q), slots.get(Slot.K), slots.get(Slot.V), slots.get(Slot.OUT),
+                        restoreNorm(file, stored, prefix + "final_layer_norm", base.finalLayerNorm(), arena),
+                        slots.get(Slot.FC1), slots.get(Slot.FC2));
+            } catch (QuantStoreException e) {
+                throw e;
+            } catch (RuntimeException e) {
+                throw new QuantStoreException(file + ": " + (e.getMessage() != null ? e.getMessage() : e.toString()), e);
+            }
+        }
+
+        @Override
+        public void close() {
+            mapping.close();
         }
     }
 

@@ -1,9 +1,18 @@
 package io.bitrelay.runtime.cuda.stage;
 
+import io.bitrelay.runtime.checkpoint.HfCheckpoint;
 import io.bitrelay.runtime.cuda.GpuTestSupport;
+import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.model.opt.LayerRange;
+import io.bitrelay.runtime.model.opt.OptCheckpointLoader;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.quant.Calibration;
+import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.RecipeApplier;
+import io.bitrelay.runtime.quant.SmoothQuant;
+import io.bitrelay.runtime.quant.store.StageFile;
 import io.bitrelay.runtime.synthetic.SyntheticCheckpointWriter;
 import io.bitrelay.runtime.synthetic.SyntheticOptions;
 import org.junit.jupiter.api.Test;
@@ -22,39 +31,73 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A stage whose layers stream from the checkpoint to the GPU one at a time computes exactly what the stage built
- * from the host's FP32 copy computes: the same FP16 uploads, so the same bits, rows and logits alike. Skipped,
- * with the reason, where no GPU is usable.
+ * A stage whose layers stream to the GPU one at a time — FP16 from the checkpoint, or W8A8 rebuilt from a saved
+ * stage file on each FP32 layer — computes exactly what the stage built from the host's whole copy computes: the
+ * same uploads, so the same bits, rows and logits alike. Skipped, with the reason, where no GPU is usable.
  */
 @Timeout(300)
 class GpuStageStreamTest {
     private static final OptConfig CONFIG = new OptConfig(300, 256, 3, 4, 1024, 256, 256, true, false, true, 2, 2, 1, "float32");
     private static final int MAX_BATCH_TOKENS = 64;
+    private static final LayerRange LAST = new LayerRange(1, 3, 3);
 
     @TempDir
     Path temp;
 
     @Test
-    void shouldServeTheLayersItStreamedAsTheHostCopyDoes() {
+    void shouldServeFp16LayersStreamedFromTheCheckpointAsTheHostCopyDoes() {
         GpuTestSupport.requireGpu();
         Path checkpoint = SyntheticCheckpointWriter.write(temp.resolve("model"), CONFIG, SyntheticOptions.defaults());
-        LayerRange last = new LayerRange(1, 3, 3);
-        try (OptModel full = OptModel.load(checkpoint, last);
-             OptModel host = OptModel.loadWithoutLayers(checkpoint, last);
+        try (OptModel full = OptModel.load(checkpoint, LAST);
+             OptModel host = OptModel.loadWithoutLayers(checkpoint, LAST);
+             HfCheckpoint files = HfCheckpoint.open(checkpoint);
              GpuStage fromCopy = GpuStage.open(0, full, MAX_BATCH_TOKENS, CONFIG.maxPositions());
-             GpuStage streamed = GpuStage.stream(0, checkpoint, host, MAX_BATCH_TOKENS, CONFIG.maxPositions());
-             Arena arena = Arena.ofShared()) {
-            assertEquals(fromCopy.weightBytes(), streamed.weightBytes());
-            assertTrue(streamed.hasLmHead());
-            GpuSequence a = fromCopy.newSequence();
-            GpuSequence b = streamed.newSequence();
-            int rows = 40;
-            SplittableRandom random = new SplittableRandom(3);
+             GpuStage streamed = GpuStage.stream(0, files, host, MAX_BATCH_TOKENS, CONFIG.maxPositions())) {
+            assertSameOutputs(fromCopy, streamed);
+        }
+    }
+
+    @Test
+    void shouldServeW8A8LayersRebuiltOneAtATimeFromAStageFile() {
+        GpuTestSupport.requireGpu();
+        Path checkpoint = SyntheticCheckpointWriter.write(temp.resolve("model"), CONFIG, SyntheticOptions.defaults().withOutliers(true));
+        try (OptModel whole = OptModel.load(checkpoint)) {
+            int[] tokens = new SplittableRandom(7).ints(512, 3, CONFIG.vocabSize()).toArray();
+            CalibrationStats stats = Calibration.run(whole, tokens, 8, 64, "random", Progress.NONE);
+            try (OptModel full = OptModel.load(checkpoint, LAST);
+                 OptModel quantized = RecipeApplier.apply(full, QuantRecipe.W8A8_SMOOTHQUANT, stats, SmoothQuant.DEFAULT_ALPHA);
+                 OptModel host = OptModel.loadWithoutLayers(checkpoint, LAST);
+                 HfCheckpoint files = HfCheckpoint.open(checkpoint)) {
+                StageFile.Identity identity = new StageFile.Identity("test", QuantRecipe.W8A8_SMOOTHQUANT.name(),
+                        SmoothQuant.DEFAULT_ALPHA, LAST.first(), LAST.end());
+                Path saved = temp.resolve("stage.safetensors");
+                StageFile.Written written = StageFile.save(saved, full, quantized, identity);
+                try (StageFile.Reader reader = StageFile.Reader.open(saved, identity, written.crc32c());
+                     GpuStage fromCopy = GpuStage.open(0, quantized, MAX_BATCH_TOKENS, CONFIG.maxPositions());
+                     GpuStage streamed = GpuStage.stream(0, host, StageRecipe.W8A8, (local, arena) -> reader.restoreLayer(local,
+                             OptCheckpointLoader.loadLayer(files, CONFIG, LAST.first() + local, arena), arena),
+                             MAX_BATCH_TOKENS, CONFIG.maxPositions())) {
+                    assertEquals(StageRecipe.W8A8, streamed.recipe());
+                    assertSameOutputs(fromCopy, streamed);
+                }
+            }
+        }
+    }
+
+    /** A prefill of 40 rows, then two one-token decodes, through both stages: the same rows and logits, bit for bit. */
+    private static void assertSameOutputs(GpuStage fromCopy, GpuStage streamed) {
+        assertEquals(fromCopy.weightBytes(), streamed.weightBytes());
+        assertTrue(streamed.hasLmHead());
+        GpuSequence a = fromCopy.newSequence();
+        GpuSequence b = streamed.newSequence();
+        int rows = 40;
+        SplittableRandom random = new SplittableRandom(3);
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment input = arena.allocate((long) rows * CONFIG.hiddenSize() * Float.BYTES, 64);
             for (long i = 0; i < (long) rows * CONFIG.hiddenSize(); i++) {
                 input.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) random.nextGaussian());
             }
-            for (int step = 0; step < 3; step++) { // a prefill of 40 rows, then two one-token decodes
+            for (int step = 0; step < 3; step++) {
                 int stepRows = step == 0 ? rows : 1;
                 MemorySegment x = arena.allocate((long) stepRows * CONFIG.hiddenSize() * Float.BYTES, 64);
                 MemorySegment y = arena.allocate(x.byteSize(), 64);

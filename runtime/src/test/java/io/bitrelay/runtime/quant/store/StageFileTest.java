@@ -1,11 +1,14 @@
 package io.bitrelay.runtime.quant.store;
 
 import io.bitrelay.runtime.TestModels;
+import io.bitrelay.runtime.checkpoint.HfCheckpoint;
 import io.bitrelay.runtime.checkpoint.ModelFingerprint;
 import io.bitrelay.runtime.checkpoint.SafetensorsFile;
 import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.LayerRange;
+import io.bitrelay.runtime.model.opt.LayerWeights;
+import io.bitrelay.runtime.model.opt.OptCheckpointLoader;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
 import io.bitrelay.runtime.quant.Calibration;
@@ -71,6 +74,43 @@ class StageFileTest {
                 }
             }
         }
+    }
+
+    /** What a GPU worker streaming a stored stage does: each layer rebuilt alone on its FP32 layer read alone. */
+    @Test
+    void shouldRebuildEachLayerAloneAsTheWholeStageLoads() {
+        LayerRange range = new LayerRange(1, 3, TestModels.tinyConfig().numLayers());
+        StageFile.Identity identity = new StageFile.Identity(fingerprint, "w8a8-smoothquant", 0.5f, 1, 3);
+        Path file = temp.resolve("layer-by-layer").resolve(StageFile.fileName(1, 3));
+        StageFile.Written written;
+        try (OptModel base = OptModel.load(checkpoint, range);
+             OptModel quantized = RecipeApplier.apply(base, QuantRecipe.W8A8_SMOOTHQUANT, stats, 0.5f)) {
+            written = StageFile.save(file, base, quantized, identity);
+        }
+        try (OptModel base = OptModel.load(checkpoint, range);
+             OptModel whole = StageFile.load(file, base, identity, written.crc32c());
+             HfCheckpoint files = HfCheckpoint.open(checkpoint);
+             StageFile.Reader reader = StageFile.Reader.open(file, identity, written.crc32c());
+             Arena layers = Arena.ofShared()) {
+            LayerWeights[] alone = new LayerWeights[range.count()];
+            for (int local = 0; local < alone.length; local++) {
+                alone[local] = reader.restoreLayer(local,
+                        OptCheckpointLoader.loadLayer(files, base.config(), range.first() + local, layers), layers);
+            }
+            try (OptModel streamed = base.derive(base.weights().withLayers(alone), Arena.ofShared())) {
+                float[][] expected = stageOutput(whole);
+                float[][] actual = stageOutput(streamed);
+                for (int i = 0; i < expected.length; i++) {
+                    assertArrayEquals(expected[i], actual[i], 0f, "row " + i);
+                }
+            }
+            QuantStoreException e = assertThrows(QuantStoreException.class,
+                    () -> reader.restoreLayer(2, base.weights().layers()[0], layers));
+            assertTrue(e.getMessage().contains("local layer 2"), e.getMessage());
+        }
+        QuantStoreException wrong = assertThrows(QuantStoreException.class, () -> StageFile.Reader.open(file,
+                new StageFile.Identity(fingerprint, "w8a8-smoothquant", 0.5f, 0, 2), written.crc32c()));
+        assertTrue(wrong.getMessage().contains(file.toString()), wrong.getMessage());
     }
 
     @Test
