@@ -11,6 +11,7 @@ import io.bitrelay.runtime.model.opt.LayerWeights;
 import io.bitrelay.runtime.model.opt.OptCheckpointLoader;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.model.opt.OptWeights;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -100,6 +101,15 @@ public final class GpuStage implements AutoCloseable {
      */
     public static GpuStage open(int cudaDevice, OptModel stageModel, int maxBatchTokens, int maxPositions) {
         OptConfig config = stageModel.config();
+        checkServable(config, maxPositions);
+        StageRecipe recipe = StageRecipe.of(stageModel.weights());
+        LayerWeights[] weights = stageModel.weights().layers();
+        return withHead(new GpuStage(cudaDevice, config, recipe, weights.length, maxBatchTokens, maxPositions,
+                (local, compute) -> recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, weights[local])
+                        : W8A8Layer.upload(config, weights[local])), stageModel.weights());
+    }
+
+    private static void checkServable(OptConfig config, int maxPositions) {
         if (!config.doLayerNormBefore()) {
             throw new IllegalArgumentException("the GPU stage runs pre-LayerNorm OPT; post-LayerNorm (opt-350m) is not supported");
         }
@@ -107,14 +117,13 @@ public final class GpuStage implements AutoCloseable {
             throw new IllegalArgumentException("maxPositions " + maxPositions + " exceeds the model's context of "
                     + config.maxPositions());
         }
-        StageRecipe recipe = StageRecipe.of(stageModel.weights());
-        LayerWeights[] weights = stageModel.weights().layers();
-        GpuStage stage = new GpuStage(cudaDevice, config, recipe, weights.length, maxBatchTokens, maxPositions,
-                (local, compute) -> recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, weights[local])
-                        : W8A8Layer.upload(config, weights[local]));
-        if (DeviceLmHead.supports(stageModel.weights())) {
+    }
+
+    /** {@code stage} with the LM head of {@code weights} uploaded, when the stage owns one the GPU runs; closed if that fails. */
+    private static GpuStage withHead(GpuStage stage, OptWeights weights) {
+        if (DeviceLmHead.supports(weights)) {
             try {
-                stage.head = DeviceLmHead.upload(config, stageModel.weights(), maxBatchTokens);
+                stage.head = DeviceLmHead.upload(stage.config, weights, stage.maxBatchTokens);
             } catch (RuntimeException e) {
                 stage.close();
                 throw e;
@@ -140,11 +149,9 @@ public final class GpuStage implements AutoCloseable {
     public static GpuStage stream(int cudaDevice, OptModel host, StageRecipe recipe, LayerSource layers, int maxBatchTokens,
                                   int maxPositions) {
         OptConfig config = host.config();
-        if (!config.doLayerNormBefore()) {
-            throw new IllegalArgumentException("the GPU stage runs pre-LayerNorm OPT; post-LayerNorm (opt-350m) is not supported");
-        }
+        checkServable(config, maxPositions);
         LayerRange range = host.range();
-        GpuStage stage = new GpuStage(cudaDevice, config, recipe, range.count(), maxBatchTokens, maxPositions,
+        return withHead(new GpuStage(cudaDevice, config, recipe, range.count(), maxBatchTokens, maxPositions,
                 (local, compute) -> {
                     try (Arena layerArena = Arena.ofShared()) {
                         LayerWeights w = layers.layer(local, layerArena);
@@ -155,16 +162,7 @@ public final class GpuStage implements AutoCloseable {
                         }
                         return recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, w) : W8A8Layer.upload(config, w);
                     }
-                });
-        if (DeviceLmHead.supports(host.weights())) {
-            try {
-                stage.head = DeviceLmHead.upload(config, host.weights(), maxBatchTokens);
-            } catch (RuntimeException e) {
-                stage.close();
-                throw e;
-            }
-        }
-        return stage;
+                }), host.weights());
     }
 
     /** {@link #stream} of the FP16 layers of {@code host}'s range, read one at a time from {@code checkpoint}. */
