@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitrelay.runtime.eval.Perplexity;
 import io.bitrelay.runtime.eval.Progress;
-import io.bitrelay.runtime.eval.ProgressBar;
 import io.bitrelay.runtime.eval.TokenWindows;
 import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.OptModel;
@@ -106,8 +105,8 @@ public final class EvalCommand implements Runnable {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
     Path json;
 
-    @Option(names = "--no-progress", description = "No progress bars on stderr.")
-    boolean noProgress;
+    @Mixin
+    ProgressOptions progressOptions;
 
     /** How GPTQ recipes gather the moments they round with. */
     enum GptqPass { SEQUENTIAL, ONE_PASS }
@@ -338,7 +337,7 @@ public final class EvalCommand implements Runnable {
     }
 
     private Progress progress(String label, String unit) {
-        return noProgress ? Progress.NONE : ProgressBar.stderr(label, unit);
+        return progressOptions.progress(label, unit);
     }
 
     static void printTable(List<Row> rows, PrintWriter out) {

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitrelay.runtime.eval.OutputError;
 import io.bitrelay.runtime.eval.Progress;
-import io.bitrelay.runtime.eval.ProgressBar;
 import io.bitrelay.runtime.eval.TokenWindows;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
@@ -65,8 +64,8 @@ public final class QuantErrorCommand implements Runnable {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
     Path json;
 
-    @Option(names = "--no-progress", description = "No progress bars on stderr.")
-    boolean noProgress;
+    @Mixin
+    ProgressOptions progressOptions;
 
     record Row(String recipe, OutputError error, double seconds) {
     }
@@ -140,7 +139,7 @@ public final class QuantErrorCommand implements Runnable {
     }
 
     private Progress progress(String label, String unit) {
-        return noProgress ? Progress.NONE : ProgressBar.stderr(label, unit);
+        return progressOptions.progress(label, unit);
     }
 
     static void printTable(List<Row> rows, PrintWriter out) {
