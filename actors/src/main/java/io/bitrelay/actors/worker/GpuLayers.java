@@ -23,8 +23,8 @@ import java.util.function.Consumer;
 
 /**
  * A stage's decoder layers on its GPU: the {@link GpuStage} built from the model the stage serves, one device
- * KV cache per sequence id, and the stage's link codecs on the device. The stage's embeddings, LM head and
- * calibration stay on the CPU model. A step either takes host FP32 rows in and out ({@link #run}), or keeps
+ * KV cache per sequence id, the stage's link codecs on the device, and its LM head when the stage owns one the GPU
+ * runs. The stage's embeddings, prompt scoring and calibration stay on the CPU model. A step either takes host FP32 rows in and out ({@link #run}), or keeps
  * its rows on the device between a link frame decoded there ({@link #receive}), the layers
  * ({@link #runOnDevice}) and a frame encoded there ({@link #encodeFrame}), so only packed frame bytes cross
  * PCIe. Used from the stage's compute thread only.
@@ -143,7 +143,7 @@ final class GpuLayers implements AutoCloseable {
         return stage.logits(rows);
     }
 
-    /** Waits for the queued work and copies the device's rows to {@code hidden} (the last stage's LM head). */
+    /** Waits for the queued work and copies the device's rows to {@code hidden} (the CPU's LM head or prompt scoring). */
     void store(MemorySegment hidden, int rows) {
         stage.storeHidden(hidden, rows);
     }

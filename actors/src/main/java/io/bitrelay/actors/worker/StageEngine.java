@@ -17,9 +17,6 @@ import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.LayerRange;
-import io.bitrelay.runtime.model.opt.LayerWeights;
-import io.bitrelay.runtime.model.opt.OptCheckpointLoader;
-import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
 import io.bitrelay.runtime.quant.CalibrationCollector;
@@ -222,11 +219,9 @@ final class StageEngine {
         try (HfCheckpoint files = HfCheckpoint.open(checkpoint);
              StageFile.Reader saved = quantized ? StageFile.Reader.open(Path.of(quantization.restoreFile()), identity(assignment),
                      quantization.restoreCrc32c()) : null) {
-            OptConfig config = host.config();
-            GpuStage.LayerSource layers = (local, arena) -> {
-                LayerWeights fp32 = OptCheckpointLoader.loadLayer(files, config, range.first() + local, arena);
-                return saved == null ? fp32 : saved.restoreLayer(local, fp32, arena);
-            };
+            GpuStage.LayerSource fp32 = GpuStage.LayerSource.checkpoint(files, host.config(), range);
+            GpuStage.LayerSource layers = saved == null ? fp32
+                    : (local, arena) -> saved.restoreLayer(local, fp32.layer(local, arena), arena);
             gpu = GpuLayers.stream(device, host, quantized ? StageRecipe.W8A8 : StageRecipe.FP16, layers, assignment.maxBatchTokens());
             LOG.info("stage {}: layers [{}, {}) streamed to {}{}", assignment.stageIndex(), assignment.firstLayer(),
                     assignment.endLayer(), gpu.describe(), quantized ? " (" + quantization.recipe() + " from " + quantization.restoreFile() + ")" : "");

@@ -105,8 +105,11 @@ public final class GpuStage implements AutoCloseable {
         StageRecipe recipe = StageRecipe.of(stageModel.weights());
         LayerWeights[] weights = stageModel.weights().layers();
         return withHead(new GpuStage(cudaDevice, config, recipe, weights.length, maxBatchTokens, maxPositions,
-                (local, compute) -> recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, weights[local])
-                        : W8A8Layer.upload(config, weights[local])), stageModel.weights());
+                (local, compute) -> upload(config, recipe, weights[local])), stageModel.weights());
+    }
+
+    private static DeviceLayer upload(OptConfig config, StageRecipe recipe, LayerWeights weights) {
+        return recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, weights) : W8A8Layer.upload(config, weights);
     }
 
     private static void checkServable(OptConfig config, int maxPositions) {
@@ -136,6 +139,11 @@ public final class GpuStage implements AutoCloseable {
     @FunctionalInterface
     public interface LayerSource {
         LayerWeights layer(int localLayer, Arena arena);
+
+        /** The FP32 layers of {@code range}, each read alone from {@code checkpoint}. */
+        static LayerSource checkpoint(HfCheckpoint checkpoint, OptConfig config, LayerRange range) {
+            return (local, arena) -> OptCheckpointLoader.loadLayer(checkpoint, config, range.first() + local, arena);
+        }
     }
 
     /**
@@ -160,17 +168,9 @@ public final class GpuStage implements AutoCloseable {
                             throw new IllegalArgumentException("layer " + (range.first() + local) + " is " + found.label()
                                     + ", the streamed stage " + recipe.label());
                         }
-                        return recipe == StageRecipe.FP16 ? Fp16Layer.upload(config, w) : W8A8Layer.upload(config, w);
+                        return upload(config, recipe, w);
                     }
                 }), host.weights());
-    }
-
-    /** {@link #stream} of the FP16 layers of {@code host}'s range, read one at a time from {@code checkpoint}. */
-    public static GpuStage stream(int cudaDevice, HfCheckpoint checkpoint, OptModel host, int maxBatchTokens, int maxPositions) {
-        LayerRange range = host.range();
-        return stream(cudaDevice, host, StageRecipe.FP16,
-                (local, arena) -> OptCheckpointLoader.loadLayer(checkpoint, host.config(), range.first() + local, arena),
-                maxBatchTokens, maxPositions);
     }
 
     /**

@@ -111,8 +111,4 @@ final class Attention {
         cache.keyRows(localLayer).write(k, rowBase, chunk.length(), cache.length());
         cache.valueRows(localLayer).write(v, rowBase, chunk.length(), cache.length());
     }
-
-    static void scale(MemorySegment x, long elements, float factor) {
-        VectorMath.scaleInPlace(x, elements, factor);
-    }
 }

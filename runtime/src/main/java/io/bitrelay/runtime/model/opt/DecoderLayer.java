@@ -39,7 +39,7 @@ final class DecoderLayer {
         w.vProj().apply(attentionInput, rows, buffers.v);
         observe(observer, layer, ActivationSite.KEYS, buffers.k, rows, width);
         observe(observer, layer, ActivationSite.VALUES, buffers.v, rows, width);
-        Attention.scale(buffers.q, (long) rows * width, (float) (1.0 / Math.sqrt(config.headDim())));
+        VectorMath.scaleInPlace(buffers.q, (long) rows * width, (float) (1.0 / Math.sqrt(config.headDim())));
         int rowBase = 0;
         for (SequenceChunk chunk : chunks) {
             Attention.store(chunk, localLayer, buffers.k, buffers.v, rowBase, width);

@@ -36,10 +36,7 @@ public final class OptCheckpointLoader {
 
     /** Loads {@code range} of the model; FP32 tensors stay memory-mapped, others are widened into {@code arena}. */
     public static OptWeights load(HfCheckpoint checkpoint, OptConfig config, LayerRange range, Arena arena) {
-        if (range.totalLayers() != config.numLayers()) {
-            throw new CheckpointException(checkpoint.directory() + ": asked for " + range + " but config.json has "
-                    + config.numLayers() + " layers");
-        }
+        checkRange(checkpoint, config, range);
         return new OptCheckpointLoader(checkpoint, config, arena).load(range, true);
     }
 
@@ -48,11 +45,15 @@ public final class OptCheckpointLoader {
      * layers ({@code layers()} is empty): for a stage whose layers go to a GPU one at a time ({@link #loadLayer}).
      */
     public static OptWeights loadWithoutLayers(HfCheckpoint checkpoint, OptConfig config, LayerRange range, Arena arena) {
+        checkRange(checkpoint, config, range);
+        return new OptCheckpointLoader(checkpoint, config, arena).load(range, false);
+    }
+
+    private static void checkRange(HfCheckpoint checkpoint, OptConfig config, LayerRange range) {
         if (range.totalLayers() != config.numLayers()) {
             throw new CheckpointException(checkpoint.directory() + ": asked for " + range + " but config.json has "
                     + config.numLayers() + " layers");
         }
-        return new OptCheckpointLoader(checkpoint, config, arena).load(range, false);
     }
 
     /** Decoder layer {@code index} alone, as {@link #load} reads it (its FP16 tensors widened into {@code arena}). */

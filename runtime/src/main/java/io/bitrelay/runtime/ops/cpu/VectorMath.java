@@ -158,7 +158,7 @@ public final class VectorMath {
     }
 
     /** The first {@code n} FP32 values of a segment as an array (one bulk copy). */
-    public static float[] toFloats(MemorySegment segment, int n) {
+    private static float[] toFloats(MemorySegment segment, int n) {
         float[] values = new float[n];
         MemorySegment.copy(segment, F32, 0, values, 0, n);
         return values;

@@ -4,7 +4,6 @@ import io.bitrelay.runtime.checkpoint.HfCheckpoint;
 import io.bitrelay.runtime.cuda.GpuTestSupport;
 import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.model.opt.LayerRange;
-import io.bitrelay.runtime.model.opt.OptCheckpointLoader;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.quant.Calibration;
@@ -52,7 +51,8 @@ class GpuStageStreamTest {
              OptModel host = OptModel.loadWithoutLayers(checkpoint, LAST);
              HfCheckpoint files = HfCheckpoint.open(checkpoint);
              GpuStage fromCopy = GpuStage.open(0, full, MAX_BATCH_TOKENS, CONFIG.maxPositions());
-             GpuStage streamed = GpuStage.stream(0, files, host, MAX_BATCH_TOKENS, CONFIG.maxPositions())) {
+             GpuStage streamed = GpuStage.stream(0, host, StageRecipe.FP16, GpuStage.LayerSource.checkpoint(files, CONFIG, LAST),
+                     MAX_BATCH_TOKENS, CONFIG.maxPositions())) {
             assertSameOutputs(fromCopy, streamed);
         }
     }
@@ -75,7 +75,7 @@ class GpuStageStreamTest {
                 try (StageFile.Reader reader = StageFile.Reader.open(saved, identity, written.crc32c());
                      GpuStage fromCopy = GpuStage.open(0, quantized, MAX_BATCH_TOKENS, CONFIG.maxPositions());
                      GpuStage streamed = GpuStage.stream(0, host, StageRecipe.W8A8, (local, arena) -> reader.restoreLayer(local,
-                             OptCheckpointLoader.loadLayer(files, CONFIG, LAST.first() + local, arena), arena),
+                             GpuStage.LayerSource.checkpoint(files, CONFIG, LAST).layer(local, arena), arena),
                              MAX_BATCH_TOKENS, CONFIG.maxPositions())) {
                     assertEquals(StageRecipe.W8A8, streamed.recipe());
                     assertSameOutputs(fromCopy, streamed);
