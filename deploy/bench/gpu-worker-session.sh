@@ -7,7 +7,10 @@
 # Writes OUT_DIR/summary.txt (one line per step: rc, seconds) and OUT_DIR/logs.tar.gz (every step's log + JSON).
 # STEPS (default "tests demo head eval wide links") picks the parts: head = the synthetic opt-125m (vocab 50272)
 # served with the last stage's LM head on the CPU and on the GPU (bitrelay.worker.device-lm-head);: wide = a synthetic 3-layer model of width 4096
-# served with the device link codecs off and on (demo, and prompt scoring through the gateway: 256-row frames).
+# served with the device link codecs off and on (demo, and prompt scoring through the gateway: 256-row frames);
+# stream = demo and the W8A8 + INT4 demo again with bitrelay.worker.host-weights = stream (after demo: its answers
+# must equal the host-copy runs'; peak worker RSS of both); gemm = deploy/bench/gpu-gemm.sh at M = GEMM_M
+# (default 1,16,128) with the variation search, next to PyTorch.
 set -uo pipefail
 folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
 out=${2:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}
@@ -29,6 +32,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
 
 steps=" ${STEPS:-tests demo head eval wide links} "
 want() { [[ "$steps" == *" $1 "* ]]; }
+worker_pattern="BitrelayCli node --roles=worker"
 
 # step NAME LIMIT_S COMMAND...: runs it with its output in NAME.log, one summary line.
 step() {
@@ -36,9 +40,20 @@ step() {
   shift 2
   start=$(date +%s)
   echo "== $(date -u +%T) $name" | tee -a "$summary"
+  # Peak resident set of any worker JVM (the node command) while the step runs, sampled each second.
+  ( peak=0; while sleep 1; do
+      for pid in $(pgrep -f "$worker_pattern" || true); do
+        rss=$(awk '/VmRSS/ {print $2}' /proc/"$pid"/status 2>/dev/null || echo 0)
+        if [ "${rss:-0}" -gt "$peak" ]; then peak=$rss; echo "$peak" > "$logs/$name.rss"; fi
+      done
+    done ) &
+  local sampler=$!
   timeout -k 10 "$limit" "$@" > "$logs/$name.log" 2>&1
   rc=$?
-  echo "   rc=$rc, $(( $(date +%s) - start )) s" | tee -a "$summary"
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  local rss=""
+  [ -s "$logs/$name.rss" ] && rss=", peak worker RSS $(( $(cat "$logs/$name.rss") / 1024 )) MiB"
+  echo "   rc=$rc, $(( $(date +%s) - start )) s$rss" | tee -a "$summary"
   grep -E 'tokens/s|× less|x less|perplexity|ppl|tests (successful|failed)|FAILED|Exception' "$logs/$name.log" | head -12 | sed 's/^/   /' | tee -a "$summary"
 }
 
@@ -105,6 +120,32 @@ if want wide; then
     serve_and_score eval-wide-host-codecs "$wide" "${off[@]}"
     serve_and_score eval-wide-device-codecs "$wide"
   fi
+fi
+
+# same_answers NAME A B: whether two demo logs printed the same answers.
+same_answers() {
+  if ! grep -q '^> ' "$logs/$2.log" 2>/dev/null || ! grep -q '^> ' "$logs/$3.log" 2>/dev/null; then
+    echo "   $3 vs $2: no answers to compare" | tee -a "$summary"
+  elif diff <(grep -A1 '^> ' "$logs/$2.log") <(grep -A1 '^> ' "$logs/$3.log") > "$logs/$1.diff"; then
+    echo "   $3 answers = $2 answers" | tee -a "$summary"
+  else
+    echo "   $3 answers DIFFER from $2 ($1.diff)" | tee -a "$summary"
+  fi
+}
+if want stream; then
+  stream=(--set bitrelay.worker.host-weights=stream)
+  step demo-gpu-stream 150 "$bitrelay" demo --devices cuda:0 "${stream[@]}" --json "$logs/demo-gpu-stream.json" \
+    --logs "$logs/stream-workers"
+  same_answers stream-fp16 demo-gpu-device-codecs demo-gpu-stream
+  step demo-gpu-stream-w8a8-int4 180 "$bitrelay" demo --devices cuda:0 --recipe w8a8-smoothquant --link-codec int4 \
+    "${stream[@]}" --json "$logs/demo-gpu-stream-w8a8-int4.json" --logs "$logs/stream-w8a8-workers"
+  same_answers stream-w8a8 demo-gpu-w8a8-int4 demo-gpu-stream-w8a8-int4
+fi
+
+if want gemm; then
+  step gpu-gemm 420 env BITRELAY="$bitrelay" bash "$work/bitrelay/bench/gpu-gemm.sh" "$logs/gemm" --m "${GEMM_M:-1,16,128}" \
+    ${GEMM_ARGS:-}
+  tail -30 "$logs/gpu-gemm.log" | tee -a "$summary"
 fi
 
 if want links; then

@@ -14,15 +14,20 @@ import io.bitrelay.runtime.cuda.cublaslt.CublasLtLibrary;
 import io.bitrelay.runtime.cuda.cublaslt.CublasLtLocator;
 import io.bitrelay.runtime.cuda.cublaslt.GemmAutotuner;
 import io.bitrelay.runtime.cuda.cublaslt.GemmPrecision;
+import io.bitrelay.runtime.cuda.cublaslt.GemmSearch;
 import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -37,6 +42,9 @@ import java.util.concurrent.Callable;
 @Command(name = "gpu-gemm", mixinStandardHelpOptions = true,
         description = "INT8 vs FP16 cuBLASLt GEMMs on OPT-175B shapes (auto-tuned), on one GPU.")
 public final class GpuGemmBench implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
     @Option(names = "--shapes", split = ",", defaultValue = "qkv,out,fc1,fc2",
             description = "Weight shapes: qkv, out, fc1, fc2 (OPT-175B) or KxN (default: ${DEFAULT-VALUE}).")
     List<String> shapes;
@@ -61,10 +69,20 @@ public final class GpuGemmBench implements Callable<Integer> {
     @Option(names = "--workspace-mib", defaultValue = "32", description = "cuBLASLt workspace (default: ${DEFAULT-VALUE}).")
     int workspaceMib;
 
+    @Option(names = "--search", defaultValue = "variations",
+            description = "heuristics (cuBLASLt's answers only) or variations (also their one-attribute neighbours: tile, "
+                    + "stages, split-K, swizzle, cluster shape) (default: ${DEFAULT-VALUE}).")
+    String search;
+
+    @Option(names = "--search-budget-ms", defaultValue = "2000",
+            description = "Time the variation walk may take per shape, M and precision (default: ${DEFAULT-VALUE}).")
+    long searchBudgetMillis;
+
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
     Path json;
 
-    private record Measured(double micros, double firstHeuristicMicros, String algorithm, int candidatesTimed) {
+    private record Measured(double micros, double firstHeuristicMicros, double bestHeuristicMicros, String algorithm,
+                            int candidatesTimed) {
     }
 
     private record Row(GpuGemmShape shape, int m, Measured int8, Measured int8Out, Measured fp16) {
@@ -81,6 +99,12 @@ public final class GpuGemmBench implements Callable<Integer> {
             return 2;
         }
         List<GpuGemmShape> gemmShapes = shapes.stream().map(GpuGemmShape::parse).toList();
+        GemmSearch gemmSearch = switch (search) {
+            case "heuristics" -> GemmSearch.HEURISTICS;
+            case "variations" -> GemmSearch.variations(Duration.ofMillis(searchBudgetMillis));
+            default -> throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--search must be heuristics or variations, not '" + search + "'");
+        };
         int maxM = rows.stream().mapToInt(Integer::intValue).max().orElseThrow();
         List<Row> results = new ArrayList<>();
         try (CudaContext context = CudaContext.open(device); CudaStream stream = CudaStream.create();
@@ -88,18 +112,19 @@ public final class GpuGemmBench implements Callable<Integer> {
             CublasLtLibrary library = CublasLtLibrary.load(CublasLtLocator.locate(null));
             System.out.println("GPU: " + context.device().describe());
             System.out.println("cuBLASLt " + library.version() + " from " + library.location().describe()
-                    + "; workspace " + workspaceMib + " MiB; " + candidates + " candidates x 2 layouts, median of " + runs);
+                    + "; workspace " + workspaceMib + " MiB; " + candidates + " candidates x 2 layouts, search "
+                    + gemmSearch.label() + ", median of " + runs);
             RandomFillKernels fill = new RandomFillKernels(kernels);
             try (CublasLt lt = CublasLt.create(library);
                  DeviceBuffer workspace = DeviceBuffer.allocate((long) workspaceMib << 20);
-                 GemmAutotuner tuner = new GemmAutotuner(lt, workspace, stream, candidates, tuneRuns)) {
+                 GemmAutotuner tuner = new GemmAutotuner(lt, workspace, stream, candidates, tuneRuns, gemmSearch)) {
                 for (GpuGemmShape shape : gemmShapes) {
                     results.addAll(runShape(shape, maxM, fill, tuner, stream));
                 }
             }
             printTable(results);
             if (json != null) {
-                writeJson(context, library, results);
+                writeJson(context, library, gemmSearch, results);
             }
         } catch (CudaUnavailableException e) {
             System.out.println("bench gpu-gemm: " + e.getMessage());
@@ -130,8 +155,10 @@ public final class GpuGemmBench implements Callable<Integer> {
                 validateFp16(m, n, k, x16, w16, y);
                 Row row = new Row(shape, m, int8, int8Out, fp16);
                 rowsOut.add(row);
-                System.out.printf("  %-4s M=%-5d int8 %9.1f us  int8->int8 %9.1f us  fp16 %9.1f us  ratio %.2fx%n",
-                        shape.name(), m, int8.micros, int8Out.micros, fp16.micros, fp16.micros / int8.micros);
+                System.out.printf("  %-4s M=%-5d int8 %9.1f us (heuristics' best %.1f)  int8->int8 %9.1f us  fp16 %9.1f us"
+                                + " (heuristics' best %.1f)  ratio %.2fx%n", shape.name(), m, int8.micros,
+                        int8.bestHeuristicMicros, int8Out.micros, fp16.micros, fp16.bestHeuristicMicros,
+                        fp16.micros / int8.micros);
             }
         }
         return rowsOut;
@@ -155,7 +182,8 @@ public final class GpuGemmBench implements Callable<Integer> {
         }
         double micros = tuner.time(choice.plan(), choice.algorithm(), x.address(), w.address(), y.address(), 3, runs);
         stream.synchronize();
-        return new Measured(micros, choice.firstHeuristicMicros(), choice.describe(), choice.candidatesTimed());
+        return new Measured(micros, choice.firstHeuristicMicros(), choice.bestHeuristicMicros(), choice.describe(),
+                choice.candidatesTimed());
     }
 
     /** Re-runs the tuned INT8 GEMM and checks sampled outputs against exact dot products on the host. */
@@ -227,7 +255,8 @@ public final class GpuGemmBench implements Callable<Integer> {
         }
     }
 
-    private void writeJson(CudaContext context, CublasLtLibrary library, List<Row> results) throws IOException {
+    private void writeJson(CudaContext context, CublasLtLibrary library, GemmSearch gemmSearch, List<Row> results)
+            throws IOException {
         ObjectMapper mapper = new ObjectMapper();
         ObjectNode root = mapper.createObjectNode();
         root.put("gpu", context.device().name());
@@ -235,6 +264,7 @@ public final class GpuGemmBench implements Callable<Integer> {
         root.put("cublasLtVersion", library.version());
         root.put("workspaceMib", workspaceMib);
         root.put("candidatesPerLayout", candidates);
+        root.put("search", gemmSearch.label());
         root.put("runs", runs);
         ArrayNode array = root.putArray("results");
         for (Row r : results) {
@@ -257,6 +287,7 @@ public final class GpuGemmBench implements Callable<Integer> {
         node.put("micros", measured.micros);
         node.put("tops", ops / measured.micros / 1e6);
         node.put("firstHeuristicMicros", measured.firstHeuristicMicros);
+        node.put("bestHeuristicTuningMicros", measured.bestHeuristicMicros);
         node.put("candidatesTimed", measured.candidatesTimed);
         node.put("algorithm", measured.algorithm);
     }

@@ -47,6 +47,9 @@ public final class CublasLtLibrary {
     final MethodHandle preferenceSetAttribute;
     final MethodHandle algoGetHeuristic;
     final MethodHandle algoConfigGetAttribute;
+    final MethodHandle algoConfigSetAttribute;
+    final MethodHandle algoCapGetAttribute;
+    final MethodHandle algoCheck;
     final MethodHandle matmul;
 
     private CublasLtLibrary(CublasLtLocator.Location location, SymbolLookup lookup) {
@@ -68,6 +71,11 @@ public final class CublasLtLibrary {
         algoGetHeuristic = bind.status("cublasLtMatmulAlgoGetHeuristic", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
         algoConfigGetAttribute = bind.status("cublasLtMatmulAlgoConfigGetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG,
+                ADDRESS);
+        algoConfigSetAttribute = bind.status("cublasLtMatmulAlgoConfigSetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
+        algoCapGetAttribute = bind.status("cublasLtMatmulAlgoCapGetAttribute", ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG,
+                ADDRESS);
+        algoCheck = bind.status("cublasLtMatmulAlgoCheck", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS);
         matmul = bind.status("cublasLtMatmul", ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);

@@ -4,8 +4,9 @@ import io.bitrelay.runtime.cuda.CudaEvent;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
 
-import java.util.ArrayList;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashSet;
@@ -20,16 +21,22 @@ import java.util.concurrent.ConcurrentHashMap;
  * first heuristic: for each layout in {@link GemmLayout} it asks the heuristics for up to
  * {@code maxCandidates} algorithms under several workspace limits, times each on the caller's buffers with
  * CUDA events (median of {@code timedRuns} launches after a warm-up), re-times the best three four times
- * longer, and caches the winner with its plan. The cache lives as long
- * as this object; tuning the same key again returns the cached choice.
+ * longer, and caches the winner with its plan. With {@link GemmSearch#variations} it also walks the
+ * neighbourhood of the fastest heuristic algorithms (one configuration attribute changed at a time, cuBLASLt
+ * checking each) before the finalists are picked. The cache lives as long as this object; tuning the same key
+ * again returns the cached choice.
  *
  * <p>Tuning writes the output buffer (garbage until the caller runs the GEMM for real) and takes
  * milliseconds to seconds per shape: do it at start-up or in a benchmark, not per request.
  */
 public final class GemmAutotuner implements AutoCloseable {
     /** What one tuning found. */
+    /**
+     * @param firstHeuristicMicros what cuBLASLt's first heuristic choice (weights-first layout) cost while tuning
+     * @param bestHeuristicMicros  the fastest of the heuristics' algorithms while tuning, before any variation
+     */
     public record Choice(GemmPlan plan, GemmAlgorithm algorithm, double medianMicros, int candidatesTimed,
-                         double firstHeuristicMicros) {
+                         double firstHeuristicMicros, double bestHeuristicMicros) {
         /** Algorithm and layout in words, for logs and benchmark tables. */
         public String describe() {
             return plan.layout().label() + " " + algorithm;
@@ -45,6 +52,9 @@ public final class GemmAutotuner implements AutoCloseable {
     /** Candidates re-timed before the choice, and how many times longer. */
     private static final int FINALISTS = 3;
     private static final int FINALIST_RUN_FACTOR = 4;
+    /** Heuristic algorithms whose neighbourhoods a variation search walks, and how many steps downhill each. */
+    private static final int SEARCH_SEEDS = 3;
+    private static final int SEARCH_ROUNDS = 3;
     /**
      * Workspace limits the heuristics are asked under: they answer at most about 8 algorithms per query, and a
      * smaller limit yields different ones (fewer split-K / stream-K kernels), so the pool grows without
@@ -57,6 +67,7 @@ public final class GemmAutotuner implements AutoCloseable {
     private final CudaStream stream;
     private final int maxCandidates;
     private final int timedRuns;
+    private final GemmSearch search;
     private final Map<Key, Choice> cache = new ConcurrentHashMap<>();
 
     /**
@@ -65,6 +76,12 @@ public final class GemmAutotuner implements AutoCloseable {
      * @param timedRuns     timed launches per candidate
      */
     public GemmAutotuner(CublasLt lt, DeviceBuffer workspace, CudaStream stream, int maxCandidates, int timedRuns) {
+        this(lt, workspace, stream, maxCandidates, timedRuns, GemmSearch.HEURISTICS);
+    }
+
+    /** As above, looking past the heuristics as {@code search} says. */
+    public GemmAutotuner(CublasLt lt, DeviceBuffer workspace, CudaStream stream, int maxCandidates, int timedRuns,
+                         GemmSearch search) {
         if (maxCandidates < 1 || timedRuns < 1) {
             throw new IllegalArgumentException("maxCandidates and timedRuns must be positive");
         }
@@ -73,6 +90,7 @@ public final class GemmAutotuner implements AutoCloseable {
         this.stream = stream;
         this.maxCandidates = maxCandidates;
         this.timedRuns = timedRuns;
+        this.search = search;
     }
 
     /** The cached choice for this GEMM, tuning it first on {@code x}, {@code w}, {@code y} (device addresses). */
@@ -85,6 +103,7 @@ public final class GemmAutotuner implements AutoCloseable {
         List<GemmPlan> plans = new ArrayList<>();
         List<Candidate> candidates = new ArrayList<>();
         double firstHeuristic = Double.NaN;
+        double bestHeuristic = Double.NaN;
         Choice best = null;
         try {
             for (GemmLayout layout : GemmLayout.values()) {
@@ -103,12 +122,17 @@ public final class GemmAutotuner implements AutoCloseable {
                     candidates.add(new Candidate(plan, algorithm, micros));
                 }
             }
-            // A median of a few launches ranks candidates; the close ones are timed again, longer, before one wins.
             candidates.sort(Comparator.comparingDouble(Candidate::micros));
+            bestHeuristic = candidates.isEmpty() ? Double.NaN : candidates.getFirst().micros();
+            if (search.variations()) {
+                walkVariations(candidates, x, w, y);
+                candidates.sort(Comparator.comparingDouble(Candidate::micros));
+            }
+            // A median of a few launches ranks candidates; the close ones are timed again, longer, before one wins.
             for (Candidate candidate : candidates.subList(0, Math.min(FINALISTS, candidates.size()))) {
                 double micros = time(candidate.plan(), candidate.algorithm(), x, w, y, 2, FINALIST_RUN_FACTOR * timedRuns);
                 if (best == null || micros < best.medianMicros()) {
-                    best = new Choice(candidate.plan(), candidate.algorithm(), micros, 0, 0);
+                    best = new Choice(candidate.plan(), candidate.algorithm(), micros, 0, 0, 0);
                 }
             }
         } finally {
@@ -120,9 +144,58 @@ public final class GemmAutotuner implements AutoCloseable {
                     + " k=" + k + " in any layout");
         }
         int timed = candidates.size();
-        Choice choice = new Choice(best.plan(), best.algorithm(), best.medianMicros(), timed, firstHeuristic);
+        Choice choice = new Choice(best.plan(), best.algorithm(), best.medianMicros(), timed, firstHeuristic, bestHeuristic);
         cache.put(key, choice);
         return choice;
+    }
+
+    /**
+     * From each of the fastest {@link #SEARCH_SEEDS} candidates, times every configuration one attribute away and moves
+     * to the fastest while that improves, for up to {@link #SEARCH_ROUNDS} steps, within the search budget. Adds what it
+     * timed to {@code candidates} (sorted fastest first on entry).
+     */
+    private void walkVariations(List<Candidate> candidates, long x, long w, long y) {
+        long deadline = System.nanoTime() + search.budget().toNanos();
+        Set<String> seen = new HashSet<>();
+        candidates.forEach(c -> seen.add(fingerprint(c.plan(), c.algorithm().algo())));
+        List<Candidate> seeds = List.copyOf(candidates.subList(0, Math.min(SEARCH_SEEDS, candidates.size())));
+        for (Candidate seed : seeds) {
+            Candidate current = seed;
+            for (int round = 0; round < SEARCH_ROUNDS && System.nanoTime() < deadline; round++) {
+                Candidate fastest = current;
+                for (MemorySegment variant : AlgoVariations.of(lt.library(), current.algorithm().algo())) {
+                    if (System.nanoTime() >= deadline) {
+                        break;
+                    }
+                    if (!seen.add(fingerprint(current.plan(), variant))) {
+                        continue;
+                    }
+                    GemmAlgorithm algorithm = current.plan().check(lt, variant, GemmAlgorithm.VARIANT);
+                    if (algorithm == null || algorithm.workspaceBytes() > workspace.byteSize()) {
+                        continue;
+                    }
+                    double micros;
+                    try {
+                        micros = time(current.plan(), algorithm, x, w, y, 1, timedRuns);
+                    } catch (CublasLtException e) {
+                        continue; // accepted by the check, refused at launch
+                    }
+                    Candidate timed = new Candidate(current.plan(), algorithm, micros);
+                    candidates.add(timed);
+                    if (micros < fastest.micros()) {
+                        fastest = timed;
+                    }
+                }
+                if (fastest == current) {
+                    break;
+                }
+                current = fastest;
+            }
+        }
+    }
+
+    private static String fingerprint(GemmPlan plan, MemorySegment algo) {
+        return plan.layout() + ":" + HexFormat.of().formatHex(algo.toArray(ValueLayout.JAVA_BYTE));
     }
 
     /** The heuristics' algorithms for {@code plan} under each workspace limit, duplicates removed, first query first. */
@@ -131,7 +204,7 @@ public final class GemmAutotuner implements AutoCloseable {
         Set<String> seen = new HashSet<>();
         for (long limit : WORKSPACE_LIMITS_BYTES) {
             for (GemmAlgorithm algorithm : plan.heuristics(lt, Math.min(limit, workspace.byteSize()), maxCandidates)) {
-                if (seen.add(HexFormat.of().formatHex(algorithm.algo().toArray(ValueLayout.JAVA_BYTE)))) {
+                if (seen.add(fingerprint(plan, algorithm.algo()))) {
                     pool.add(algorithm);
                 }
             }

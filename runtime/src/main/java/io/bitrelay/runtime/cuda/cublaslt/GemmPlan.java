@@ -151,6 +151,26 @@ public final class GemmPlan implements AutoCloseable {
     }
 
     /**
+     * {@code algo} as an algorithm for this plan when cuBLASLt accepts it (cublasLtMatmulAlgoCheck: its workspace and
+     * waves filled in), else null. For configurations the heuristics did not offer: see {@link AlgoVariations}.
+     */
+    GemmAlgorithm check(CublasLt lt, MemorySegment algo, int rank) {
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment result = call.allocate(CublasLtLibrary.HEURISTIC_RESULT_BYTES, 8);
+            int status = (int) library.algoCheck.invokeExact(lt.handle(), desc, aLayout, bLayout, dLayout, dLayout, algo,
+                    result);
+            if (status != 0 || result.get(ValueLayout.JAVA_INT, CublasLtLibrary.HEURISTIC_STATE_OFFSET) != 0) {
+                return null;
+            }
+            return new GemmAlgorithm(algo, result.get(ValueLayout.JAVA_LONG, CublasLtLibrary.HEURISTIC_WORKSPACE_OFFSET),
+                    result.get(ValueLayout.JAVA_FLOAT, CublasLtLibrary.HEURISTIC_WAVES_OFFSET), rank,
+                    AlgoConfig.describe(library, algo));
+        } catch (Throwable e) {
+            return null;
+        }
+    }
+
+    /**
      * Queues {@code y = x · w^T} on {@code stream} (device addresses; {@code stream} a cudaStream_t address).
      *
      * @param x (m, k) row-major, w (n, k) row-major, y (m, n) row-major

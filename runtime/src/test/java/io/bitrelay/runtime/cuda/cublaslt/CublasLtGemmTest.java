@@ -13,6 +13,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.time.Duration;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -158,6 +159,78 @@ class CublasLtGemmTest {
                         HostData.download(arena, dy, (long) m * n * 4).toArray(ValueLayout.JAVA_INT));
                 System.out.println("[GPU tests] tuned int8 m=16 n=512 k=1024: " + first.describe() + ", "
                         + first.medianMicros() + " us, cuBLASLt " + lt.library().version());
+            }
+        }
+    }
+
+    @Test
+    void shouldComputeTheExactProductWithEveryVariationCublasLtAccepts() {
+        CublasLt lt = GpuTestSupport.cublasLt();
+        int m = 128;
+        int n = 384;
+        int k = 1024;
+        SplittableRandom random = new SplittableRandom(17);
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
+             GemmPlan plan = GemmPlan.create(lt, GemmPrecision.INT8_INT32, GemmLayout.WEIGHTS_FIRST, m, n, k);
+             DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES)) {
+            GemmAlgorithm base = plan.heuristics(lt, WORKSPACE_BYTES, 1).getFirst();
+            List<GemmAlgorithm> accepted = AlgoVariations.of(lt.library(), base.algo()).stream()
+                    .map(variant -> plan.check(lt, variant, GemmAlgorithm.VARIANT))
+                    .filter(a -> a != null && a.workspaceBytes() <= WORKSPACE_BYTES).toList();
+            assertFalse(accepted.isEmpty(), "no variation of " + base + " accepted");
+            MemorySegment x = HostData.int8(arena, (long) m * k, random);
+            MemorySegment w = HostData.int8(arena, (long) n * k, random);
+            MemorySegment expected = arena.allocate((long) m * n * 4, 64);
+            ReferenceMatMul.matmulI8(x, w, expected, m, n, k);
+            try (DeviceBuffer dx = HostData.upload(x); DeviceBuffer dw = HostData.upload(w);
+                 DeviceBuffer dy = DeviceBuffer.allocate((long) m * n * 4)) {
+                for (GemmAlgorithm algorithm : accepted) {
+                    dy.fill((byte) 0x7f, stream);
+                    plan.run(lt, algorithm, dx.address(), dw.address(), dy.address(), workspace.address(), WORKSPACE_BYTES,
+                            stream.address());
+                    stream.synchronize();
+                    assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT),
+                            HostData.download(arena, dy, (long) m * n * 4).toArray(ValueLayout.JAVA_INT),
+                            "variation " + algorithm + " of " + base);
+                }
+            }
+            System.out.println("[GPU tests] " + accepted.size() + " variations of " + base + " accepted, all exact");
+        }
+    }
+
+    @Test
+    void shouldTimeVariationsBeyondTheHeuristicsAndStayExact() {
+        CublasLt lt = GpuTestSupport.cublasLt();
+        int m = 128;
+        int n = 1024;
+        int k = 2048;
+        SplittableRandom random = new SplittableRandom(23);
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
+             DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES);
+             GemmAutotuner heuristics = new GemmAutotuner(lt, workspace, stream, 8, 3);
+             GemmAutotuner variations = new GemmAutotuner(lt, workspace, stream, 8, 3,
+                     GemmSearch.variations(Duration.ofSeconds(2)))) {
+            MemorySegment x = HostData.int8(arena, (long) m * k, random);
+            MemorySegment w = HostData.int8(arena, (long) n * k, random);
+            MemorySegment expected = arena.allocate((long) m * n * 4, 64);
+            ReferenceMatMul.matmulI8(x, w, expected, m, n, k);
+            try (DeviceBuffer dx = HostData.upload(x); DeviceBuffer dw = HostData.upload(w);
+                 DeviceBuffer dy = DeviceBuffer.allocate((long) m * n * 4)) {
+                GemmAutotuner.Choice plain = heuristics.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(),
+                        dy.address());
+                GemmAutotuner.Choice searched = variations.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(),
+                        dw.address(), dy.address());
+                assertTrue(searched.candidatesTimed() > plain.candidatesTimed(),
+                        searched.candidatesTimed() + " timed with variations vs " + plain.candidatesTimed());
+                dy.fill((byte) 0, stream);
+                variations.run(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(), dy.address());
+                stream.synchronize();
+                assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT),
+                        HostData.download(arena, dy, (long) m * n * 4).toArray(ValueLayout.JAVA_INT));
+                System.out.println("[GPU tests] int8 m=128 n=1024 k=2048: heuristics " + plain.describe() + " "
+                        + plain.medianMicros() + " us (" + plain.candidatesTimed() + " timed), variations "
+                        + searched.describe() + " " + searched.medianMicros() + " us (" + searched.candidatesTimed()
+                        + " timed)");
             }
         }
     }
