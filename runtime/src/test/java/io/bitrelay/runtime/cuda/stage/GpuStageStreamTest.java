@@ -25,14 +25,15 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.SplittableRandom;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A stage whose layers stream to the GPU one at a time — FP16 from the checkpoint, or W8A8 rebuilt from a saved
- * stage file on each FP32 layer — computes exactly what the stage built from the host's whole copy computes: the
- * same uploads, so the same bits, rows and logits alike. Skipped, with the reason, where no GPU is usable.
+ * stage file on each FP32 layer — computes what the stage built from the host's whole copy computes. The uploads are
+ * the same bytes, but each stage tunes its own FP16 GEMMs (the LM head; every linear of an FP16 stage) and may pick
+ * another algorithm, so results agree to FP16 accumulation-order noise (relative L2 ≤ 1e-3; a wrong or misplaced
+ * layer is off by O(1)). Skipped, with the reason, where no GPU is usable.
  */
 @Timeout(300)
 class GpuStageStreamTest {
@@ -84,7 +85,10 @@ class GpuStageStreamTest {
         }
     }
 
-    /** A prefill of 40 rows, then two one-token decodes, through both stages: the same rows and logits, bit for bit. */
+    /** Relative L2 distance allowed between the two stages' rows and logits (see the class comment). */
+    private static final double TOLERANCE = 1e-3;
+
+    /** A prefill of 40 rows, then two one-token decodes, through both stages: the same rows and logits. */
     private static void assertSameOutputs(GpuStage fromCopy, GpuStage streamed) {
         assertEquals(fromCopy.weightBytes(), streamed.weightBytes());
         assertTrue(streamed.hasLmHead());
@@ -105,10 +109,22 @@ class GpuStageStreamTest {
                 y.copyFrom(x);
                 fromCopy.runLayers(List.of(new GpuChunk(a, stepRows)), x);
                 streamed.runLayers(List.of(new GpuChunk(b, stepRows)), y);
-                assertEquals(-1, x.mismatch(y), "step " + step + ": the streamed stage's rows differ");
+                assertClose(x.toArray(ValueLayout.JAVA_FLOAT), y.toArray(ValueLayout.JAVA_FLOAT), "step " + step + " rows");
                 int[] sampled = {stepRows - 1};
-                assertArrayEquals(fromCopy.logits(sampled)[0], streamed.logits(sampled)[0], 0f, "step " + step + " logits");
+                assertClose(fromCopy.logits(sampled)[0], streamed.logits(sampled)[0], "step " + step + " logits");
             }
         }
+    }
+
+    private static void assertClose(float[] expected, float[] actual, String what) {
+        assertEquals(expected.length, actual.length, what);
+        double diff = 0;
+        double norm = 0;
+        for (int i = 0; i < expected.length; i++) {
+            diff += (double) (expected[i] - actual[i]) * (expected[i] - actual[i]);
+            norm += (double) expected[i] * expected[i];
+        }
+        double relative = Math.sqrt(diff / norm);
+        assertTrue(relative <= TOLERANCE, what + ": relative L2 " + relative);
     }
 }
