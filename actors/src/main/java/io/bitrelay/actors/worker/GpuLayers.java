@@ -1,6 +1,7 @@
 package io.bitrelay.actors.worker;
 
 import io.bitrelay.runtime.cuda.CudaDevice;
+import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.cuda.PinnedHostBuffer;
 import io.bitrelay.runtime.cuda.link.GpuFrameCodecs;
 import io.bitrelay.runtime.cuda.stage.GpuChunk;
@@ -31,14 +32,16 @@ import java.util.function.Consumer;
  */
 final class GpuLayers implements AutoCloseable {
     private final int device;
+    private final CudaSettings settings;
     private final int maxBatchTokens;
     private final Map<Integer, GpuSequence> sequences = new HashMap<>();
     private GpuStage stage;
     private GpuFrameCodecs frameCodecs; // on first use, with the stage's kernels module; closed before the stage
     private PinnedHostBuffer sendFrame;  // outbound frames encoded on the device land here
 
-    private GpuLayers(int device, int maxBatchTokens, GpuStage stage) {
+    private GpuLayers(int device, CudaSettings settings, int maxBatchTokens, GpuStage stage) {
         this.device = device;
+        this.settings = settings;
         this.maxBatchTokens = maxBatchTokens;
         this.stage = stage;
     }
@@ -60,21 +63,22 @@ final class GpuLayers implements AutoCloseable {
     }
 
     /** Uploads {@code model}'s layers (FP32 → FP16, or per-token W8A8) to cuda:{@code device}. */
-    static GpuLayers open(int device, OptModel model, int maxBatchTokens) {
-        return new GpuLayers(device, maxBatchTokens, build(device, model, maxBatchTokens));
+    static GpuLayers open(int device, CudaSettings settings, OptModel model, int maxBatchTokens) {
+        return new GpuLayers(device, settings, maxBatchTokens, build(device, settings, model, maxBatchTokens));
     }
 
     /**
      * Streams the layers of {@code host}'s range from {@code layers} to cuda:{@code device}, one at a time (the host
      * never holds the stage's layers); {@code host} has the stage's embeddings and head only.
      */
-    static GpuLayers stream(int device, OptModel host, StageRecipe recipe, GpuStage.LayerSource layers, int maxBatchTokens) {
-        return new GpuLayers(device, maxBatchTokens, prepared(GpuStage.stream(device, host, recipe, layers, maxBatchTokens,
-                host.config().maxPositions())));
+    static GpuLayers stream(int device, CudaSettings settings, OptModel host, StageRecipe recipe,
+                            GpuStage.LayerSource layers, int maxBatchTokens) {
+        return new GpuLayers(device, settings, maxBatchTokens, prepared(GpuStage.stream(device, settings, host, recipe, layers,
+                maxBatchTokens, host.config().maxPositions())));
     }
 
-    private static GpuStage build(int device, OptModel model, int maxBatchTokens) {
-        return prepared(GpuStage.open(device, model, maxBatchTokens, model.config().maxPositions()));
+    private static GpuStage build(int device, CudaSettings settings, OptModel model, int maxBatchTokens) {
+        return prepared(GpuStage.open(device, settings, model, maxBatchTokens, model.config().maxPositions()));
     }
 
     private static GpuStage prepared(GpuStage stage) {
@@ -92,7 +96,7 @@ final class GpuLayers implements AutoCloseable {
         if (!sequences.isEmpty()) {
             throw new IllegalStateException(sequences.size() + " sequences still hold KV caches on the GPU stage");
         }
-        GpuStage replacement = build(device, model, maxBatchTokens);
+        GpuStage replacement = build(device, settings, model, maxBatchTokens);
         closeFrameCodecs();
         stage.close();
         stage = replacement;

@@ -179,7 +179,7 @@ final class StageEngine {
                     LOG.warn("stage {}: cannot restore the quantized stage: {}", assignment.stageIndex(), restoreProblem);
                 }
             }
-            gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings.cudaDevice(), model);
+            gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings, model);
             return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, settings.deviceLinkCodecs(),
                     settings.deviceLmHead(), false, false,
                     settings.gptqSequences(), restoreProblem, coordinator, dataPlane);
@@ -222,7 +222,8 @@ final class StageEngine {
             GpuStage.LayerSource fp32 = GpuStage.LayerSource.checkpoint(files, host.config(), range);
             GpuStage.LayerSource layers = saved == null ? fp32
                     : (local, arena) -> saved.restoreLayer(local, fp32.layer(local, arena), arena);
-            gpu = GpuLayers.stream(device, host, quantized ? StageRecipe.W8A8 : StageRecipe.FP16, layers, assignment.maxBatchTokens());
+            gpu = GpuLayers.stream(device, settings.cuda(), host, quantized ? StageRecipe.W8A8 : StageRecipe.FP16, layers,
+                    assignment.maxBatchTokens());
             LOG.info("stage {}: layers [{}, {}) streamed to {}{}", assignment.stageIndex(), assignment.firstLayer(),
                     assignment.endLayer(), gpu.describe(), quantized ? " (" + quantization.recipe() + " from " + quantization.restoreFile() + ")" : "");
             return new StageEngine(assignment, settings.workerId(), host, host, host, gpu, settings.deviceLinkCodecs(),
@@ -243,9 +244,10 @@ final class StageEngine {
         }
     }
 
-    private static GpuLayers openGpu(StageAssignment assignment, int device, OptModel model) {
+    private static GpuLayers openGpu(StageAssignment assignment, WorkerSettings settings, OptModel model) {
+        int device = settings.cudaDevice();
         checkGpuKvCache(assignment, device);
-        GpuLayers gpu = GpuLayers.open(device, model, assignment.maxBatchTokens());
+        GpuLayers gpu = GpuLayers.open(device, settings.cuda(), model, assignment.maxBatchTokens());
         LOG.info("stage {}: layers [{}, {}) run {}", assignment.stageIndex(), assignment.firstLayer(), assignment.endLayer(),
                 gpu.describe());
         return gpu;

@@ -2,6 +2,7 @@ package io.bitrelay.actors.worker;
 
 import com.typesafe.config.Config;
 import io.bitrelay.runtime.cuda.CudaDevice;
+import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.cuda.CudaUnavailableException;
 
 import java.lang.management.ManagementFactory;
@@ -15,11 +16,12 @@ import java.time.Duration;
  * @param deviceLmHead     a last-stage GPU worker runs the final LayerNorm and LM head on the GPU
  * @param streamLayers     a GPU worker uploads its layers one at a time from the checkpoint and keeps no host copy
  * @param gptqSequences    GPTQ recipes: calibration sequences a stage keeps and rounds its layers over
+ * @param cuda             {@code bitrelay.cuda}: cuBLASLt, GEMM workspace and tuning of a GPU worker's stage
  */
 public record WorkerSettings(String workerId, String host, String device, long memoryBytes, int dataPort,
                              boolean allowFaultInjection, String aeronDirectory, String driverMode,
                              Duration publishTimeout, boolean deviceLinkCodecs, boolean deviceLmHead, boolean streamLayers,
-                             int gptqSequences) {
+                             int gptqSequences, CudaSettings cuda) {
 
     public static WorkerSettings from(Config root, String workerId, String host) {
         Config worker = root.getConfig("bitrelay.worker");
@@ -38,7 +40,8 @@ public record WorkerSettings(String workerId, String host, String device, long m
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
                 driver, dataplane.getDuration("publish-timeout"), worker.getBoolean("device-link-codecs"),
-                worker.getBoolean("device-lm-head"), streamLayers(worker.getString("host-weights")), gptqSequences(root));
+                worker.getBoolean("device-lm-head"), streamLayers(worker.getString("host-weights")), gptqSequences(root),
+                CudaSettings.from(root));
     }
 
     private static boolean streamLayers(String hostWeights) {

@@ -1,6 +1,7 @@
 package io.bitrelay.actors.worker;
 
 import io.bitrelay.runtime.cuda.CudaProbe;
+import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.generate.SamplingParams;
 import io.bitrelay.runtime.model.opt.LayerRange;
 import io.bitrelay.runtime.model.opt.OptConfig;
@@ -63,8 +64,8 @@ class GpuLayersLinkTest {
                 LinkCodecs.forId(CodecId.INT4_RPTQ, plan(width, 2)));
         try (OptModel first = OptModel.load(checkpoint, new LayerRange(0, 2, 4));
              OptModel second = OptModel.load(checkpoint, new LayerRange(2, 4, 4));
-             GpuLayers upstream = GpuLayers.open(0, first, MAX_BATCH_TOKENS);
-             GpuLayers downstream = GpuLayers.open(0, second, MAX_BATCH_TOKENS)) {
+             GpuLayers upstream = GpuLayers.open(0, CudaSettings.defaults(), first, MAX_BATCH_TOKENS);
+             GpuLayers downstream = GpuLayers.open(0, CudaSettings.defaults(), second, MAX_BATCH_TOKENS)) {
             int sequenceBase = 0;
             for (LinkCodec codec : codecs) {
                 runSteps(first, upstream, downstream, codec, sequenceBase);

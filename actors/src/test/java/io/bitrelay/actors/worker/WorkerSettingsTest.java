@@ -2,8 +2,11 @@ package io.bitrelay.actors.worker;
 
 import io.bitrelay.actors.node.BitrelayConfig;
 import io.bitrelay.runtime.cuda.CudaProbe;
+import io.bitrelay.runtime.cuda.CudaSettings;
+import io.bitrelay.runtime.cuda.cublaslt.GemmSearch;
 import org.junit.jupiter.api.Test;
 
+import java.time.Duration;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -38,6 +41,27 @@ class WorkerSettingsTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> settings(Map.of("bitrelay.worker.host-weights", "mmap")));
         assertTrue(e.getMessage().contains("keep or stream") && e.getMessage().contains("mmap"), e.getMessage());
+    }
+
+    @Test
+    void cudaSettingsComeFromTheConfigAndBadOnesAreRefusedByKey() {
+        CudaSettings defaults = settings(Map.of()).cuda();
+        assertEquals(CudaSettings.defaults(), defaults);
+        CudaSettings tuned = settings(Map.of("bitrelay.cuda.gemm-search", "variations", "bitrelay.cuda.gemm-search-budget", "3s",
+                "bitrelay.cuda.gemm-workspace", "64MiB", "bitrelay.cuda.cublaslt-path", "/opt/cuda/libcublasLt.so.13")).cuda();
+        assertEquals(GemmSearch.variations(Duration.ofSeconds(3)), tuned.gemmSearch());
+        assertEquals(64L << 20, tuned.gemmWorkspaceBytes());
+        assertEquals("/opt/cuda/libcublasLt.so.13", tuned.cublasLtPath());
+        IllegalArgumentException mode = assertThrows(IllegalArgumentException.class,
+                () -> settings(Map.of("bitrelay.cuda.gemm-search", "exhaustive")));
+        assertTrue(mode.getMessage().contains("bitrelay.cuda.gemm-search") && mode.getMessage().contains("exhaustive"),
+                mode.getMessage());
+        IllegalArgumentException budget = assertThrows(IllegalArgumentException.class, () -> settings(Map.of(
+                "bitrelay.cuda.gemm-search", "variations", "bitrelay.cuda.gemm-search-budget", "0s")));
+        assertTrue(budget.getMessage().contains("gemm-search-budget"), budget.getMessage());
+        IllegalArgumentException workspace = assertThrows(IllegalArgumentException.class,
+                () -> settings(Map.of("bitrelay.cuda.gemm-workspace", "lots")));
+        assertTrue(workspace.getMessage().contains("gemm-workspace"), workspace.getMessage());
     }
 
     @Test

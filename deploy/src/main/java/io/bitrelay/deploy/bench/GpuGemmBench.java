@@ -18,6 +18,7 @@ import io.bitrelay.runtime.cuda.cublaslt.GemmSearch;
 import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -27,7 +28,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -69,14 +69,8 @@ public final class GpuGemmBench implements Callable<Integer> {
     @Option(names = "--workspace-mib", defaultValue = "32", description = "cuBLASLt workspace (default: ${DEFAULT-VALUE}).")
     int workspaceMib;
 
-    @Option(names = "--search", defaultValue = "variations",
-            description = "heuristics (cuBLASLt's answers only) or variations (also their one-attribute neighbours: tile, "
-                    + "stages, split-K, swizzle, cluster shape) (default: ${DEFAULT-VALUE}).")
-    String search;
-
-    @Option(names = "--search-budget-ms", defaultValue = "2000",
-            description = "Time the variation walk may take per shape, M and precision (default: ${DEFAULT-VALUE}).")
-    long searchBudgetMillis;
+    @Mixin
+    GemmSearchOptions gemmSearchOptions;
 
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
     Path json;
@@ -99,17 +93,17 @@ public final class GpuGemmBench implements Callable<Integer> {
             return 2;
         }
         List<GpuGemmShape> gemmShapes = shapes.stream().map(GpuGemmShape::parse).toList();
-        GemmSearch gemmSearch = switch (search) {
-            case "heuristics" -> GemmSearch.HEURISTICS;
-            case "variations" -> GemmSearch.variations(Duration.ofMillis(searchBudgetMillis));
-            default -> throw new CommandLine.ParameterException(spec.commandLine(),
-                    "--search must be heuristics or variations, not '" + search + "'");
-        };
+        GemmSearch gemmSearch;
+        try {
+            gemmSearch = gemmSearchOptions.search();
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
         int maxM = rows.stream().mapToInt(Integer::intValue).max().orElseThrow();
         List<Row> results = new ArrayList<>();
         try (CudaContext context = CudaContext.open(device); CudaStream stream = CudaStream.create();
              CudaKernels kernels = CudaKernels.load()) {
-            CublasLtLibrary library = CublasLtLibrary.load(CublasLtLocator.locate(null));
+            CublasLtLibrary library = CublasLtLibrary.load(CublasLtLocator.locate(""));
             System.out.println("GPU: " + context.device().describe());
             System.out.println("cuBLASLt " + library.version() + " from " + library.location().describe()
                     + "; workspace " + workspaceMib + " MiB; " + candidates + " candidates x 2 layouts, search "

@@ -6,7 +6,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitrelay.runtime.cuda.CudaContext;
 import io.bitrelay.runtime.cuda.CudaEvent;
 import io.bitrelay.runtime.cuda.CudaProbe;
+import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.cuda.CudaUnavailableException;
+import io.bitrelay.runtime.cuda.cublaslt.GemmSearch;
 import io.bitrelay.runtime.cuda.stage.GpuChunk;
 import io.bitrelay.runtime.cuda.stage.GpuSequence;
 import io.bitrelay.runtime.cuda.stage.GpuStage;
@@ -14,6 +16,7 @@ import io.bitrelay.runtime.cuda.stage.StageRecipe;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptPresets;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -76,6 +79,9 @@ public final class GpuLayersBench implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the results as JSON.")
     Path json;
 
+    @Mixin
+    GemmSearchOptions gemmSearchOptions;
+
     private record Timing(String phase, int batch, int tokensPerSequence, double medianMillis) {
         double tokensPerSecond(int stepTokens) {
             return stepTokens / (medianMillis / 1000.0);
@@ -97,6 +103,14 @@ public final class GpuLayersBench implements Callable<Integer> {
             System.out.println("bench gpu-layers: --graphs takes on, off or both, got " + graphs);
             return 2;
         }
+        GemmSearch search;
+        try {
+            search = gemmSearchOptions.search();
+        } catch (IllegalArgumentException e) {
+            System.out.println("bench gpu-layers: " + e.getMessage());
+            return 2;
+        }
+        CudaSettings settings = CudaSettings.defaults().withGemmSearch(search);
         OptConfig config = OptPresets.get(preset);
         int maxPrefill = prefills.stream().mapToInt(Integer::intValue).max().orElse(1);
         int maxBatch = batches.stream().mapToInt(Integer::intValue).max().orElse(1);
@@ -105,12 +119,13 @@ public final class GpuLayersBench implements Callable<Integer> {
         String gpu;
         try (CudaContext probeContext = CudaContext.open(device)) {
             gpu = probeContext.device().describe();
-            System.out.printf("GPU: %s; %d x %s layers (hidden %d, %d heads, ffn %d); decode context %d; median of %d after %d%n",
-                    gpu, layers, preset, config.hiddenSize(), config.numHeads(), config.ffnDim(), context, runs, warmup);
+            System.out.printf("GPU: %s; %d x %s layers (hidden %d, %d heads, ffn %d); decode context %d; median of %d after %d;"
+                            + " GEMM search %s%n", gpu, layers, preset, config.hiddenSize(), config.numHeads(), config.ffnDim(),
+                    context, runs, warmup, search.label());
             for (String name : recipes) {
                 StageRecipe recipe = StageRecipe.parse(name);
                 long freeBefore = probeContext.memoryInfo()[0];
-                try (GpuStage stage = GpuStage.random(device, config, recipe, layers, Math.max(maxPrefill, maxBatch),
+                try (GpuStage stage = GpuStage.random(device, settings, config, recipe, layers, Math.max(maxPrefill, maxBatch),
                         Math.max(maxPrefill, decodeCapacity), 17)) {
                     long measured = freeBefore - probeContext.memoryInfo()[0];
                     System.out.printf("%s: device memory %.2f GB measured for the stage (%.3f GB/layer of weights requested, "

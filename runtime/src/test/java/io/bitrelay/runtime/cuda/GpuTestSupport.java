@@ -45,7 +45,7 @@ public final class GpuTestSupport {
     public static synchronized CublasLt cublasLt() {
         requireGpu();
         if (cublasLt == null) {
-            cublasLt = CublasLt.create(CublasLtLibrary.load(CublasLtLocator.locate(null)));
+            cublasLt = CublasLt.create(CublasLtLibrary.load(CublasLtLocator.locate("")));
         }
         return cublasLt;
     }

@@ -1,6 +1,5 @@
 package io.bitrelay.runtime.cuda.cublaslt;
 
-import com.typesafe.config.Config;
 import io.bitrelay.runtime.cuda.CudaUnavailableException;
 
 import java.nio.file.Files;
@@ -36,9 +35,8 @@ public final class CublasLtLocator {
     private CublasLtLocator() {
     }
 
-    /** From this process's system properties, environment and {@code config} (may be null). */
-    public static Location locate(Config config) {
-        String configured = config != null && config.hasPath(CONFIG_KEY) ? config.getString(CONFIG_KEY) : null;
+    /** From this process's system properties, environment and the configured path (null or blank: none). */
+    public static Location locate(String configured) {
         return locate(System.getProperty(PROPERTY), System.getenv(ENV), configured, Files::isRegularFile);
     }
 

@@ -2,6 +2,7 @@ package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.checkpoint.HfCheckpoint;
 import io.bitrelay.runtime.cuda.CudaContext;
+import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
@@ -58,8 +59,8 @@ public final class GpuStage implements AutoCloseable {
         DeviceLayer make(int localLayer, StageCompute compute);
     }
 
-    private GpuStage(int cudaDevice, OptConfig config, StageRecipe recipe, int layerCount, int maxBatchTokens,
-                     int maxPositions, LayerFactory factory) {
+    private GpuStage(int cudaDevice, CudaSettings settings, OptConfig config, StageRecipe recipe, int layerCount,
+                     int maxBatchTokens, int maxPositions, LayerFactory factory) {
         checkShape(config, maxBatchTokens, maxPositions);
         this.config = config;
         this.recipe = recipe;
@@ -70,7 +71,7 @@ public final class GpuStage implements AutoCloseable {
         List<DeviceLayer> createdLayers = new ArrayList<>();
         StageBuffers createdBuffers = null;
         try {
-            createdCompute = new StageCompute(maxBatchTokens);
+            createdCompute = new StageCompute(maxBatchTokens, settings);
             for (int local = 0; local < layerCount; local++) {
                 createdLayers.add(factory.make(local, createdCompute));
             }
@@ -100,11 +101,17 @@ public final class GpuStage implements AutoCloseable {
      * @param maxPositions   tokens a sequence's cache holds (at most the model's context)
      */
     public static GpuStage open(int cudaDevice, OptModel stageModel, int maxBatchTokens, int maxPositions) {
+        return open(cudaDevice, CudaSettings.defaults(), stageModel, maxBatchTokens, maxPositions);
+    }
+
+    /** As {@link #open(int, OptModel, int, int)}, with {@code settings} (cuBLASLt, GEMM workspace and tuning). */
+    public static GpuStage open(int cudaDevice, CudaSettings settings, OptModel stageModel, int maxBatchTokens,
+                                int maxPositions) {
         OptConfig config = stageModel.config();
         checkServable(config, maxPositions);
         StageRecipe recipe = StageRecipe.of(stageModel.weights());
         LayerWeights[] weights = stageModel.weights().layers();
-        return withHead(new GpuStage(cudaDevice, config, recipe, weights.length, maxBatchTokens, maxPositions,
+        return withHead(new GpuStage(cudaDevice, settings, config, recipe, weights.length, maxBatchTokens, maxPositions,
                 (local, compute) -> upload(config, recipe, weights[local])), stageModel.weights());
     }
 
@@ -156,10 +163,16 @@ public final class GpuStage implements AutoCloseable {
      */
     public static GpuStage stream(int cudaDevice, OptModel host, StageRecipe recipe, LayerSource layers, int maxBatchTokens,
                                   int maxPositions) {
+        return stream(cudaDevice, CudaSettings.defaults(), host, recipe, layers, maxBatchTokens, maxPositions);
+    }
+
+    /** As {@link #stream(int, OptModel, StageRecipe, LayerSource, int, int)}, with {@code settings}. */
+    public static GpuStage stream(int cudaDevice, CudaSettings settings, OptModel host, StageRecipe recipe,
+                                  LayerSource layers, int maxBatchTokens, int maxPositions) {
         OptConfig config = host.config();
         checkServable(config, maxPositions);
         LayerRange range = host.range();
-        return withHead(new GpuStage(cudaDevice, config, recipe, range.count(), maxBatchTokens, maxPositions,
+        return withHead(new GpuStage(cudaDevice, settings, config, recipe, range.count(), maxBatchTokens, maxPositions,
                 (local, compute) -> {
                     try (Arena layerArena = Arena.ofShared()) {
                         LayerWeights w = layers.layer(local, layerArena);
@@ -179,10 +192,16 @@ public final class GpuStage implements AutoCloseable {
      */
     public static GpuStage random(int cudaDevice, OptConfig config, StageRecipe recipe, int layerCount, int maxBatchTokens,
                                   int maxPositions, long seed) {
+        return random(cudaDevice, CudaSettings.defaults(), config, recipe, layerCount, maxBatchTokens, maxPositions, seed);
+    }
+
+    /** As {@link #random(int, OptConfig, StageRecipe, int, int, int, long)}, with {@code settings}. */
+    public static GpuStage random(int cudaDevice, CudaSettings settings, OptConfig config, StageRecipe recipe,
+                                  int layerCount, int maxBatchTokens, int maxPositions, long seed) {
         if (layerCount <= 0) {
             throw new IllegalArgumentException("layerCount must be positive, got " + layerCount);
         }
-        return new GpuStage(cudaDevice, config, recipe, layerCount, maxBatchTokens, maxPositions,
+        return new GpuStage(cudaDevice, settings, config, recipe, layerCount, maxBatchTokens, maxPositions,
                 (local, compute) -> recipe == StageRecipe.FP16 ? Fp16Layer.random(config, compute, seed + local)
                         : W8A8Layer.random(config, compute, seed + local));
     }

@@ -1,6 +1,7 @@
 package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.cuda.CudaKernels;
+import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
 import io.bitrelay.runtime.cuda.cublaslt.CublasLt;
@@ -25,8 +26,6 @@ import io.bitrelay.runtime.cuda.kernels.W8A8EpilogueKernels;
  * the (zeroed, preallocated) activation buffers hold and their outputs are never used.
  */
 final class StageCompute implements AutoCloseable {
-    /** cuBLASLt workspace: what Hopper's split-K kernels like (docs/cuda-backend.md). */
-    private static final long WORKSPACE_BYTES = 32L << 20;
     /** Tuning effort per new GEMM shape: a stage tunes at start-up or on the first step of a new bucket. */
     private static final int TUNING_CANDIDATES = 8;
     private static final int TUNING_RUNS = 5;
@@ -45,7 +44,7 @@ final class StageCompute implements AutoCloseable {
     private final GemmAutotuner tuner;
     private final int maxRows;
 
-    StageCompute(int maxRows) {
+    StageCompute(int maxRows, CudaSettings settings) {
         this.maxRows = maxRows;
         CudaStream createdStream = CudaStream.create();
         CudaKernels loaded = null;
@@ -53,8 +52,8 @@ final class StageCompute implements AutoCloseable {
         DeviceBuffer createdWorkspace = null;
         try {
             loaded = CudaKernels.load();
-            createdLt = CublasLt.create(CublasLtLibrary.load(CublasLtLocator.locate(null)));
-            createdWorkspace = DeviceBuffer.allocate(WORKSPACE_BYTES);
+            createdLt = CublasLt.create(CublasLtLibrary.load(CublasLtLocator.locate(settings.cublasLtPath())));
+            createdWorkspace = DeviceBuffer.allocate(Math.max(1, settings.gemmWorkspaceBytes()));
         } catch (RuntimeException e) {
             if (createdLt != null) {
                 createdLt.close();
@@ -69,7 +68,7 @@ final class StageCompute implements AutoCloseable {
         this.kernels = loaded;
         this.lt = createdLt;
         this.workspace = createdWorkspace;
-        this.tuner = new GemmAutotuner(lt, workspace, stream, TUNING_CANDIDATES, TUNING_RUNS);
+        this.tuner = new GemmAutotuner(lt, workspace, stream, TUNING_CANDIDATES, TUNING_RUNS, settings.gemmSearch());
         this.layerNorm = new LayerNormKernels(kernels);
         this.quantize = new QuantizeKernels(kernels);
         this.dequantize = new DequantizeKernel(kernels);
