@@ -10,7 +10,8 @@
 # served with the device link codecs off and on (demo, and prompt scoring through the gateway: 256-row frames);
 # stream = demo and the W8A8 + INT4 demo again with bitrelay.worker.host-weights = stream (after demo: its answers
 # must equal the host-copy runs'; peak worker RSS of both); gemm = deploy/bench/gpu-gemm.sh at M = GEMM_M
-# (default 1,16,128) with the variation search, next to PyTorch.
+# (default 1,16,128) with the variation search, next to PyTorch; layers = bench gpu-layers (LAYERS, default 16,
+# OPT-175B shape) with bitrelay.cuda.gemm-search heuristics and variations, one after the other.
 set -uo pipefail
 folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
 out=${2:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}
@@ -93,6 +94,9 @@ serve_and_score() {
   cluster=$!
   for _ in $(seq 1 120); do grep -q '^serving ' "$logs/$name-cluster.log" && break; sleep 1; done
   step "$name" 120 "$bitrelay" eval --model "$model" "${windows[@]}" --endpoint http://127.0.0.1:18080 --json "$logs/$name.json"
+  # The same windows again on the now warm cluster (first-use setup of codecs and buffers is behind it).
+  step "$name-warm" 120 "$bitrelay" eval --model "$model" "${windows[@]}" --endpoint http://127.0.0.1:18080 \
+    --json "$logs/$name-warm.json"
   kill -TERM "$cluster"; timeout 30 tail --pid="$cluster" -f /dev/null; kill -KILL "$cluster" 2>/dev/null
 }
 
@@ -140,6 +144,14 @@ if want stream; then
   step demo-gpu-stream-w8a8-int4 180 "$bitrelay" demo --devices cuda:0 --recipe w8a8-smoothquant --link-codec int4 \
     "${stream[@]}" --json "$logs/demo-gpu-stream-w8a8-int4.json" --logs "$logs/stream-w8a8-workers"
   same_answers stream-w8a8 demo-gpu-w8a8-int4 demo-gpu-stream-w8a8-int4
+fi
+
+if want layers; then
+  for search in heuristics variations; do
+    step "gpu-layers-$search" 300 "$bitrelay" bench gpu-layers --layers "${LAYERS:-16}" --graphs on \
+      --gemm-search "$search" --json "$logs/gpu-layers-$search.json"
+    grep '^| ' "$logs/gpu-layers-$search.log" | head -12 | tee -a "$summary"
+  done
 fi
 
 if want gemm; then
