@@ -11,7 +11,8 @@
 # stream = demo and the W8A8 + INT4 demo again with bitrelay.worker.host-weights = stream (after demo: its answers
 # must equal the host-copy runs'; peak worker RSS of both); gemm = deploy/bench/gpu-gemm.sh at M = GEMM_M
 # (default 1,16,128) with the variation search, next to PyTorch; layers = bench gpu-layers (LAYERS, default 16,
-# OPT-175B shape) with bitrelay.cuda.gemm-search heuristics and variations, one after the other.
+# OPT-175B shape) with bitrelay.cuda.gemm-search heuristics and variations, one after the other; cache = the same
+# with variations twice over one GEMM tuning cache (cold, warm), and a demo cluster with variations started twice.
 set -uo pipefail
 folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
 out=${2:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}
@@ -152,6 +153,23 @@ if want layers; then
       --gemm-search "$search" --json "$logs/gpu-layers-$search.json"
     grep '^| ' "$logs/gpu-layers-$search.log" | head -12 | tee -a "$summary"
   done
+fi
+
+if want cache; then
+  # The GEMM tuning cache: the variation search paid once, then reused (bench, and a demo cluster restarted).
+  cache="$work/gemm-tuning"
+  for pass in cold warm; do
+    step "gpu-layers-cache-$pass" 300 "$bitrelay" bench gpu-layers --layers "${LAYERS:-16}" --graphs on \
+      --gemm-search variations --gemm-tuning-cache "$cache" --json "$logs/gpu-layers-cache-$pass.json"
+    grep '^| ' "$logs/gpu-layers-cache-$pass.log" | head -12 | tee -a "$summary"
+  done
+  ls -l "$cache" | tee -a "$summary"
+  for pass in cold warm; do
+    step "demo-gpu-variations-$pass" 150 "$bitrelay" demo --devices cuda:0 --set bitrelay.cuda.gemm-search=variations \
+      --set bitrelay.cuda.gemm-tuning-cache="$work/demo-gemm-tuning" --json "$logs/demo-gpu-variations-$pass.json"
+  done
+  same_answers variations-cache demo-gpu-variations-cold demo-gpu-variations-warm
+  ls -l "$work/demo-gemm-tuning" | tee -a "$summary"
 fi
 
 if want gemm; then

@@ -46,7 +46,8 @@ class WorkerSettingsTest {
     @Test
     void cudaSettingsComeFromTheConfigAndBadOnesAreRefusedByKey() {
         CudaSettings defaults = settings(Map.of()).cuda();
-        assertEquals(CudaSettings.defaults(), defaults);
+        assertEquals(CudaSettings.defaults().withGemmTuningCache(System.getProperty("user.home") + "/.cache/bitrelay/gemm-tuning"),
+                defaults);
         CudaSettings tuned = settings(Map.of("bitrelay.cuda.gemm-search", "variations", "bitrelay.cuda.gemm-search-budget", "3s",
                 "bitrelay.cuda.gemm-workspace", "64MiB", "bitrelay.cuda.cublaslt-path", "/opt/cuda/libcublasLt.so.13")).cuda();
         assertEquals(GemmSearch.variations(Duration.ofSeconds(3)), tuned.gemmSearch());

@@ -103,14 +103,14 @@ public final class GpuLayersBench implements Callable<Integer> {
             System.out.println("bench gpu-layers: --graphs takes on, off or both, got " + graphs);
             return 2;
         }
-        GemmSearch search;
+        CudaSettings settings;
         try {
-            search = gemmSearchOptions.search();
+            settings = gemmSearchOptions.settings();
         } catch (IllegalArgumentException e) {
             System.out.println("bench gpu-layers: " + e.getMessage());
             return 2;
         }
-        CudaSettings settings = CudaSettings.defaults().withGemmSearch(search);
+        GemmSearch search = settings.gemmSearch();
         OptConfig config = OptPresets.get(preset);
         int maxPrefill = prefills.stream().mapToInt(Integer::intValue).max().orElse(1);
         int maxBatch = batches.stream().mapToInt(Integer::intValue).max().orElse(1);

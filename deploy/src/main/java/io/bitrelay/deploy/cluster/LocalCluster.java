@@ -195,6 +195,10 @@ public final class LocalCluster implements AutoCloseable {
         return new WorkerPlace(List.of("ip", "netns", "exec", namespaced.namespace()), namespaced.host(), own, "embedded");
     }
 
+    /** The settings a worker JVM reads (WorkerSettings, CudaSettings, its data plane): --set overrides reach it. */
+    private static final List<String> WORKER_SETTING_PREFIXES = List.of("bitrelay.worker.", "bitrelay.dataplane.",
+            "bitrelay.cuda.");
+
     private static List<String> workerCommand(int index, String id, String seed, WorkerPlace place, Options options, int threads,
                                               Map<String, Object> settings) {
         List<String> command = new ArrayList<>(place.prefix());
@@ -222,7 +226,7 @@ public final class LocalCluster implements AutoCloseable {
         command.add("--set=bitrelay.worker.device=" + options.deviceOf(index));
         command.add("--set=bitrelay.worker.workers-per-device=" + options.workersSharingDeviceOf(index));
         for (Map.Entry<String, Object> entry : settings.entrySet()) {
-            if (entry.getKey().startsWith("bitrelay.worker.") || entry.getKey().startsWith("bitrelay.dataplane.")) {
+            if (WORKER_SETTING_PREFIXES.stream().anyMatch(entry.getKey()::startsWith)) {
                 command.add("--set=" + entry.getKey() + "=" + entry.getValue());
             }
         }

@@ -13,8 +13,9 @@ import java.time.Duration;
  * @param cublasLtPath       the configured library path, blank for the default lookup ({@code CublasLtLocator})
  * @param gemmWorkspaceBytes cuBLASLt workspace of each GEMM runner
  * @param gemmSearch         heuristics only, or their neighbourhood too within a budget per shape
+ * @param gemmTuningCache    directory of tuned-GEMM files reused across restarts, blank for none
  */
-public record CudaSettings(String cublasLtPath, long gemmWorkspaceBytes, GemmSearch gemmSearch) {
+public record CudaSettings(String cublasLtPath, long gemmWorkspaceBytes, GemmSearch gemmSearch, String gemmTuningCache) {
     public static final String PREFIX = "bitrelay.cuda.";
     private static final long DEFAULT_WORKSPACE_BYTES = 32L << 20;
 
@@ -24,9 +25,9 @@ public record CudaSettings(String cublasLtPath, long gemmWorkspaceBytes, GemmSea
         }
     }
 
-    /** The shipped defaults (configs/bitrelay.conf): default library lookup, 32 MiB, heuristics. */
+    /** Default library lookup, 32 MiB, heuristics, no tuning cache (what tests and benchmarks start from). */
     public static CudaSettings defaults() {
-        return new CudaSettings("", DEFAULT_WORKSPACE_BYTES, GemmSearch.HEURISTICS);
+        return new CudaSettings("", DEFAULT_WORKSPACE_BYTES, GemmSearch.HEURISTICS, "");
     }
 
     /** From {@code root}'s {@code bitrelay.cuda} block; a bad value is refused by its key. */
@@ -34,7 +35,8 @@ public record CudaSettings(String cublasLtPath, long gemmWorkspaceBytes, GemmSea
         try {
             Config cuda = root.getConfig("bitrelay.cuda");
             return new CudaSettings(cuda.getString("cublaslt-path"), cuda.getBytes("gemm-workspace"),
-                    gemmSearch(cuda.getString("gemm-search"), cuda.getDuration("gemm-search-budget")));
+                    gemmSearch(cuda.getString("gemm-search"), cuda.getDuration("gemm-search-budget")),
+                    cuda.getString("gemm-tuning-cache"));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad " + PREFIX + "* setting: " + e.getMessage(), e);
         }
@@ -57,6 +59,10 @@ public record CudaSettings(String cublasLtPath, long gemmWorkspaceBytes, GemmSea
     }
 
     public CudaSettings withGemmSearch(GemmSearch search) {
-        return new CudaSettings(cublasLtPath, gemmWorkspaceBytes, search);
+        return new CudaSettings(cublasLtPath, gemmWorkspaceBytes, search, gemmTuningCache);
+    }
+
+    public CudaSettings withGemmTuningCache(String directory) {
+        return new CudaSettings(cublasLtPath, gemmWorkspaceBytes, gemmSearch, directory);
     }
 }

@@ -4,6 +4,7 @@ import io.bitrelay.runtime.cuda.CudaEvent;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -245,6 +246,41 @@ public final class GemmAutotuner implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /** The choices tuned or adopted so far, as tuning-cache entries. */
+    public List<GemmTuningCache.Entry> entries() {
+        List<GemmTuningCache.Entry> entries = new ArrayList<>();
+        cache.forEach((key, choice) -> entries.add(new GemmTuningCache.Entry(key.precision(), key.m(), key.n(), key.k(),
+                choice.plan().layout(), choice.algorithm().algo().toArray(ValueLayout.JAVA_BYTE), choice.medianMicros())));
+        return entries;
+    }
+
+    /**
+     * Takes {@code entries} (from a {@link GemmTuningCache} file) as tuned choices, each only after cuBLASLt accepts
+     * its algorithm for the plan (another library build or GPU may not); keys already tuned here keep their choice.
+     *
+     * @return how many entries were taken
+     */
+    public int adopt(List<GemmTuningCache.Entry> entries) {
+        int adopted = 0;
+        for (GemmTuningCache.Entry entry : entries) {
+            Key key = new Key(entry.precision(), entry.m(), entry.n(), entry.k());
+            if (cache.containsKey(key)) {
+                continue;
+            }
+            GemmPlan plan = GemmPlan.create(lt, entry.precision(), entry.layout(), entry.m(), entry.n(), entry.k());
+            MemorySegment algo = Arena.ofAuto().allocate(CublasLtLibrary.ALGO_BYTES, 8);
+            algo.copyFrom(MemorySegment.ofArray(entry.algo()));
+            GemmAlgorithm algorithm = plan.check(lt, algo, GemmAlgorithm.CACHED);
+            if (algorithm == null || algorithm.workspaceBytes() > workspace.byteSize()) {
+                plan.close();
+                continue;
+            }
+            cache.put(key, new Choice(plan, algorithm, entry.micros(), 0, Double.NaN, Double.NaN));
+            adopted++;
+        }
+        return adopted;
     }
 
     /** Runs the GEMM with the cached choice for its key ({@link #tune} first); queued on this tuner's stream. */

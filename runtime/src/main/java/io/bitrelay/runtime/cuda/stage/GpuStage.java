@@ -71,7 +71,7 @@ public final class GpuStage implements AutoCloseable {
         List<DeviceLayer> createdLayers = new ArrayList<>();
         StageBuffers createdBuffers = null;
         try {
-            createdCompute = new StageCompute(maxBatchTokens, settings);
+            createdCompute = new StageCompute(maxBatchTokens, settings, context.device().name());
             for (int local = 0; local < layerCount; local++) {
                 createdLayers.add(factory.make(local, createdCompute));
             }

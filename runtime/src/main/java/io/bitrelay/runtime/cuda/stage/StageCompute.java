@@ -9,6 +9,7 @@ import io.bitrelay.runtime.cuda.cublaslt.CublasLtLibrary;
 import io.bitrelay.runtime.cuda.cublaslt.CublasLtLocator;
 import io.bitrelay.runtime.cuda.cublaslt.GemmAutotuner;
 import io.bitrelay.runtime.cuda.cublaslt.GemmPrecision;
+import io.bitrelay.runtime.cuda.cublaslt.GemmTuningCache;
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
 import io.bitrelay.runtime.cuda.kernels.DequantizeKernel;
 import io.bitrelay.runtime.cuda.kernels.LayerNormKernels;
@@ -16,6 +17,13 @@ import io.bitrelay.runtime.cuda.kernels.QuantizeKernels;
 import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
 import io.bitrelay.runtime.cuda.kernels.StageEpilogueKernels;
 import io.bitrelay.runtime.cuda.kernels.W8A8EpilogueKernels;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
 /**
  * What a stage computes with, created in its context: the stage's one stream, the kernels module with every
@@ -26,6 +34,7 @@ import io.bitrelay.runtime.cuda.kernels.W8A8EpilogueKernels;
  * the (zeroed, preallocated) activation buffers hold and their outputs are never used.
  */
 final class StageCompute implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(StageCompute.class.getName());
     /** Tuning effort per new GEMM shape: a stage tunes at start-up or on the first step of a new bucket. */
     private static final int TUNING_CANDIDATES = 8;
     private static final int TUNING_RUNS = 5;
@@ -43,8 +52,13 @@ final class StageCompute implements AutoCloseable {
     private final DeviceBuffer workspace;
     private final GemmAutotuner tuner;
     private final int maxRows;
+    private final Path tuningCache;
+    private final int adopted;
 
-    StageCompute(int maxRows, CudaSettings settings) {
+    /**
+     * @param deviceName the GPU's name, which keys the tuning-cache file ({@link CudaSettings#gemmTuningCache})
+     */
+    StageCompute(int maxRows, CudaSettings settings, String deviceName) {
         this.maxRows = maxRows;
         CudaStream createdStream = CudaStream.create();
         CudaKernels loaded = null;
@@ -69,6 +83,9 @@ final class StageCompute implements AutoCloseable {
         this.lt = createdLt;
         this.workspace = createdWorkspace;
         this.tuner = new GemmAutotuner(lt, workspace, stream, TUNING_CANDIDATES, TUNING_RUNS, settings.gemmSearch());
+        this.tuningCache = settings.gemmTuningCache().isBlank() ? null : GemmTuningCache.file(
+                Path.of(settings.gemmTuningCache()), deviceName, lt.library().version(), settings.gemmSearch());
+        this.adopted = adoptTuningCache();
         this.layerNorm = new LayerNormKernels(kernels);
         this.quantize = new QuantizeKernels(kernels);
         this.dequantize = new DequantizeKernel(kernels);
@@ -92,8 +109,41 @@ final class StageCompute implements AutoCloseable {
         tuner.run(precision, gemmRows(rows), n, k, x, w, y);
     }
 
+    /** Takes the tuning cache's choices when there is one; an unreadable file is reported and tuned over, not fatal. */
+    private int adoptTuningCache() {
+        if (tuningCache == null || !Files.isRegularFile(tuningCache)) {
+            return 0;
+        }
+        try {
+            int taken = tuner.adopt(GemmTuningCache.read(tuningCache));
+            LOG.fine(() -> "GEMM tuning cache " + tuningCache + ": " + taken + " choices reused");
+            return taken;
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, "GEMM tuning cache not used, the GEMMs are tuned again and the file rewritten: "
+                    + e.getMessage());
+            return 0;
+        }
+    }
+
+    /** Writes this stage's choices back when it tuned something the file did not have. */
+    private void saveTuningCache() {
+        if (tuningCache == null) {
+            return;
+        }
+        List<GemmTuningCache.Entry> entries = tuner.entries();
+        if (entries.size() <= adopted) {
+            return;
+        }
+        try {
+            GemmTuningCache.write(tuningCache, entries);
+        } catch (IOException | RuntimeException e) {
+            LOG.log(Level.WARNING, "GEMM tuning cache " + tuningCache + " not written: " + e.getMessage());
+        }
+    }
+
     @Override
     public void close() {
+        saveTuningCache();
         tuner.close();
         workspace.close();
         lt.close();

@@ -14,6 +14,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -231,6 +233,44 @@ class CublasLtGemmTest {
                         + plain.medianMicros() + " us (" + plain.candidatesTimed() + " timed), variations "
                         + searched.describe() + " " + searched.medianMicros() + " us (" + searched.candidatesTimed()
                         + " timed)");
+            }
+        }
+    }
+
+    @Test
+    void shouldReuseTunedChoicesFromACacheAndDropWhatCublasLtRefuses() {
+        CublasLt lt = GpuTestSupport.cublasLt();
+        int m = 16;
+        int n = 768;
+        int k = 1024;
+        SplittableRandom random = new SplittableRandom(29);
+        try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
+             DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES);
+             GemmAutotuner first = new GemmAutotuner(lt, workspace, stream, 8, 3);
+             GemmAutotuner second = new GemmAutotuner(lt, workspace, stream, 8, 3)) {
+            MemorySegment x = HostData.int8(arena, (long) m * k, random);
+            MemorySegment w = HostData.int8(arena, (long) n * k, random);
+            MemorySegment expected = arena.allocate((long) m * n * 4, 64);
+            ReferenceMatMul.matmulI8(x, w, expected, m, n, k);
+            try (DeviceBuffer dx = HostData.upload(x); DeviceBuffer dw = HostData.upload(w);
+                 DeviceBuffer dy = DeviceBuffer.allocate((long) m * n * 4)) {
+                GemmAutotuner.Choice tuned = first.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(),
+                        dy.address());
+                List<GemmTuningCache.Entry> entries = new ArrayList<>(first.entries());
+                byte[] nonsense = new byte[64];
+                Arrays.fill(nonsense, (byte) 0x5a);
+                entries.add(new GemmTuningCache.Entry(GemmPrecision.INT8_INT32, 32, n, k, GemmLayout.WEIGHTS_FIRST, nonsense,
+                        1.0));
+                assertEquals(1, second.adopt(entries), "the tuned entry is taken, the nonsense algorithm refused");
+                GemmAutotuner.Choice reused = second.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(),
+                        dy.address());
+                assertEquals(GemmAlgorithm.CACHED, reused.algorithm().heuristicRank());
+                assertEquals(tuned.algorithm().config(), reused.algorithm().config());
+                dy.fill((byte) 0, stream);
+                second.run(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(), dy.address());
+                stream.synchronize();
+                assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT),
+                        HostData.download(arena, dy, (long) m * n * 4).toArray(ValueLayout.JAVA_INT));
             }
         }
     }
