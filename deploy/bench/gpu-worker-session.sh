@@ -12,7 +12,8 @@
 # must equal the host-copy runs'; peak worker RSS of both); gemm = deploy/bench/gpu-gemm.sh at M = GEMM_M
 # (default 1,16,128) with the variation search, next to PyTorch; layers = bench gpu-layers (LAYERS, default 16,
 # OPT-175B shape) with bitrelay.cuda.gemm-search heuristics and variations, one after the other; cache = the same
-# with variations twice over one GEMM tuning cache (cold, warm), and a demo cluster with variations started twice.
+# with variations twice over one GEMM tuning cache (cold, warm), and a demo cluster with variations started twice;
+# kv = W8A8 layers with an FP16 vs an INT8 KV cache (context KV_CONTEXT, default 1024), and a demo on INT8 caches.
 set -uo pipefail
 folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
 out=${2:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}
@@ -170,6 +171,19 @@ if want cache; then
   done
   same_answers variations-cache demo-gpu-variations-cold demo-gpu-variations-warm
   ls -l "$work/demo-gemm-tuning" | tee -a "$summary"
+fi
+
+if want kv; then
+  # The INT8 KV cache on the GPU: W8A8 layers with an FP16 and an INT8 cache, side by side; a GPU cluster serving
+  # with bitrelay.quantization.kv-cache = int8 end to end.
+  for kv in fp16 int8; do
+    step "gpu-layers-kv-$kv" 300 "$bitrelay" bench gpu-layers --layers "${LAYERS:-16}" --recipes w8a8 --graphs on \
+      --gemm-search heuristics --kv "$kv" --context "${KV_CONTEXT:-1024}" --json "$logs/gpu-layers-kv-$kv.json"
+    grep '^| ' "$logs/gpu-layers-kv-$kv.log" | head -7 | tee -a "$summary"
+  done
+  step demo-gpu-kv-int8 150 "$bitrelay" demo --devices cuda:0 --set bitrelay.quantization.kv-cache=int8 \
+    --json "$logs/demo-gpu-kv-int8.json" --logs "$logs/kv-int8-workers"
+  grep -h "KV cache" "$logs"/kv-int8-workers/*.log | head -3 | tee -a "$summary"
 fi
 
 if want gemm; then

@@ -21,6 +21,14 @@
 //   offset 24  i32  pastLen    tokens already in the cache before this step
 //   offset 28  i32  reserved   0
 //
+// INT8 KV cache (the `_int8` kernels; KvPrecision.INT8 of the CPU path, QuantizedKvRows' scheme): every
+// (token, head) group of headDim channels is stored as codes 0..255 with an FP32 scale and minimum,
+// x̂ = code · scale + minimum, scale = (max − min) / 255, code = round((x − min) / scale) (0 when scale is 0).
+// Per sequence, layer and K or V one block: codes (capacity, cacheStride) u8, then params (capacity, heads)
+// × {scale, minimum} FP32 at byte offset capacity × cacheStride (8-byte aligned: cacheStride % 8 == 0);
+// AttentionSeq.k / .v point at the codes and .reserved holds capacity. Half the bytes of an FP16 cache plus
+// 8 bytes per (token, head): what decode attention, bound by reading the cache, gains.
+//
 // Per layer and step the caller launches kv_cache_append first (it writes rows pastLen .. pastLen +
 // newTokens − 1 of each cache; capacity ≥ pastLen + newTokens is the caller's job), then attention: the
 // attention kernels read new tokens' keys from the cache, so query i of a sequence (absolute position
@@ -53,6 +61,32 @@ __device__ __forceinline__ void load8(const __half* p, float out[8]) {
     }
 }
 
+// 8 INT8-cache codes (u8) at p, 8-byte aligned, as floats.
+__device__ __forceinline__ void load8Codes(const void* p, float out[8]) {
+    const uint2 raw = *reinterpret_cast<const uint2*>(p);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        out[i] = (float) ((raw.x >> (8 * i)) & 0xffu);
+        out[4 + i] = (float) ((raw.y >> (8 * i)) & 0xffu);
+    }
+}
+
+// The {scale, minimum} table of an INT8 cache block whose codes start at `codes`.
+__device__ __forceinline__ const float2* int8Params(const void* codes, int capacity, int cacheStride) {
+    return reinterpret_cast<const float2*>(reinterpret_cast<const uint8_t*>(codes) + (size_t) capacity * cacheStride);
+}
+
+// The sequence row r belongs to, or -1 (called by the whole block; `found` in shared memory).
+__device__ __forceinline__ int findSequence(const AttentionSeq* seqs, int numSeqs, int r, int* found) {
+    if (threadIdx.x == 0) *found = -1;
+    __syncthreads();
+    for (int s = threadIdx.x; s < numSeqs; s += blockDim.x) {
+        if (r >= seqs[s].rowStart && r < seqs[s].rowStart + seqs[s].newTokens) *found = s;
+    }
+    __syncthreads();
+    return *found;
+}
+
 } // namespace attention
 
 // ---------------------------------------------------------------------------------------------------
@@ -65,13 +99,7 @@ extern "C" __global__ void kv_cache_append(const AttentionSeq* seqs, int numSeqs
                                            const __half* vNew, int ldNew, int hidden, int cacheStride) {
     const int r = blockIdx.x;
     __shared__ int found;
-    if (threadIdx.x == 0) found = -1;
-    __syncthreads();
-    for (int s = threadIdx.x; s < numSeqs; s += blockDim.x) {
-        if (r >= seqs[s].rowStart && r < seqs[s].rowStart + seqs[s].newTokens) found = s;
-    }
-    __syncthreads();
-    if (found < 0) return;
+    if (attention::findSequence(seqs, numSeqs, r, &found) < 0) return;
     const AttentionSeq d = seqs[found];
     const size_t cacheRow = (size_t) (d.pastLen + r - d.rowStart) * cacheStride;
     const uint4* ks = reinterpret_cast<const uint4*>(kNew + (size_t) r * ldNew);
@@ -83,6 +111,55 @@ extern "C" __global__ void kv_cache_append(const AttentionSeq* seqs, int numSeqs
         uint4 b = vs[i];
         kd[i] = a;
         vd[i] = b;
+    }
+}
+
+// INT8 append: the same rows quantized per (token, head) group into the codes and params of an INT8 cache (see
+// the top of this file); one warp per group, headDim 64 or 128. grid = (rows), block = any multiple of 32.
+extern "C" __global__ void kv_cache_append_int8(const AttentionSeq* seqs, int numSeqs, const __half* kNew,
+                                                const __half* vNew, int ldNew, int hidden, int cacheStride,
+                                                int headDim) {
+    const int r = blockIdx.x;
+    __shared__ int found;
+    if (attention::findSequence(seqs, numSeqs, r, &found) < 0) return;
+    const AttentionSeq d = seqs[found];
+    const int position = d.pastLen + r - d.rowStart;
+    const int heads = hidden / headDim, perLane = headDim / 32;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int group = warp; group < 2 * heads; group += warps) {
+        const bool isValue = group >= heads;
+        const int head = isValue ? group - heads : group;
+        const __half* src = (isValue ? vNew : kNew) + (size_t) r * ldNew + head * headDim;
+        void* block = isValue ? (void*) d.v : (void*) d.k;
+        float x[4];
+        float lo = INFINITY, hi = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (i < perLane) {
+                x[i] = __half2float(src[lane + 32 * i]);
+                lo = fminf(lo, x[i]);
+                hi = fmaxf(hi, x[i]);
+            }
+        }
+#pragma unroll
+        for (int offset = 16; offset > 0; offset >>= 1) {
+            lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, offset));
+            hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, offset));
+        }
+        // As QuantizedKvRows: scale = (max − min) / 255, code = Math.round((x − min) / scale), clamped.
+        const float scale = __fdiv_rn(__fsub_rn(hi, lo), 255.f);
+        uint8_t* codes = reinterpret_cast<uint8_t*>(block) + (size_t) position * cacheStride + head * headDim;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (i < perLane) {
+                float code = scale > 0.f ? floorf(__fadd_rn(__fdiv_rn(__fsub_rn(x[i], lo), scale), 0.5f)) : 0.f;
+                codes[lane + 32 * i] = (uint8_t) fminf(255.f, fmaxf(0.f, code));
+            }
+        }
+        if (lane == 0) {
+            float2* params = const_cast<float2*>(attention::int8Params(block, d.reserved, cacheStride));
+            params[(size_t) position * heads + head] = make_float2(scale, lo);
+        }
     }
 }
 
@@ -102,7 +179,7 @@ namespace attention {
 
 constexpr int kDecodeThreads = 128;
 
-template <int D>
+template <int D, bool kInt8>
 __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __half* __restrict__ q, int ldq,
                                 int cacheStride, int keysPerSplit, float* __restrict__ partialO,
                                 float* __restrict__ partialMl, __half* __restrict__ out, int ldo) {
@@ -129,6 +206,14 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
     load8(q + (size_t) d.rowStart * ldq + h * D + part * 8, qv);
     const __half* kBase = d.k + (size_t) first * cacheStride + h * D + part * 8;
     const __half* vBase = d.v + (size_t) first * cacheStride + h * D + part * 8;
+    // INT8: q·k̂ = scale · (q·codes) + minimum · Σq, so each part adds its share of Σq once per key.
+    const uint8_t* kCodes = reinterpret_cast<const uint8_t*>(d.k) + (size_t) first * cacheStride + h * D + part * 8;
+    const uint8_t* vCodes = reinterpret_cast<const uint8_t*>(d.v) + (size_t) first * cacheStride + h * D + part * 8;
+    const float2* kParams = kInt8 ? int8Params(d.k, d.reserved, cacheStride) + (size_t) first * heads + h : nullptr;
+    const float2* vParams = kInt8 ? int8Params(d.v, d.reserved, cacheStride) + (size_t) first * heads + h : nullptr;
+    float qSum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 8; i++) qSum += qv[i];
 
     // scores: kUnroll rows per thread loaded before any is reduced
     for (int base = 0; base < keys; base += kKeysPerPass * kUnroll) {
@@ -139,9 +224,17 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
             partial[u] = 0.f;
             if (key < keys) {
                 float kv[8];
-                load8(kBase + (size_t) key * cacheStride, kv);
+                if constexpr (kInt8) {
+                    load8Codes(kCodes + (size_t) key * cacheStride, kv);
+                } else {
+                    load8(kBase + (size_t) key * cacheStride, kv);
+                }
 #pragma unroll
                 for (int i = 0; i < 8; i++) partial[u] = fmaf(qv[i], kv[i], partial[u]);
+                if constexpr (kInt8) {
+                    const float2 sm = kParams[(size_t) key * heads];
+                    partial[u] = fmaf(sm.x, partial[u], sm.y * qSum);
+                }
             }
         }
 #pragma unroll
@@ -185,15 +278,28 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
             int key = base + u * kKeysPerPass + slot;
-            if (key < keys) load8(vBase + (size_t) key * cacheStride, vv[u]);
+            if (key < keys) {
+                if constexpr (kInt8) {
+                    load8Codes(vCodes + (size_t) key * cacheStride, vv[u]);
+                } else {
+                    load8(vBase + (size_t) key * cacheStride, vv[u]);
+                }
+            }
         }
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
             int key = base + u * kKeysPerPass + slot;
             if (key < keys) {
                 float p = scores[key];
+                if constexpr (kInt8) { // p · v̂ = (p · scale) · codes + p · minimum
+                    const float2 sm = vParams[(size_t) key * heads];
+                    const float ps = p * sm.x, pm = p * sm.y;
 #pragma unroll
-                for (int i = 0; i < 8; i++) acc[i] = fmaf(p, vv[u][i], acc[i]);
+                    for (int i = 0; i < 8; i++) acc[i] = fmaf(ps, vv[u][i], acc[i] + pm);
+                } else {
+#pragma unroll
+                    for (int i = 0; i < 8; i++) acc[i] = fmaf(p, vv[u][i], acc[i]);
+                }
             }
         }
     }
@@ -226,12 +332,22 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
 extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
 attention_decode_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
                       float* partialO, float* partialMl, __half* out, int ldo) {
-    attention::attentionDecode<64>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
+    attention::attentionDecode<64, false>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
 }
 extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
 attention_decode_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
                        float* partialO, float* partialMl, __half* out, int ldo) {
-    attention::attentionDecode<128>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
+    attention::attentionDecode<128, false>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
+}
+extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
+attention_decode_int8_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
+                           float* partialO, float* partialMl, __half* out, int ldo) {
+    attention::attentionDecode<64, true>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
+}
+extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
+attention_decode_int8_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
+                            float* partialO, float* partialMl, __half* out, int ldo) {
+    attention::attentionDecode<128, true>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
 }
 
 // Merges the splits of the decode kernel (log-sum-exp weights): grid = (heads, numSeqs), block = (headDim).
@@ -314,7 +430,41 @@ __device__ __forceinline__ void loadTile(__half (*tile)[D + 8], const __half* ca
     }
 }
 
+// The INT8 cache's rows dequantized into the same FP16 tile, with plain loads and stores (the FP16 path's
+// cp.async groups are then empty; the kernel's barriers order these stores as they order the async copies).
 template <int D>
+__device__ __forceinline__ void loadTileInt8(__half (*tile)[D + 8], const __half* cache, int capacity, int cacheStride,
+                                             int head, int first, int end) {
+    constexpr int kChunks = D / 8;
+    const int heads = cacheStride / D;
+    const uint8_t* codes = reinterpret_cast<const uint8_t*>(cache);
+    const float2* params = int8Params(cache, capacity, cacheStride);
+    for (int i = threadIdx.x; i < kTileRows * kChunks; i += kPrefillThreads) {
+        int row = i / kChunks, chunk = i % kChunks;
+        uint4 packed = make_uint4(0, 0, 0, 0);
+        if (first + row < end) {
+            float c[8];
+            load8Codes(codes + (size_t) (first + row) * cacheStride + head * D + chunk * 8, c);
+            const float2 sm = params[(size_t) (first + row) * heads + head];
+            __half2* h2 = reinterpret_cast<__half2*>(&packed);
+#pragma unroll
+            for (int k = 0; k < 4; k++) h2[k] = __floats2half2_rn(fmaf(c[2 * k], sm.x, sm.y), fmaf(c[2 * k + 1], sm.x, sm.y));
+        }
+        *reinterpret_cast<uint4*>(&tile[row][chunk * 8]) = packed;
+    }
+}
+
+template <int D, bool kInt8>
+__device__ __forceinline__ void loadCacheTile(__half (*tile)[D + 8], const __half* cache, int capacity, int cacheStride,
+                                              int head, int first, int end) {
+    if constexpr (kInt8) {
+        loadTileInt8<D>(tile, cache, capacity, cacheStride, head, first, end);
+    } else {
+        loadTile<D>(tile, cache, cacheStride, head, first, end);
+    }
+}
+
+template <int D, bool kInt8>
 __device__ void attentionPrefill(const AttentionSeq* __restrict__ seqs, const __half* __restrict__ q, int ldq,
                                  int cacheStride, __half* __restrict__ out, int ldo) {
     constexpr int kDimChunks = D / 16; // k-steps of Q·Kᵀ, pairs of 8-wide output tiles of P·V
@@ -353,13 +503,13 @@ __device__ void attentionPrefill(const AttentionSeq* __restrict__ seqs, const __
 
     const int keyEnd = min(context, past + qTile * kTileRows + kTileRows); // block's causal limit
     const int tiles = (keyEnd + kTileRows - 1) / kTileRows;
-    loadTile<D>(sK, d.k, cacheStride, h, 0, keyEnd);
+    loadCacheTile<D, kInt8>(sK, d.k, d.reserved, cacheStride, h, 0, keyEnd);
     cpAsyncCommit();
     for (int kt = 0; kt < tiles; kt++) {
         const int firstKey = kt * kTileRows;
         cpAsyncWait<0>();
         __syncthreads(); // K(kt) visible; every warp is done with V(kt − 1)
-        loadTile<D>(sV, d.v, cacheStride, h, firstKey, keyEnd);
+        loadCacheTile<D, kInt8>(sV, d.v, d.reserved, cacheStride, h, firstKey, keyEnd);
         cpAsyncCommit();
 
         float sc[kKeyTiles8][4];
@@ -377,7 +527,7 @@ __device__ void attentionPrefill(const AttentionSeq* __restrict__ seqs, const __
             }
         }
         __syncthreads(); // every warp is done with K(kt)
-        if (kt + 1 < tiles) loadTile<D>(sK, d.k, cacheStride, h, firstKey + kTileRows, keyEnd);
+        if (kt + 1 < tiles) loadCacheTile<D, kInt8>(sK, d.k, d.reserved, cacheStride, h, firstKey + kTileRows, keyEnd);
         cpAsyncCommit();
 
         // causal mask, only where the tile reaches past this warp's first row
@@ -462,9 +612,17 @@ __device__ void attentionPrefill(const AttentionSeq* __restrict__ seqs, const __
 
 extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
 attention_prefill_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
-    attention::attentionPrefill<64>(seqs, q, ldq, cacheStride, out, ldo);
+    attention::attentionPrefill<64, false>(seqs, q, ldq, cacheStride, out, ldo);
 }
 extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
 attention_prefill_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
-    attention::attentionPrefill<128>(seqs, q, ldq, cacheStride, out, ldo);
+    attention::attentionPrefill<128, false>(seqs, q, ldq, cacheStride, out, ldo);
+}
+extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
+attention_prefill_int8_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
+    attention::attentionPrefill<64, true>(seqs, q, ldq, cacheStride, out, ldo);
+}
+extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
+attention_prefill_int8_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
+    attention::attentionPrefill<128, true>(seqs, q, ldq, cacheStride, out, ldo);
 }

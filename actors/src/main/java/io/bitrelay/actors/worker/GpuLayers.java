@@ -224,7 +224,8 @@ final class GpuLayers implements AutoCloseable {
 
     String describe() {
         return stage.recipe().label() + " on " + CudaDevice.get(device).describe() + ", "
-                + (stage.weightBytes() >> 20) + " MiB of weights, " + (stage.activationBytes() >> 20) + " MiB of step buffers";
+                + (stage.weightBytes() >> 20) + " MiB of weights, " + (stage.activationBytes() >> 20) + " MiB of step buffers, "
+                + stage.kvFormat().label() + " KV cache";
     }
 
     @Override

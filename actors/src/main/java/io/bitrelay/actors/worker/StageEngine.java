@@ -8,6 +8,7 @@ import io.bitrelay.actors.pipeline.StageQuantization;
 import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.actors.pipeline.StatsChunks;
 import io.bitrelay.runtime.checkpoint.HfCheckpoint;
+import io.bitrelay.runtime.cuda.kernels.KvCacheFormat;
 import io.bitrelay.runtime.cuda.stage.GpuStage;
 import io.bitrelay.runtime.cuda.stage.StageRecipe;
 import io.bitrelay.runtime.eval.LogSoftmax;
@@ -212,9 +213,10 @@ final class StageEngine {
             throw new IllegalArgumentException(where + " and cannot calibrate " + quantization.recipe() + ": the quantization "
                     + "store has no saved stage for it; calibrate once with host-weights = keep (the store keeps the result), then stream");
         }
-        checkGpuKvCache(assignment, device);
+        KvPrecision kv = checkGpuKvCache(assignment, device);
         Path checkpoint = Path.of(assignment.checkpointDir());
-        OptModel host = OptModel.loadWithoutLayers(checkpoint, range);
+        OptModel loadedHost = OptModel.loadWithoutLayers(checkpoint, range);
+        OptModel host = loadedHost.withKvPrecision(kv);
         GpuLayers gpu = null;
         try (HfCheckpoint files = HfCheckpoint.open(checkpoint);
              StageFile.Reader saved = quantized ? StageFile.Reader.open(Path.of(quantization.restoreFile()), identity(assignment),
@@ -226,22 +228,27 @@ final class StageEngine {
                     assignment.maxBatchTokens());
             LOG.info("stage {}: layers [{}, {}) streamed to {}{}", assignment.stageIndex(), assignment.firstLayer(),
                     assignment.endLayer(), gpu.describe(), quantized ? " (" + quantization.recipe() + " from " + quantization.restoreFile() + ")" : "");
-            return new StageEngine(assignment, settings.workerId(), host, host, host, gpu, settings.deviceLinkCodecs(),
+            return new StageEngine(assignment, settings.workerId(), loadedHost, host, host, gpu, settings.deviceLinkCodecs(),
                     settings.deviceLmHead(), true, quantized, settings.gptqSequences(), null, coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();
             }
-            host.close();
+            loadedHost.close();
             throw e instanceof QuantStoreException ? new IllegalArgumentException(where + ": " + e.getMessage(), e) : e;
         }
     }
 
-    private static void checkGpuKvCache(StageAssignment assignment, int device) {
-        if (!assignment.kvCache().equals(KvPrecision.FP32.optionName())) {
-            throw new IllegalArgumentException("stage " + assignment.stageIndex() + " on cuda:" + device + ": GPU stages keep an FP16 KV "
-                    + "cache; bitrelay.quantization.kv-cache = " + assignment.kvCache() + " is served by CPU workers only");
+    /** The KV precision a GPU stage serves: fp32 (an FP16 cache on the GPU) or int8; 4 and 3 bits are refused by name. */
+    private static KvPrecision checkGpuKvCache(StageAssignment assignment, int device) {
+        KvPrecision precision = KvPrecision.parse(assignment.kvCache());
+        try {
+            KvCacheFormat.of(precision);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("stage " + assignment.stageIndex() + " on cuda:" + device
+                    + ": bitrelay.quantization.kv-cache = " + assignment.kvCache() + ": " + e.getMessage(), e);
         }
+        return precision;
     }
 
     private static GpuLayers openGpu(StageAssignment assignment, WorkerSettings settings, OptModel model) {

@@ -9,6 +9,7 @@ import io.bitrelay.runtime.cuda.CudaProbe;
 import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.cuda.CudaUnavailableException;
 import io.bitrelay.runtime.cuda.cublaslt.GemmSearch;
+import io.bitrelay.runtime.cuda.kernels.KvCacheFormat;
 import io.bitrelay.runtime.cuda.stage.GpuChunk;
 import io.bitrelay.runtime.cuda.stage.GpuSequence;
 import io.bitrelay.runtime.cuda.stage.GpuStage;
@@ -51,6 +52,9 @@ public final class GpuLayersBench implements Callable<Integer> {
 
     @Option(names = "--batches", split = ",", defaultValue = "1,16,64", description = "Decode batch sizes (default: ${DEFAULT-VALUE}).")
     List<Integer> batches;
+
+    @Option(names = "--kv", defaultValue = "fp16", description = "KV cache of the stage: fp16 or int8 (default: ${DEFAULT-VALUE}).")
+    String kv;
 
     @Option(names = "--context", defaultValue = "512", description = "Tokens already in each KV cache at decode (default: ${DEFAULT-VALUE}).")
     int context;
@@ -111,6 +115,13 @@ public final class GpuLayersBench implements Callable<Integer> {
             return 2;
         }
         GemmSearch search = settings.gemmSearch();
+        KvCacheFormat kvFormat;
+        try {
+            kvFormat = KvCacheFormat.parse(kv);
+        } catch (IllegalArgumentException e) {
+            System.out.println("bench gpu-layers: --kv: " + e.getMessage());
+            return 2;
+        }
         OptConfig config = OptPresets.get(preset);
         int maxPrefill = prefills.stream().mapToInt(Integer::intValue).max().orElse(1);
         int maxBatch = batches.stream().mapToInt(Integer::intValue).max().orElse(1);
@@ -120,13 +131,13 @@ public final class GpuLayersBench implements Callable<Integer> {
         try (CudaContext probeContext = CudaContext.open(device)) {
             gpu = probeContext.device().describe();
             System.out.printf("GPU: %s; %d x %s layers (hidden %d, %d heads, ffn %d); decode context %d; median of %d after %d;"
-                            + " GEMM search %s%n", gpu, layers, preset, config.hiddenSize(), config.numHeads(), config.ffnDim(),
-                    context, runs, warmup, search.label());
+                            + " GEMM search %s; %s KV cache%n", gpu, layers, preset, config.hiddenSize(), config.numHeads(),
+                    config.ffnDim(), context, runs, warmup, search.label(), kvFormat.label());
             for (String name : recipes) {
                 StageRecipe recipe = StageRecipe.parse(name);
                 long freeBefore = probeContext.memoryInfo()[0];
-                try (GpuStage stage = GpuStage.random(device, settings, config, recipe, layers, Math.max(maxPrefill, maxBatch),
-                        Math.max(maxPrefill, decodeCapacity), 17)) {
+                try (GpuStage stage = GpuStage.random(device, settings, config, recipe, kvFormat, layers,
+                        Math.max(maxPrefill, maxBatch), Math.max(maxPrefill, decodeCapacity), 17)) {
                     long measured = freeBefore - probeContext.memoryInfo()[0];
                     System.out.printf("%s: device memory %.2f GB measured for the stage (%.3f GB/layer of weights requested, "
                             + "%.2f GB activation buffers)%n", recipe.label(), measured / 1e9, stage.weightBytes() / 1e9 / layers,
@@ -315,6 +326,8 @@ public final class GpuLayersBench implements Callable<Integer> {
         root.put("heads", config.numHeads());
         root.put("ffn", config.ffnDim());
         root.put("context", context);
+        root.put("kvCache", kv);
+        root.put("gemmSearch", gemmSearchOptions.search().label());
         root.put("warmup", warmup);
         root.put("runs", runs);
         root.put("headroomGB", headroomGb);

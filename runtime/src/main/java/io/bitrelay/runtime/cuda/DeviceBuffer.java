@@ -97,6 +97,15 @@ public final class DeviceBuffer implements AutoCloseable {
         JCudaDriver.cuMemsetD8Async(live(), value, byteSize, stream.handle());
     }
 
+    /** Queues a fill of {@code words} 32-bit words from byte {@code offset} (4-byte aligned) with {@code value}'s bits. */
+    public void fillWords(long offset, int value, long words, CudaStream stream) {
+        checkRange(offset, 4 * words);
+        if (offset % 4 != 0) {
+            throw new IllegalArgumentException("a 32-bit fill needs a 4-byte aligned offset, got " + offset);
+        }
+        JCudaDriver.cuMemsetD32Async(live().withByteOffset(offset), value, words, stream.handle());
+    }
+
     private static Pointer hostPointer(MemorySegment host, long offset, long bytes) {
         Objects.requireNonNull(host, "host");
         if (!host.isNative()) {

@@ -5,21 +5,21 @@ import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.KernelLaunch;
 
 /**
- * Causal self-attention over per-sequence FP16 KV caches ({@code attention.cu}): append the step's keys and
+ * Causal self-attention over per-sequence FP16 or INT8 KV caches ({@code attention.cu}, {@link KvCacheFormat}): append the step's keys and
  * values, then the split-K decode kernel (+ combine) for sequences with one new token, or the tensor-core
  * prefill kernel for chunks. Sequences are described by an array of {@link #DESCRIPTOR_BYTES}-byte
  * {@code AttentionSeq} records in device memory (layout in attention.cu; written by the caller). Queries must
  * arrive scaled by 1/sqrt(headDim). Device addresses; work queued on {@code stream}.
  */
 public final class AttentionKernels {
-    /** sizeof(AttentionSeq): k (u64), v (u64), rowStart, newTokens, pastLen, reserved (i32 each). */
+    /** sizeof(AttentionSeq): k (u64), v (u64), rowStart, newTokens, pastLen, capacity (i32 each; INT8 caches read it). */
     public static final int DESCRIPTOR_BYTES = 32;
     public static final int DESCRIPTOR_K_OFFSET = 0;
     public static final int DESCRIPTOR_V_OFFSET = 8;
     public static final int DESCRIPTOR_ROW_START_OFFSET = 16;
     public static final int DESCRIPTOR_NEW_TOKENS_OFFSET = 20;
     public static final int DESCRIPTOR_PAST_LENGTH_OFFSET = 24;
-    public static final int DESCRIPTOR_RESERVED_OFFSET = 28;
+    public static final int DESCRIPTOR_CAPACITY_OFFSET = 28;
 
     private static final int APPEND_THREADS = 128;
     private static final int DECODE_THREADS = 128;
@@ -34,20 +34,30 @@ public final class AttentionKernels {
     public record DecodeSplit(int keysPerSplit, int maxSplits) {
     }
 
-    private final KernelLaunch append;
-    private final KernelLaunch decode64;
-    private final KernelLaunch decode128;
+    /** One cache format's kernels. */
+    private record Launchers(KernelLaunch append, KernelLaunch decode64, KernelLaunch decode128, KernelLaunch prefill64,
+                             KernelLaunch prefill128) {
+        static Launchers load(CudaKernels kernels, String suffix, int appendArguments) {
+            return new Launchers(kernels.launcher("kv_cache_append" + suffix, appendArguments),
+                    kernels.launcher("attention_decode" + suffix + "_hd64", 9),
+                    kernels.launcher("attention_decode" + suffix + "_hd128", 9),
+                    kernels.launcher("attention_prefill" + suffix + "_hd64", 6),
+                    kernels.launcher("attention_prefill" + suffix + "_hd128", 6));
+        }
+    }
+
+    private final Launchers fp16;
+    private final Launchers int8;
     private final KernelLaunch combine;
-    private final KernelLaunch prefill64;
-    private final KernelLaunch prefill128;
 
     public AttentionKernels(CudaKernels kernels) {
-        this.append = kernels.launcher("kv_cache_append", 7);
-        this.decode64 = kernels.launcher("attention_decode_hd64", 9);
-        this.decode128 = kernels.launcher("attention_decode_hd128", 9);
+        this.fp16 = Launchers.load(kernels, "", 7);
+        this.int8 = Launchers.load(kernels, "_int8", 8);
         this.combine = kernels.launcher("attention_decode_combine", 7);
-        this.prefill64 = kernels.launcher("attention_prefill_hd64", 6);
-        this.prefill128 = kernels.launcher("attention_prefill_hd128", 6);
+    }
+
+    private Launchers of(KvCacheFormat format) {
+        return format == KvCacheFormat.INT8 ? int8 : fp16;
     }
 
     /** Head dimensions the kernels are compiled for. */
@@ -73,25 +83,31 @@ public final class AttentionKernels {
     }
 
     /**
-     * Copies each sequence's new key and value rows into its cache at rows pastLen ... pastLen + newTokens − 1.
+     * Writes each sequence's new key and value rows into its cache at rows pastLen ... pastLen + newTokens − 1
+     * (copied, or quantized per (token, head) for INT8).
      *
      * @param kNew (rows, ldNew) FP16; vNew likewise
      */
-    public void append(long seqs, int numSeqs, long kNew, long vNew, int ldNew, int rows, int hidden, int cacheStride,
-                       CudaStream stream) {
+    public void append(KvCacheFormat format, long seqs, int numSeqs, long kNew, long vNew, int ldNew, int rows, int hidden,
+                       int headDim, int cacheStride, CudaStream stream) {
         checkHidden(hidden, ldNew, cacheStride);
-        append.address(0, seqs).integer(1, numSeqs).address(2, kNew).address(3, vNew).integer(4, ldNew).integer(5, hidden)
-                .integer(6, cacheStride).launch(rows, 1, APPEND_THREADS, 0, stream);
+        checkHeadDim(headDim);
+        KernelLaunch append = of(format).append().address(0, seqs).integer(1, numSeqs).address(2, kNew).address(3, vNew)
+                .integer(4, ldNew).integer(5, hidden).integer(6, cacheStride);
+        if (format == KvCacheFormat.INT8) {
+            append.integer(7, headDim);
+        }
+        append.launch(rows, 1, APPEND_THREADS, 0, stream);
     }
 
     /**
      * Attention of one new query per sequence over its whole cache (append first). {@code partialO} holds
      * (numSeqs, heads, maxSplits, headDim) FP32 and {@code partialMl} (numSeqs, heads, maxSplits, 2) FP32.
      */
-    public void decode(long seqs, int numSeqs, int heads, int headDim, long q, int ldq, int cacheStride, DecodeSplit split,
-                       long partialO, long partialMl, long out, int ldo, CudaStream stream) {
+    public void decode(KvCacheFormat format, long seqs, int numSeqs, int heads, int headDim, long q, int ldq, int cacheStride,
+                       DecodeSplit split, long partialO, long partialMl, long out, int ldo, CudaStream stream) {
         checkHeadDim(headDim);
-        (headDim == 64 ? decode64 : decode128).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
+        (headDim == 64 ? of(format).decode64() : of(format).decode128()).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
                 .integer(4, split.keysPerSplit()).address(5, partialO).address(6, partialMl).address(7, out).integer(8, ldo)
                 .launch(split.maxSplits(), heads, numSeqs, DECODE_THREADS, split.keysPerSplit() * Float.BYTES, stream);
         if (split.maxSplits() > 1) {
@@ -101,10 +117,10 @@ public final class AttentionKernels {
     }
 
     /** Causal attention of every new row of each sequence over its past and new keys (append first). */
-    public void prefill(long seqs, int numSeqs, int maxNewTokens, int heads, int headDim, long q, int ldq, int cacheStride,
-                        long out, int ldo, CudaStream stream) {
+    public void prefill(KvCacheFormat format, long seqs, int numSeqs, int maxNewTokens, int heads, int headDim, long q,
+                        int ldq, int cacheStride, long out, int ldo, CudaStream stream) {
         checkHeadDim(headDim);
-        (headDim == 64 ? prefill64 : prefill128).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
+        (headDim == 64 ? of(format).prefill64() : of(format).prefill128()).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
                 .address(4, out).integer(5, ldo)
                 .launch(ceilDiv(maxNewTokens, PREFILL_QUERY_TILE), heads, numSeqs, PREFILL_THREADS, 0, stream);
     }

@@ -1,14 +1,16 @@
 package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
+import io.bitrelay.runtime.cuda.kernels.KvCacheFormat;
 
 /**
  * The attention layout of one step: its {@code rows} hidden rows belong to {@code decodeSeqs} one-token
  * sequences and {@code prefillSeqs} chunks, described per layer by {@code decodeSeqs + prefillSeqs}
- * AttentionSeq records in device memory (decode sequences first), layer after layer from {@code descriptorBase}.
+ * AttentionSeq records in device memory (decode sequences first), layer after layer from {@code descriptorBase};
+ * every cache of the stage is of {@code kvFormat}.
  */
 record AttentionStep(int rows, int decodeSeqs, int prefillSeqs, int maxNewTokens, AttentionKernels.DecodeSplit split,
-                     long descriptorBase) {
+                     long descriptorBase, KvCacheFormat kvFormat) {
 
     int sequences() {
         return decodeSeqs + prefillSeqs;

@@ -1,11 +1,13 @@
 package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.cuda.DeviceBuffer;
+import io.bitrelay.runtime.cuda.kernels.KvCacheFormat;
 
 /**
- * One sequence's KV cache on the device for the layers of one {@link GpuStage}: per layer a K and a V block of
- * (capacity, hidden) FP16, all in one allocation, token t of head h at row t, columns h·headDim ... (the layout
- * attention.cu reads). {@link #length()} counts the tokens already stored. Made by {@link GpuStage#newSequence()},
+ * One sequence's KV cache on the device for the layers of one {@link GpuStage}: per layer a K and a V block, all in
+ * one allocation — (capacity, hidden) FP16, or for {@link KvCacheFormat#INT8} (capacity, hidden) codes followed by
+ * (capacity, heads) {scale, minimum} FP32 — token t of head h at row t, columns h·headDim ... (the layout attention.cu
+ * reads). {@link #length()} counts the tokens already stored. Made by {@link GpuStage#newSequence()},
  * freed by {@link GpuStage#release} or {@link #close()}.
  */
 public final class GpuSequence implements AutoCloseable {
@@ -13,15 +15,19 @@ public final class GpuSequence implements AutoCloseable {
     private final int layers;
     private final int hidden;
     private final int capacity;
-    private DeviceBuffer cache; // (layers, 2, capacity, hidden) FP16
+    private final KvCacheFormat format;
+    private final long blockBytes;
+    private DeviceBuffer cache; // (layers, 2) blocks of blockBytes
     private int length;
 
-    GpuSequence(GpuStage owner, int layers, int hidden, int capacity) {
+    GpuSequence(GpuStage owner, KvCacheFormat format, int layers, int hidden, int heads, int capacity) {
         this.owner = owner;
+        this.format = format;
         this.layers = layers;
         this.hidden = hidden;
         this.capacity = capacity;
-        this.cache = DeviceBuffer.allocate(2L * layers * capacity * hidden * Short.BYTES);
+        this.blockBytes = format.blockBytes(capacity, hidden, heads);
+        this.cache = DeviceBuffer.allocate(2L * layers * blockBytes);
     }
 
     /** Tokens in the cache (the next token's position). */
@@ -40,7 +46,21 @@ public final class GpuSequence implements AutoCloseable {
 
     /** Device bytes of the cache. */
     public long bytes() {
-        return 2L * layers * capacity * hidden * Short.BYTES;
+        return 2L * layers * blockBytes;
+    }
+
+    public KvCacheFormat format() {
+        return format;
+    }
+
+    /** Where a K or V block's INT8 params start, {@code capacity × hidden} bytes after its codes. */
+    long paramsOffset() {
+        return (long) capacity * hidden;
+    }
+
+    /** Byte size of one layer's K (or V) block. */
+    long blockBytes() {
+        return blockBytes;
     }
 
     GpuStage owner() {
@@ -59,16 +79,20 @@ public final class GpuSequence implements AutoCloseable {
         return live().address();
     }
 
+    DeviceBuffer buffer() {
+        return live();
+    }
+
+    int layers() {
+        return layers;
+    }
+
     void advance(int tokens) {
         length += tokens;
     }
 
     void setLength(int tokens) {
         length = tokens;
-    }
-
-    private long blockBytes() {
-        return (long) capacity * hidden * Short.BYTES;
     }
 
     private DeviceBuffer live() {

@@ -6,6 +6,7 @@ import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
+import io.bitrelay.runtime.cuda.kernels.KvCacheFormat;
 import io.bitrelay.runtime.cuda.kernels.LinkCodecKernels;
 import io.bitrelay.runtime.model.opt.LayerRange;
 import io.bitrelay.runtime.model.opt.LayerWeights;
@@ -42,6 +43,7 @@ public final class GpuStage implements AutoCloseable {
     private final CudaContext context;
     private final OptConfig config;
     private final StageRecipe recipe;
+    private final KvCacheFormat kvFormat;
     private final int maxBatchTokens;
     private final int maxPositions;
     private final StageCompute compute;
@@ -59,11 +61,12 @@ public final class GpuStage implements AutoCloseable {
         DeviceLayer make(int localLayer, StageCompute compute);
     }
 
-    private GpuStage(int cudaDevice, CudaSettings settings, OptConfig config, StageRecipe recipe, int layerCount,
-                     int maxBatchTokens, int maxPositions, LayerFactory factory) {
+    private GpuStage(int cudaDevice, CudaSettings settings, OptConfig config, StageRecipe recipe, KvCacheFormat kvFormat,
+                     int layerCount, int maxBatchTokens, int maxPositions, LayerFactory factory) {
         checkShape(config, maxBatchTokens, maxPositions);
         this.config = config;
         this.recipe = recipe;
+        this.kvFormat = kvFormat;
         this.maxBatchTokens = maxBatchTokens;
         this.maxPositions = maxPositions;
         this.context = CudaContext.open(cudaDevice);
@@ -111,7 +114,8 @@ public final class GpuStage implements AutoCloseable {
         checkServable(config, maxPositions);
         StageRecipe recipe = StageRecipe.of(stageModel.weights());
         LayerWeights[] weights = stageModel.weights().layers();
-        return withHead(new GpuStage(cudaDevice, settings, config, recipe, weights.length, maxBatchTokens, maxPositions,
+        return withHead(new GpuStage(cudaDevice, settings, config, recipe, KvCacheFormat.of(stageModel.kvPrecision()),
+                weights.length, maxBatchTokens, maxPositions,
                 (local, compute) -> upload(config, recipe, weights[local])), stageModel.weights());
     }
 
@@ -172,7 +176,8 @@ public final class GpuStage implements AutoCloseable {
         OptConfig config = host.config();
         checkServable(config, maxPositions);
         LayerRange range = host.range();
-        return withHead(new GpuStage(cudaDevice, settings, config, recipe, range.count(), maxBatchTokens, maxPositions,
+        return withHead(new GpuStage(cudaDevice, settings, config, recipe, KvCacheFormat.of(host.kvPrecision()),
+                range.count(), maxBatchTokens, maxPositions,
                 (local, compute) -> {
                     try (Arena layerArena = Arena.ofShared()) {
                         LayerWeights w = layers.layer(local, layerArena);
@@ -192,16 +197,17 @@ public final class GpuStage implements AutoCloseable {
      */
     public static GpuStage random(int cudaDevice, OptConfig config, StageRecipe recipe, int layerCount, int maxBatchTokens,
                                   int maxPositions, long seed) {
-        return random(cudaDevice, CudaSettings.defaults(), config, recipe, layerCount, maxBatchTokens, maxPositions, seed);
+        return random(cudaDevice, CudaSettings.defaults(), config, recipe, KvCacheFormat.FP16, layerCount, maxBatchTokens,
+                maxPositions, seed);
     }
 
-    /** As {@link #random(int, OptConfig, StageRecipe, int, int, int, long)}, with {@code settings}. */
+    /** As {@link #random(int, OptConfig, StageRecipe, int, int, int, long)}, with {@code settings} and a KV cache format. */
     public static GpuStage random(int cudaDevice, CudaSettings settings, OptConfig config, StageRecipe recipe,
-                                  int layerCount, int maxBatchTokens, int maxPositions, long seed) {
+                                  KvCacheFormat kvFormat, int layerCount, int maxBatchTokens, int maxPositions, long seed) {
         if (layerCount <= 0) {
             throw new IllegalArgumentException("layerCount must be positive, got " + layerCount);
         }
-        return new GpuStage(cudaDevice, settings, config, recipe, layerCount, maxBatchTokens, maxPositions,
+        return new GpuStage(cudaDevice, settings, config, recipe, kvFormat, layerCount, maxBatchTokens, maxPositions,
                 (local, compute) -> recipe == StageRecipe.FP16 ? Fp16Layer.random(config, compute, seed + local)
                         : W8A8Layer.random(config, compute, seed + local));
     }
@@ -212,6 +218,11 @@ public final class GpuStage implements AutoCloseable {
 
     public StageRecipe recipe() {
         return recipe;
+    }
+
+    /** How this stage's sequences store keys and values. */
+    public KvCacheFormat kvFormat() {
+        return kvFormat;
     }
 
     public int layerCount() {
@@ -294,7 +305,7 @@ public final class GpuStage implements AutoCloseable {
         }
         live();
         context.makeCurrent();
-        GpuSequence sequence = new GpuSequence(this, layers.size(), config.hiddenSize(), capacity);
+        GpuSequence sequence = new GpuSequence(this, kvFormat, layers.size(), config.hiddenSize(), config.numHeads(), capacity);
         sequences.add(sequence);
         return sequence;
     }
@@ -422,7 +433,17 @@ public final class GpuStage implements AutoCloseable {
             throw new IllegalArgumentException("context of " + tokens + " tokens for a cache of " + sequence.capacity());
         }
         context.makeCurrent();
-        compute.randomFill.fp16(sequence.base(), sequence.bytes() / Short.BYTES, seed, 1f, compute.stream);
+        if (kvFormat == KvCacheFormat.FP16) {
+            compute.randomFill.fp16(sequence.base(), sequence.bytes() / Short.BYTES, seed, 1f, compute.stream);
+        } else {
+            // Random codes, then every (token, head) group's {scale, minimum} = {1/64, 1/64}: finite values in (0, 4].
+            compute.randomFill.int8(sequence.base(), sequence.bytes(), seed, compute.stream);
+            long groups = (long) sequence.capacity() * config.numHeads();
+            for (int block = 0; block < 2 * sequence.layers(); block++) {
+                sequence.buffer().fillWords(block * sequence.blockBytes() + sequence.paramsOffset(),
+                        Float.floatToRawIntBits(1f / 64), 2 * groups, compute.stream);
+            }
+        }
         compute.stream.synchronize();
         sequence.setLength(tokens);
     }
@@ -476,7 +497,7 @@ public final class GpuStage implements AutoCloseable {
                     records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_ROW_START_OFFSET, rowStarts[i]);
                     records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_NEW_TOKENS_OFFSET, chunk.tokens());
                     records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_PAST_LENGTH_OFFSET, chunk.sequence().length());
-                    records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_RESERVED_OFFSET, 0);
+                    records.set(ValueLayout.JAVA_INT, at + AttentionKernels.DESCRIPTOR_CAPACITY_OFFSET, chunk.sequence().capacity());
                 }
             }
         }
@@ -485,7 +506,7 @@ public final class GpuStage implements AutoCloseable {
         buffers.descriptorUploaded[half].record(compute.stream);
         AttentionKernels.DecodeSplit split = decode.isEmpty() ? null
                 : AttentionKernels.decodeSplit(decode.size(), config.numHeads(), maxContext, context.device().multiprocessors());
-        return new AttentionStep(rows, decode.size(), prefill.size(), maxNew, split, buffers.descriptors.address());
+        return new AttentionStep(rows, decode.size(), prefill.size(), maxNew, split, buffers.descriptors.address(), kvFormat);
     }
 
     private int totalRows(List<GpuChunk> chunks) {

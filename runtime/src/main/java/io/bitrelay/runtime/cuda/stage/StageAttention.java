@@ -18,16 +18,16 @@ final class StageAttention {
         long k = q + (long) hidden * Short.BYTES;
         long v = q + 2L * hidden * Short.BYTES;
         long out = buffers.attention.address();
-        compute.attention.append(step.descriptors(localLayer), step.sequences(), k, v, ldq, step.rows(), hidden, hidden,
-                compute.stream);
+        compute.attention.append(step.kvFormat(), step.descriptors(localLayer), step.sequences(), k, v, ldq, step.rows(),
+                hidden, config.headDim(), hidden, compute.stream);
         if (step.decodeSeqs() > 0) {
-            compute.attention.decode(step.descriptors(localLayer), step.decodeSeqs(), config.numHeads(), config.headDim(), q,
-                    ldq, hidden, step.split(), buffers.partialO.address(), buffers.partialMl.address(), out, hidden,
-                    compute.stream);
+            compute.attention.decode(step.kvFormat(), step.descriptors(localLayer), step.decodeSeqs(), config.numHeads(),
+                    config.headDim(), q, ldq, hidden, step.split(), buffers.partialO.address(), buffers.partialMl.address(),
+                    out, hidden, compute.stream);
         }
         if (step.prefillSeqs() > 0) {
-            compute.attention.prefill(step.prefillDescriptors(localLayer), step.prefillSeqs(), step.maxNewTokens(),
-                    config.numHeads(), config.headDim(), q, ldq, hidden, out, hidden, compute.stream);
+            compute.attention.prefill(step.kvFormat(), step.prefillDescriptors(localLayer), step.prefillSeqs(),
+                    step.maxNewTokens(), config.numHeads(), config.headDim(), q, ldq, hidden, out, hidden, compute.stream);
         }
     }
 }

@@ -1,9 +1,11 @@
 package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.cuda.GpuTestSupport;
+import io.bitrelay.runtime.cuda.kernels.KvCacheFormat;
 import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.eval.Progress;
 import io.bitrelay.runtime.model.opt.KvCache;
+import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
@@ -27,6 +29,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -58,6 +61,9 @@ class GpuStageTest {
     // LayerNorm in float (CPU: double), which moves some per-token activation codes by one step after
     // requantization. Measured on an H200: relative L2 1.6-2.1e-2, max |Δ| 1.6-2.6e-2 of max |h|.
     private static final Tolerance W8A8_GPU_VS_CPU = new Tolerance(3e-2, 5e-2);
+    // INT8 KV caches on both sides, quantized from FP16 keys/values on the GPU and FP32 ones on the CPU: a code may
+    // land one step (1/255 of its group's range) apart, on top of the FP16 path's own error.
+    private static final Tolerance INT8_KV_GPU_VS_CPU = new Tolerance(2e-2, 5e-2);
 
     @TempDir
     Path temp;
@@ -82,10 +88,29 @@ class GpuStageTest {
         compareW8A8(HEAD_DIM_128, "hd128");
     }
 
+    @Test
+    void shouldMatchTheCpuModelWithAnInt8KvCacheAtHeadDim64() {
+        compareInt8Kv(HEAD_DIM_64, "hd64");
+    }
+
+    @Test
+    void shouldMatchTheCpuModelWithAnInt8KvCacheAtHeadDim128() {
+        compareInt8Kv(HEAD_DIM_128, "hd128");
+    }
+
     private void compareFp16(OptConfig config, String name) {
         GpuTestSupport.requireGpu();
         try (OptModel model = OptModel.load(write(config, name))) {
-            compare(model, "fp32-cpu vs fp16-gpu " + name, FP16_VS_FP32);
+            compare(model, "fp32-cpu vs fp16-gpu " + name, FP16_VS_FP32, false);
+        }
+    }
+
+    /** Both sides keep INT8 caches; the second step is a 3-token chunk, so prefill also reads a past from the cache. */
+    private void compareInt8Kv(OptConfig config, String name) {
+        GpuTestSupport.requireGpu();
+        try (OptModel model = OptModel.load(write(config, name))) {
+            OptModel int8 = model.withKvPrecision(KvPrecision.INT8);
+            compare(int8, "int8-kv cpu vs int8-kv gpu " + name, INT8_KV_GPU_VS_CPU, true);
         }
     }
 
@@ -94,16 +119,18 @@ class GpuStageTest {
         try (OptModel model = OptModel.load(write(config, name))) {
             CalibrationStats stats = Calibration.run(model, tokens(512, 7, config), 8, 64, "random", Progress.NONE);
             try (OptModel quantized = RecipeApplier.apply(model, QuantRecipe.W8A8_SMOOTHQUANT, stats, SmoothQuant.DEFAULT_ALPHA)) {
-                compare(quantized, "w8a8-smoothquant cpu vs gpu " + name, W8A8_GPU_VS_CPU);
+                compare(quantized, "w8a8-smoothquant cpu vs gpu " + name, W8A8_GPU_VS_CPU, false);
             }
         }
     }
 
-    private void compare(OptModel cpu, String label, Tolerance tolerance) {
+    /** @param continuation the step after the prompts feeds 3 tokens per sequence (a prefill over a cached past) */
+    private void compare(OptModel cpu, String label, Tolerance tolerance, boolean continuation) {
         OptConfig config = cpu.config();
         int hidden = config.hiddenSize();
         List<KvCache> caches = new ArrayList<>();
         try (GpuStage gpu = GpuStage.open(0, cpu, MAX_BATCH_TOKENS, config.maxPositions())) {
+            assertEquals(KvCacheFormat.of(cpu.kvPrecision()), gpu.kvFormat());
             List<GpuSequence> sequences = new ArrayList<>();
             List<int[]> next = new ArrayList<>();
             SplittableRandom random = new SplittableRandom(11);
@@ -150,7 +177,7 @@ class GpuStageTest {
                                 agreeingTokens++;
                             }
                         }
-                        next.set(s, new int[] {best[0]});
+                        next.set(s, continuation && step == 0 ? new int[] {best[0], 5 + s, 7 + s} : new int[] {best[0]});
                     }
                 }
                 for (int s = 0; s < sequences.size(); s++) {
