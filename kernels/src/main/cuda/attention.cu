@@ -71,6 +71,17 @@ __device__ __forceinline__ void load8Codes(const void* p, float out[8]) {
     }
 }
 
+// 16 INT8-cache codes (u8) at p, 16-byte aligned, as floats.
+__device__ __forceinline__ void load16Codes(const void* p, float out[16]) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(p);
+    const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int w = 0; w < 4; w++) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) out[4 * w + i] = (float) ((words[w] >> (8 * i)) & 0xffu);
+    }
+}
+
 // The {scale, minimum} table of an INT8 cache block whose codes start at `codes`.
 __device__ __forceinline__ const float2* int8Params(const void* codes, int capacity, int cacheStride) {
     return reinterpret_cast<const float2*>(reinterpret_cast<const uint8_t*>(codes) + (size_t) capacity * cacheStride);
@@ -183,7 +194,8 @@ template <int D, bool kInt8>
 __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __half* __restrict__ q, int ldq,
                                 int cacheStride, int keysPerSplit, float* __restrict__ partialO,
                                 float* __restrict__ partialMl, __half* __restrict__ out, int ldo) {
-    constexpr int kThreadsPerKey = D / 8;                          // 16 B of a row per thread
+    constexpr int kDims = kInt8 ? 16 : 8;                          // 16 B of a row per thread either way
+    constexpr int kThreadsPerKey = D / kDims;
     constexpr int kKeysPerPass = kDecodeThreads / kThreadsPerKey;  // rows one pass of the block covers
     constexpr int kUnroll = 4;                                     // rows in flight per thread (8 measured slower)
     extern __shared__ float scores[];                              // (keysPerSplit)
@@ -200,20 +212,21 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
     const int splits = (context + keysPerSplit - 1) / keysPerSplit;
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int part = threadIdx.x % kThreadsPerKey; // which 8 dims of a row
+    const int part = threadIdx.x % kThreadsPerKey; // which kDims dims of a row
     const int slot = threadIdx.x / kThreadsPerKey; // which row of a pass
-    float qv[8];
-    load8(q + (size_t) d.rowStart * ldq + h * D + part * 8, qv);
-    const __half* kBase = d.k + (size_t) first * cacheStride + h * D + part * 8;
-    const __half* vBase = d.v + (size_t) first * cacheStride + h * D + part * 8;
+    float qv[kDims];
+#pragma unroll
+    for (int i = 0; i < kDims; i += 8) load8(q + (size_t) d.rowStart * ldq + h * D + part * kDims + i, qv + i);
+    const __half* kBase = d.k + (size_t) first * cacheStride + h * D + part * kDims;
+    const __half* vBase = d.v + (size_t) first * cacheStride + h * D + part * kDims;
     // INT8: q·k̂ = scale · (q·codes) + minimum · Σq, so each part adds its share of Σq once per key.
-    const uint8_t* kCodes = reinterpret_cast<const uint8_t*>(d.k) + (size_t) first * cacheStride + h * D + part * 8;
-    const uint8_t* vCodes = reinterpret_cast<const uint8_t*>(d.v) + (size_t) first * cacheStride + h * D + part * 8;
+    const uint8_t* kCodes = reinterpret_cast<const uint8_t*>(d.k) + (size_t) first * cacheStride + h * D + part * kDims;
+    const uint8_t* vCodes = reinterpret_cast<const uint8_t*>(d.v) + (size_t) first * cacheStride + h * D + part * kDims;
     const float2* kParams = kInt8 ? int8Params(d.k, d.reserved, cacheStride) + (size_t) first * heads + h : nullptr;
     const float2* vParams = kInt8 ? int8Params(d.v, d.reserved, cacheStride) + (size_t) first * heads + h : nullptr;
     float qSum = 0.f;
 #pragma unroll
-    for (int i = 0; i < 8; i++) qSum += qv[i];
+    for (int i = 0; i < kDims; i++) qSum += qv[i];
 
     // scores: kUnroll rows per thread loaded before any is reduced
     for (int base = 0; base < keys; base += kKeysPerPass * kUnroll) {
@@ -223,14 +236,14 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
             int key = base + u * kKeysPerPass + slot;
             partial[u] = 0.f;
             if (key < keys) {
-                float kv[8];
+                float kv[kDims];
                 if constexpr (kInt8) {
-                    load8Codes(kCodes + (size_t) key * cacheStride, kv);
+                    load16Codes(kCodes + (size_t) key * cacheStride, kv);
                 } else {
                     load8(kBase + (size_t) key * cacheStride, kv);
                 }
 #pragma unroll
-                for (int i = 0; i < 8; i++) partial[u] = fmaf(qv[i], kv[i], partial[u]);
+                for (int i = 0; i < kDims; i++) partial[u] = fmaf(qv[i], kv[i], partial[u]);
                 if constexpr (kInt8) {
                     const float2 sm = kParams[(size_t) key * heads];
                     partial[u] = fmaf(sm.x, partial[u], sm.y * qSum);
@@ -270,17 +283,17 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
     if (lane == 0) reduceScratch[warp] = l;
 
     // P·V: thread (slot, part) sums rows slot, slot + kKeysPerPass, ... over its 8 dims
-    float acc[8];
+    float acc[kDims];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.f;
+    for (int i = 0; i < kDims; i++) acc[i] = 0.f;
     for (int base = 0; base < keys; base += kKeysPerPass * kUnroll) {
-        float vv[kUnroll][8];
+        float vv[kUnroll][kDims];
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
             int key = base + u * kKeysPerPass + slot;
             if (key < keys) {
                 if constexpr (kInt8) {
-                    load8Codes(vCodes + (size_t) key * cacheStride, vv[u]);
+                    load16Codes(vCodes + (size_t) key * cacheStride, vv[u]);
                 } else {
                     load8(vBase + (size_t) key * cacheStride, vv[u]);
                 }
@@ -295,16 +308,16 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
                     const float2 sm = vParams[(size_t) key * heads];
                     const float ps = p * sm.x, pm = p * sm.y;
 #pragma unroll
-                    for (int i = 0; i < 8; i++) acc[i] = fmaf(ps, vv[u][i], acc[i] + pm);
+                    for (int i = 0; i < kDims; i++) acc[i] = fmaf(ps, vv[u][i], acc[i] + pm);
                 } else {
 #pragma unroll
-                    for (int i = 0; i < 8; i++) acc[i] = fmaf(p, vv[u][i], acc[i]);
+                    for (int i = 0; i < kDims; i++) acc[i] = fmaf(p, vv[u][i], acc[i]);
                 }
             }
         }
     }
 #pragma unroll
-    for (int i = 0; i < 8; i++) accScratch[slot][part * 8 + i] = acc[i];
+    for (int i = 0; i < kDims; i++) accScratch[slot][part * kDims + i] = acc[i];
     __syncthreads();
     l = 0.f;
 #pragma unroll
