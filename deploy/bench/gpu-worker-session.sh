@@ -181,9 +181,11 @@ if want kv; then
       --gemm-search heuristics --kv "$kv" --context "${KV_CONTEXT:-1024}" --json "$logs/gpu-layers-kv-$kv.json"
     grep '^| ' "$logs/gpu-layers-kv-$kv.log" | head -7 | tee -a "$summary"
   done
-  step demo-gpu-kv-int8 150 "$bitrelay" demo --devices cuda:0 --set bitrelay.quantization.kv-cache=int8 \
-    --json "$logs/demo-gpu-kv-int8.json" --logs "$logs/kv-int8-workers"
-  grep -h "KV cache" "$logs"/kv-int8-workers/*.log | head -3 | tee -a "$summary"
+  if [ "${KV_DEMO:-1}" = 1 ]; then
+    step demo-gpu-kv-int8 150 "$bitrelay" demo --devices cuda:0 --set bitrelay.quantization.kv-cache=int8 \
+      --json "$logs/demo-gpu-kv-int8.json" --logs "$logs/kv-int8-workers"
+    grep -h "KV cache" "$logs"/kv-int8-workers/*.log | head -3 | tee -a "$summary"
+  fi
 fi
 
 if want gemm; then
