@@ -35,7 +35,6 @@ class CublasLtGemmTest {
             "ACTIVATIONS_FIRST, 130, 128, 768"})
     void shouldComputeTheExactInt8Product(GemmLayout layout, int m, int n, int k) {
         CublasLt lt = GpuTestSupport.cublasLt();
-        SplittableRandom random = new SplittableRandom(m * 7L + n);
         try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              GemmPlan plan = GemmPlan.create(lt, GemmPrecision.INT8_INT32, layout, m, n, k);
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES)) {
@@ -45,19 +44,9 @@ class CublasLtGemmTest {
                 assertTrue(layout != GemmLayout.WEIGHTS_FIRST, "the TN weights-first layout must be supported");
                 return;
             }
-            MemorySegment x = HostData.int8(arena, (long) m * k, random);
-            MemorySegment w = HostData.int8(arena, (long) n * k, random);
-            MemorySegment expected = arena.allocate((long) m * n * 4, 64);
-            ReferenceMatMul.matmulI8(x, w, expected, m, n, k);
-            try (DeviceBuffer dx = HostData.upload(x); DeviceBuffer dw = HostData.upload(w);
-                 DeviceBuffer dy = DeviceBuffer.allocate((long) m * n * 4)) {
+            try (Int8Operands gemm = new Int8Operands(arena, m, n, k, m * 7L + n)) {
                 for (GemmAlgorithm algorithm : algorithms) {
-                    dy.fill((byte) 0x7f, stream);
-                    plan.run(lt, algorithm, dx.address(), dw.address(), dy.address(), workspace.address(), WORKSPACE_BYTES,
-                            stream.address());
-                    stream.synchronize();
-                    MemorySegment y = HostData.download(arena, dy, (long) m * n * 4);
-                    assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT), y.toArray(ValueLayout.JAVA_INT),
+                    gemm.assertExact(arena, stream, () -> gemm.run(lt, plan, algorithm, workspace, stream),
                             "algorithm " + algorithm);
                 }
             }
@@ -141,27 +130,15 @@ class CublasLtGemmTest {
         int k = 1024;
         try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES);
-             GemmAutotuner tuner = new GemmAutotuner(lt, workspace, stream, 8, 3)) {
-            SplittableRandom random = new SplittableRandom(11);
-            MemorySegment x = HostData.int8(arena, (long) m * k, random);
-            MemorySegment w = HostData.int8(arena, (long) n * k, random);
-            MemorySegment expected = arena.allocate((long) m * n * 4, 64);
-            ReferenceMatMul.matmulI8(x, w, expected, m, n, k);
-            try (DeviceBuffer dx = HostData.upload(x); DeviceBuffer dw = HostData.upload(w);
-                 DeviceBuffer dy = DeviceBuffer.allocate((long) m * n * 4)) {
-                GemmAutotuner.Choice first = tuner.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(),
-                        dy.address());
-                assertTrue(first.candidatesTimed() >= 1);
-                assertTrue(first.medianMicros() > 0);
-                assertSame(first, tuner.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(), dy.address()));
-                dy.fill((byte) 0, stream);
-                tuner.run(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(), dy.address());
-                stream.synchronize();
-                assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT),
-                        HostData.download(arena, dy, (long) m * n * 4).toArray(ValueLayout.JAVA_INT));
-                System.out.println("[GPU tests] tuned int8 m=16 n=512 k=1024: " + first.describe() + ", "
-                        + first.medianMicros() + " us, cuBLASLt " + lt.library().version());
-            }
+             GemmAutotuner tuner = new GemmAutotuner(lt, workspace, stream, 8, 3);
+             Int8Operands gemm = new Int8Operands(arena, m, n, k, 11)) {
+            GemmAutotuner.Choice first = gemm.tune(tuner);
+            assertTrue(first.candidatesTimed() >= 1);
+            assertTrue(first.medianMicros() > 0);
+            assertSame(first, gemm.tune(tuner));
+            gemm.assertExact(arena, stream, () -> gemm.run(tuner), "tuned");
+            System.out.println("[GPU tests] tuned int8 m=16 n=512 k=1024: " + first.describe() + ", "
+                    + first.medianMicros() + " us, cuBLASLt " + lt.library().version());
         }
     }
 
@@ -171,7 +148,6 @@ class CublasLtGemmTest {
         int m = 128;
         int n = 384;
         int k = 1024;
-        SplittableRandom random = new SplittableRandom(17);
         try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              GemmPlan plan = GemmPlan.create(lt, GemmPrecision.INT8_INT32, GemmLayout.WEIGHTS_FIRST, m, n, k);
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES)) {
@@ -180,19 +156,9 @@ class CublasLtGemmTest {
                     .map(variant -> plan.check(lt, variant, GemmAlgorithm.VARIANT))
                     .filter(a -> a != null && a.workspaceBytes() <= WORKSPACE_BYTES).toList();
             assertFalse(accepted.isEmpty(), "no variation of " + base + " accepted");
-            MemorySegment x = HostData.int8(arena, (long) m * k, random);
-            MemorySegment w = HostData.int8(arena, (long) n * k, random);
-            MemorySegment expected = arena.allocate((long) m * n * 4, 64);
-            ReferenceMatMul.matmulI8(x, w, expected, m, n, k);
-            try (DeviceBuffer dx = HostData.upload(x); DeviceBuffer dw = HostData.upload(w);
-                 DeviceBuffer dy = DeviceBuffer.allocate((long) m * n * 4)) {
+            try (Int8Operands gemm = new Int8Operands(arena, m, n, k, 17)) {
                 for (GemmAlgorithm algorithm : accepted) {
-                    dy.fill((byte) 0x7f, stream);
-                    plan.run(lt, algorithm, dx.address(), dw.address(), dy.address(), workspace.address(), WORKSPACE_BYTES,
-                            stream.address());
-                    stream.synchronize();
-                    assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT),
-                            HostData.download(arena, dy, (long) m * n * 4).toArray(ValueLayout.JAVA_INT),
+                    gemm.assertExact(arena, stream, () -> gemm.run(lt, plan, algorithm, workspace, stream),
                             "variation " + algorithm + " of " + base);
                 }
             }
@@ -206,34 +172,21 @@ class CublasLtGemmTest {
         int m = 128;
         int n = 1024;
         int k = 2048;
-        SplittableRandom random = new SplittableRandom(23);
         try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES);
              GemmAutotuner heuristics = new GemmAutotuner(lt, workspace, stream, 8, 3);
              GemmAutotuner variations = new GemmAutotuner(lt, workspace, stream, 8, 3,
-                     GemmSearch.variations(Duration.ofSeconds(2)))) {
-            MemorySegment x = HostData.int8(arena, (long) m * k, random);
-            MemorySegment w = HostData.int8(arena, (long) n * k, random);
-            MemorySegment expected = arena.allocate((long) m * n * 4, 64);
-            ReferenceMatMul.matmulI8(x, w, expected, m, n, k);
-            try (DeviceBuffer dx = HostData.upload(x); DeviceBuffer dw = HostData.upload(w);
-                 DeviceBuffer dy = DeviceBuffer.allocate((long) m * n * 4)) {
-                GemmAutotuner.Choice plain = heuristics.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(),
-                        dy.address());
-                GemmAutotuner.Choice searched = variations.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(),
-                        dw.address(), dy.address());
-                assertTrue(searched.candidatesTimed() > plain.candidatesTimed(),
-                        searched.candidatesTimed() + " timed with variations vs " + plain.candidatesTimed());
-                dy.fill((byte) 0, stream);
-                variations.run(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(), dy.address());
-                stream.synchronize();
-                assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT),
-                        HostData.download(arena, dy, (long) m * n * 4).toArray(ValueLayout.JAVA_INT));
-                System.out.println("[GPU tests] int8 m=128 n=1024 k=2048: heuristics " + plain.describe() + " "
-                        + plain.medianMicros() + " us (" + plain.candidatesTimed() + " timed), variations "
-                        + searched.describe() + " " + searched.medianMicros() + " us (" + searched.candidatesTimed()
-                        + " timed)");
-            }
+                     GemmSearch.variations(Duration.ofSeconds(2)));
+             Int8Operands gemm = new Int8Operands(arena, m, n, k, 23)) {
+            GemmAutotuner.Choice plain = gemm.tune(heuristics);
+            GemmAutotuner.Choice searched = gemm.tune(variations);
+            assertTrue(searched.candidatesTimed() > plain.candidatesTimed(),
+                    searched.candidatesTimed() + " timed with variations vs " + plain.candidatesTimed());
+            gemm.assertExact(arena, stream, () -> gemm.run(variations), "searched");
+            System.out.println("[GPU tests] int8 m=128 n=1024 k=2048: heuristics " + plain.describe() + " "
+                    + plain.medianMicros() + " us (" + plain.candidatesTimed() + " timed), variations "
+                    + searched.describe() + " " + searched.medianMicros() + " us (" + searched.candidatesTimed()
+                    + " timed)");
         }
     }
 
@@ -243,35 +196,76 @@ class CublasLtGemmTest {
         int m = 16;
         int n = 768;
         int k = 1024;
-        SplittableRandom random = new SplittableRandom(29);
         try (Arena arena = Arena.ofShared(); CudaStream stream = CudaStream.create();
              DeviceBuffer workspace = DeviceBuffer.allocate(WORKSPACE_BYTES);
              GemmAutotuner first = new GemmAutotuner(lt, workspace, stream, 8, 3);
-             GemmAutotuner second = new GemmAutotuner(lt, workspace, stream, 8, 3)) {
-            MemorySegment x = HostData.int8(arena, (long) m * k, random);
-            MemorySegment w = HostData.int8(arena, (long) n * k, random);
-            MemorySegment expected = arena.allocate((long) m * n * 4, 64);
-            ReferenceMatMul.matmulI8(x, w, expected, m, n, k);
-            try (DeviceBuffer dx = HostData.upload(x); DeviceBuffer dw = HostData.upload(w);
-                 DeviceBuffer dy = DeviceBuffer.allocate((long) m * n * 4)) {
-                GemmAutotuner.Choice tuned = first.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(),
-                        dy.address());
-                List<GemmTuningCache.Entry> entries = new ArrayList<>(first.entries());
-                byte[] nonsense = new byte[64];
-                Arrays.fill(nonsense, (byte) 0x5a);
-                entries.add(new GemmTuningCache.Entry(GemmPrecision.INT8_INT32, 32, n, k, GemmLayout.WEIGHTS_FIRST, nonsense,
-                        1.0));
-                assertEquals(1, second.adopt(entries), "the tuned entry is taken, the nonsense algorithm refused");
-                GemmAutotuner.Choice reused = second.tune(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(),
-                        dy.address());
-                assertEquals(GemmAlgorithm.CACHED, reused.algorithm().heuristicRank());
-                assertEquals(tuned.algorithm().config(), reused.algorithm().config());
-                dy.fill((byte) 0, stream);
-                second.run(GemmPrecision.INT8_INT32, m, n, k, dx.address(), dw.address(), dy.address());
-                stream.synchronize();
-                assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT),
-                        HostData.download(arena, dy, (long) m * n * 4).toArray(ValueLayout.JAVA_INT));
-            }
+             GemmAutotuner second = new GemmAutotuner(lt, workspace, stream, 8, 3);
+             Int8Operands gemm = new Int8Operands(arena, m, n, k, 29)) {
+            GemmAutotuner.Choice tuned = gemm.tune(first);
+            List<GemmTuningCache.Entry> entries = new ArrayList<>(first.entries());
+            byte[] nonsense = new byte[64];
+            Arrays.fill(nonsense, (byte) 0x5a);
+            entries.add(new GemmTuningCache.Entry(GemmPrecision.INT8_INT32, 32, n, k, GemmLayout.WEIGHTS_FIRST, nonsense,
+                    1.0));
+            assertEquals(1, second.adopt(entries), "the tuned entry is taken, the nonsense algorithm refused");
+            GemmAutotuner.Choice reused = gemm.tune(second);
+            assertEquals(GemmAlgorithm.CACHED, reused.algorithm().heuristicRank());
+            assertEquals(tuned.algorithm().config(), reused.algorithm().config());
+            gemm.assertExact(arena, stream, () -> gemm.run(second), "adopted from the cache");
+        }
+    }
+
+    /** Random INT8 operands of Y = X · Wᵀ on the device, an output buffer, and the exact product on the host. */
+    private static final class Int8Operands implements AutoCloseable {
+        private final int m;
+        private final int n;
+        private final int k;
+        private final MemorySegment expected;
+        private final DeviceBuffer x;
+        private final DeviceBuffer w;
+        private final DeviceBuffer y;
+
+        Int8Operands(Arena arena, int m, int n, int k, long seed) {
+            this.m = m;
+            this.n = n;
+            this.k = k;
+            SplittableRandom random = new SplittableRandom(seed);
+            MemorySegment hostX = HostData.int8(arena, (long) m * k, random);
+            MemorySegment hostW = HostData.int8(arena, (long) n * k, random);
+            expected = arena.allocate((long) m * n * 4, 64);
+            ReferenceMatMul.matmulI8(hostX, hostW, expected, m, n, k);
+            x = HostData.upload(hostX);
+            w = HostData.upload(hostW);
+            y = DeviceBuffer.allocate((long) m * n * 4);
+        }
+
+        GemmAutotuner.Choice tune(GemmAutotuner tuner) {
+            return tuner.tune(GemmPrecision.INT8_INT32, m, n, k, x.address(), w.address(), y.address());
+        }
+
+        void run(GemmAutotuner tuner) {
+            tuner.run(GemmPrecision.INT8_INT32, m, n, k, x.address(), w.address(), y.address());
+        }
+
+        void run(CublasLt lt, GemmPlan plan, GemmAlgorithm algorithm, DeviceBuffer workspace, CudaStream stream) {
+            plan.run(lt, algorithm, x.address(), w.address(), y.address(), workspace.address(), workspace.byteSize(),
+                    stream.address());
+        }
+
+        /** Runs {@code gemm} into a poisoned output and requires the exact product. */
+        void assertExact(Arena arena, CudaStream stream, Runnable gemm, String what) {
+            y.fill((byte) 0x7f, stream);
+            gemm.run();
+            stream.synchronize();
+            assertArrayEquals(expected.toArray(ValueLayout.JAVA_INT),
+                    HostData.download(arena, y, (long) m * n * 4).toArray(ValueLayout.JAVA_INT), what);
+        }
+
+        @Override
+        public void close() {
+            y.close();
+            w.close();
+            x.close();
         }
     }
 
