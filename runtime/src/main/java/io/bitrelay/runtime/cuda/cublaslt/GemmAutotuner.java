@@ -31,8 +31,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * milliseconds to seconds per shape: do it at start-up or in a benchmark, not per request.
  */
 public final class GemmAutotuner implements AutoCloseable {
-    /** What one tuning found. */
     /**
+     * What one tuning found.
+     *
      * @param firstHeuristicMicros what cuBLASLt's first heuristic choice (weights-first layout) cost while tuning
      * @param bestHeuristicMicros  the fastest of the heuristics' algorithms while tuning, before any variation
      */
