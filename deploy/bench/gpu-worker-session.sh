@@ -13,7 +13,8 @@
 # (default 1,16,128) with the variation search, next to PyTorch; layers = bench gpu-layers (LAYERS, default 16,
 # OPT-175B shape) with bitrelay.cuda.gemm-search heuristics and variations, one after the other; cache = the same
 # with variations twice over one GEMM tuning cache (cold, warm), and a demo cluster with variations started twice;
-# kv = W8A8 layers with an FP16 vs an INT8 KV cache (context KV_CONTEXT, default 1024), and a demo on INT8 caches.
+# kv = W8A8 layers with an FP16 vs an INT8 KV cache (context KV_CONTEXT, default 1024), and a demo on INT8 caches;
+# int8attn = the INT8 decode-attention harness staged beside this script (attention_int8_test, built by stage-gpu-check.sh).
 set -uo pipefail
 folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
 out=${2:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}
@@ -192,6 +193,12 @@ if want gemm; then
   step gpu-gemm 420 env BITRELAY="$bitrelay" bash "$work/bitrelay/bench/gpu-gemm.sh" "$logs/gemm" --m "${GEMM_M:-1,16,128}" \
     ${GEMM_ARGS:-}
   tail -30 "$logs/gpu-gemm.log" | tee -a "$summary"
+fi
+
+if want int8attn; then
+  # INT8 KV decode: the shipped kernel, the FP16 one and the experiment side by side (kernels/bench/NOTES.md).
+  step int8-attention 120 "$folder/attention_int8_test"
+  grep -E '^ *[0-9]+ +[0-9]+ \||checks' "$logs/int8-attention.log" | tee -a "$summary"
 fi
 
 if want links; then

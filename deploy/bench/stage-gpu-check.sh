@@ -29,6 +29,11 @@ trap 'rm -rf "$classes"' EXIT
 rm -f "$dest"/bitrelay-dist.tar.* "$dest"/gpu-tests.jar
 "$JAVA_HOME/bin/jar" cf "$dest/gpu-tests.jar" -C "$classes" .
 cp "$dist" "$junit" "$here/gpu-check.sh" "$here/gpu-worker-session.sh" "$dest/"
+# Kernel experiments waiting for a GPU, built here (the node's nvcc works too, but this saves its time).
+if command -v nvcc >/dev/null 2>&1; then
+  nvcc -O2 -std=c++17 -gencode arch=compute_90a,code=sm_90a -o "$dest/attention_int8_test" \
+    "$root/kernels/src/test/cuda/attention_int8_test.cu"
+fi
 rm -rf "$dest/overlay"
 if [ "${OVERLAY:-0}" = 1 ]; then
   # Our own jars from target/, to run new code on an older distribution without re-making it (minutes of xz).
