@@ -5,9 +5,9 @@ import io.bitrelay.runtime.cuda.CudaStream;
 import io.bitrelay.runtime.cuda.KernelLaunch;
 
 /**
- * Causal self-attention over per-sequence FP16 or INT8 KV caches ({@code attention.cu}, {@link KvCacheFormat}): append the step's keys and
- * values, then the split-K decode kernel (+ combine) for sequences with one new token, or the tensor-core
- * prefill kernel for chunks. Sequences are described by an array of {@link #DESCRIPTOR_BYTES}-byte
+ * Causal self-attention over per-sequence FP16 or INT8 KV caches ({@code attention.cu}, {@link KvCacheFormat}):
+ * append the step's keys and values, then the split-K decode kernel (+ combine) for sequences with one new token,
+ * or the tensor-core prefill kernel for chunks. Sequences are described by an array of {@link #DESCRIPTOR_BYTES}-byte
  * {@code AttentionSeq} records in device memory (layout in attention.cu; written by the caller). Queries must
  * arrive scaled by 1/sqrt(headDim). Device addresses; work queued on {@code stream}.
  */
@@ -43,6 +43,14 @@ public final class AttentionKernels {
                     kernels.launcher("attention_decode" + suffix + "_hd128", 9),
                     kernels.launcher("attention_prefill" + suffix + "_hd64", 6),
                     kernels.launcher("attention_prefill" + suffix + "_hd128", 6));
+        }
+
+        KernelLaunch decode(int headDim) {
+            return headDim == 64 ? decode64 : decode128;
+        }
+
+        KernelLaunch prefill(int headDim) {
+            return headDim == 64 ? prefill64 : prefill128;
         }
     }
 
@@ -107,7 +115,7 @@ public final class AttentionKernels {
     public void decode(KvCacheFormat format, long seqs, int numSeqs, int heads, int headDim, long q, int ldq, int cacheStride,
                        DecodeSplit split, long partialO, long partialMl, long out, int ldo, CudaStream stream) {
         checkHeadDim(headDim);
-        (headDim == 64 ? of(format).decode64() : of(format).decode128()).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
+        of(format).decode(headDim).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
                 .integer(4, split.keysPerSplit()).address(5, partialO).address(6, partialMl).address(7, out).integer(8, ldo)
                 .launch(split.maxSplits(), heads, numSeqs, DECODE_THREADS, split.keysPerSplit() * Float.BYTES, stream);
         if (split.maxSplits() > 1) {
@@ -120,7 +128,7 @@ public final class AttentionKernels {
     public void prefill(KvCacheFormat format, long seqs, int numSeqs, int maxNewTokens, int heads, int headDim, long q,
                         int ldq, int cacheStride, long out, int ldo, CudaStream stream) {
         checkHeadDim(headDim);
-        (headDim == 64 ? of(format).prefill64() : of(format).prefill128()).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
+        of(format).prefill(headDim).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
                 .address(4, out).integer(5, ldo)
                 .launch(ceilDiv(maxNewTokens, PREFILL_QUERY_TILE), heads, numSeqs, PREFILL_THREADS, 0, stream);
     }

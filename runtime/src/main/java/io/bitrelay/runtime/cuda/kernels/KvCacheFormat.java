@@ -38,6 +38,11 @@ public enum KvCacheFormat {
 
     /** Device bytes of one layer's K (or V) block for {@code capacity} tokens: codes, then INT8's params. */
     public long blockBytes(int capacity, int hidden, int heads) {
-        return this == FP16 ? (long) capacity * hidden * Short.BYTES : (long) capacity * hidden + (long) capacity * heads * 8;
+        return this == FP16 ? (long) capacity * hidden * Short.BYTES : paramsOffset(capacity, hidden) + (long) capacity * heads * 8;
+    }
+
+    /** Where an INT8 block's {scale, minimum} table starts: after its (capacity, hidden) codes, as attention.cu reads it. */
+    public static long paramsOffset(int capacity, int hidden) {
+        return (long) capacity * hidden;
     }
 }

@@ -15,14 +15,12 @@ public final class GpuSequence implements AutoCloseable {
     private final int layers;
     private final int hidden;
     private final int capacity;
-    private final KvCacheFormat format;
     private final long blockBytes;
     private DeviceBuffer cache; // (layers, 2) blocks of blockBytes
     private int length;
 
     GpuSequence(GpuStage owner, KvCacheFormat format, int layers, int hidden, int heads, int capacity) {
         this.owner = owner;
-        this.format = format;
         this.layers = layers;
         this.hidden = hidden;
         this.capacity = capacity;
@@ -49,13 +47,9 @@ public final class GpuSequence implements AutoCloseable {
         return 2L * layers * blockBytes;
     }
 
-    public KvCacheFormat format() {
-        return format;
-    }
-
-    /** Where a K or V block's INT8 params start, {@code capacity × hidden} bytes after its codes. */
+    /** Where a K or V block's INT8 params start ({@link KvCacheFormat#paramsOffset}). */
     long paramsOffset() {
-        return (long) capacity * hidden;
+        return KvCacheFormat.paramsOffset(capacity, hidden);
     }
 
     /** Byte size of one layer's K (or V) block. */
