@@ -196,7 +196,7 @@ if want gemm; then
 fi
 
 if want int8attn; then
-  # INT8 KV decode: the shipped kernel, the FP16 one and the experiment side by side (kernels/bench/NOTES.md).
+  # INT8 KV decode next to the FP16 one on the same keys and values (kernels/bench/NOTES.md).
   step int8-attention 120 "$folder/attention_int8_test"
   grep -E '^ *[0-9]+ +[0-9]+ \||checks' "$logs/int8-attention.log" | tee -a "$summary"
 fi

@@ -1,11 +1,10 @@
 // Decode attention over an FP16 and an INT8 KV cache at OPT-175B's head shape (96 heads × 128), the shipped kernels
-// (attention.cu) next to the INT8 experiment (attention_int8_experiment.cu), on the same keys and values: the INT8
-// caches are quantized from the FP16 cache by the shipped kv_cache_append_int8. Checks: every INT8 output within the
-// quantization error of the FP16 output, the experiment within 2 FP16 ulps of the shipped INT8 kernel (the same math
-// in another order); then µs per decode step and GB/s of cache read.
+// (attention.cu) side by side on the same keys and values: the INT8 caches are quantized from the FP16 cache by the
+// shipped kv_cache_append_int8. Check: every INT8 output within the quantization error of the FP16 output; then µs
+// per decode step and GB/s of cache read.
 //   nvcc -O2 -std=c++17 -gencode arch=compute_90a,code=sm_90a -o attention_int8_test kernels/src/test/cuda/attention_int8_test.cu
 //   ./attention_int8_test            (exit code 1 when a check fails)
-#include "attention_int8_experiment.cu"
+#include "../../main/cuda/attention.cu"
 
 #include <algorithm>
 #include <cmath>
@@ -149,7 +148,7 @@ int main() {
     cudaDeviceProp prop;
     CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("# %s, %d SMs; decode over %d heads x %d, q scaled by 0.2\n", prop.name, prop.multiProcessorCount, kHeads, kD);
-    std::printf("batch context | fp16 us  GB/s | int8 us  GB/s | int8x us  GB/s | int8-fp16 max|d| | int8x-int8 max|d|\n");
+    std::printf("batch context | fp16 us  GB/s | int8 us  GB/s | int8/fp16 | int8-fp16 max|d|\n");
     cudaStream_t stream;
     CHECK(cudaStreamCreate(&stream));
     int failures = 0;
@@ -162,22 +161,16 @@ int main() {
         decode(p, attention_decode_int8_hd128, true, stream);
         CHECK(cudaStreamSynchronize(stream));
         std::vector<float> int8 = output(p);
-        decode(p, attention_decode_int8x_hd128, true, stream);
-        CHECK(cudaStreamSynchronize(stream));
-        std::vector<float> int8x = output(p);
-        const double quantError = maxAbsDiff(int8, fp16), variantError = maxAbsDiff(int8x, int8);
+        const double quantError = maxAbsDiff(int8, fp16);
         // Values in ±2 at 255 levels: a code is within 1/127 of its FP16 value, a key's error moves the softmax
         // weights by about a percent; 5e-2 catches a broken cache layout (errors of order 1), not quantization.
-        // The variant does the shipped kernel's math in another order: within 2 FP16 ulps of outputs below 2.
         if (!(quantError < 5e-2)) failures++;
-        if (!(variantError < 4e-3)) failures++;
         const float t16 = timeDecode(p, attention_decode_hd128, false, stream);
         const float t8 = timeDecode(p, attention_decode_int8_hd128, true, stream);
-        const float t8x = timeDecode(p, attention_decode_int8x_hd128, true, stream);
         const double bytes16 = 2.0 * p.batch * p.context * kHidden * 2;
         const double bytes8 = 2.0 * p.batch * p.context * ((double) kHidden + kHeads * 8);
-        std::printf("%5d %7d | %7.1f %5.0f | %7.1f %5.0f | %8.1f %5.0f | %16.2e | %17.2e\n", p.batch, p.context, t16,
-                    bytes16 / t16 / 1e3, t8, bytes8 / t8 / 1e3, t8x, bytes8 / t8x / 1e3, quantError, variantError);
+        std::printf("%5d %7d | %7.1f %5.0f | %7.1f %5.0f | %9.2f | %16.2e\n", p.batch, p.context, t16,
+                    bytes16 / t16 / 1e3, t8, bytes8 / t8 / 1e3, t8 / t16, quantError);
         release(p);
     }
     std::printf("checks: %d failure(s)\n", failures);
