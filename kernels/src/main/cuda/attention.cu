@@ -25,7 +25,8 @@
 // (token, head) group of headDim channels is stored as codes 0..255 with an FP32 scale and minimum,
 // x̂ = code · scale + minimum, scale = (max − min) / 255, code = round((x − min) / scale) (0 when scale is 0).
 // Per sequence, layer and K or V one block: codes (capacity, cacheStride) u8, then params (capacity, heads)
-// × {scale, minimum} FP32 at byte offset capacity × cacheStride (8-byte aligned: cacheStride % 8 == 0);
+// × {scale, minimum} FP32 at byte offset capacity × cacheStride (8-byte aligned: cacheStride % 8 == 0; the decode
+// reads 16 codes at a time, so it needs cacheStride % 16 == 0);
 // AttentionSeq.k / .v point at the codes and .reserved holds capacity. Half the bytes of an FP16 cache plus
 // 8 bytes per (token, head): what decode attention, bound by reading the cache, gains.
 //
@@ -190,11 +191,13 @@ template <int D, bool kInt8>
 __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __half* __restrict__ q, int ldq,
                                 int cacheStride, int keysPerSplit, float* __restrict__ partialO,
                                 float* __restrict__ partialMl, __half* __restrict__ out, int ldo) {
-    constexpr int kDims = 8;                                       // dims of a row per thread
+    // 16 bytes of a row per thread (FP16: 8 dims, INT8: 16 codes), 4 rows in flight. INT8 with 8 codes per thread
+    // and 8 rows in flight measured 1.5x slower at batch 16-64 (twice the shuffle reductions per byte read,
+    // kernels/bench/NOTES.md); FP16 with 8 rows in flight measured slower too.
+    constexpr int kDims = kInt8 ? 16 : 8;                          // dims of a row per thread
     constexpr int kThreadsPerKey = D / kDims;
     constexpr int kKeysPerPass = kDecodeThreads / kThreadsPerKey;  // rows one pass of the block covers
-    // Rows in flight per thread: FP16 4 (8 measured slower); INT8 8, the same 64 bytes in flight.
-    constexpr int kUnroll = kInt8 ? 8 : 4;
+    constexpr int kUnroll = 4;                                     // rows in flight per thread
     extern __shared__ float scores[];                              // (keysPerSplit)
     __shared__ float reduceScratch[kDecodeThreads / 32];
     __shared__ float accScratch[kKeysPerPass][D];
@@ -235,7 +238,10 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
             if (key < keys) {
                 float kv[kDims];
                 if constexpr (kInt8) {
-                    load8Codes(kCodes + (size_t) key * cacheStride, kv);
+                    const uint4 r = *reinterpret_cast<const uint4*>(kCodes + (size_t) key * cacheStride);
+                    const unsigned w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+                    for (int i = 0; i < 16; i++) kv[i] = codeFloat(w[i >> 2], i & 3);
                 } else {
                     load8(kBase + (size_t) key * cacheStride, kv);
                 }
@@ -279,20 +285,20 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
     __syncthreads(); // everyone has read reduceScratch's maxima, and scores holds p
     if (lane == 0) reduceScratch[warp] = l;
 
-    // P·V: thread (slot, part) sums rows slot, slot + kKeysPerPass, ... over its 8 dims
+    // P·V: thread (slot, part) sums rows slot, slot + kKeysPerPass, ... over its kDims dims
     float acc[kDims];
 #pragma unroll
     for (int i = 0; i < kDims; i++) acc[i] = 0.f;
     float minimumSum = 0.f; // INT8: Σ p · minimum over this thread's keys, added to every dim at the end
     for (int base = 0; base < keys; base += kKeysPerPass * kUnroll) {
         float vv[kInt8 ? 1 : kUnroll][kDims]; // FP16 rows, widened at load
-        uint2 raw[kInt8 ? kUnroll : 1];        // INT8 rows, widened at use (fewer registers in flight)
+        uint4 raw[kInt8 ? kUnroll : 1];        // INT8 rows, widened at use (fewer registers in flight)
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
             int key = base + u * kKeysPerPass + slot;
             if (key < keys) {
                 if constexpr (kInt8) {
-                    raw[u] = *reinterpret_cast<const uint2*>(vCodes + (size_t) key * cacheStride);
+                    raw[u] = *reinterpret_cast<const uint4*>(vCodes + (size_t) key * cacheStride);
                 } else {
                     load8(vBase + (size_t) key * cacheStride, vv[u]);
                 }
@@ -307,11 +313,9 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
                     const float2 sm = vParams[(size_t) key * heads];
                     const float ps = p * sm.x;
                     minimumSum = fmaf(p, sm.y, minimumSum);
+                    const unsigned w[4] = {raw[u].x, raw[u].y, raw[u].z, raw[u].w};
 #pragma unroll
-                    for (int i = 0; i < 4; i++) {
-                        acc[i] = fmaf(ps, codeFloat(raw[u].x, i), acc[i]);
-                        acc[4 + i] = fmaf(ps, codeFloat(raw[u].y, i), acc[4 + i]);
-                    }
+                    for (int i = 0; i < 16; i++) acc[i] = fmaf(ps, codeFloat(w[i >> 2], i & 3), acc[i]);
                 } else {
 #pragma unroll
                     for (int i = 0; i < kDims; i++) acc[i] = fmaf(p, vv[u][i], acc[i]);

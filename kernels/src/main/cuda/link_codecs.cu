@@ -308,7 +308,10 @@ constexpr int kChunkPositions = 256;
 
 // Chunks a warp keeps in registers between the min/max and the code pass: width 12288 at 256 threads (FP16)
 // or 1024 threads (FP32); more per warp gather twice. Kept under kHeldOctets so the encode fits 64 registers
-// (the cap of a 1024-thread block) without spilling.
+// (the cap of a 1024-thread block) without spilling. The `_regather` kernels hold none: they gather every chunk
+// twice, but in 30 registers and a third of the code, so 8 blocks of 256 threads fit a multiprocessor instead of
+// 4 — 16 % faster at 2048 rows of 12288, 6 % at 512, slower at ≤ 128 rows on 1024-thread blocks
+// (kernels/bench/NOTES.md, v4 vs v4 regather).
 template <typename T> constexpr int kHeldChunks = sizeof(T) == 2 ? 6 : 3;
 
 __host__ __device__ constexpr size_t roundUp16(size_t bytes) { return (bytes + 15) / 16 * 16; }
@@ -497,10 +500,15 @@ __device__ __forceinline__ void chunkMinMax(const Octet<T>& v, int j0, int width
 // rint through the FP32 adder instead of the (eighth-rate) conversion unit: y + 1.5 × 2^23 lies in [2^23, 2^24),
 // where the ulp is 1, so the sum rounds y to the nearest integer, ties to even (1.5 × 2^23 is even), and its low
 // bits hold the code; the caller masks them. Exact for 0 ≤ y ≤ 2^22.
-template <int BITS>
+// CLAMP = false (FP16 input, whole chunks) drops the clamp, which cannot change a code there: |x| ≤ 65504, so
+// minimum is the cluster's minimum itself (exact in FP16) and x − minimum ≥ 0; (max − minimum) / levels ≤ 131008 / 7
+// stays under the FP16 cap, so scale ≥ (max − minimum) / levels up to three FP32 roundings and
+// y ≤ levels × (1 + 2^-21), which rounds to ≤ levels. FP32 input can exceed ±65504 (minimum and scale are capped).
+template <int BITS, bool CLAMP = true>
 __device__ __forceinline__ unsigned rptqCodeBits(float x, float minimum, float reciprocal) {
     constexpr float kLevels = (float) ((1 << BITS) - 1);
-    const float y = fminf(kLevels, fmaxf(0.f, __fmul_rn(__fsub_rn(x, minimum), reciprocal)));
+    float y = __fmul_rn(__fsub_rn(x, minimum), reciprocal);
+    if constexpr (CLAMP) y = fminf(kLevels, fmaxf(0.f, y));
     return __float_as_uint(__fadd_rn(y, 12582912.f));
 }
 template <int BITS>
@@ -519,7 +527,8 @@ __device__ __forceinline__ unsigned chunkCodes(const Octet<T>& v, int j0, int wi
         if (r == 0.f) return 0; // a constant cluster: every code 0
         if (j0 + 8 <= width) {
 #pragma unroll
-            for (int k = 0; k < 8; k++) group |= (rptqCodeBits<BITS>(v.get(k), m, r) & ((1u << BITS) - 1)) << (BITS * k);
+            for (int k = 0; k < 8; k++)
+                group |= (rptqCodeBits<BITS, sizeof(T) != 2>(v.get(k), m, r) & ((1u << BITS) - 1)) << (BITS * k);
         } else {
 #pragma unroll
             for (int k = 0; k < 8; k++)
@@ -619,7 +628,7 @@ __device__ __forceinline__ bool clusterParams(const unsigned* minKey, const unsi
 // through perm (16-byte perm loads, 2- or 4-byte shared-memory gathers) into registers, folds them into the
 // cluster min/max, and after one barrier turns the same registers into codes and stores them packed. Rows
 // with more chunks per warp than fit in registers (narrow blocks on wide rows) gather twice instead.
-template <typename T, int BITS>
+template <typename T, int BITS, int kHeld = kHeldChunks<T>>
 __device__ void rptqEncode(const T* __restrict__ x, int width, const unsigned short* __restrict__ perm,
                            const int* __restrict__ clusterEnds, int clusters, unsigned fingerprint,
                            unsigned char* __restrict__ params, unsigned char* __restrict__ payload,
@@ -661,9 +670,9 @@ __device__ void rptqEncode(const T* __restrict__ x, int width, const unsigned sh
         if (threadIdx.x == 0 && status != nullptr) atomicOr(status, 1);
     };
 
-    constexpr int kHeld = kHeldChunks<T>;
-    if (chunks <= kHeld * warps) {
-        Octet<T> held[kHeld];
+    if (kHeld > 0 && chunks <= kHeld * warps) {
+        constexpr int kSlots = kHeld > 0 ? kHeld : 1;
+        Octet<T> held[kSlots];
 #pragma unroll
         for (int k = 0; k < kHeld; k++)
             if (warp + k * warps < chunks) held[k] = gather(warp + k * warps);
@@ -874,6 +883,18 @@ extern "C" __global__ void __launch_bounds__(1024) rptq3_encode_f32(const float*
                                             const int* clusterEnds, int clusters, unsigned fingerprint,
                                             unsigned char* params, unsigned char* payload, int* status) {
     link_codecs::rptqEncode<float, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
+}
+// The same bytes from kernels that gather each chunk twice instead of holding it (see kHeldChunks): for frames
+// of many rows on 256-thread blocks. FP16 input only (the GPU stage's hidden states).
+extern "C" __global__ void __launch_bounds__(1024) rptq4_encode_f16_regather(const __half* x, int width, const unsigned short* perm,
+                                                     const int* clusterEnds, int clusters, unsigned fingerprint,
+                                                     unsigned char* params, unsigned char* payload, int* status) {
+    link_codecs::rptqEncode<__half, 4, 0>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
+}
+extern "C" __global__ void __launch_bounds__(1024) rptq3_encode_f16_regather(const __half* x, int width, const unsigned short* perm,
+                                                     const int* clusterEnds, int clusters, unsigned fingerprint,
+                                                     unsigned char* params, unsigned char* payload, int* status) {
+    link_codecs::rptqEncode<__half, 3, 0>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
 }
 
 // RPTQ decode into (rows, width) FP16 or FP32 (FP32 bit-identical to RptqLinkCodec.decode), back in channel

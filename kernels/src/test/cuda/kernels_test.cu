@@ -165,8 +165,9 @@ static void checkCodecKernels(const std::vector<Golden>& goldens) {
             inverse.upload(toU16(inv));
             ends.upload(g.clusterEnds);
         }
-        for (int input = 0; input < 2; input++) { // 0: FP16 kernels (FP16 goldens only), 1: FP32 kernels
-            if (input == 0 && g.inputKind != 0) continue;
+        // 0: FP16 kernels (FP16 goldens only), 1: FP32 kernels, 2: the FP16 RPTQ kernels that gather twice
+        for (int input = 0; input < 3; input++) {
+            if ((input != 1 && g.inputKind != 0) || (input == 2 && bits == 8)) continue;
             for (int threads : {96, 256, 1024}) {
                 params.poison();
                 payload.poison();
@@ -187,6 +188,7 @@ static void checkCodecKernels(const std::vector<Golden>& goldens) {
                                                         payload.p, status.p);
                     };
                     if (input == 0) args(bits == 4 ? rptq4_encode_f16 : rptq3_encode_f16, x16.p);
+                    else if (input == 2) args(bits == 4 ? rptq4_encode_f16_regather : rptq3_encode_f16_regather, x16.p);
                     else args(bits == 4 ? rptq4_encode_f32 : rptq3_encode_f32, x32.p);
                 }
                 LAUNCH_CHECK();
@@ -196,7 +198,7 @@ static void checkCodecKernels(const std::vector<Golden>& goldens) {
                 int st = status.download()[0];
                 if (threads == 256 || dp != SIZE_MAX || dy != SIZE_MAX || st != 0) {
                     std::printf("  %-16s encode_%s %4d threads: params %s payload %s status %d\n", g.name.c_str(),
-                                input == 0 ? "f16" : "f32", threads,
+                                input == 0 ? "f16" : input == 2 ? "f16_regather" : "f32", threads,
                                 dp == SIZE_MAX ? "identical" : ("DIFFER@" + std::to_string(dp)).c_str(),
                                 dy == SIZE_MAX ? "identical" : ("DIFFER@" + std::to_string(dy)).c_str(), st);
                 }
@@ -308,7 +310,7 @@ static void checkCodecShapes() {
             if (bits == 8) ref::int8Encode(x.data(), rows, width, wantParams, wantPayload);
             else ref::rptqEncode(bits, x.data(), rows, width, perm, ends, 99, wantParams, wantPayload);
             DeviceBuffer<uint8_t> params(wantParams.size()), payload(wantPayload.size());
-            for (int input = 0; input < 2; input++) {
+            for (int input = 0; input < (bits == 8 ? 2 : 3); input++) { // 2: FP16, gathering twice
                 params.poison();
                 payload.poison();
                 status.poison(0);
@@ -324,6 +326,7 @@ static void checkCodecShapes() {
                         kernel<<<rows, sh.threads, smem>>>(in, width, dPerm.p, dEnds.p, clusters, 99, params.p, payload.p, status.p);
                     };
                     if (input == 0) run(bits == 4 ? rptq4_encode_f16 : rptq3_encode_f16, h, 2);
+                    else if (input == 2) run(bits == 4 ? rptq4_encode_f16_regather : rptq3_encode_f16_regather, h, 2);
                     else run(bits == 4 ? rptq4_encode_f32 : rptq3_encode_f32, f, 4);
                 }
                 LAUNCH_CHECK();
@@ -332,7 +335,7 @@ static void checkCodecShapes() {
                 int st = status.download()[0];
                 bool ok = dp == SIZE_MAX && dy == SIZE_MAX && st == 0;
                 if (!ok) std::printf("  width %d clusters %d offset %d threads %d int%d encode_%s: params %zd payload %zd status %d\n",
-                                     width, clusters, sh.offset, sh.threads, bits, input == 0 ? "f16" : "f32",
+                                     width, clusters, sh.offset, sh.threads, bits, input == 0 ? "f16" : input == 2 ? "f16_regather" : "f32",
                                      dp == SIZE_MAX ? (ssize_t) -1 : (ssize_t) dp, dy == SIZE_MAX ? (ssize_t) -1 : (ssize_t) dy, st);
                 expect(ok, "encode shape width " + std::to_string(width) + " int" + std::to_string(bits));
             }
@@ -676,7 +679,10 @@ static void benchCodecs() {
         }
         DeviceBuffer<__half> out(inBytes / 2 * sets);
         const int threads = rows < 264 ? 1024 : 256;
-        for (int bits : {8, 4, 3}) {
+        struct BenchCodec { int bits; bool regather; const char* name; };
+        for (BenchCodec codec : {BenchCodec{8, false, "int8"}, BenchCodec{4, false, "int4rptq"}, BenchCodec{4, true, "int4 rg"},
+                                 BenchCodec{3, false, "int3rptq"}, BenchCodec{3, true, "int3 rg"}}) {
+            const int bits = codec.bits;
             size_t paramsBytes = bits == 8 ? 2 * rows : 4 + (size_t) rows * clusters * 4;
             size_t payloadBytes = (size_t) rows * ((width * bits + 7) / 8);
             DeviceBuffer<uint8_t> params(paramsBytes * sets), payload(payloadBytes * sets);
@@ -686,6 +692,9 @@ static void benchCodecs() {
                 const __half* xs = x.p + (size_t) s * rows * width;
                 uint8_t *ps = params.p + paramsBytes * s, *ys = payload.p + payloadBytes * s;
                 if (bits == 8) int8_token_encode_f16<<<rows, threads>>>(xs, width, (unsigned short*) ps, (signed char*) ys, status.p);
+                else if (codec.regather)
+                    (bits == 4 ? rptq4_encode_f16_regather : rptq3_encode_f16_regather)<<<rows, threads, encSmem>>>(
+                            xs, width, perm.p, dEnds.p, clusters, 7, ps, ys, status.p);
                 else (bits == 4 ? rptq4_encode_f16 : rptq3_encode_f16)<<<rows, threads, encSmem>>>(xs, width, perm.p, dEnds.p, clusters, 7, ps, ys, status.p);
             };
             auto decode = [&](int call) {
@@ -706,7 +715,7 @@ static void benchCodecs() {
                                            cudaMemcpyDeviceToDevice));
             }, iterations);
             std::printf("  %5d | %-8s | %9.2f %9.0f | %9.2f %9.0f | %8.2f %8.0f | %5.0f%% %5.0f%%\n", rows,
-                        bits == 8 ? "int8" : bits == 4 ? "int4rptq" : "int3rptq", encUs, moved / encUs / 1e3, decUs,
+                        codec.name, encUs, moved / encUs / 1e3, decUs,
                         moved / decUs / 1e3, copyUs, moved / copyUs / 1e3, 100 * copyUs / encUs, 100 * copyUs / decUs);
         }
     }

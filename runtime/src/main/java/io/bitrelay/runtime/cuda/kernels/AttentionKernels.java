@@ -115,6 +115,10 @@ public final class AttentionKernels {
     public void decode(KvCacheFormat format, long seqs, int numSeqs, int heads, int headDim, long q, int ldq, int cacheStride,
                        DecodeSplit split, long partialO, long partialMl, long out, int ldo, CudaStream stream) {
         checkHeadDim(headDim);
+        if (format == KvCacheFormat.INT8 && cacheStride % 16 != 0) {
+            throw new IllegalArgumentException("INT8-cache decode reads 16 codes at a time: cacheStride must be a multiple of 16, got "
+                    + cacheStride);
+        }
         of(format).decode(headDim).address(0, seqs).address(1, q).integer(2, ldq).integer(3, cacheStride)
                 .integer(4, split.keysPerSplit()).address(5, partialO).address(6, partialMl).address(7, out).integer(8, ldo)
                 .launch(split.maxSplits(), heads, numSeqs, DECODE_THREADS, split.keysPerSplit() * Float.BYTES, stream);

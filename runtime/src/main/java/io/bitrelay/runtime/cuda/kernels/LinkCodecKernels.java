@@ -46,6 +46,9 @@ public final class LinkCodecKernels {
     private final CUfunction[][] rptqDecode = new CUfunction[2][2];
     private final KernelLaunch[][] rptqEncodeLaunch = new KernelLaunch[2][2];
     private final KernelLaunch[][] rptqDecodeLaunch = new KernelLaunch[2][2];
+    /** FP16 encodes that gather each chunk twice instead of holding it: faster on frames of many rows. */
+    private final CUfunction[] rptqEncodeRegather = new CUfunction[2];
+    private final KernelLaunch[] rptqEncodeRegatherLaunch = new KernelLaunch[2];
     private final KernelLaunch fp16EncodeF32;
     private final KernelLaunch fp16DecodeF32;
     /** Dynamic shared memory each function has been allowed so far (only those raised past the default). */
@@ -67,6 +70,9 @@ public final class LinkCodecKernels {
                 rptqEncodeLaunch[bitsIndex(bits)][typeIndex(type)] = kernels.launcher(encode, 9);
                 rptqDecodeLaunch[bitsIndex(bits)][typeIndex(type)] = kernels.launcher(decode, 7);
             }
+            String regather = "rptq" + bits + "_encode_f16_regather";
+            rptqEncodeRegather[bitsIndex(bits)] = kernels.function(regather);
+            rptqEncodeRegatherLaunch[bitsIndex(bits)] = kernels.launcher(regather, 9);
         }
         this.fp16EncodeF32 = kernels.launcher("fp16_link_encode_f32", 3);
         this.fp16DecodeF32 = kernels.launcher("fp16_link_decode_f32", 3);
@@ -115,13 +121,18 @@ public final class LinkCodecKernels {
         RowKernels.checkFloat(inputType, "rptq link encode input");
         checkRptq(bits, rows, width, clusters);
         requireAligned(params, 4, "rptq params");
-        CUfunction kernel = rptqEncode[bitsIndex(bits)][typeIndex(inputType)];
+        // frames of many rows run on 256-thread blocks, where gathering twice in fewer registers beats holding
+        boolean regather = inputType == DType.F16 && rows >= 2 * multiprocessors;
+        CUfunction kernel = regather ? rptqEncodeRegather[bitsIndex(bits)] : rptqEncode[bitsIndex(bits)][typeIndex(inputType)];
         int shared = allowShared(kernel, rptqEncodeSharedBytes(width, clusters, inputType.byteSize()), "rptq encode", width,
                 clusters);
-        int heldChunks = inputType == DType.F16 ? 6 : 3; // kHeldChunks: a warp's chunks kept in registers
         int chunks = Math.ceilDiv(width, RPTQ_CHUNK_POSITIONS);
-        int threads = rowThreads(rows, 32 * Math.ceilDiv(chunks, heldChunks), 32 * chunks);
-        rptqEncodeLaunch[bitsIndex(bits)][typeIndex(inputType)].address(0, x).integer(1, width).address(2, perm)
+        // a holding kernel wants warps enough to hold the row's chunks (kHeldChunks a warp); a regathering one does not
+        int atLeast = regather ? 32 : 32 * Math.ceilDiv(chunks, inputType == DType.F16 ? 6 : 3);
+        int threads = rowThreads(rows, atLeast, 32 * chunks);
+        KernelLaunch launch = regather ? rptqEncodeRegatherLaunch[bitsIndex(bits)]
+                : rptqEncodeLaunch[bitsIndex(bits)][typeIndex(inputType)];
+        launch.address(0, x).integer(1, width).address(2, perm)
                 .address(3, clusterEnds).integer(4, clusters).integer(5, fingerprint).address(6, params).address(7, payload)
                 .address(8, status).launch(rows, 1, threads, shared, stream);
     }
