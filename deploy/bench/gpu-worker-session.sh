@@ -15,6 +15,7 @@
 # with variations twice over one GEMM tuning cache (cold, warm), and a demo cluster with variations started twice;
 # kv = W8A8 layers with an FP16 vs an INT8 KV cache (context KV_CONTEXT, default 1024), and a demo on INT8 caches;
 # int8attn = the INT8 decode-attention harness staged beside this script (attention_int8_test, built by stage-gpu-check.sh).
+# peer = deploy/bench/gpu-layers.sh: bench gpu-layers next to transformers' OPTDecoderLayer in the same run.
 set -uo pipefail
 folder=$(cd "${1:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}" && pwd)
 out=${2:?usage: gpu-worker-session.sh FOLDER OUT_DIR [TEXT_FILE]}
@@ -193,6 +194,13 @@ if want gemm; then
   step gpu-gemm 420 env BITRELAY="$bitrelay" bash "$work/bitrelay/bench/gpu-gemm.sh" "$logs/gemm" --m "${GEMM_M:-1,16,128}" \
     ${GEMM_ARGS:-}
   tail -30 "$logs/gpu-gemm.log" | tee -a "$summary"
+fi
+
+if want peer; then
+  # The README's decoder-layer table: ours (FP16 and W8A8, CUDA graphs) next to transformers' OPTDecoderLayer.
+  step gpu-layers-peer 420 env BITRELAY="$bitrelay" bash "$folder/gpu-layers.sh" "$logs/peer" \
+    --layers "${LAYERS:-16}" --graphs on
+  grep '^| ' "$logs/gpu-layers-peer.log" | tail -8 | tee -a "$summary"
 fi
 
 if want int8attn; then

@@ -28,7 +28,7 @@ trap 'rm -rf "$classes"' EXIT
 (cd "$root/actors/target/test-classes" && cp --parents io/bitrelay/actors/worker/Gpu*.class "$classes/")
 rm -f "$dest"/bitrelay-dist.tar.* "$dest"/gpu-tests.jar
 "$JAVA_HOME/bin/jar" cf "$dest/gpu-tests.jar" -C "$classes" .
-cp "$dist" "$junit" "$here/gpu-check.sh" "$here/gpu-worker-session.sh" "$dest/"
+cp "$dist" "$junit" "$here/gpu-check.sh" "$here/gpu-worker-session.sh" "$here/gpu-layers.sh" "$here/torch_opt_layers.py" "$dest/"
 # Kernel experiments waiting for a GPU, built here (the node's nvcc works too, but this saves its time).
 if command -v nvcc >/dev/null 2>&1; then
   nvcc -O2 -std=c++17 -gencode arch=compute_90a,code=sm_90a -o "$dest/attention_int8_test" \

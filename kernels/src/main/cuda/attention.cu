@@ -79,6 +79,23 @@ __device__ __forceinline__ void load8Codes(const void* p, float out[8]) {
     }
 }
 
+// A 16-byte vector of a cache row as floats: 8 FP16 values, or 16 INT8 codes.
+template <bool kInt8>
+__device__ __forceinline__ void widen(const uint4& r, float out[kInt8 ? 16 : 8]) {
+    const unsigned w[4] = {r.x, r.y, r.z, r.w};
+    if constexpr (kInt8) {
+#pragma unroll
+        for (int i = 0; i < 16; i++) out[i] = codeFloat(w[i >> 2], i & 3);
+    } else {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+            out[2 * i] = f.x;
+            out[2 * i + 1] = f.y;
+        }
+    }
+}
+
 // The {scale, minimum} table of an INT8 cache block whose codes start at `codes`.
 __device__ __forceinline__ const float2* int8Params(const void* codes, int capacity, int cacheStride) {
     return reinterpret_cast<const float2*>(reinterpret_cast<const uint8_t*>(codes) + (size_t) capacity * cacheStride);
@@ -175,7 +192,8 @@ extern "C" __global__ void kv_cache_append_int8(const AttentionSeq* seqs, int nu
 // Decode: every sequence in seqs has newTokens == 1 (its query is row rowStart); context L = pastLen + 1.
 // Split-K: split x of a sequence handles keys [x × keysPerSplit, min(L, (x + 1) × keysPerSplit)).
 //   grid  = (maxSplits, heads, numSeqs), maxSplits = ceil(max L / keysPerSplit); block = (128)
-//   dynamic shared memory = keysPerSplit × 4 bytes (scores); keysPerSplit a multiple of 32, ≤ 8192
+//   dynamic shared memory = keysPerSplit × 4 bytes (scores); keysPerSplit a multiple of 32, ≤ 4096 (the INT8
+//   kernels hold 16 KiB of static shared memory; the total must stay ≤ 48 KiB)
 //   partialO: (numSeqs, heads, maxSplits, headDim) FP32, partialMl: (numSeqs, heads, maxSplits, 2) FP32
 //   workspace, only touched for sequences with more than one split.
 // A sequence that fits one split is finished here (out written); others need attention_decode_combine.
@@ -191,13 +209,16 @@ template <int D, bool kInt8>
 __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __half* __restrict__ q, int ldq,
                                 int cacheStride, int keysPerSplit, float* __restrict__ partialO,
                                 float* __restrict__ partialMl, __half* __restrict__ out, int ldo) {
-    // 16 bytes of a row per thread (FP16: 8 dims, INT8: 16 codes), 4 rows in flight. INT8 with 8 codes per thread
-    // and 8 rows in flight measured 1.5x slower at batch 16-64 (twice the shuffle reductions per byte read,
-    // kernels/bench/NOTES.md); FP16 with 8 rows in flight measured slower too.
-    constexpr int kDims = kInt8 ? 16 : 8;                          // dims of a row per thread
+    // A thread takes kDims dims of a row, kUnroll rows in flight: FP16 16 dims (two 16-byte loads) × 4 rows, INT8 32
+    // codes × 2 rows. Measured side by side (attention_int8_test, kernels/bench/NOTES.md): FP16 8 dims × 4 rows (the
+    // first version) was 1.3-1.5x slower, its 8 × 8 slower still; INT8 16 × 4 was 1.15-1.35x slower at batch 16-64,
+    // 8 × 8 2x: fewer threads per row means fewer shuffle reductions per byte read, which is what INT8 codes cost.
+    constexpr int kDims = kInt8 ? 32 : 16;                         // dims of a row per thread
+    constexpr int kElementBytes = kInt8 ? 1 : 2;
+    constexpr int kVectors = kDims * kElementBytes / 16;           // 16-byte loads per row and thread
     constexpr int kThreadsPerKey = D / kDims;
     constexpr int kKeysPerPass = kDecodeThreads / kThreadsPerKey;  // rows one pass of the block covers
-    constexpr int kUnroll = 4;                                     // rows in flight per thread
+    constexpr int kUnroll = kInt8 ? 2 : 4;                         // rows in flight per thread
     extern __shared__ float scores[];                              // (keysPerSplit)
     __shared__ float reduceScratch[kDecodeThreads / 32];
     __shared__ float accScratch[kKeysPerPass][D];
@@ -217,11 +238,12 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
     float qv[kDims];
 #pragma unroll
     for (int i = 0; i < kDims; i += 8) load8(q + (size_t) d.rowStart * ldq + h * D + part * kDims + i, qv + i);
-    const __half* kBase = d.k + (size_t) first * cacheStride + h * D + part * kDims;
-    const __half* vBase = d.v + (size_t) first * cacheStride + h * D + part * kDims;
+    // a thread's share of row `key`: kVectors 16-byte vectors at kRows + key × rowBytes (FP16 values or INT8 codes)
+    const size_t rowBytes = (size_t) cacheStride * kElementBytes;
+    const size_t offset = ((size_t) first * cacheStride + h * D + part * kDims) * kElementBytes;
+    const uint8_t* kRows = reinterpret_cast<const uint8_t*>(d.k) + offset;
+    const uint8_t* vRows = reinterpret_cast<const uint8_t*>(d.v) + offset;
     // INT8: q·k̂ = scale · (q·codes) + minimum · Σq, so each part adds its share of Σq once per key.
-    const uint8_t* kCodes = reinterpret_cast<const uint8_t*>(d.k) + (size_t) first * cacheStride + h * D + part * kDims;
-    const uint8_t* vCodes = reinterpret_cast<const uint8_t*>(d.v) + (size_t) first * cacheStride + h * D + part * kDims;
     const float2* kParams = kInt8 ? int8Params(d.k, d.reserved, cacheStride) + (size_t) first * heads + h : nullptr;
     const float2* vParams = kInt8 ? int8Params(d.v, d.reserved, cacheStride) + (size_t) first * heads + h : nullptr;
     float qSum = 0.f;
@@ -236,17 +258,14 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
             int key = base + u * kKeysPerPass + slot;
             partial[u] = 0.f;
             if (key < keys) {
-                float kv[kDims];
-                if constexpr (kInt8) {
-                    const uint4 r = *reinterpret_cast<const uint4*>(kCodes + (size_t) key * cacheStride);
-                    const unsigned w[4] = {r.x, r.y, r.z, r.w};
 #pragma unroll
-                    for (int i = 0; i < 16; i++) kv[i] = codeFloat(w[i >> 2], i & 3);
-                } else {
-                    load8(kBase + (size_t) key * cacheStride, kv);
+                for (int g = 0; g < kVectors; g++) {
+                    float kv[16 / kElementBytes];
+                    widen<kInt8>(*reinterpret_cast<const uint4*>(kRows + (size_t) key * rowBytes + 16 * g), kv);
+#pragma unroll
+                    for (int i = 0; i < 16 / kElementBytes; i++)
+                        partial[u] = fmaf(qv[g * (16 / kElementBytes) + i], kv[i], partial[u]);
                 }
-#pragma unroll
-                for (int i = 0; i < kDims; i++) partial[u] = fmaf(qv[i], kv[i], partial[u]);
                 if constexpr (kInt8) {
                     const float2 sm = kParams[(size_t) key * heads];
                     partial[u] = fmaf(sm.x, partial[u], sm.y * qSum);
@@ -291,17 +310,13 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
     for (int i = 0; i < kDims; i++) acc[i] = 0.f;
     float minimumSum = 0.f; // INT8: Σ p · minimum over this thread's keys, added to every dim at the end
     for (int base = 0; base < keys; base += kKeysPerPass * kUnroll) {
-        float vv[kInt8 ? 1 : kUnroll][kDims]; // FP16 rows, widened at load
-        uint4 raw[kInt8 ? kUnroll : 1];        // INT8 rows, widened at use (fewer registers in flight)
+        uint4 raw[kUnroll][kVectors]; // rows widened at use: fewer registers in flight
 #pragma unroll
         for (int u = 0; u < kUnroll; u++) {
             int key = base + u * kKeysPerPass + slot;
             if (key < keys) {
-                if constexpr (kInt8) {
-                    raw[u] = *reinterpret_cast<const uint4*>(vCodes + (size_t) key * cacheStride);
-                } else {
-                    load8(vBase + (size_t) key * cacheStride, vv[u]);
-                }
+#pragma unroll
+                for (int g = 0; g < kVectors; g++) raw[u][g] = *reinterpret_cast<const uint4*>(vRows + (size_t) key * rowBytes + 16 * g);
             }
         }
 #pragma unroll
@@ -311,14 +326,16 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
                 float p = scores[key];
                 if constexpr (kInt8) { // p · v̂ = (p · scale) · codes + p · minimum
                     const float2 sm = vParams[(size_t) key * heads];
-                    const float ps = p * sm.x;
                     minimumSum = fmaf(p, sm.y, minimumSum);
-                    const unsigned w[4] = {raw[u].x, raw[u].y, raw[u].z, raw[u].w};
+                    p *= sm.x;
+                }
 #pragma unroll
-                    for (int i = 0; i < 16; i++) acc[i] = fmaf(ps, codeFloat(w[i >> 2], i & 3), acc[i]);
-                } else {
+                for (int g = 0; g < kVectors; g++) {
+                    float vv[16 / kElementBytes];
+                    widen<kInt8>(raw[u][g], vv);
 #pragma unroll
-                    for (int i = 0; i < kDims; i++) acc[i] = fmaf(p, vv[u][i], acc[i]);
+                    for (int i = 0; i < 16 / kElementBytes; i++)
+                        acc[g * (16 / kElementBytes) + i] = fmaf(p, vv[i], acc[g * (16 / kElementBytes) + i]);
                 }
             }
         }
