@@ -78,8 +78,9 @@ public final class AttentionKernels {
 
     /**
      * Splits so that a decode launch has about {@value #DECODE_BLOCKS_PER_SM} blocks per multiprocessor:
-     * splits = clamp(ceil(4·SMs / (seqs·heads)), 1, ceil(maxContext / 128)), keys rounded up to 64.
-     * Then seqs × maxSplits ≤ seqs + 4·SMs / heads + 1, which bounds the combine workspace.
+     * splits = clamp(ceil(4·SMs / (seqs·heads)), 1, ceil(maxContext / 128)), keys rounded up to 64 and capped at
+     * {@link #MAX_KEYS_PER_SPLIT}. Then seqs × maxSplits ≤ seqs + 4·SMs / heads + 1 while the cap is not reached and
+     * seqs × ceil(maxContext / MAX_KEYS_PER_SPLIT) once it is: {@link #decodeWorkspaceSplits} bounds both.
      */
     public static DecodeSplit decodeSplit(int numSeqs, int heads, int maxContext, int multiprocessors) {
         int wanted = ceilDiv(DECODE_BLOCKS_PER_SM * multiprocessors, numSeqs * heads);
@@ -88,9 +89,13 @@ public final class AttentionKernels {
         return new DecodeSplit(keysPerSplit, ceilDiv(maxContext, keysPerSplit));
     }
 
-    /** (sequence, split) pairs a decode workspace must hold for {@code numSeqs} sequences (see {@link #decodeSplit}). */
-    public static int decodeWorkspaceSplits(int numSeqs, int heads, int multiprocessors) {
-        return numSeqs + ceilDiv(DECODE_BLOCKS_PER_SM * multiprocessors, heads) + 1;
+    /**
+     * (sequence, split) pairs a decode workspace must hold for {@code numSeqs} sequences of at most
+     * {@code maxContext} keys (see {@link #decodeSplit}).
+     */
+    public static long decodeWorkspaceSplits(int numSeqs, int heads, int maxContext, int multiprocessors) {
+        long uncapped = numSeqs + ceilDiv(DECODE_BLOCKS_PER_SM * multiprocessors, heads) + 1L;
+        return Math.max(uncapped, (long) numSeqs * ceilDiv(maxContext, MAX_KEYS_PER_SPLIT));
     }
 
     /**

@@ -78,7 +78,7 @@ public final class GpuStage implements AutoCloseable {
             for (int local = 0; local < layerCount; local++) {
                 createdLayers.add(factory.make(local, createdCompute));
             }
-            createdBuffers = new StageBuffers(config, layerCount, recipe, maxBatchTokens,
+            createdBuffers = new StageBuffers(config, layerCount, recipe, maxBatchTokens, maxPositions,
                     context.device().multiprocessors(), createdCompute.stream);
         } catch (RuntimeException e) {
             createdLayers.forEach(DeviceLayer::close);

@@ -36,7 +36,8 @@ final class StageBuffers implements AutoCloseable {
     final CudaEvent[] descriptorUploaded = new CudaEvent[2]; // recorded after each half's upload
     final int maxRows;
 
-    StageBuffers(OptConfig config, int layers, StageRecipe recipe, int maxRows, int multiprocessors, CudaStream stream) {
+    StageBuffers(OptConfig config, int layers, StageRecipe recipe, int maxRows, int maxPositions, int multiprocessors,
+                 CudaStream stream) {
         this.maxRows = maxRows;
         long h = config.hiddenSize();
         long f = config.ffnDim();
@@ -53,7 +54,7 @@ final class StageBuffers implements AutoCloseable {
             codes = w8a8 ? device(rows * Math.max(h, f), stream) : null;
             rowScales = w8a8 ? device(rows * Float.BYTES, stream) : null;
             accumulators = w8a8 ? device(rows * Math.max(3 * h, f) * Integer.BYTES, stream) : null;
-            long splits = AttentionKernels.decodeWorkspaceSplits(maxRows, config.numHeads(), multiprocessors);
+            long splits = AttentionKernels.decodeWorkspaceSplits(maxRows, config.numHeads(), maxPositions, multiprocessors);
             partialO = device(splits * h * Float.BYTES, stream);
             partialMl = device(splits * config.numHeads() * 2L * Float.BYTES, stream);
             descriptors = device((long) layers * maxRows * AttentionKernels.DESCRIPTOR_BYTES, stream);
