@@ -143,6 +143,9 @@ static void checkHostReference(const std::vector<Golden>& goldens) {
 // ------------------------------------------------------------------------------------------------
 static std::vector<uint16_t> toU16(const std::vector<int>& v) { return std::vector<uint16_t>(v.begin(), v.end()); }
 
+// The encode kernels the checks run, by input index: FP16, FP32, then the RPTQ ones that gather twice.
+static const char* kEncodeNames[] = {"f16", "f32", "f16_regather"};
+
 static void checkCodecKernels(const std::vector<Golden>& goldens) {
     std::printf("== codec kernels vs Java goldens (byte-identical params + payload; FP32 decode bit-identical)\n");
     for (const Golden& g : goldens) {
@@ -198,7 +201,7 @@ static void checkCodecKernels(const std::vector<Golden>& goldens) {
                 int st = status.download()[0];
                 if (threads == 256 || dp != SIZE_MAX || dy != SIZE_MAX || st != 0) {
                     std::printf("  %-16s encode_%s %4d threads: params %s payload %s status %d\n", g.name.c_str(),
-                                input == 0 ? "f16" : input == 2 ? "f16_regather" : "f32", threads,
+                                kEncodeNames[input], threads,
                                 dp == SIZE_MAX ? "identical" : ("DIFFER@" + std::to_string(dp)).c_str(),
                                 dy == SIZE_MAX ? "identical" : ("DIFFER@" + std::to_string(dy)).c_str(), st);
                 }
@@ -335,7 +338,7 @@ static void checkCodecShapes() {
                 int st = status.download()[0];
                 bool ok = dp == SIZE_MAX && dy == SIZE_MAX && st == 0;
                 if (!ok) std::printf("  width %d clusters %d offset %d threads %d int%d encode_%s: params %zd payload %zd status %d\n",
-                                     width, clusters, sh.offset, sh.threads, bits, input == 0 ? "f16" : input == 2 ? "f16_regather" : "f32",
+                                     width, clusters, sh.offset, sh.threads, bits, kEncodeNames[input],
                                      dp == SIZE_MAX ? (ssize_t) -1 : (ssize_t) dp, dy == SIZE_MAX ? (ssize_t) -1 : (ssize_t) dy, st);
                 expect(ok, "encode shape width " + std::to_string(width) + " int" + std::to_string(bits));
             }
@@ -639,9 +642,13 @@ static double medianMicros(F&& launch, int iterations, int repeats = 7) {
     return times[times.size() / 2];
 }
 
+// The codec kernels for rows of T (FP16: a GPU stage's link rows in the benches; FP32: a GPU worker's residual stream).
+template <typename T>
 static void benchCodecs() {
+    constexpr bool kF32 = sizeof(T) == 4;
     const int width = 12288, clusters = 8;
-    std::printf("== link codec kernels, width %d, FP16 input, %d clusters; GB/s = (bytes read + written) / time\n", width, clusters);
+    std::printf("== link codec kernels, width %d, %s input, %d clusters; GB/s = (bytes read + written) / time\n", width,
+                kF32 ? "FP32" : "FP16", clusters);
     {   // the ceiling: a large device-to-device copy
         size_t bytes = (size_t) 2 << 30;
         DeviceBuffer<uint8_t> a(bytes), b(bytes);
@@ -667,42 +674,61 @@ static void benchCodecs() {
     std::vector<int> rowCounts = {1, 16, 128, 512, 2048};
     if (const char* only = std::getenv("BENCH_ROWS")) rowCounts = {std::atoi(only)}; // e.g. one size under a profiler
     for (int rows : rowCounts) {
-        size_t inBytes = (size_t) rows * width * 2;
+        size_t inBytes = (size_t) rows * width * sizeof(T);
         // rotate input sets so that one pass's data is not in the L2 (60 MB) from the previous one
         int sets = (int) std::max<size_t>(1, std::min<size_t>(64, ((size_t) 512 << 20) / inBytes));
-        DeviceBuffer<__half> x(inBytes / 2 * sets);
+        DeviceBuffer<T> x(inBytes / sizeof(T) * sets);
         {
-            std::vector<__half> host(inBytes / 2);
+            std::vector<T> host(inBytes / sizeof(T));
             std::normal_distribution<float> normal(0.f, 1.f);
-            for (auto& h : host) h = floatToHalf(normal(rng));
+            for (auto& h : host) {
+                if constexpr (kF32) h = normal(rng); else h = floatToHalf(normal(rng));
+            }
             for (int s = 0; s < sets; s++) CUDA_CHECK(cudaMemcpy(x.p + (size_t) s * host.size(), host.data(), inBytes, cudaMemcpyHostToDevice));
         }
-        DeviceBuffer<__half> out(inBytes / 2 * sets);
+        DeviceBuffer<T> out(inBytes / sizeof(T) * sets);
         const int threads = rows < 264 ? 1024 : 256;
         struct BenchCodec { int bits; bool regather; const char* name; };
-        for (BenchCodec codec : {BenchCodec{8, false, "int8"}, BenchCodec{4, false, "int4rptq"}, BenchCodec{4, true, "int4 rg"},
-                                 BenchCodec{3, false, "int3rptq"}, BenchCodec{3, true, "int3 rg"}}) {
+        std::vector<BenchCodec> codecs = {BenchCodec{8, false, "int8"}, BenchCodec{4, false, "int4rptq"}, BenchCodec{3, false, "int3rptq"}};
+        if (!kF32) codecs.insert(codecs.end(), {BenchCodec{4, true, "int4 rg"}, BenchCodec{3, true, "int3 rg"}});
+        for (BenchCodec codec : codecs) {
             const int bits = codec.bits;
             size_t paramsBytes = bits == 8 ? 2 * rows : 4 + (size_t) rows * clusters * 4;
             size_t payloadBytes = (size_t) rows * ((width * bits + 7) / 8);
             DeviceBuffer<uint8_t> params(paramsBytes * sets), payload(payloadBytes * sets);
-            size_t encSmem = rptq_encode_smem_bytes(width, clusters, 2), decSmem = rptq_decode_smem_bytes(width, clusters, 2);
+            size_t encSmem = rptq_encode_smem_bytes(width, clusters, sizeof(T)), decSmem = rptq_decode_smem_bytes(width, clusters, sizeof(T));
+            void (*rptqEncoder)(const T*, int, const unsigned short*, const int*, int, unsigned, unsigned char*, unsigned char*, int*);
+            void (*rptqDecoder)(const unsigned char*, const unsigned char*, int, const unsigned short*, const int*, int, T*);
+            if constexpr (kF32) {
+                rptqEncoder = bits == 4 ? rptq4_encode_f32 : rptq3_encode_f32;
+                rptqDecoder = bits == 4 ? rptq4_decode_f32 : rptq3_decode_f32;
+            } else {
+                rptqEncoder = codec.regather ? (bits == 4 ? rptq4_encode_f16_regather : rptq3_encode_f16_regather)
+                                             : (bits == 4 ? rptq4_encode_f16 : rptq3_encode_f16);
+                rptqDecoder = bits == 4 ? rptq4_decode_f16 : rptq3_decode_f16;
+            }
+            if (encSmem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(rptqEncoder, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) encSmem));
+            if (decSmem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(rptqDecoder, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) decSmem));
+            // as LinkCodecKernels: a holding encode gets warps enough to hold the row (6 chunks a warp FP16, 3 FP32)
+            const int chunks = width / 256, held = kF32 ? 3 : 6;
+            const int encodeThreads = codec.regather ? threads : std::max(threads, 32 * ((chunks + held - 1) / held));
+            // the INT8 encode likewise holds the row when each thread has at most 64 FP16 / 32 FP32 values
+            const int int8Threads = std::max(threads, (width / (kF32 ? 32 : 64) + 31) / 32 * 32);
             auto encode = [&](int call) {
                 int s = call % sets;
-                const __half* xs = x.p + (size_t) s * rows * width;
+                const T* xs = x.p + (size_t) s * rows * width;
                 uint8_t *ps = params.p + paramsBytes * s, *ys = payload.p + payloadBytes * s;
-                if (bits == 8) int8_token_encode_f16<<<rows, threads>>>(xs, width, (unsigned short*) ps, (signed char*) ys, status.p);
-                else if (codec.regather)
-                    (bits == 4 ? rptq4_encode_f16_regather : rptq3_encode_f16_regather)<<<rows, threads, encSmem>>>(
-                            xs, width, perm.p, dEnds.p, clusters, 7, ps, ys, status.p);
-                else (bits == 4 ? rptq4_encode_f16 : rptq3_encode_f16)<<<rows, threads, encSmem>>>(xs, width, perm.p, dEnds.p, clusters, 7, ps, ys, status.p);
+                if (bits != 8) rptqEncoder<<<rows, encodeThreads, encSmem>>>(xs, width, perm.p, dEnds.p, clusters, 7, ps, ys, status.p);
+                else if constexpr (kF32) int8_token_encode_f32<<<rows, int8Threads, 0>>>(xs, width, (unsigned short*) ps, (signed char*) ys, status.p);
+                else int8_token_encode_f16<<<rows, int8Threads, 0>>>(xs, width, (unsigned short*) ps, (signed char*) ys, status.p);
             };
             auto decode = [&](int call) {
                 int s = call % sets;
-                __half* os = out.p + (size_t) s * rows * width;
+                T* os = out.p + (size_t) s * rows * width;
                 uint8_t *ps = params.p + paramsBytes * s, *ys = payload.p + payloadBytes * s;
-                if (bits == 8) int8_token_decode_f16<<<rows, threads>>>((unsigned short*) ps, (signed char*) ys, width, os);
-                else (bits == 4 ? rptq4_decode_f16 : rptq3_decode_f16)<<<rows, threads, decSmem>>>(ps, ys, width, inverse.p, dEnds.p, clusters, os);
+                if (bits != 8) rptqDecoder<<<rows, threads, decSmem>>>(ps, ys, width, inverse.p, dEnds.p, clusters, os);
+                else if constexpr (kF32) int8_token_decode_f32<<<rows, threads>>>((unsigned short*) ps, (signed char*) ys, width, os);
+                else int8_token_decode_f16<<<rows, threads>>>((unsigned short*) ps, (signed char*) ys, width, os);
             };
             int iterations = rows <= 16 ? 200 : 50;
             double encUs = medianMicros(encode, iterations), decUs = medianMicros(decode, iterations);
@@ -764,7 +790,8 @@ int main(int argc, char** argv) {
             if (attention) checkAttention(prop.multiProcessorCount);
         }
         if ((mode == "all" || mode == "bench" || mode == "codecs") && failures == 0) {
-            benchCodecs();
+            benchCodecs<__half>();
+            benchCodecs<float>();
             if (attention) benchAttention(prop.multiProcessorCount);
         }
     }
