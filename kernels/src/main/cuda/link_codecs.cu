@@ -890,38 +890,22 @@ extern "C" __global__ void __launch_bounds__(1024) int8_token_decode_f32(const u
 // payload: rows × ceil(bits × width / 8) bytes (16-byte aligned for the fastest stores); status as above.
 // Dynamic shared memory: rptq_encode_smem_bytes(width, clusters, sizeof(element)) — above 48 KiB (FP32 rows
 // wider than ~11.9k channels) the caller must first raise CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
-extern "C" __global__ void __launch_bounds__(1024) rptq4_encode_f16(const __half* x, int width, const unsigned short* perm,
-                                            const int* clusterEnds, int clusters, unsigned fingerprint,
-                                            unsigned char* params, unsigned char* payload, int* status) {
-    link_codecs::rptqEncode<__half, 4>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
-}
-extern "C" __global__ void __launch_bounds__(1024) rptq3_encode_f16(const __half* x, int width, const unsigned short* perm,
-                                            const int* clusterEnds, int clusters, unsigned fingerprint,
-                                            unsigned char* params, unsigned char* payload, int* status) {
-    link_codecs::rptqEncode<__half, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
-}
-extern "C" __global__ void __launch_bounds__(1024) rptq4_encode_f32(const float* x, int width, const unsigned short* perm,
-                                            const int* clusterEnds, int clusters, unsigned fingerprint,
-                                            unsigned char* params, unsigned char* payload, int* status) {
-    link_codecs::rptqEncode<float, 4>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
-}
-extern "C" __global__ void __launch_bounds__(1024) rptq3_encode_f32(const float* x, int width, const unsigned short* perm,
-                                            const int* clusterEnds, int clusters, unsigned fingerprint,
-                                            unsigned char* params, unsigned char* payload, int* status) {
-    link_codecs::rptqEncode<float, 3>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
-}
+#define RPTQ_ENCODE(name, T, BITS, HELD)                                                                          \
+    extern "C" __global__ void __launch_bounds__(1024) name(const T* x, int width, const unsigned short* perm,         \
+                                                            const int* clusterEnds, int clusters, unsigned fingerprint, \
+                                                            unsigned char* params, unsigned char* payload, int* status) { \
+        link_codecs::rptqEncode<T, BITS, HELD>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload,   \
+                                               status);                                                               \
+    }
+RPTQ_ENCODE(rptq4_encode_f16, __half, 4, link_codecs::kHeldChunks<__half>)
+RPTQ_ENCODE(rptq3_encode_f16, __half, 3, link_codecs::kHeldChunks<__half>)
+RPTQ_ENCODE(rptq4_encode_f32, float, 4, link_codecs::kHeldChunks<float>)
+RPTQ_ENCODE(rptq3_encode_f32, float, 3, link_codecs::kHeldChunks<float>)
 // The same bytes from kernels that gather each chunk twice instead of holding it (see kHeldChunks): for FP16 frames
 // of many rows on 256-thread blocks. (FP32 rows measured slower this way: their holding kernel runs 512 threads.)
-extern "C" __global__ void __launch_bounds__(1024) rptq4_encode_f16_regather(const __half* x, int width, const unsigned short* perm,
-                                                     const int* clusterEnds, int clusters, unsigned fingerprint,
-                                                     unsigned char* params, unsigned char* payload, int* status) {
-    link_codecs::rptqEncode<__half, 4, 0>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
-}
-extern "C" __global__ void __launch_bounds__(1024) rptq3_encode_f16_regather(const __half* x, int width, const unsigned short* perm,
-                                                     const int* clusterEnds, int clusters, unsigned fingerprint,
-                                                     unsigned char* params, unsigned char* payload, int* status) {
-    link_codecs::rptqEncode<__half, 3, 0>(x, width, perm, clusterEnds, clusters, fingerprint, params, payload, status);
-}
+RPTQ_ENCODE(rptq4_encode_f16_regather, __half, 4, 0)
+RPTQ_ENCODE(rptq3_encode_f16_regather, __half, 3, 0)
+#undef RPTQ_ENCODE
 
 // RPTQ decode into (rows, width) FP16 or FP32 (FP32 bit-identical to RptqLinkCodec.decode), back in channel
 // order. inversePerm: (width) u16, the plan position of each channel (ClusterPlan.inversePermutation()).
