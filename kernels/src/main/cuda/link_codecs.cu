@@ -461,52 +461,46 @@ __device__ __forceinline__ void octetKeyRange(const Octet<__half>& v, unsigned& 
     hi = halfKeyToFloatKey(max(hi2 & 0xffffu, hi2 >> 16));
 }
 
+// The lowest and highest orderKey of a lane's values at plan positions [from, to) among j0..j0+7.
+template <typename T>
+__device__ __forceinline__ void keyRangeWithin(const Octet<T>& v, int j0, int from, int to, unsigned& lo, unsigned& hi) {
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        const int j = j0 + k;
+        if (j >= from && j < to) {
+            const unsigned key = orderKey(v.get(k));
+            lo = min(lo, key);
+            hi = max(hi, key);
+        }
+    }
+}
+
+// A warp's min/max keys of cluster c folded into the shared ones: one warp reduction each, one atomic by lane 0.
+__device__ __forceinline__ void foldClusterKeys(unsigned lo, unsigned hi, int c, unsigned* minKey, unsigned* maxKey) {
+    lo = __reduce_min_sync(0xffffffffu, lo);
+    hi = __reduce_max_sync(0xffffffffu, hi);
+    if ((threadIdx.x & 31) == 0) {
+        atomicMin(&minKey[c], lo);
+        atomicMax(&maxKey[c], hi);
+    }
+}
+
 // Folds a lane's 8 values (plan positions j0..j0+7) into the per-cluster min/max keys: per cluster the chunk
 // touches, one warp reduction and one shared atomic by lane 0. Positions ≥ width are left out.
 template <typename T>
 __device__ __forceinline__ void chunkMinMax(const Octet<T>& v, int j0, int width, ClusterSpan span, const int* starts,
                                             unsigned* minKey, unsigned* maxKey) {
     if (span.first == span.last) { // the common case: one cluster, no range checks but the row's end
-        const int c = span.first;
         unsigned lo = 0xffffffffu, hi = 0;
-        if (j0 + 8 <= width) {
-            octetKeyRange(v, lo, hi);
-        } else {
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                if (j0 + k < width) {
-                    const unsigned key = orderKey(v.get(k));
-                    lo = min(lo, key);
-                    hi = max(hi, key);
-                }
-            }
-        }
-        lo = __reduce_min_sync(0xffffffffu, lo);
-        hi = __reduce_max_sync(0xffffffffu, hi);
-        if ((threadIdx.x & 31) == 0) {
-            atomicMin(&minKey[c], lo);
-            atomicMax(&maxKey[c], hi);
-        }
+        if (j0 + 8 <= width) octetKeyRange(v, lo, hi);
+        else keyRangeWithin(v, j0, j0, width, lo, hi);
+        foldClusterKeys(lo, hi, span.first, minKey, maxKey);
         return;
     }
     for (int c = span.first; c <= span.last; c++) {
-        const int from = starts[c], to = starts[c + 1]; // to ≤ width
         unsigned lo = 0xffffffffu, hi = 0;
-#pragma unroll
-        for (int k = 0; k < 8; k++) {
-            const int j = j0 + k;
-            if (j >= from && j < to) {
-                const unsigned key = orderKey(v.get(k));
-                lo = min(lo, key);
-                hi = max(hi, key);
-            }
-        }
-        lo = __reduce_min_sync(0xffffffffu, lo);
-        hi = __reduce_max_sync(0xffffffffu, hi);
-        if ((threadIdx.x & 31) == 0) {
-            atomicMin(&minKey[c], lo);
-            atomicMax(&maxKey[c], hi);
-        }
+        keyRangeWithin(v, j0, starts[c], starts[c + 1], lo, hi); // starts[c + 1] ≤ width
+        foldClusterKeys(lo, hi, c, minKey, maxKey);
     }
 }
 
