@@ -366,26 +366,17 @@ __device__ void attentionDecode(const AttentionSeq* __restrict__ seqs, const __h
 
 } // namespace attention
 
-extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
-attention_decode_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
-                      float* partialO, float* partialMl, __half* out, int ldo) {
-    attention::attentionDecode<64, false>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
-}
-extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
-attention_decode_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
-                       float* partialO, float* partialMl, __half* out, int ldo) {
-    attention::attentionDecode<128, false>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
-}
-extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
-attention_decode_int8_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
-                           float* partialO, float* partialMl, __half* out, int ldo) {
-    attention::attentionDecode<64, true>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
-}
-extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)
-attention_decode_int8_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit,
-                            float* partialO, float* partialMl, __half* out, int ldo) {
-    attention::attentionDecode<128, true>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo);
-}
+#define ATTENTION_DECODE(name, D, INT8)                                                                           \
+    extern "C" __global__ void __launch_bounds__(attention::kDecodeThreads)                                           \
+    name(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, int keysPerSplit, float* partialO,      \
+         float* partialMl, __half* out, int ldo) {                                                                    \
+        attention::attentionDecode<D, INT8>(seqs, q, ldq, cacheStride, keysPerSplit, partialO, partialMl, out, ldo); \
+    }
+ATTENTION_DECODE(attention_decode_hd64, 64, false)
+ATTENTION_DECODE(attention_decode_hd128, 128, false)
+ATTENTION_DECODE(attention_decode_int8_hd64, 64, true)
+ATTENTION_DECODE(attention_decode_int8_hd128, 128, true)
+#undef ATTENTION_DECODE
 
 // Merges the splits of the decode kernel (log-sum-exp weights): grid = (heads, numSeqs), block = (headDim).
 // Same seqs, keysPerSplit, maxSplits and workspace as the decode launch; sequences of one split are skipped.
@@ -647,19 +638,13 @@ __device__ void attentionPrefill(const AttentionSeq* __restrict__ seqs, const __
 
 } // namespace attention
 
-extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
-attention_prefill_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
-    attention::attentionPrefill<64, false>(seqs, q, ldq, cacheStride, out, ldo);
-}
-extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
-attention_prefill_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
-    attention::attentionPrefill<128, false>(seqs, q, ldq, cacheStride, out, ldo);
-}
-extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
-attention_prefill_int8_hd64(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
-    attention::attentionPrefill<64, true>(seqs, q, ldq, cacheStride, out, ldo);
-}
-extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)
-attention_prefill_int8_hd128(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {
-    attention::attentionPrefill<128, true>(seqs, q, ldq, cacheStride, out, ldo);
-}
+#define ATTENTION_PREFILL(name, D, INT8)                                                                          \
+    extern "C" __global__ void __launch_bounds__(attention::kPrefillThreads)                                          \
+    name(const AttentionSeq* seqs, const __half* q, int ldq, int cacheStride, __half* out, int ldo) {                 \
+        attention::attentionPrefill<D, INT8>(seqs, q, ldq, cacheStride, out, ldo);                                    \
+    }
+ATTENTION_PREFILL(attention_prefill_hd64, 64, false)
+ATTENTION_PREFILL(attention_prefill_hd128, 128, false)
+ATTENTION_PREFILL(attention_prefill_int8_hd64, 64, true)
+ATTENTION_PREFILL(attention_prefill_int8_hd128, 128, true)
+#undef ATTENTION_PREFILL
