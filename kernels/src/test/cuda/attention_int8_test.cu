@@ -12,14 +12,7 @@
 #include <cstdlib>
 #include <vector>
 
-#define CHECK(call)                                                                                   \
-    do {                                                                                              \
-        cudaError_t e = (call);                                                                       \
-        if (e != cudaSuccess) {                                                                       \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e)); \
-            std::exit(2);                                                                             \
-        }                                                                                             \
-    } while (0)
+#include "cuda_check.h"
 
 // Hash-based values in [-scale, scale): the same on every run, no host copy of gigabytes.
 __global__ void fillHalf(__half* p, size_t n, uint32_t seed, float scale) {
@@ -57,14 +50,14 @@ static Problem make(int batch, int context, int sms) {
     p.keysPerSplit = ((context + splits - 1) / splits + 63) / 64 * 64;
     p.maxSplits = (context + p.keysPerSplit - 1) / p.keysPerSplit;
     size_t halves = (size_t) batch * p.capacity * kHidden;
-    CHECK(cudaMalloc(&p.k16, halves * 2));
-    CHECK(cudaMalloc(&p.v16, halves * 2));
-    CHECK(cudaMalloc(&p.k8, batch * int8Block(p.capacity)));
-    CHECK(cudaMalloc(&p.v8, batch * int8Block(p.capacity)));
-    CHECK(cudaMalloc(&p.q, (size_t) batch * kHidden * 2));
-    CHECK(cudaMalloc(&p.out, (size_t) batch * kHidden * 2));
-    CHECK(cudaMalloc(&p.partialO, (size_t) batch * kHeads * p.maxSplits * kD * 4));
-    CHECK(cudaMalloc(&p.partialMl, (size_t) batch * kHeads * p.maxSplits * 2 * 4));
+    CUDA_CHECK(cudaMalloc(&p.k16, halves * 2));
+    CUDA_CHECK(cudaMalloc(&p.v16, halves * 2));
+    CUDA_CHECK(cudaMalloc(&p.k8, batch * int8Block(p.capacity)));
+    CUDA_CHECK(cudaMalloc(&p.v8, batch * int8Block(p.capacity)));
+    CUDA_CHECK(cudaMalloc(&p.q, (size_t) batch * kHidden * 2));
+    CUDA_CHECK(cudaMalloc(&p.out, (size_t) batch * kHidden * 2));
+    CUDA_CHECK(cudaMalloc(&p.partialO, (size_t) batch * kHeads * p.maxSplits * kD * 4));
+    CUDA_CHECK(cudaMalloc(&p.partialMl, (size_t) batch * kHeads * p.maxSplits * 2 * 4));
     fillHalf<<<1024, 256>>>(p.k16, halves, 1, 2.f);
     fillHalf<<<1024, 256>>>(p.v16, halves, 2, 2.f);
     fillHalf<<<64, 256>>>(p.q, (size_t) batch * kHidden, 3, 0.2f);
@@ -78,24 +71,24 @@ static Problem make(int batch, int context, int sms) {
         s8[s] = {k8, v8, s, 1, context - 1, p.capacity};
     }
     AttentionSeq* dFill;
-    CHECK(cudaMalloc(&dFill, batch * sizeof(AttentionSeq)));
-    CHECK(cudaMalloc(&p.seqs16, batch * sizeof(AttentionSeq)));
-    CHECK(cudaMalloc(&p.seqs8, batch * sizeof(AttentionSeq)));
-    CHECK(cudaMemcpy(dFill, fill.data(), batch * sizeof(AttentionSeq), cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(p.seqs16, s16.data(), batch * sizeof(AttentionSeq), cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(p.seqs8, s8.data(), batch * sizeof(AttentionSeq), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc(&dFill, batch * sizeof(AttentionSeq)));
+    CUDA_CHECK(cudaMalloc(&p.seqs16, batch * sizeof(AttentionSeq)));
+    CUDA_CHECK(cudaMalloc(&p.seqs8, batch * sizeof(AttentionSeq)));
+    CUDA_CHECK(cudaMemcpy(dFill, fill.data(), batch * sizeof(AttentionSeq), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(p.seqs16, s16.data(), batch * sizeof(AttentionSeq), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(p.seqs8, s8.data(), batch * sizeof(AttentionSeq), cudaMemcpyHostToDevice));
     // The FP16 cache as the "new rows" of one prefill per sequence: the INT8 caches hold the same values, quantized.
     kv_cache_append_int8<<<batch * p.capacity, 128>>>(dFill, batch, p.k16, p.v16, kHidden, kHidden, kHidden, kD);
-    CHECK(cudaGetLastError());
-    CHECK(cudaDeviceSynchronize());
-    CHECK(cudaFree(dFill));
+    CUDA_CHECK(cudaGetLastError());
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaFree(dFill));
     return p;
 }
 
 static void release(Problem& p) {
     for (void* ptr : {(void*) p.k16, (void*) p.v16, (void*) p.k8, (void*) p.v8, (void*) p.q, (void*) p.out,
                       (void*) p.partialO, (void*) p.partialMl, (void*) p.seqs16, (void*) p.seqs8}) {
-        CHECK(cudaFree(ptr));
+        CUDA_CHECK(cudaFree(ptr));
     }
 }
 
@@ -111,7 +104,7 @@ static void decode(const Problem& p, DecodeKernel kernel, bool int8, cudaStream_
 
 static std::vector<float> output(const Problem& p) {
     std::vector<__half> h((size_t) p.batch * kHidden);
-    CHECK(cudaMemcpy(h.data(), p.out, h.size() * 2, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(h.data(), p.out, h.size() * 2, cudaMemcpyDeviceToHost));
     std::vector<float> f(h.size());
     for (size_t i = 0; i < h.size(); i++) f[i] = __half2float(h[i]);
     return f;
@@ -125,20 +118,20 @@ static double maxAbsDiff(const std::vector<float>& a, const std::vector<float>& 
 
 static float timeDecode(const Problem& p, DecodeKernel kernel, bool int8, cudaStream_t stream) {
     cudaEvent_t start, end;
-    CHECK(cudaEventCreate(&start));
-    CHECK(cudaEventCreate(&end));
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&end));
     std::vector<float> times;
     for (int r = 0; r < 25; r++) {
-        CHECK(cudaEventRecord(start, stream));
+        CUDA_CHECK(cudaEventRecord(start, stream));
         decode(p, kernel, int8, stream);
-        CHECK(cudaEventRecord(end, stream));
-        CHECK(cudaEventSynchronize(end));
+        CUDA_CHECK(cudaEventRecord(end, stream));
+        CUDA_CHECK(cudaEventSynchronize(end));
         float ms;
-        CHECK(cudaEventElapsedTime(&ms, start, end));
+        CUDA_CHECK(cudaEventElapsedTime(&ms, start, end));
         if (r >= 5) times.push_back(ms * 1000);
     }
-    CHECK(cudaEventDestroy(start));
-    CHECK(cudaEventDestroy(end));
+    CUDA_CHECK(cudaEventDestroy(start));
+    CUDA_CHECK(cudaEventDestroy(end));
     std::sort(times.begin(), times.end());
     return times[times.size() / 2];
 }
@@ -146,20 +139,20 @@ static float timeDecode(const Problem& p, DecodeKernel kernel, bool int8, cudaSt
 int main() {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     cudaDeviceProp prop;
-    CHECK(cudaGetDeviceProperties(&prop, 0));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("# %s, %d SMs; decode over %d heads x %d, q scaled by 0.2\n", prop.name, prop.multiProcessorCount, kHeads, kD);
     std::printf("batch context | fp16 us  GB/s | int8 us  GB/s | int8/fp16 | int8-fp16 max|d|\n");
     cudaStream_t stream;
-    CHECK(cudaStreamCreate(&stream));
+    CUDA_CHECK(cudaStreamCreate(&stream));
     int failures = 0;
     const int shapes[][2] = {{1, 1024}, {16, 1024}, {64, 1024}, {1, 2048}, {16, 2048}, {64, 2048}};
     for (const auto& shape : shapes) {
         Problem p = make(shape[0], shape[1], prop.multiProcessorCount);
         decode(p, attention_decode_hd128, false, stream);
-        CHECK(cudaStreamSynchronize(stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
         std::vector<float> fp16 = output(p);
         decode(p, attention_decode_int8_hd128, true, stream);
-        CHECK(cudaStreamSynchronize(stream));
+        CUDA_CHECK(cudaStreamSynchronize(stream));
         std::vector<float> int8 = output(p);
         const double quantError = maxAbsDiff(int8, fp16);
         // Values in ±2 at 255 levels: a code is within 1/127 of its FP16 value, a key's error moves the softmax

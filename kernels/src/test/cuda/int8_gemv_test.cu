@@ -12,14 +12,7 @@
 #include <random>
 #include <vector>
 
-#define CHECK(call)                                                                              \
-    do {                                                                                         \
-        cudaError_t e = (call);                                                                  \
-        if (e != cudaSuccess) {                                                                  \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e)); \
-            std::exit(2);                                                                        \
-        }                                                                                        \
-    } while (0)
+#include "cuda_check.h"
 
 template <int kTiles, int kGroups, int kUnroll>
 __global__ void __launch_bounds__(256) variant(const int8_t* x, const int8_t* w, int32_t* y, int m, int n, int k) {
@@ -63,11 +56,11 @@ static long check(int m, int n, int k, long samples) {
     for (auto& v : hw) v = (int8_t) next();
     int8_t *dx, *dw;
     int32_t* dy;
-    CHECK(cudaMalloc(&dx, hx.size()));
-    CHECK(cudaMalloc(&dw, hw.size()));
-    CHECK(cudaMalloc(&dy, (size_t) m * n * 4));
-    CHECK(cudaMemcpy(dx, hx.data(), hx.size(), cudaMemcpyHostToDevice));
-    CHECK(cudaMemcpy(dw, hw.data(), hw.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMalloc(&dx, hx.size()));
+    CUDA_CHECK(cudaMalloc(&dw, hw.size()));
+    CUDA_CHECK(cudaMalloc(&dy, (size_t) m * n * 4));
+    CUDA_CHECK(cudaMemcpy(dx, hx.data(), hx.size(), cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(dw, hw.data(), hw.size(), cudaMemcpyHostToDevice));
     long total = (long) m * n;
     long count = samples <= 0 || samples >= total ? total : samples;
     std::vector<long> picked(count);
@@ -84,10 +77,10 @@ static long check(int m, int n, int k, long samples) {
     std::vector<int32_t> hy((size_t) m * n);
     for (const Variant& v : kVariants) {
         for (int warps : {1, 2, 4, 8}) {
-            CHECK(cudaMemset(dy, 0x7f, (size_t) m * n * 4));
+            CUDA_CHECK(cudaMemset(dy, 0x7f, (size_t) m * n * 4));
             launch(v, dx, dw, dy, m, n, k, warps, 0);
-            CHECK(cudaGetLastError());
-            CHECK(cudaMemcpy(hy.data(), dy, hy.size() * 4, cudaMemcpyDeviceToHost));
+            CUDA_CHECK(cudaGetLastError());
+            CUDA_CHECK(cudaMemcpy(hy.data(), dy, hy.size() * 4, cudaMemcpyDeviceToHost));
             for (long s = 0; s < count; s++) {
                 if (hy[picked[s]] != expected[s]) {
                     if (wrong < 5) {
@@ -99,9 +92,9 @@ static long check(int m, int n, int k, long samples) {
             }
         }
     }
-    CHECK(cudaFree(dx));
-    CHECK(cudaFree(dw));
-    CHECK(cudaFree(dy));
+    CUDA_CHECK(cudaFree(dx));
+    CUDA_CHECK(cudaFree(dw));
+    CUDA_CHECK(cudaFree(dy));
     return wrong;
 }
 
@@ -113,7 +106,7 @@ static float median(std::vector<float> v) {
 int main() {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     cudaDeviceProp prop;
-    CHECK(cudaGetDeviceProperties(&prop, 0));
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("# %s, %d SMs\n", prop.name, prop.multiProcessorCount);
     struct Shape { int m, n, k; long samples; };
     const Shape shapes[] = {{1, 100, 64, 0}, {5, 384, 320, 0}, {8, 1000, 1024, 0}, {9, 17, 256, 0}, {16, 4104, 768, 0},
@@ -128,43 +121,43 @@ int main() {
     struct Gemm { const char* name; int n, k; };
     const Gemm gemms[] = {{"qkv", 36864, 12288}, {"out", 12288, 12288}, {"fc1", 49152, 12288}, {"fc2", 12288, 49152}};
     cudaStream_t stream;
-    CHECK(cudaStreamCreate(&stream));
+    CUDA_CHECK(cudaStreamCreate(&stream));
     cudaEvent_t start, end;
-    CHECK(cudaEventCreate(&start));
-    CHECK(cudaEventCreate(&end));
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&end));
     int* sink;
-    CHECK(cudaMalloc(&sink, 4));
+    CUDA_CHECK(cudaMalloc(&sink, 4));
     std::printf("gemm  M variant warps |     us    GB/s | copy us  copy GB/s | read us  read GB/s | copy/gemv read/gemv\n");
     for (const Gemm& g : gemms) {
         size_t wBytes = (size_t) g.n * g.k;
         int8_t *dx, *dw, *dcopy;
         int32_t* dy;
-        CHECK(cudaMalloc(&dx, (size_t) 16 * g.k));
-        CHECK(cudaMalloc(&dw, wBytes));
-        CHECK(cudaMalloc(&dcopy, wBytes / 2));
-        CHECK(cudaMalloc(&dy, (size_t) 16 * g.n * 4));
-        CHECK(cudaMemset(dx, 1, (size_t) 16 * g.k));
-        CHECK(cudaMemset(dw, 1, wBytes));
+        CUDA_CHECK(cudaMalloc(&dx, (size_t) 16 * g.k));
+        CUDA_CHECK(cudaMalloc(&dw, wBytes));
+        CUDA_CHECK(cudaMalloc(&dcopy, wBytes / 2));
+        CUDA_CHECK(cudaMalloc(&dy, (size_t) 16 * g.n * 4));
+        CUDA_CHECK(cudaMemset(dx, 1, (size_t) 16 * g.k));
+        CUDA_CHECK(cudaMemset(dw, 1, wBytes));
         // A copy of half the bytes reads and writes as many bytes as the GEMM reads.
         std::vector<float> copyTimes;
         for (int r = 0; r < 20; r++) {
-            CHECK(cudaEventRecord(start, stream));
-            CHECK(cudaMemcpyAsync(dcopy, dw, wBytes / 2, cudaMemcpyDeviceToDevice, stream));
-            CHECK(cudaEventRecord(end, stream));
-            CHECK(cudaEventSynchronize(end));
+            CUDA_CHECK(cudaEventRecord(start, stream));
+            CUDA_CHECK(cudaMemcpyAsync(dcopy, dw, wBytes / 2, cudaMemcpyDeviceToDevice, stream));
+            CUDA_CHECK(cudaEventRecord(end, stream));
+            CUDA_CHECK(cudaEventSynchronize(end));
             float ms;
-            CHECK(cudaEventElapsedTime(&ms, start, end));
+            CUDA_CHECK(cudaEventElapsedTime(&ms, start, end));
             copyTimes.push_back(ms * 1000);
         }
         float copyUs = median(copyTimes);
         std::vector<float> readTimes;
         for (int r = 0; r < 20; r++) {
-            CHECK(cudaEventRecord(start, stream));
+            CUDA_CHECK(cudaEventRecord(start, stream));
             read_only<<<prop.multiProcessorCount * 8, 256, 0, stream>>>(reinterpret_cast<const int4*>(dw), (long) (wBytes / 16), sink);
-            CHECK(cudaEventRecord(end, stream));
-            CHECK(cudaEventSynchronize(end));
+            CUDA_CHECK(cudaEventRecord(end, stream));
+            CUDA_CHECK(cudaEventSynchronize(end));
             float ms;
-            CHECK(cudaEventElapsedTime(&ms, start, end));
+            CUDA_CHECK(cudaEventElapsedTime(&ms, start, end));
             readTimes.push_back(ms * 1000);
         }
         float readUs = median(readTimes);
@@ -173,12 +166,12 @@ int main() {
             for (int warps : {2, 4, 8}) {
                 std::vector<float> times;
                 for (int r = 0; r < 25; r++) {
-                    CHECK(cudaEventRecord(start, stream));
+                    CUDA_CHECK(cudaEventRecord(start, stream));
                     launch(v, dx, dw, dy, m, g.n, g.k, warps, stream);
-                    CHECK(cudaEventRecord(end, stream));
-                    CHECK(cudaEventSynchronize(end));
+                    CUDA_CHECK(cudaEventRecord(end, stream));
+                    CUDA_CHECK(cudaEventSynchronize(end));
                     float ms;
-                    CHECK(cudaEventElapsedTime(&ms, start, end));
+                    CUDA_CHECK(cudaEventElapsedTime(&ms, start, end));
                     if (r >= 5) times.push_back(ms * 1000);
                 }
                 float us = median(times);
@@ -188,10 +181,10 @@ int main() {
             }
             }
         }
-        CHECK(cudaFree(dx));
-        CHECK(cudaFree(dw));
-        CHECK(cudaFree(dcopy));
-        CHECK(cudaFree(dy));
+        CUDA_CHECK(cudaFree(dx));
+        CUDA_CHECK(cudaFree(dw));
+        CUDA_CHECK(cudaFree(dcopy));
+        CUDA_CHECK(cudaFree(dy));
     }
     return 0;
 }

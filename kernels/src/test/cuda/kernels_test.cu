@@ -18,14 +18,7 @@
 #include <string>
 #include <vector>
 
-#define CUDA_CHECK(call)                                                                              \
-    do {                                                                                              \
-        cudaError_t err_ = (call);                                                                    \
-        if (err_ != cudaSuccess) {                                                                    \
-            std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
-            std::exit(2);                                                                             \
-        }                                                                                             \
-    } while (0)
+#include "cuda_check.h"
 #define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 
 static int failures = 0;
