@@ -122,7 +122,7 @@ public final class LinkCodecKernels {
         checkRptq(bits, rows, width, clusters);
         requireAligned(params, 4, "rptq params");
         // frames of many rows run on 256-thread blocks, where gathering twice in fewer registers beats holding
-        boolean regather = inputType == DType.F16 && rows >= 2 * multiprocessors;
+        boolean regather = inputType == DType.F16 && manyRows(rows);
         CUfunction kernel = regather ? rptqEncodeRegather[bitsIndex(bits)] : rptqEncode[bitsIndex(bits)][typeIndex(inputType)];
         int shared = allowShared(kernel, rptqEncodeSharedBytes(width, clusters, inputType.byteSize()), "rptq encode", width,
                 clusters);
@@ -186,9 +186,14 @@ public final class LinkCodecKernels {
      * least {@code atLeast} (what a fast path needs), at most {@code useful} rounded up to a warp, and ≤ 1024.
      */
     private int rowThreads(int rows, int atLeast, int useful) {
-        int base = rows < 2 * multiprocessors ? MAX_THREADS : BASE_THREADS;
+        int base = manyRows(rows) ? BASE_THREADS : MAX_THREADS;
         int threads = Math.min(MAX_THREADS, Math.max(base, roundUpWarp(atLeast)));
         return Math.min(threads, Math.max(32, roundUpWarp(Math.min(useful, MAX_THREADS))));
+    }
+
+    /** Frames of at least twice the multiprocessors' rows: enough blocks to run on the base block size. */
+    private boolean manyRows(int rows) {
+        return rows >= 2 * multiprocessors;
     }
 
     /** Raises the function's dynamic shared memory limit once when a launch needs more than the default 48 KiB. */
