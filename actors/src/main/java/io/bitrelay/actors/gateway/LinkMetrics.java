@@ -2,6 +2,7 @@ package io.bitrelay.actors.gateway;
 
 import io.bitrelay.actors.coordinator.StatsAggregator;
 import io.bitrelay.actors.worker.StageStats;
+import io.bitrelay.actors.worker.StepPhase;
 import io.prometheus.metrics.core.metrics.CounterWithCallback;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
 import io.prometheus.metrics.model.registry.PrometheusRegistry;
@@ -37,17 +38,40 @@ public final class LinkMetrics {
         CounterWithCallback.builder().name("bitrelay_stage_rejected_frames")
                 .help("Inbound frames a stage rejected (bad CRC, version, sizes) or dropped")
                 .labelNames("stage")
-                .callback(callback -> {
-                    StatsAggregator.PipelineStats stats = latest.get();
-                    if (stats != null) {
-                        for (StageStats stage : stats.stages()) {
-                            if (stage != null) {
-                                callback.call(stage.rejectedFrames(), label(stage.stageIndex()));
-                            }
-                        }
-                    }
-                })
+                .callback(callback -> forEachStage(stage -> callback.call(stage.rejectedFrames(), label(stage.stageIndex()))))
                 .register(registry);
+        stepCounters(registry);
+    }
+
+    /** Steps and where their time went, per stage: {@code rate(seconds) / rate(steps)} is a phase's time per step. */
+    private void stepCounters(PrometheusRegistry registry) {
+        CounterWithCallback.builder().name("bitrelay_stage_steps")
+                .help("Micro-batches a stage computed")
+                .labelNames("stage")
+                .callback(callback -> forEachStage(stage -> callback.call(stage.steps(), label(stage.stageIndex()))))
+                .register(registry);
+        CounterWithCallback.builder().name("bitrelay_stage_step_seconds")
+                .help("Host wall-clock time of a stage's steps by phase (queue, input, layers, head, sample, output); "
+                        + "a GPU stage's device time lands in the first phase that waits for it")
+                .labelNames("stage", "phase")
+                .callback(callback -> forEachStage(stage -> {
+                    for (StepPhase phase : StepPhase.values()) {
+                        callback.call(stage.nanos(phase) / 1e9, label(stage.stageIndex()), phase.label());
+                    }
+                }))
+                .register(registry);
+    }
+
+    private void forEachStage(java.util.function.Consumer<StageStats> action) {
+        StatsAggregator.PipelineStats stats = latest.get();
+        if (stats == null) {
+            return;
+        }
+        for (StageStats stage : stats.stages()) {
+            if (stage != null) {
+                action.accept(stage);
+            }
+        }
     }
 
     public void update(StatsAggregator.PipelineStats stats) {
@@ -63,15 +87,11 @@ public final class LinkMetrics {
     }
 
     private void forEachLink(java.util.function.Consumer<StageStats.LinkCounters> action) {
-        StatsAggregator.PipelineStats stats = latest.get();
-        if (stats == null) {
-            return;
-        }
-        for (StageStats stage : stats.stages()) {
-            if (stage != null && stage.outbound() != null) {
+        forEachStage(stage -> {
+            if (stage.outbound() != null) {
                 action.accept(stage.outbound());
             }
-        }
+        });
     }
 
     private static String label(int stage) {

@@ -88,6 +88,8 @@ public final class ProtocolRegistry {
             io.bitrelay.runtime.eval.TokenScore[].class,
             io.bitrelay.runtime.eval.TokenScore[][].class,
             JobEvent.PromptScored.class,
+            // per-phase step time in StageStats (issue 14: the serving loop)
+            long[].class,
     };
 
     private ProtocolRegistry() {

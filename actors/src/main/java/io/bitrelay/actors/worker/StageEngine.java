@@ -113,6 +113,7 @@ final class StageEngine {
     private final AtomicLong rejectedFrames = new AtomicLong();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong computeNanos = new AtomicLong();
+    private final StepClock clock = new StepClock();
     private volatile String lastRejection;
     private volatile FrameFault pendingFault;
     private volatile int cachedSequences;
@@ -291,7 +292,11 @@ final class StageEngine {
     // ---- arrivals ------------------------------------------------------------------------------------------
 
     void runStep(MicroBatch batch) {
-        compute.execute(() -> guarded(batch.batchId(), () -> computeFirst(batch)));
+        long arrived = System.nanoTime();
+        compute.execute(() -> guarded(batch.batchId(), () -> {
+            clock.start(arrived);
+            computeFirst(batch);
+        }));
     }
 
     /** Called on the data plane's thread; the frame is copied so that thread can go back to polling. */
@@ -299,8 +304,10 @@ final class StageEngine {
         Arena arena = Arena.ofShared();
         MemorySegment copy = arena.allocate(frame.byteSize(), 8);
         MemorySegment.copy(frame, 0, copy, 0, frame.byteSize());
+        long arrived = System.nanoTime();
         compute.execute(() -> {
             try {
+                clock.start(arrived);
                 computeFrame(copy);
             } finally {
                 arena.close();
@@ -466,11 +473,15 @@ final class StageEngine {
             MemorySegment hidden = (collector != null ? base : model).embed(tokens, starts, step);
             if (deviceLinks && !batch.calibration()) {
                 gpu.load(hidden, layout.tokens());
+                clock.lap(StepPhase.INPUT);
                 gpu.runOnDevice(layout.entries());
+                clock.lap(StepPhase.LAYERS);
                 finishOnDevice(batch.batchId(), batch.step(), layout, step, start);
                 return;
             }
+            clock.lap(StepPhase.INPUT);
             runLayers(layout, tokens, batch.calibration(), collector, hidden, step);
+            clock.lap(StepPhase.LAYERS);
             finish(batch.batchId(), batch.step(), batch.calibration(), layout, hidden, step, start);
         }
     }
@@ -536,13 +547,17 @@ final class StageEngine {
             try (Arena step = Arena.ofShared()) {
                 if (deviceLinks && !calibration && gpu.codesOnDevice(validated.codec())) {
                     gpu.receive(validated);
+                    clock.lap(StepPhase.INPUT);
                     gpu.runOnDevice(layout.entries());
+                    clock.lap(StepPhase.LAYERS);
                     finishOnDevice(batchId, validated.step(), layout, step, start);
                     return;
                 }
                 MemorySegment hidden = step.allocate((long) validated.rows() * validated.width() * Float.BYTES, 64);
                 validated.decodeInto(hidden);
+                clock.lap(StepPhase.INPUT);
                 runLayers(layout, null, calibration, calibration ? recipeCollector : null, hidden, step);
+                clock.lap(StepPhase.LAYERS);
                 finish(batchId, validated.step(), calibration, layout, hidden, step, start);
             }
         });
@@ -565,12 +580,12 @@ final class StageEngine {
         }
         if (assignment.isLast()) {
             StepOutcome outcome = sampleOrScore(layout, hidden, step);
-            recordCompute(startNanos);
             coordinator.tell(new Coordinator.StepCompleted(batchId, outcome.sequenceIds, outcome.tokens, outcome.scores));
         } else {
-            recordCompute(startNanos);
             send(batchId, stepNumber, false, layout, hidden);
         }
+        clock.lap(StepPhase.OUTPUT);
+        recordCompute(startNanos);
         updateCacheGauges();
     }
 
@@ -609,6 +624,7 @@ final class StageEngine {
             int[] rows = java.util.Arrays.copyOf(lastRows, sampled.size());
             // the device's rows are this step's whenever the stage ran on the GPU (runLayers and runOnDevice alike)
             float[][] logits = headOnDevice(layout) ? gpu.logits(rows) : model.logits(hidden, rows, step);
+            clock.lap(StepPhase.HEAD);
             for (int j = 0; j < sampled.size(); j++) {
                 int i = sampled.get(j);
                 BatchLayout.Entry entry = entries.get(i);
@@ -619,6 +635,7 @@ final class StageEngine {
                 }
             }
         }
+        clock.lap(StepPhase.SAMPLE);
         return new StepOutcome(sequenceIds, tokens, anyScores ? scores : null);
     }
 
@@ -664,6 +681,7 @@ final class StageEngine {
             if (!assignment.isLast() || !headOnDevice(layout)) {
                 hidden = step.allocate((long) layout.tokens() * model.config().hiddenSize() * Float.BYTES, 64);
                 gpu.store(hidden, layout.tokens());
+                clock.lap(assignment.isLast() ? StepPhase.HEAD : StepPhase.OUTPUT);
             }
             finish(batchId, stepNumber, false, layout, hidden, step, startNanos);
             return;
@@ -671,8 +689,9 @@ final class StageEngine {
         long frameBytes = LinkFrame.frameBytes(frameCodec, layout.encodedBytes(), layout.tokens(), model.config().hiddenSize());
         MemorySegment frame = gpu.encodeFrame(frameCodec, layout, frameBytes,
                 w -> header(w, batchId, stepNumber, false), writer);
-        recordCompute(startNanos);
         dispatch(batchId, false, frame, frame.byteSize());
+        clock.lap(StepPhase.OUTPUT);
+        recordCompute(startNanos);
         updateCacheGauges();
     }
 
@@ -766,7 +785,7 @@ final class StageEngine {
                     s.frames(), s.tokens(), s.payloadBytes(), s.wireBytes(), s.fp16WireBytes(), sender.backPressureEvents());
         }
         return new StageStats(assignment.stageIndex(), workerId, assignment.firstLayer(), assignment.endLayer(), outbound,
-                rejectedFrames.get(), lastRejection, cachedSequences, kvCacheBytes, steps.get(), computeNanos.get());
+                rejectedFrames.get(), lastRejection, cachedSequences, kvCacheBytes, steps.get(), computeNanos.get(), clock.snapshot());
     }
 
     void shutdown() {

@@ -86,8 +86,12 @@ class KryoSerializerTest {
         assertEquals(new JobEvent.JobFinished("cmpl-1", TokenListener.FinishReason.EOS),
                 roundTrip(new JobEvent.JobFinished("cmpl-1", TokenListener.FinishReason.EOS)));
         StageStats stats = new StageStats(0, "w", 0, 4, new StageStats.LinkCounters(0, 1, "int8", 3, 30, 100, 200, 390, 0),
-                0, null, 2, 4096, 3, 1000);
-        assertEquals(stats, roundTrip(stats));
+                0, null, 2, 4096, 3, 1000, new long[]{5, 10, 600, 200, 30, 7});
+        StageStats back = (StageStats) roundTrip(stats);
+        assertEquals(stats.outbound(), back.outbound());
+        assertEquals(stats.computeNanos(), back.computeNanos());
+        assertArrayEquals(stats.phaseNanos(), back.phaseNanos());
+        assertEquals(600, back.nanos(io.bitrelay.actors.worker.StepPhase.LAYERS));
         Coordinator.StepCompleted done = (Coordinator.StepCompleted) roundTrip(new Coordinator.StepCompleted(7, new int[]{1, 2}, new int[]{40, 41}));
         assertArrayEquals(new int[]{40, 41}, done.tokens());
     }
