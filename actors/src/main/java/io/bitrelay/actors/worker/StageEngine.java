@@ -119,6 +119,9 @@ final class StageEngine {
     private volatile int cachedSequences;
     private volatile long kvCacheBytes;
     private Arena sendArena = Arena.ofShared();
+    /** Scratch of the step being computed (compute thread only). */
+    private final StepArena stepArena = new StepArena();
+    private final FrameCopies frameCopies = new FrameCopies();
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
@@ -301,16 +304,14 @@ final class StageEngine {
 
     /** Called on the data plane's thread; the frame is copied so that thread can go back to polling. */
     private void onFrame(MemorySegment frame) {
-        Arena arena = Arena.ofShared();
-        MemorySegment copy = arena.allocate(frame.byteSize(), 8);
-        MemorySegment.copy(frame, 0, copy, 0, frame.byteSize());
+        MemorySegment copy = frameCopies.copy(frame);
         long arrived = System.nanoTime();
         compute.execute(() -> {
             try {
                 clock.start(arrived);
                 computeFrame(copy);
             } finally {
-                arena.close();
+                frameCopies.recycle(copy);
             }
         });
     }
@@ -468,7 +469,7 @@ final class StageEngine {
         }
         BatchLayout layout = new BatchLayout(entries);
         long start = System.nanoTime();
-        try (Arena step = Arena.ofShared()) {
+        try (Arena step = stepArena) {
             CalibrationCollector collector = batch.calibration() ? recipeCollector : null;
             MemorySegment hidden = (collector != null ? base : model).embed(tokens, starts, step);
             if (deviceLinks && !batch.calibration()) {
@@ -544,7 +545,7 @@ final class StageEngine {
         guarded(batchId, () -> {
             BatchLayout layout = validated.batchLayout();
             long start = System.nanoTime();
-            try (Arena step = Arena.ofShared()) {
+            try (Arena step = stepArena) {
                 if (deviceLinks && !calibration && gpu.codesOnDevice(validated.codec())) {
                     gpu.receive(validated);
                     clock.lap(StepPhase.INPUT);
@@ -808,6 +809,8 @@ final class StageEngine {
             closeQuietly(gpu);
         }
         sendArena.close();
+        stepArena.release();
+        frameCopies.close();
         if (model != base) {
             model.close();
         }

@@ -48,6 +48,69 @@ class SamplerTest {
         assertEquals(0.75, ones / (double) draws, 0.02);
     }
 
+    /**
+     * The primitive-key sort must order candidates exactly as the comparator it replaced (descending logit, ties by
+     * lower id, -0.0 tying 0.0): the same seed then yields the same tokens, over logits full of ties and signs.
+     */
+    @Test
+    void shouldSampleLikeTheComparatorOrder() {
+        java.util.SplittableRandom data = new java.util.SplittableRandom(11);
+        for (int round = 0; round < 20; round++) {
+            float[] logits = new float[3000];
+            for (int i = 0; i < logits.length; i++) {
+                int kind = data.nextInt(10);
+                logits[i] = kind == 0 ? 0f : kind == 1 ? -0f : (float) Math.round(data.nextGaussian() * 8) / 4f;
+            }
+            SamplingParams params = new SamplingParams(0.5f + round * 0.1f, round % 3 == 0 ? 0 : 40 * round, round % 2 == 0 ? 1f : 0.9f, round);
+            Sampler sampler = new Sampler(params);
+            java.util.SplittableRandom reference = new java.util.SplittableRandom(params.seed());
+            for (int draw = 0; draw < 50; draw++) {
+                assertEquals(comparatorSample(logits, params, reference), sampler.next(logits), "round " + round + " draw " + draw);
+            }
+        }
+    }
+
+    /** The sampler as it was written with a boxed comparator, kept as the reference for its order. */
+    private static int comparatorSample(float[] logits, SamplingParams params, java.util.SplittableRandom random) {
+        Integer[] order = new Integer[logits.length];
+        for (int i = 0; i < logits.length; i++) {
+            order[i] = i;
+        }
+        java.util.Arrays.sort(order, (a, b) -> logits[a] != logits[b] ? Float.compare(logits[b], logits[a]) : Integer.compare(a, b));
+        int candidates = params.topK() > 0 ? Math.min(params.topK(), logits.length) : logits.length;
+        double max = logits[order[0]] / params.temperature();
+        double[] weights = new double[candidates];
+        double total = 0;
+        for (int i = 0; i < candidates; i++) {
+            weights[i] = Math.exp(logits[order[i]] / params.temperature() - max);
+            total += weights[i];
+        }
+        if (params.topP() < 1f) {
+            double cumulative = 0;
+            int keep = candidates;
+            for (int i = 0; i < candidates; i++) {
+                cumulative += weights[i] / total;
+                if (cumulative >= params.topP()) {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            candidates = keep;
+            total = 0;
+            for (int i = 0; i < candidates; i++) {
+                total += weights[i];
+            }
+        }
+        double pick = random.nextDouble() * total;
+        for (int i = 0; i < candidates; i++) {
+            pick -= weights[i];
+            if (pick < 0) {
+                return order[i];
+            }
+        }
+        return order[candidates - 1];
+    }
+
     @Test
     void shouldRejectBadParameters() {
         assertThrows(IllegalArgumentException.class, () -> new SamplingParams(-1f, 0, 1f, 0));
