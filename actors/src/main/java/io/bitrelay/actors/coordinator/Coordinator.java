@@ -59,8 +59,8 @@ public final class Coordinator {
      * @param restored       the stage serves the quantized layers its assignment named from the store
      * @param restoreProblem why the named saved layers could not be used (the coordinator calibrates), or null
      */
-    public record StageReady(int stageIndex, long weightBytes, long loadMillis, boolean restored, String restoreProblem)
-            implements Command {
+    public record StageReady(int stageIndex, long weightBytes, long loadMillis, boolean restored, String restoreProblem,
+                             int kvSequences) implements Command {
     }
 
     public record StageFailed(int stageIndex, String reason) implements Command {
@@ -189,6 +189,7 @@ public final class Coordinator {
         final WorkerDescription worker;
         boolean ready;
         boolean restored;
+        int kvSequences;
 
         Stage(StagePlan plan, WorkerDescription worker) {
             this.plan = plan;
@@ -382,6 +383,7 @@ public final class Coordinator {
         Stage stage = pipeline.get(message.stageIndex());
         stage.ready = true;
         stage.restored = message.restored();
+        stage.kvSequences = message.kvSequences();
         context.getLog().info("stage {} ready on {} ({} MB loaded in {} ms{})", message.stageIndex(), stage.worker.workerId(),
                 message.weightBytes() >> 20, message.loadMillis(), message.restored() ? ", quantized layers restored" : "");
         if (message.restoreProblem() != null) {
@@ -391,6 +393,15 @@ public final class Coordinator {
         if (!pipeline.stream().allMatch(s -> s.ready)) {
             return Behaviors.same();
         }
+        int kvSequences = pipeline.stream().mapToInt(s -> s.kvSequences).min().orElseThrow();
+        try {
+            scheduler = rebuildScheduler(scheduler.settings().sizedFor(kvSequences, settings.autoBatchSequences()));
+        } catch (IllegalArgumentException e) {
+            return fail(e.getMessage());
+        }
+        context.getLog().info("stages hold the KV caches of {} sequences at full context: {} active at most, {} per micro-batch, {} in flight",
+                kvSequences == Integer.MAX_VALUE ? "any number of" : kvSequences, scheduler.settings().maxActiveSequences(),
+                scheduler.settings().maxBatchSequences(), scheduler.settings().microBatches());
         if (store == null) {
             return calibrateLinksOrServe();
         }

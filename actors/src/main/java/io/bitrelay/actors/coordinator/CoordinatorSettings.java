@@ -15,6 +15,8 @@ import java.time.Duration;
  * @param reserveFraction   share of each worker's memory kept for KV cache and scratch
  * @param streamBase        Aeron stream id of the link out of stage 0; stage i uses streamBase + i
  * @param microBatchesPerStage micro-batches = 0 in the config: one micro-batch in flight per stage
+ * @param autoBatchSequences max-batch-sequences = 0 in the config: micro-batches sized from the sequences the stages'
+ *                          KV memory holds ({@link SchedulerSettings#sizedFor})
  * @param linkClusters      RPTQ channel clusters per link (int4/int3 links)
  * @param linkStaticRanges  RPTQ links quantize each cluster with its calibrated range (fewer bytes) instead of
  *                          each token's own range within the cluster (more accurate)
@@ -23,6 +25,7 @@ import java.time.Duration;
 public record CoordinatorSettings(String checkpointDir, String linkCodec, int expectedWorkers,
                                   double bytesPerParameter, double reserveFraction, int streamBase,
                                   Duration stepTimeout, SchedulerSettings scheduler, boolean microBatchesPerStage,
+                                  boolean autoBatchSequences,
                                   int linkCalibrationSequences, int linkCalibrationTokens, long linkCalibrationSeed,
                                   int linkClusters, boolean linkStaticRanges, QuantizationSettings quantization) {
 
@@ -40,10 +43,11 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                     c.getDuration("step-timeout"),
                     new SchedulerSettings(
                             Math.max(1, c.getInt("micro-batches")),
-                            positive(c, "max-batch-sequences"),
+                            batchSequences(c),
                             positive(c, "max-batch-tokens"),
                             positive(c, "max-active-sequences")),
                     c.getInt("micro-batches") == 0,
+                    c.getInt("max-batch-sequences") == 0,
                     positive(c, "link-calibration.sequences"),
                     positive(c, "link-calibration.tokens"),
                     c.getLong("link-calibration.seed"),
@@ -66,6 +70,16 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
             case "dynamic" -> false;
             default -> throw new IllegalArgumentException("bitrelay.coordinator.link-calibration.ranges must be dynamic or static, got '" + mode + "'");
         };
+    }
+
+    /** 0 (size from KV memory) stands for max-active-sequences until the stages report their memory. */
+    private static int batchSequences(Config c) {
+        int value = c.getInt("max-batch-sequences");
+        if (value < 0) {
+            throw new IllegalArgumentException("bitrelay.coordinator.max-batch-sequences must be ≥ 0 (0 = sized from the "
+                    + "stages' KV memory), got " + value);
+        }
+        return value == 0 ? positive(c, "max-active-sequences") : value;
     }
 
     private static int positive(Config c, String key) {

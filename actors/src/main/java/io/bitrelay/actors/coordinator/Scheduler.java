@@ -292,6 +292,10 @@ public final class Scheduler<R> {
         }
     }
 
+    public SchedulerSettings settings() {
+        return settings;
+    }
+
     public boolean isInFlight(long batchId) {
         return inFlight.containsKey(batchId);
     }

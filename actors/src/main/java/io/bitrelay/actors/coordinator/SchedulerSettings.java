@@ -19,4 +19,20 @@ public record SchedulerSettings(int microBatches, int maxBatchSequences, int max
     public SchedulerSettings withMicroBatches(int count) {
         return new SchedulerSettings(count, maxBatchSequences, maxBatchTokens, maxActiveSequences);
     }
+
+    /**
+     * These limits for stages whose KV memory holds {@code kvSequences} sequences at their full context: no more
+     * sequences active than that, and, when {@code autoBatchSequences}, micro-batches as large as the active
+     * sequences spread over the micro-batches in flight (a fixed small cap left most of a GPU's batch unused).
+     *
+     * @throws IllegalArgumentException when the stages hold not even one sequence
+     */
+    public SchedulerSettings sizedFor(int kvSequences, boolean autoBatchSequences) {
+        if (kvSequences < 1) {
+            throw new IllegalArgumentException("the stages have no memory left for one sequence's KV cache");
+        }
+        int active = Math.min(maxActiveSequences, kvSequences);
+        int perBatch = autoBatchSequences ? Math.ceilDiv(active, microBatches) : maxBatchSequences;
+        return new SchedulerSettings(microBatches, perBatch, maxBatchTokens, active);
+    }
 }

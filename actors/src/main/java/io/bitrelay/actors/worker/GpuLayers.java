@@ -206,6 +206,17 @@ final class GpuLayers implements AutoCloseable {
         }
     }
 
+    /**
+     * Sequences whose full-context caches fit beside this stage: in the worker's share of the device less what the
+     * stage holds, and in what the device has free (other workers may share it), keeping a tenth for the allocator's
+     * slack and other work.
+     */
+    int kvSequences(long memoryShare) {
+        long free = stage.context().memoryInfo()[0];
+        long budget = Math.min(free, memoryShare - stage.weightBytes() - stage.activationBytes());
+        return (int) Math.clamp(budget / 10 * 9 / stage.sequenceBytes(), 0, Integer.MAX_VALUE);
+    }
+
     int sequenceCount() {
         return sequences.size();
     }

@@ -90,6 +90,8 @@ final class StageEngine {
     /** The layers were streamed to the GPU: the host holds none, so this stage cannot calibrate or quantize. */
     private final boolean streamed;
     private final String restoreProblem;
+    /** Sequences whose KV caches fit this stage at full context; unbounded on the CPU (its caches grow as they fill). */
+    private final int kvSequences;
     /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
     private CalibrationCollector recipeCollector;
     /** GPTQ recipes: this stage's calibration inputs, kept here until the plan (GPTQ rounds layer by layer over them). */
@@ -126,9 +128,10 @@ final class StageEngine {
 
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
                         GpuLayers gpu, boolean deviceLinks, boolean deviceHead, boolean streamed, boolean restoredOnDevice,
-                        int gptqSequences, String restoreProblem,
+                        int gptqSequences, String restoreProblem, long memoryShare,
                         ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
         this.assignment = assignment;
+        this.kvSequences = gpu == null ? Integer.MAX_VALUE : gpu.kvSequences(memoryShare);
         this.gpu = gpu;
         this.deviceLinks = gpu != null && deviceLinks;
         this.deviceHead = gpu != null && deviceHead;
@@ -187,7 +190,7 @@ final class StageEngine {
             gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings, model);
             return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, settings.deviceLinkCodecs(),
                     settings.deviceLmHead(), false, false,
-                    settings.gptqSequences(), restoreProblem, coordinator, dataPlane);
+                    settings.gptqSequences(), restoreProblem, settings.memoryBytes(), coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();
@@ -233,7 +236,8 @@ final class StageEngine {
             LOG.info("stage {}: layers [{}, {}) streamed to {}{}", assignment.stageIndex(), assignment.firstLayer(),
                     assignment.endLayer(), gpu.describe(), quantized ? " (" + quantization.recipe() + " from " + quantization.restoreFile() + ")" : "");
             return new StageEngine(assignment, settings.workerId(), loadedHost, host, host, gpu, settings.deviceLinkCodecs(),
-                    settings.deviceLmHead(), true, quantized, settings.gptqSequences(), null, coordinator, dataPlane);
+                    settings.deviceLmHead(), true, quantized, settings.gptqSequences(), null, settings.memoryBytes(), coordinator,
+                    dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();
@@ -275,6 +279,10 @@ final class StageEngine {
 
     String restoreProblem() {
         return restoreProblem;
+    }
+
+    int kvSequences() {
+        return kvSequences;
     }
 
     static boolean needsPlan(CodecId id) {

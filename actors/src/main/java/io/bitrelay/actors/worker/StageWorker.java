@@ -141,7 +141,7 @@ public final class StageWorker {
                 .onMessage(LoadStage.class, m -> load(m, engine))
                 .onMessage(Loaded.class, m -> {
                     m.coordinator().tell(new Coordinator.StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis(),
-                            m.engine().restored(), m.engine().restoreProblem()));
+                            m.engine().restored(), m.engine().restoreProblem(), m.engine().kvSequences()));
                     return serving(m.engine());
                 })
                 .onMessage(LoadFailed.class, m -> {

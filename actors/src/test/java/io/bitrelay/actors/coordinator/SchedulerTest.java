@@ -30,6 +30,27 @@ class SchedulerTest {
     }
 
     @Test
+    void shouldSizeBatchesFromTheSequencesTheKvMemoryHolds() {
+        SchedulerSettings configured = new SchedulerSettings(2, 64, 4096, 64);
+        SchedulerSettings roomy = configured.sizedFor(Integer.MAX_VALUE, true);
+        assertEquals(64, roomy.maxActiveSequences());
+        assertEquals(32, roomy.maxBatchSequences(), "64 active over 2 micro-batches");
+        SchedulerSettings tight = configured.sizedFor(21, true);
+        assertEquals(21, tight.maxActiveSequences(), "no more active than the KV memory holds");
+        assertEquals(11, tight.maxBatchSequences());
+        assertEquals(64, configured.sizedFor(21, false).maxBatchSequences(), "a configured batch cap stays");
+        assertThrows(IllegalArgumentException.class, () -> configured.sizedFor(0, true));
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 64, 4096, 64).sizedFor(3, true), EOS);
+        for (int i = 0; i < 5; i++) {
+            scheduler.submit(job("r" + i, 8, 4), "c" + i);
+        }
+        List<MicroBatch> batches = scheduler.dispatch();
+        assertEquals(1, batches.size());
+        assertEquals(3, batches.getFirst().entries().length, "two wait until a KV cache frees");
+        assertEquals(2, scheduler.waitingCount());
+    }
+
+    @Test
     void shouldSpreadSequencesOverMicroBatchesSoEveryStageWorks() {
         Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(3, 16, 4096, 64), EOS);
         for (int i = 0; i < 7; i++) {

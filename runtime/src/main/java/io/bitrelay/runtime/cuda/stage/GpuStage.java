@@ -293,6 +293,11 @@ public final class GpuStage implements AutoCloseable {
         return graphs == null || graphs.disabledReason() != null ? 0 : graphs.replays();
     }
 
+    /** Device bytes of one sequence's cache at the stage's full context ({@link #newSequence()}). */
+    public long sequenceBytes() {
+        return 2L * layers.size() * kvFormat.blockBytes(maxPositions, config.hiddenSize(), config.numHeads());
+    }
+
     /** A new sequence with an empty device cache of {@code maxPositions} tokens per layer. */
     public GpuSequence newSequence() {
         return newSequence(maxPositions);
