@@ -8,3 +8,4 @@
 #include "stage_epilogues.cu"
 #include "link_codecs.cu"
 #include "w8a8_epilogues.cu"
+#include "sampling.cu"

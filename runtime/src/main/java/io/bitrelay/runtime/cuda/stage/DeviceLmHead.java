@@ -3,6 +3,8 @@ package io.bitrelay.runtime.cuda.stage;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
 import io.bitrelay.runtime.cuda.PinnedHostBuffer;
 import io.bitrelay.runtime.cuda.cublaslt.GemmPrecision;
+import io.bitrelay.runtime.cuda.kernels.SamplingKernels;
+import io.bitrelay.runtime.generate.SamplingRows;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptWeights;
 import io.bitrelay.runtime.tensor.DType;
@@ -16,10 +18,15 @@ import java.lang.foreign.ValueLayout;
  * GPU (at OPT-175B 1.2 G multiply-adds per token, ~0.1 s on the host). FP16 embeddings and logits with FP32
  * accumulation, as transformers' OPT in FP16 computes them; rows are gathered straight from the FP32 residual
  * stream by the LayerNorm (one launch per run of consecutive rows).
+ *
+ * <p>{@link #sample} goes one step further for decoding: the tokens are chosen on the device too, so a step
+ * brings back 4 bytes per row (8 with the log-probability) instead of a row of logits.
  */
 final class DeviceLmHead implements AutoCloseable {
     /** Rows per GEMM: a decode step's sequences fit at once; more (rare) go in chunks. A bucket of StageCompute.gemmRows. */
     static final int MAX_ROWS = 256;
+    /** Bytes per row of a sampling pass: its parameters, token and log-probability. */
+    private static final int SAMPLING_ROW_BYTES = SamplingKernels.PARAMS_BYTES + Integer.BYTES + Float.BYTES;
 
     private final int vocab;
     private final int width;
@@ -30,9 +37,14 @@ final class DeviceLmHead implements AutoCloseable {
     private final DeviceBuffer normed;      // (rowsPerPass, h) FP16
     private final DeviceBuffer logits;      // (rowsPerPass, vocab) FP16
     private final PinnedHostBuffer host;    // (rowsPerPass, vocab) FP16
+    // A sampling pass of n rows: n packed parameter rows, then n int32 tokens, then n FP32 log-probabilities;
+    // the same layout on both sides, so one copy goes each way.
+    private final DeviceBuffer samplingDevice;
+    private final PinnedHostBuffer samplingHost;
 
     private DeviceLmHead(int vocab, int width, int rowsPerPass, DeviceTensors tensors, DeviceBuffer gain, DeviceBuffer bias,
-                         DeviceBuffer embeddings, DeviceBuffer normed, DeviceBuffer logits, PinnedHostBuffer host) {
+                         DeviceBuffer embeddings, DeviceBuffer normed, DeviceBuffer logits, PinnedHostBuffer host,
+                         DeviceBuffer samplingDevice, PinnedHostBuffer samplingHost) {
         this.vocab = vocab;
         this.width = width;
         this.rowsPerPass = rowsPerPass;
@@ -43,6 +55,8 @@ final class DeviceLmHead implements AutoCloseable {
         this.normed = normed;
         this.logits = logits;
         this.host = host;
+        this.samplingDevice = samplingDevice;
+        this.samplingHost = samplingHost;
     }
 
     /** Whether the head of {@code weights} runs here: the stage owns it, with a final LayerNorm and no output projection. */
@@ -61,6 +75,7 @@ final class DeviceLmHead implements AutoCloseable {
         int rowsPerPass = Math.min(MAX_ROWS, maxBatchTokens);
         DeviceTensors tensors = new DeviceTensors();
         PinnedHostBuffer host = null;
+        PinnedHostBuffer samplingHost = null;
         try {
             DeviceBuffer gain = tensors.floats(weights.finalLayerNorm().gain(), width);
             DeviceBuffer bias = tensors.floats(weights.finalLayerNorm().bias(), width);
@@ -69,10 +84,17 @@ final class DeviceLmHead implements AutoCloseable {
             DeviceBuffer normed = tensors.allocate((long) rowsPerPass * width * Short.BYTES);
             DeviceBuffer logits = tensors.allocate((long) rowsPerPass * vocab * Short.BYTES);
             host = PinnedHostBuffer.allocate((long) rowsPerPass * vocab * Short.BYTES);
-            return new DeviceLmHead(vocab, width, rowsPerPass, tensors, gain, bias, embeddings, normed, logits, host);
+            long samplingBytes = (long) rowsPerPass * SAMPLING_ROW_BYTES;
+            DeviceBuffer samplingDevice = tensors.allocate(samplingBytes);
+            samplingHost = PinnedHostBuffer.allocate(samplingBytes);
+            return new DeviceLmHead(vocab, width, rowsPerPass, tensors, gain, bias, embeddings, normed, logits, host,
+                    samplingDevice, samplingHost);
         } catch (RuntimeException e) {
             if (host != null) {
                 host.close();
+            }
+            if (samplingHost != null) {
+                samplingHost.close();
             }
             tensors.close();
             throw e;
@@ -84,27 +106,12 @@ final class DeviceLmHead implements AutoCloseable {
      * the work queued on {@code c.stream}; waits for them.
      */
     float[][] logits(StageCompute c, DeviceBuffer hidden, int[] rows, int maxBatchTokens) {
-        for (int row : rows) {
-            if (row < 0 || row >= maxBatchTokens) {
-                throw new IllegalArgumentException("row " + row + " of a stage holding 0.." + (maxBatchTokens - 1));
-            }
-        }
+        checkRows(rows, rows.length, maxBatchTokens);
         float[][] out = new float[rows.length][];
         short[] halves = new short[vocab];
         for (int from = 0; from < rows.length; from += rowsPerPass) {
             int count = Math.min(rowsPerPass, rows.length - from);
-            for (int i = 0; i < count; ) {
-                int start = rows[from + i];
-                int run = 1;
-                while (i + run < count && rows[from + i + run] == start + run) {
-                    run++;
-                }
-                c.layerNorm.layerNorm(DType.F16, hidden.address() + (long) start * width * Float.BYTES, gain.address(),
-                        bias.address(), normed.address() + (long) i * width * Short.BYTES, run, width, OptConfig.LAYER_NORM_EPS,
-                        c.stream);
-                i += run;
-            }
-            c.gemm(GemmPrecision.FP16, count, vocab, width, normed.address(), embeddings.address(), logits.address());
+            queueLogits(c, hidden, rows, from, count);
             logits.copyToHostAsync(host, 0, 0, (long) count * vocab * Short.BYTES, c.stream);
             c.stream.synchronize();
             MemorySegment segment = host.segment();
@@ -120,6 +127,69 @@ final class DeviceLmHead implements AutoCloseable {
         return out;
     }
 
+    /**
+     * The next token of each of the first {@code params.count()} entries of {@code rows}, sampled on the device as
+     * {@code params} says, after the work queued on {@code c.stream}; waits for them. Allocates nothing.
+     *
+     * @param tokensOut   receives the tokens, one per row
+     * @param logprobsOut receives each token's log-softmax under the raw logits, or null when not wanted
+     */
+    void sample(StageCompute c, DeviceBuffer hidden, int[] rows, int maxBatchTokens, SamplingRows params, int[] tokensOut,
+                float[] logprobsOut) {
+        int n = params.count();
+        if (n > rows.length) {
+            throw new IllegalArgumentException(n + " sampling rows for " + rows.length + " stream rows");
+        }
+        if (tokensOut.length < n || (logprobsOut != null && logprobsOut.length < n)) {
+            throw new IllegalArgumentException("outputs of " + tokensOut.length
+                    + (logprobsOut == null ? "" : " / " + logprobsOut.length) + " entries for " + n + " rows");
+        }
+        checkRows(rows, n, maxBatchTokens);
+        MemorySegment staged = samplingHost.segment();
+        for (int from = 0; from < n; from += rowsPerPass) {
+            int count = Math.min(rowsPerPass, n - from);
+            long paramsBytes = (long) count * SamplingKernels.PARAMS_BYTES;
+            long tokens = paramsBytes;
+            long logprobs = tokens + (long) count * Integer.BYTES;
+            SamplingKernels.pack(params, from, count, staged);
+            samplingDevice.copyFromHostAsync(samplingHost, 0, 0, paramsBytes, c.stream);
+            queueLogits(c, hidden, rows, from, count);
+            c.sampling.sample(logits.address(), count, vocab, samplingDevice.address(), samplingDevice.address() + tokens,
+                    logprobsOut == null ? 0 : samplingDevice.address() + logprobs, c.stream);
+            long back = (long) count * (logprobsOut == null ? Integer.BYTES : Integer.BYTES + Float.BYTES);
+            samplingDevice.copyToHostAsync(samplingHost, tokens, tokens, back, c.stream);
+            c.stream.synchronize();
+            MemorySegment.copy(staged, ValueLayout.JAVA_INT, tokens, tokensOut, from, count);
+            if (logprobsOut != null) {
+                MemorySegment.copy(staged, ValueLayout.JAVA_FLOAT, logprobs, logprobsOut, from, count);
+            }
+        }
+    }
+
+    /** Queues the final LayerNorm and the LM-head GEMM of rows[from .. from + count - 1] into {@link #logits}. */
+    private void queueLogits(StageCompute c, DeviceBuffer hidden, int[] rows, int from, int count) {
+        for (int i = 0; i < count; ) {
+            int start = rows[from + i];
+            int run = 1;
+            while (i + run < count && rows[from + i + run] == start + run) {
+                run++;
+            }
+            c.layerNorm.layerNorm(DType.F16, hidden.address() + (long) start * width * Float.BYTES, gain.address(),
+                    bias.address(), normed.address() + (long) i * width * Short.BYTES, run, width, OptConfig.LAYER_NORM_EPS,
+                    c.stream);
+            i += run;
+        }
+        c.gemm(GemmPrecision.FP16, count, vocab, width, normed.address(), embeddings.address(), logits.address());
+    }
+
+    private static void checkRows(int[] rows, int count, int maxBatchTokens) {
+        for (int i = 0; i < count; i++) {
+            if (rows[i] < 0 || rows[i] >= maxBatchTokens) {
+                throw new IllegalArgumentException("row " + rows[i] + " of a stage holding 0.." + (maxBatchTokens - 1));
+            }
+        }
+    }
+
     long deviceBytes() {
         return tensors.bytes();
     }
@@ -127,6 +197,7 @@ final class DeviceLmHead implements AutoCloseable {
     @Override
     public void close() {
         host.close();
+        samplingHost.close();
         tensors.close();
     }
 }

@@ -8,6 +8,7 @@ import io.bitrelay.runtime.cuda.DeviceBuffer;
 import io.bitrelay.runtime.cuda.kernels.AttentionKernels;
 import io.bitrelay.runtime.cuda.kernels.KvCacheFormat;
 import io.bitrelay.runtime.cuda.kernels.LinkCodecKernels;
+import io.bitrelay.runtime.generate.SamplingRows;
 import io.bitrelay.runtime.model.opt.LayerRange;
 import io.bitrelay.runtime.model.opt.LayerWeights;
 import io.bitrelay.runtime.model.opt.OptCheckpointLoader;
@@ -259,6 +260,27 @@ public final class GpuStage implements AutoCloseable {
         }
         context.makeCurrent();
         return head.logits(compute, buffers.hidden, rows, maxBatchTokens);
+    }
+
+    /**
+     * The next token of each of {@code rows} (indices of {@link #hiddenBuffer()}'s rows; the first
+     * {@code params.count()} of them) after the queued layers, chosen on the device as {@code params} says (greedy,
+     * or temperature / top-k / top-p with the row's seed and counter; as
+     * {@link io.bitrelay.runtime.generate.DeviceSamplingReference} picks it): only the tokens come back.
+     * Allocates nothing per call.
+     */
+    public void sample(int[] rows, SamplingRows params, int[] tokensOut) {
+        sample(rows, params, tokensOut, null);
+    }
+
+    /** As {@link #sample(int[], SamplingRows, int[])}, also writing each token's log-softmax (raw logits) to {@code logprobsOut}. */
+    public void sample(int[] rows, SamplingRows params, int[] tokensOut, float[] logprobsOut) {
+        live();
+        if (head == null) {
+            throw new IllegalStateException("this GPU stage has no LM head (not the last stage, or an output projection)");
+        }
+        context.makeCurrent();
+        head.sample(compute, buffers.hidden, rows, maxBatchTokens, params, tokensOut, logprobsOut);
     }
 
     /** Device bytes of the preallocated step buffers. */

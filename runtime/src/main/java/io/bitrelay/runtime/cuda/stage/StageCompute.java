@@ -15,6 +15,7 @@ import io.bitrelay.runtime.cuda.kernels.DequantizeKernel;
 import io.bitrelay.runtime.cuda.kernels.LayerNormKernels;
 import io.bitrelay.runtime.cuda.kernels.QuantizeKernels;
 import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
+import io.bitrelay.runtime.cuda.kernels.SamplingKernels;
 import io.bitrelay.runtime.cuda.kernels.StageEpilogueKernels;
 import io.bitrelay.runtime.cuda.kernels.W8A8EpilogueKernels;
 
@@ -48,6 +49,7 @@ final class StageCompute implements AutoCloseable {
     final W8A8EpilogueKernels w8a8;
     final AttentionKernels attention;
     final RandomFillKernels randomFill;
+    final SamplingKernels sampling;
     private final CublasLt lt;
     private final DeviceBuffer workspace;
     private final GemmAutotuner tuner;
@@ -93,6 +95,7 @@ final class StageCompute implements AutoCloseable {
         this.w8a8 = new W8A8EpilogueKernels(kernels);
         this.attention = new AttentionKernels(kernels);
         this.randomFill = new RandomFillKernels(kernels);
+        this.sampling = new SamplingKernels(kernels);
     }
 
     /**

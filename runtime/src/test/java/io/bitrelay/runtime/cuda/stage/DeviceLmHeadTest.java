@@ -1,7 +1,10 @@
 package io.bitrelay.runtime.cuda.stage;
 
 import io.bitrelay.runtime.cuda.GpuTestSupport;
+import io.bitrelay.runtime.generate.DeviceSamplingReference;
 import io.bitrelay.runtime.generate.Sampler;
+import io.bitrelay.runtime.generate.SamplingParams;
+import io.bitrelay.runtime.generate.SamplingRows;
 import io.bitrelay.runtime.model.opt.LayerRange;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
@@ -61,6 +64,51 @@ class DeviceLmHeadTest {
     }
 
     @Test
+    void shouldSampleOnTheDeviceAsTheReferenceDoesOnItsLogits() {
+        GpuTestSupport.requireGpu();
+        Path checkpoint = SyntheticCheckpointWriter.write(temp.resolve("model"), CONFIG,
+                SyntheticOptions.defaults().withStorage(DType.F32).withOutliers(true));
+        try (OptModel model = OptModel.load(checkpoint);
+             GpuStage stage = GpuStage.open(0, model, MAX_BATCH_TOKENS, CONFIG.maxPositions());
+             Arena arena = Arena.ofShared()) {
+            int count = 290;
+            stage.loadHidden(residualRows(arena, count, CONFIG.hiddenSize()), count);
+            int[] rows = IntStream.range(0, count).map(i -> (i * 7) % count).toArray();  // scattered, two passes
+            float[][] logits = stage.logits(rows);
+            SamplingRows params = new SamplingRows(count);
+            int[] tokens = new int[count];
+            float[] logprobs = new float[count];
+            for (int i = 0; i < count; i++) {
+                params.add(SamplingParams.greedy(), i);
+            }
+            stage.sample(rows, params, tokens, logprobs);
+            for (int i = 0; i < count; i++) {
+                assertEquals(Sampler.argmax(logits[i]), tokens[i], "greedy token of row " + rows[i]);
+                assertEquals(DeviceSamplingReference.logprob(logits[i], tokens[i]), logprobs[i], 1e-3, "logprob of row " + rows[i]);
+            }
+            params.clear();
+            for (int i = 0; i < count; i++) {
+                params.add(new SamplingParams(0.9f, i % 3 == 0 ? 0 : 20, i % 2 == 0 ? 1f : 0.9f, 77 + i), i);
+            }
+            stage.sample(rows, params, tokens);
+            int differing = 0;
+            for (int i = 0; i < count; i++) {
+                differing += tokens[i] == DeviceSamplingReference.sample(logits[i], params, i) ? 0 : 1;
+            }
+            assertTrue(differing <= 2, differing + " of " + count + " sampled tokens differ from the CPU port");
+            assertThrows(IllegalArgumentException.class, () -> stage.sample(new int[]{MAX_BATCH_TOKENS}, oneGreedy(), new int[1]));
+            assertThrows(IllegalArgumentException.class, () -> stage.sample(new int[0], oneGreedy(), new int[1]));
+            assertThrows(IllegalArgumentException.class, () -> stage.sample(new int[]{0}, oneGreedy(), new int[0]));
+        }
+    }
+
+    private static SamplingRows oneGreedy() {
+        SamplingRows rows = new SamplingRows(1);
+        rows.add(SamplingParams.greedy(), 0);
+        return rows;
+    }
+
+    @Test
     void shouldLeaveTheHeadToTheLastStage() {
         GpuTestSupport.requireGpu();
         Path checkpoint = SyntheticCheckpointWriter.write(temp.resolve("model"), CONFIG, SyntheticOptions.defaults());
@@ -68,6 +116,7 @@ class DeviceLmHeadTest {
              GpuStage stage = GpuStage.open(0, first, 16, CONFIG.maxPositions())) {
             assertFalse(stage.hasLmHead());
             assertThrows(IllegalStateException.class, () -> stage.logits(new int[]{0}));
+            assertThrows(IllegalStateException.class, () -> stage.sample(new int[]{0}, oneGreedy(), new int[1]));
         }
     }
 
