@@ -8,6 +8,7 @@ import io.bitrelay.runtime.cuda.stage.GpuChunk;
 import io.bitrelay.runtime.cuda.stage.GpuSequence;
 import io.bitrelay.runtime.cuda.stage.GpuStage;
 import io.bitrelay.runtime.cuda.stage.StageRecipe;
+import io.bitrelay.runtime.generate.SamplingRows;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.tensor.DType;
 import io.bitrelay.runtime.wire.BatchLayout;
@@ -145,6 +146,14 @@ final class GpuLayers implements AutoCloseable {
     /** Logits of {@code rows} of the step's rows on the device (final LayerNorm + LM head there), once the queued work is done. */
     float[][] logits(int[] rows) {
         return stage.logits(rows);
+    }
+
+    /**
+     * The next token of each of {@code rows} of the step's rows, sampled on the device as {@code params} says (final
+     * LayerNorm, LM head and sampling there), once the queued work is done: only the token ids come back.
+     */
+    void sample(int[] rows, SamplingRows params, int[] tokensOut) {
+        stage.sample(rows, params, tokensOut);
     }
 
     /** Waits for the queued work and copies the device's rows to {@code hidden} (the CPU's LM head or prompt scoring). */

@@ -14,7 +14,7 @@ import io.bitrelay.runtime.cuda.stage.StageRecipe;
 import io.bitrelay.runtime.eval.LogSoftmax;
 import io.bitrelay.runtime.eval.PromptScoring;
 import io.bitrelay.runtime.eval.TokenScore;
-import io.bitrelay.runtime.generate.Sampler;
+import io.bitrelay.runtime.generate.SamplingRows;
 import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.LayerRange;
@@ -111,7 +111,12 @@ final class StageEngine {
     private final float[] sentMax;
     private final LinkStats outboundStats = new LinkStats();
     private final Map<Integer, KvCache> caches = new HashMap<>();
-    private final Map<Integer, Sampler> samplers = new HashMap<>();
+    private final Map<Integer, SequenceSampling> samplings = new HashMap<>();
+    /** Decode steps sample on the device (bitrelay.worker.device-sampling, with the head there). */
+    private final boolean deviceSampling;
+    /** The device-sampled rows of a step: parameters in, tokens out; reused every step (compute thread only). */
+    private final SamplingRows deviceRows;
+    private final int[] deviceTokens;
     private final AtomicLong rejectedFrames = new AtomicLong();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong computeNanos = new AtomicLong();
@@ -127,7 +132,7 @@ final class StageEngine {
     private MemorySegment sendBuffer = MemorySegment.NULL;
 
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
-                        GpuLayers gpu, boolean deviceLinks, boolean deviceHead, boolean streamed, boolean restoredOnDevice,
+                        GpuLayers gpu, boolean deviceLinks, boolean deviceHead, boolean deviceSampling, boolean streamed, boolean restoredOnDevice,
                         int gptqSequences, String restoreProblem, long memoryShare,
                         ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
         this.assignment = assignment;
@@ -135,6 +140,9 @@ final class StageEngine {
         this.gpu = gpu;
         this.deviceLinks = gpu != null && deviceLinks;
         this.deviceHead = gpu != null && deviceHead;
+        this.deviceSampling = this.deviceHead && deviceSampling && gpu.hasLmHead();
+        this.deviceRows = this.deviceSampling ? new SamplingRows(assignment.maxBatchTokens()) : null;
+        this.deviceTokens = this.deviceSampling ? new int[assignment.maxBatchTokens()] : null;
         this.gptqSequences = gptqSequences;
         this.loaded = loaded;
         this.workerId = workerId;
@@ -189,7 +197,7 @@ final class StageEngine {
             }
             gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings, model);
             return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, settings.deviceLinkCodecs(),
-                    settings.deviceLmHead(), false, false,
+                    settings.deviceLmHead(), settings.deviceSampling(), false, false,
                     settings.gptqSequences(), restoreProblem, settings.memoryBytes(), coordinator, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
@@ -236,7 +244,7 @@ final class StageEngine {
             LOG.info("stage {}: layers [{}, {}) streamed to {}{}", assignment.stageIndex(), assignment.firstLayer(),
                     assignment.endLayer(), gpu.describe(), quantized ? " (" + quantization.recipe() + " from " + quantization.restoreFile() + ")" : "");
             return new StageEngine(assignment, settings.workerId(), loadedHost, host, host, gpu, settings.deviceLinkCodecs(),
-                    settings.deviceLmHead(), true, quantized, settings.gptqSequences(), null, settings.memoryBytes(), coordinator,
+                    settings.deviceLmHead(), settings.deviceSampling(), true, quantized, settings.gptqSequences(), null, settings.memoryBytes(), coordinator,
                     dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
@@ -340,7 +348,7 @@ final class StageEngine {
                 if (gpu != null) {
                     gpu.release(id);
                 }
-                samplers.remove(id);
+                samplings.remove(id);
             }
             updateCacheGauges();
         });
@@ -631,21 +639,44 @@ final class StageEngine {
         }
         if (!sampled.isEmpty()) {
             int[] rows = java.util.Arrays.copyOf(lastRows, sampled.size());
-            // the device's rows are this step's whenever the stage ran on the GPU (runLayers and runOnDevice alike)
-            float[][] logits = headOnDevice(layout) ? gpu.logits(rows) : model.logits(hidden, rows, step);
-            clock.lap(StepPhase.HEAD);
-            for (int j = 0; j < sampled.size(); j++) {
-                int i = sampled.get(j);
-                BatchLayout.Entry entry = entries.get(i);
-                tokens[i] = samplerFor(entry).next(logits[j]);
-                if (entry.logprobs() >= 0) {
-                    scores[i] = new TokenScore[]{LogSoftmax.score(logits[j], tokens[i], entry.logprobs())};
-                    anyScores = true;
+            if (samplesOnDevice(layout)) {
+                sampleOnDevice(entries, sampled, rows, tokens);
+            } else {
+                // the device's rows are this step's whenever the stage ran on the GPU (runLayers and runOnDevice alike)
+                float[][] logits = headOnDevice(layout) ? gpu.logits(rows) : model.logits(hidden, rows, step);
+                clock.lap(StepPhase.HEAD);
+                for (int j = 0; j < sampled.size(); j++) {
+                    int i = sampled.get(j);
+                    BatchLayout.Entry entry = entries.get(i);
+                    tokens[i] = samplingFor(entry).next(logits[j]);
+                    if (entry.logprobs() >= 0) {
+                        scores[i] = new TokenScore[]{LogSoftmax.score(logits[j], tokens[i], entry.logprobs())};
+                        anyScores = true;
+                    }
                 }
             }
         }
         clock.lap(StepPhase.SAMPLE);
         return new StepOutcome(sequenceIds, tokens, anyScores ? scores : null);
+    }
+
+    /** Whether the device picks this step's tokens: its head runs there and no sequence wants log-probabilities. */
+    private boolean samplesOnDevice(BatchLayout layout) {
+        return deviceSampling && headOnDevice(layout) && layout.entries().stream().allMatch(e -> e.logprobs() < 0);
+    }
+
+    /** Final LayerNorm, head and sampling on the device for the {@code sampled} entries' last {@code rows}. */
+    private void sampleOnDevice(List<BatchLayout.Entry> entries, List<Integer> sampled, int[] rows, int[] tokens) {
+        deviceRows.clear();
+        for (int i : sampled) {
+            SequenceSampling sampling = samplingFor(entries.get(i));
+            deviceRows.add(sampling.params(), sampling.drawOnDevice());
+        }
+        gpu.sample(rows, deviceRows, deviceTokens);
+        clock.lap(StepPhase.HEAD);
+        for (int j = 0; j < sampled.size(); j++) {
+            tokens[sampled.get(j)] = deviceTokens[j];
+        }
     }
 
     /**
@@ -741,15 +772,15 @@ final class StageEngine {
         return cache;
     }
 
-    private Sampler samplerFor(BatchLayout.Entry entry) {
+    private SequenceSampling samplingFor(BatchLayout.Entry entry) {
         if (entry.sampling() != null) {
-            samplers.put(entry.sequenceId(), new Sampler(entry.sampling()));
+            samplings.put(entry.sequenceId(), new SequenceSampling(entry.sampling()));
         }
-        Sampler sampler = samplers.get(entry.sequenceId());
-        if (sampler == null) {
+        SequenceSampling sampling = samplings.get(entry.sequenceId());
+        if (sampling == null) {
             throw new IllegalStateException("no sampling parameters for sequence " + entry.sequenceId());
         }
-        return sampler;
+        return sampling;
     }
 
     private void guarded(long batchId, Runnable work) {

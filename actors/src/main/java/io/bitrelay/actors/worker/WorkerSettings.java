@@ -14,13 +14,15 @@ import java.time.Duration;
  * @param host             advertised host: links to stages on the same host use Aeron IPC
  * @param deviceLinkCodecs a GPU worker encodes and decodes its link frames on the GPU (only packed bytes cross PCIe)
  * @param deviceLmHead     a last-stage GPU worker runs the final LayerNorm and LM head on the GPU
+ * @param deviceSampling   with the head on the GPU, decode steps sample there too: only token ids reach the host
  * @param streamLayers     a GPU worker uploads its layers one at a time from the checkpoint and keeps no host copy
  * @param gptqSequences    GPTQ recipes: calibration sequences a stage keeps and rounds its layers over
  * @param cuda             {@code bitrelay.cuda}: cuBLASLt, GEMM workspace and tuning of a GPU worker's stage
  */
 public record WorkerSettings(String workerId, String host, String device, long memoryBytes, int dataPort,
                              boolean allowFaultInjection, String aeronDirectory, String driverMode,
-                             Duration publishTimeout, boolean deviceLinkCodecs, boolean deviceLmHead, boolean streamLayers,
+                             Duration publishTimeout, boolean deviceLinkCodecs, boolean deviceLmHead, boolean deviceSampling,
+                             boolean streamLayers,
                              int gptqSequences, CudaSettings cuda) {
 
     public static WorkerSettings from(Config root, String workerId, String host) {
@@ -40,7 +42,7 @@ public record WorkerSettings(String workerId, String host, String device, long m
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
                 driver, dataplane.getDuration("publish-timeout"), worker.getBoolean("device-link-codecs"),
-                worker.getBoolean("device-lm-head"), streamLayers(worker.getString("host-weights")), gptqSequences(root),
+                worker.getBoolean("device-lm-head"), worker.getBoolean("device-sampling"), streamLayers(worker.getString("host-weights")), gptqSequences(root),
                 CudaSettings.from(root));
     }
 
