@@ -91,15 +91,18 @@ public record StagePhaseScrape(Map<String, Counters> stages) {
      * One stage over a load run.
      *
      * @param msPerStep each phase's milliseconds per step (Δseconds / Δsteps)
-     * @param gapMs     wall time per step minus the phases: how long a step's slot on this stage sat idle, waiting for
-     *                  work from upstream or the coordinator. On the last stage it is the control loop's share.
+     * @param gapMs     wall time per step minus the phases the stage's compute thread is busy in (all but queue): how
+     *                  long the stage sat idle, waiting for work from upstream or the coordinator. Queue time is left
+     *                  out because it overlaps the previous step's work when micro-batches pile up, so counting it would
+     *                  spend the same wall time twice. On the last stage the gap is the control loop's share.
      */
     public record StageTime(String stage, long steps, double stepsPerSecond, Map<String, Double> msPerStep, double gapMs) {
         static StageTime of(String stage, Counters delta, double wallSeconds) {
             long steps = Math.round(delta.steps());
             Map<String, Double> perStep = new LinkedHashMap<>();
             delta.phaseSeconds().forEach((phase, s) -> perStep.put(phase, steps == 0 ? Double.NaN : s * 1e3 / steps));
-            double busy = perStep.values().stream().mapToDouble(Double::doubleValue).sum();
+            double busy = perStep.entrySet().stream().filter(e -> !e.getKey().equals(StepPhase.QUEUE.label()))
+                    .mapToDouble(Map.Entry::getValue).sum();
             double wallPerStep = steps == 0 ? Double.NaN : wallSeconds * 1e3 / steps;
             return new StageTime(stage, steps, steps / wallSeconds, perStep, wallPerStep - busy);
         }

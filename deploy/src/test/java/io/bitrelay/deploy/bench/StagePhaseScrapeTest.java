@@ -41,7 +41,8 @@ class StagePhaseScrapeTest {
     @Test
     void shouldTurnTwoScrapesIntoMillisecondsPerStepAndTheIdleGap() {
         StagePhaseScrape before = StagePhaseScrape.parse(metrics(10, 20, 3.0));
-        StagePhaseScrape after = StagePhaseScrape.parse(metrics(10, 120, 4.0));
+        StagePhaseScrape after = StagePhaseScrape.parse(metrics(10, 120, 4.0)
+                .replace("{phase=\"queue\",stage=\"stage1\"} 0.5", "{phase=\"queue\",stage=\"stage1\"} 3.5"));
         List<StagePhaseScrape.StageTime> stages = after.since(before, 2.0);
         assertEquals(2, stages.size());
         StagePhaseScrape.StageTime last = stages.get(1);
@@ -49,8 +50,8 @@ class StagePhaseScrapeTest {
         assertEquals(100, last.steps());
         assertEquals(50.0, last.stepsPerSecond(), 1e-9);
         assertEquals(10.0, last.msPerStep().get("layers"), 1e-9); // 1 s over 100 steps
-        assertEquals(0.0, last.msPerStep().get("queue"), 1e-9);
-        assertEquals(20.0 - 10.0, last.gapMs(), 1e-9); // 2 s / 100 steps of wall time, 10 ms of it in phases
+        assertEquals(30.0, last.msPerStep().get("queue"), 1e-9); // waiting behind other steps: more than the wall time
+        assertEquals(20.0 - 10.0, last.gapMs(), 1e-9); // 2 s / 100 steps of wall time, 10 ms of it busy (queue is not)
         assertTrue(Double.isNaN(stages.get(0).msPerStep().get("layers")), "no steps: no time per step");
     }
 
