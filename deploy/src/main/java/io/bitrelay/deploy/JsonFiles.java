@@ -10,18 +10,18 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Writes the JSON results the CLI's {@code --json FILE} options ask for, creating the folder if needed. */
-final class JsonFiles {
+public final class JsonFiles {
     private static final ObjectMapper MAPPER = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private JsonFiles() {
     }
 
-    static ObjectMapper mapper() {
+    public static ObjectMapper mapper() {
         return MAPPER;
     }
 
     /** @throws UncheckedIOException naming the file when it cannot be written */
-    static void write(Path file, JsonNode root) {
+    public static void write(Path file, JsonNode root) {
         try {
             Path parent = file.toAbsolutePath().getParent();
             if (parent != null) {

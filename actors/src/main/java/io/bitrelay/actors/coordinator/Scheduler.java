@@ -228,7 +228,7 @@ public final class Scheduler<R> {
             }
             int token = tokens[i];
             sequence.generated++;
-            if (sequence.job.stopOnEos() && token == eosTokenId) {
+            if (sequence.job.endsWithEos(token, sequence.generated, eosTokenId)) {
                 end(sequence, ended);
                 events.accept(new Finished<>(sequence.client, requestId, FinishReason.EOS));
                 continue;

@@ -34,7 +34,7 @@ final class ActiveSequence {
     TokenListener.FinishReason accept(float[] logits, int eosTokenId) {
         int token = sampler.next(logits);
         generated++;
-        if (job.stopOnEos() && token == eosTokenId) {
+        if (job.endsWithEos(token, generated, eosTokenId)) {
             return TokenListener.FinishReason.EOS;
         }
         if (job.logprobs() >= 0) {

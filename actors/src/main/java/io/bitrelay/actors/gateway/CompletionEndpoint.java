@@ -78,8 +78,8 @@ final class CompletionEndpoint {
         GenerationJob job = request.scoresPrompt()
                 ? GenerationJob.scoring(id, promptTokens, Math.max(0, logprobs))
                 : new GenerationJob(id, promptTokens, request.maxTokens(),
-                        new SamplingParams(request.temperature(), request.topK(), request.topP(), request.seedFor(id)), true,
-                        false, logprobs);
+                        new SamplingParams(request.temperature(), request.topK(), request.topP(), request.seedFor(id)),
+                        !request.ignoreEos(), false, logprobs, request.minTokens());
         CompletionText text = new CompletionText(new IncrementalDetokenizer(tokenizer::decode), request.stop());
         if (request.stream()) {
             Pair<BoundedSourceQueue<String>, Source<String, NotUsed>> queue =

@@ -29,10 +29,12 @@ import java.util.List;
  *                    so every request samples differently and a given id always samples the same way
  * @param stop        up to 4 non-empty stop strings
  * @param includeUsage {@code stream_options.include_usage}: a streamed response ends with a usage chunk
+ * @param ignoreEos   {@code ignore_eos} (vLLM's name): generate max_tokens whatever the model says, e.g. to benchmark
+ * @param minTokens   {@code min_tokens} (vLLM's name): an EOS before this many tokens does not end the completion
  */
 public record CompletionRequest(String model, String prompt, int[] promptTokens, int maxTokens, float temperature,
                                 float topP, int topK, Long seed, List<String> stop, boolean stream, boolean includeUsage,
-                                boolean echo, Integer logprobs) {
+                                boolean echo, Integer logprobs, boolean ignoreEos, int minTokens) {
     public static final int DEFAULT_MAX_TOKENS = 16;
     /** OpenAI's legacy completions API allows at most 5 top log-probabilities. */
     public static final int MAX_LOGPROBS = 5;
@@ -112,8 +114,14 @@ public record CompletionRequest(String model, String prompt, int[] promptTokens,
         if (stream && (echo || logprobs != null)) {
             throw new InvalidRequestException("echo and logprobs are not supported with stream = true", "stream");
         }
+        boolean ignoreEos = given(root, "ignore_eos") && bool(root.get("ignore_eos"), "ignore_eos");
+        int minTokens = given(root, "min_tokens") ? integer(root.get("min_tokens"), "min_tokens") : 0;
+        if (minTokens < 0 || minTokens > maxTokens) {
+            throw new InvalidRequestException("min_tokens must be between 0 and max_tokens (" + maxTokens + "), got "
+                    + minTokens, "min_tokens");
+        }
         return new CompletionRequest(model, prompt, promptTokens, maxTokens, temperature, topP, Math.max(topK, 0),
-                seed, stop, stream, includeUsage, echo, logprobs);
+                seed, stop, stream, includeUsage, echo, logprobs, ignoreEos, minTokens);
     }
 
     /** The request scores its prompt (echo with max_tokens = 0) instead of generating. */
@@ -128,7 +136,8 @@ public record CompletionRequest(String model, String prompt, int[] promptTokens,
                 && java.util.Objects.equals(r.prompt, prompt) && java.util.Arrays.equals(r.promptTokens, promptTokens)
                 && r.maxTokens == maxTokens && r.temperature == temperature && r.topP == topP && r.topK == topK
                 && java.util.Objects.equals(r.seed, seed) && r.stop.equals(stop) && r.stream == stream
-                && r.includeUsage == includeUsage && r.echo == echo && java.util.Objects.equals(r.logprobs, logprobs);
+                && r.includeUsage == includeUsage && r.echo == echo && java.util.Objects.equals(r.logprobs, logprobs)
+                && r.ignoreEos == ignoreEos && r.minTokens == minTokens;
     }
 
     @Override

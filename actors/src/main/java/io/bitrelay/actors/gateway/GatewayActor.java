@@ -42,6 +42,8 @@ public final class GatewayActor {
     private static final Duration STATUS_INTERVAL = Duration.ofMillis(500);
     /** Link counters for /metrics every 2 s: asking every stage is heavier than a status poll. */
     private static final int STATS_EVERY_POLLS = 4;
+    /** How often /metrics' pipeline counters are refreshed: a reader wanting values taken after t waits this twice after t. */
+    public static final Duration STATS_INTERVAL = STATUS_INTERVAL.multipliedBy(STATS_EVERY_POLLS);
 
     public static Behavior<Command> create(ActorRef<Coordinator.Command> coordinator, Consumer<Coordinator.Status> statusSink,
                                            Consumer<StatsAggregator.PipelineStats> statsSink) {

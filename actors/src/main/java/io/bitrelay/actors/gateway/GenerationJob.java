@@ -15,10 +15,15 @@ import io.bitrelay.runtime.generate.SamplingParams;
  *                     listener gets log p(prompt[t + 1] | prompt[0..t]) for every t, chunk by chunk, then
  *                     finishes with MAX_TOKENS
  * @param logprobs     top alternatives wanted with every scored position or sampled token, or −1 for none
+ * @param minTokens    with stopOnEos, an EOS among the first minTokens generated tokens does not stop the job (it is
+ *                     passed on as an ordinary token), as vLLM's min_tokens
  */
 public record GenerationJob(String requestId, int[] promptTokens, int maxNewTokens, SamplingParams sampling,
-                            boolean stopOnEos, boolean scorePrompt, int logprobs) {
+                            boolean stopOnEos, boolean scorePrompt, int logprobs, int minTokens) {
     public GenerationJob {
+        if (minTokens < 0 || (minTokens > maxNewTokens && !scorePrompt)) {
+            throw new IllegalArgumentException("minTokens must be in 0.." + maxNewTokens + ", got " + minTokens);
+        }
         if (scorePrompt != (maxNewTokens == 0)) {
             throw new IllegalArgumentException("a job scores its prompt exactly when it generates nothing: scorePrompt "
                     + scorePrompt + ", maxNewTokens " + maxNewTokens);
@@ -28,9 +33,23 @@ public record GenerationJob(String requestId, int[] promptTokens, int maxNewToke
         }
     }
 
+    /** A job without a minimum length. */
+    public GenerationJob(String requestId, int[] promptTokens, int maxNewTokens, SamplingParams sampling,
+                         boolean stopOnEos, boolean scorePrompt, int logprobs) {
+        this(requestId, promptTokens, maxNewTokens, sampling, stopOnEos, scorePrompt, logprobs, 0);
+    }
+
     /** A generation job without log-probabilities. */
     public GenerationJob(String requestId, int[] promptTokens, int maxNewTokens, SamplingParams sampling, boolean stopOnEos) {
         this(requestId, promptTokens, maxNewTokens, sampling, stopOnEos, false, -1);
+    }
+
+    /**
+     * Whether sampling {@code token} as the {@code generated}-th new token (1-based) ends the job as EOS. The
+     * cluster's scheduler and the single-process backend both ask here, so they cannot disagree.
+     */
+    public boolean endsWithEos(int token, int generated, int eosTokenId) {
+        return stopOnEos && token == eosTokenId && generated > minTokens;
     }
 
     /** Scores {@code promptTokens} with {@code topLogprobs} alternatives per position; generates nothing. */

@@ -97,6 +97,32 @@ class SchedulerTest {
         assertEquals(0, scheduler.waitingCount());
     }
 
+    /** Steps a one-sequence scheduler, the last stage answering {@code answers} one per step. */
+    private void run(Scheduler<String> scheduler, int... answers) {
+        for (int answer : answers) {
+            MicroBatch batch = scheduler.dispatch().getFirst();
+            scheduler.complete(batch.batchId(), ids(batch), new int[]{answer}, events::add);
+        }
+    }
+
+    @Test
+    void shouldGoOnThroughEosWhenTheJobIgnoresIt() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 64), EOS);
+        scheduler.submit(new GenerationJob("bench", new int[]{7, 7}, 3, SamplingParams.greedy(), false), "c");
+        run(scheduler, EOS, 5, EOS);
+        assertEquals(List.of(new Scheduler.Token<>("c", "bench", EOS), new Scheduler.Token<>("c", "bench", 5),
+                new Scheduler.Token<>("c", "bench", EOS), new Scheduler.Finished<>("c", "bench", FinishReason.MAX_TOKENS)), events);
+    }
+
+    @Test
+    void shouldStopOnEosOnlyAfterMinTokens() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 64), EOS);
+        scheduler.submit(new GenerationJob("m", new int[]{7}, 10, SamplingParams.greedy(), true, false, -1, 2), "c");
+        run(scheduler, EOS, 5, EOS);
+        assertEquals(List.of(new Scheduler.Token<>("c", "m", EOS), new Scheduler.Token<>("c", "m", 5),
+                new Scheduler.Finished<>("c", "m", FinishReason.EOS)), events);
+    }
+
     @Test
     void shouldFailOnlyTheSequencesOfAFailedBatch() {
         Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(2, 1, 4096, 64), EOS);

@@ -30,6 +30,15 @@ class CompletionRequestTest {
         assertNull(request.seed());
         assertEquals(List.of(), request.stop());
         assertFalse(request.stream());
+        assertFalse(request.ignoreEos());
+        assertEquals(0, request.minTokens());
+    }
+
+    @Test
+    void shouldRejectMinTokensOutsideZeroToMaxTokens() {
+        assertEquals("min_tokens", rejected("{\"prompt\":\"p\",\"max_tokens\":4,\"min_tokens\":5}").param());
+        assertEquals("min_tokens", rejected("{\"prompt\":\"p\",\"min_tokens\":-1}").param());
+        assertEquals(4, CompletionRequest.parse("{\"prompt\":\"p\",\"max_tokens\":4,\"min_tokens\":4}").minTokens());
     }
 
     @Test
@@ -44,8 +53,10 @@ class CompletionRequestTest {
     void shouldReadEveryKnownField() {
         CompletionRequest request = CompletionRequest.parse("{\"model\":\"m\",\"prompt\":\"p\",\"max_tokens\":5,"
                 + "\"temperature\":0,\"top_p\":0.5,\"top_k\":7,\"seed\":-3,\"stop\":[\"a\",\"b\"],\"stream\":true,"
-                + "\"stream_options\":{\"include_usage\":true},\"n\":1,\"echo\":false,\"presence_penalty\":0}");
-        assertEquals(new CompletionRequest("m", "p", null, 5, 0f, 0.5f, 7, -3L, List.of("a", "b"), true, true, false, null), request);
+                + "\"stream_options\":{\"include_usage\":true},\"n\":1,\"echo\":false,\"presence_penalty\":0,"
+                + "\"ignore_eos\":true,\"min_tokens\":3}");
+        assertEquals(new CompletionRequest("m", "p", null, 5, 0f, 0.5f, 7, -3L, List.of("a", "b"), true, true, false, null,
+                true, 3), request);
         assertEquals(List.of("x"), CompletionRequest.parse("{\"prompt\":\"p\",\"stop\":\"x\"}").stop());
         assertEquals(0, CompletionRequest.parse("{\"prompt\":\"p\",\"top_k\":-1}").topK());
     }
@@ -74,6 +85,9 @@ class CompletionRequestTest {
                 new Case("{\"prompt\":\"p\",\"stop\":[\"a\",1]}", "stop"),
                 new Case("{\"prompt\":\"p\",\"model\":3}", "model"),
                 new Case("{\"prompt\":\"p\",\"n\":\"1\"}", "n"),
+                new Case("{\"prompt\":\"p\",\"ignore_eos\":\"true\"}", "ignore_eos"),
+                new Case("{\"prompt\":\"p\",\"ignore_eos\":1}", "ignore_eos"),
+                new Case("{\"prompt\":\"p\",\"min_tokens\":1.5}", "min_tokens"),
                 new Case("{\"prompt\":42}", "prompt"))) {
             InvalidRequestException e = rejected(c.body());
             assertEquals(c.field(), e.param(), c.body());

@@ -11,8 +11,6 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.URISyntaxException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -135,7 +133,7 @@ public final class ClusterBench implements Runnable {
 
     private void runShaped(Path checkpoint, List<ClusterBenchResult.Run> runs, Consumer<String> progress) {
         ShapedLink.Shape shape = new ShapedLink.Shape(shapedRate, shapedBurst, shapedLimit);
-        try (ShapedLink link = ShapedLink.setUp(shapedScript != null ? shapedScript : defaultScript(), shape, progress)) {
+        try (ShapedLink link = ShapedLink.setUp(shapedScript != null ? shapedScript : BenchScripts.find("shaped-link.sh"), shape, progress)) {
             shapedLink = link;
             for (String codec : codecs) {
                 runs.add(measure(checkpoint, codec, link, progress));
@@ -203,18 +201,6 @@ public final class ClusterBench implements Runnable {
             }
         }
         return answers;
-    }
-
-    /** deploy/bench/shaped-link.sh next to the deploy module this class was loaded from (target/classes or the jar). */
-    private static Path defaultScript() {
-        try {
-            Path loadedFrom = Path.of(ClusterBench.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-            Path deployModule = loadedFrom.getParent().getParent(); // deploy/target/{classes, bitrelay-deploy.jar}
-            Path script = deployModule.resolve("bench/shaped-link.sh");
-            return Files.isRegularFile(script) ? script : Path.of("deploy/bench/shaped-link.sh");
-        } catch (URISyntaxException | RuntimeException e) {
-            return Path.of("deploy/bench/shaped-link.sh");
-        }
     }
 
     /** Ctrl-C: stop the workers (one may sit in the namespace) before the namespace goes. */

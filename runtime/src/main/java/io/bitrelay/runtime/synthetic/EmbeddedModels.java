@@ -1,5 +1,6 @@
 package io.bitrelay.runtime.synthetic;
 
+import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptPresets;
 
 import java.io.IOException;
@@ -34,7 +35,14 @@ public final class EmbeddedModels {
     }
 
     public static Path ensure(Path cacheRoot, String preset, SyntheticOptions options, Consumer<String> progress) {
-        String name = "synthetic-" + preset.toLowerCase(java.util.Locale.ROOT) + (options.outliers() ? "-outliers" : "")
+        return ensure(cacheRoot, preset, 0, options, progress);
+    }
+
+    /** @param layers decoder layers instead of the preset's (a shallower model of the same width), or 0 for the preset's */
+    public static Path ensure(Path cacheRoot, String preset, int layers, SyntheticOptions options, Consumer<String> progress) {
+        OptConfig config = layers > 0 ? OptPresets.get(preset).withLayers(layers) : OptPresets.get(preset);
+        String name = "synthetic-" + preset.toLowerCase(java.util.Locale.ROOT) + (layers > 0 ? "-l" + layers : "")
+                + (options.outliers() ? "-outliers" : "")
                 + "-" + options.storage().name().toLowerCase(java.util.Locale.ROOT) + "-seed" + options.seed() + "-v" + WRITER_VERSION;
         Path target = cacheRoot.resolve(name);
         if (Files.isRegularFile(target.resolve("config.json"))) {
@@ -43,10 +51,10 @@ public final class EmbeddedModels {
         try {
             Files.createDirectories(cacheRoot);
             Path temporary = Files.createTempDirectory(cacheRoot, name + ".partial-");
-            progress.accept("writing synthetic " + preset + " checkpoint" + (options.outliers() ? " with outlier channels" : "")
+            progress.accept("writing synthetic " + preset + (layers > 0 ? " (" + layers + " layers)" : "") + " checkpoint" + (options.outliers() ? " with outlier channels" : "")
                     + " to " + target + " (once) ...");
             long start = System.nanoTime();
-            SyntheticCheckpointWriter.write(temporary, OptPresets.get(preset), options);
+            SyntheticCheckpointWriter.write(temporary, config, options);
             try {
                 Files.move(temporary, target, StandardCopyOption.ATOMIC_MOVE);
             } catch (IOException raced) {

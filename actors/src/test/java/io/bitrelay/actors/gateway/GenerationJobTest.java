@@ -1,0 +1,31 @@
+package io.bitrelay.actors.gateway;
+
+import io.bitrelay.runtime.generate.SamplingParams;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class GenerationJobTest {
+    private static final int EOS = 2;
+
+    private static GenerationJob job(boolean stopOnEos, int minTokens) {
+        return new GenerationJob("r", new int[]{5}, 8, SamplingParams.greedy(), stopOnEos, false, -1, minTokens);
+    }
+
+    @Test
+    void shouldEndOnEosOnlyPastMinTokensAndNeverWhenIgnoringIt() {
+        assertTrue(job(true, 0).endsWithEos(EOS, 1, EOS));
+        assertFalse(job(true, 0).endsWithEos(7, 1, EOS));
+        assertFalse(job(true, 3).endsWithEos(EOS, 3, EOS), "the 3rd token of min_tokens 3 is passed on");
+        assertTrue(job(true, 3).endsWithEos(EOS, 4, EOS));
+        assertFalse(job(false, 0).endsWithEos(EOS, 8, EOS));
+    }
+
+    @Test
+    void shouldRefuseMinTokensBeyondMaxTokens() {
+        assertThrows(IllegalArgumentException.class, () -> job(true, 9));
+        assertThrows(IllegalArgumentException.class, () -> job(true, -1));
+    }
+}
