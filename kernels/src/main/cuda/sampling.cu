@@ -14,10 +14,9 @@
 // The kept set is that of Sampler: logits in descending order with ties by lower index, cut to the first top_k,
 // then to the shortest prefix whose mass (renormalised over the top_k) reaches top_p. It is found without a sort:
 // every FP16 value has a 16-bit key in value order, so the threshold is the largest key whose count (top-k)
-// or mass (top-p) of elements at or above it reaches the target: for the count a radix select (two passes of
-// 256-bin histograms), for the mass a bisection over the keys between the top-k cut and the maximum, one pass
-// over the row per step (the row stays in L2). Elements at the threshold key are kept by lowest index, as many
-// as the prefix needs (one pass with a block scan).
+// or mass (top-p) of elements at or above it reaches the target, found by bisection over the 2^16 keys with
+// one pass over the row per step (the row stays in L2). Elements at the threshold key are kept by lowest
+// index, as many as the prefix needs (a second bisection, over the index).
 // Mass sums are FP32 block sums, so the CPU reference can differ from this kernel only where a prefix's mass
 // lies within float rounding of top_p, or two Gumbel scores within an ulp (logf vs Math.log).
 #include "common.cuh"
@@ -96,36 +95,16 @@ __device__ int br_block_argmax(float v, int index, float* values, int* indices) 
     return at;
 }
 
-// Calls f(i, logit) for this thread's elements, in ascending i. Rows of a multiple of 8 (OPT's 50272) are read
-// 16 bytes at a time: a pass is bound by the loads' latency, and the row is read many times (from L2).
-template <typename F>
-__device__ __forceinline__ void br_each_logit(const __half* __restrict__ row, int vocab, F f) {
-    if ((vocab & 7) == 0) {
-        const uint4* vectors = reinterpret_cast<const uint4*>(row);
-        for (int j = threadIdx.x; j < vocab / 8; j += blockDim.x) {
-            uint4 q = __ldg(vectors + j);
-            const __half* h = reinterpret_cast<const __half*>(&q);
-#pragma unroll
-            for (int e = 0; e < 8; e++) {
-                f(8 * j + e, h[e]);
-            }
-        }
-    } else {
-        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-            f(i, row[i]);
-        }
-    }
-}
-
 // Count (weighted == false) or mass of the elements whose key is at least `key`.
 __device__ float br_at_least(const __half* __restrict__ row, int vocab, unsigned key, bool weighted, float max,
                              float temperature, float* scratch) {
     float sum = 0.f;
-    br_each_logit(row, vocab, [&](int, __half h) {
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        __half h = row[i];
         if (br_logit_key(h) >= key) {
             sum += weighted ? br_weight(__half2float(h), max, temperature) : 1.f;
         }
-    });
+    }
     return br_block_sum(sum, scratch);
 }
 
@@ -143,117 +122,13 @@ __device__ unsigned br_threshold(const __half* __restrict__ row, int vocab, unsi
     return lo;
 }
 
-// Warp 0 finds, in a 256-bin histogram, the highest bin where the count from the top reaches `target`; returns
-// it to every thread, with the count of the bins above it in *above.
-__device__ int br_histogram_bin(const int* histogram, int target, int* shared_result, int* above) {
-    if (threadIdx.x < 32) {
-        const int lane = threadIdx.x;
-        int mine = 0;
-        for (int b = 0; b < 8; b++) {
-            mine += histogram[8 * lane + b];
-        }
-        int suffix = mine;  // bins of this lane and every higher lane
-        for (int offset = 1; offset < 32; offset <<= 1) {
-            int other = __shfl_down_sync(0xffffffffu, suffix, offset);
-            suffix += lane + offset < 32 ? other : 0;
-        }
-        const unsigned reached = __ballot_sync(0xffffffffu, suffix >= target);
-        const int owner = 31 - __clz(reached);
-        if (lane == owner) {
-            int count = suffix - mine;
-            int bin = 8 * lane + 7;
-            for (; bin > 8 * lane && count + histogram[bin] < target; bin--) {
-                count += histogram[bin];
-            }
-            shared_result[0] = bin;
-            shared_result[1] = count;
-        }
+// Count of elements below index `end` whose key is `key`.
+__device__ float br_equal_below(const __half* __restrict__ row, int end, unsigned key, float* scratch) {
+    float count = 0.f;
+    for (int i = threadIdx.x; i < end; i += blockDim.x) {
+        count += br_logit_key(row[i]) == key ? 1.f : 0.f;
     }
-    __syncthreads();
-    *above = shared_result[1];
-    return shared_result[0];
-}
-
-// Largest key with at least `k` elements at or above it (0 < k <= vocab), and the count above it: a radix select
-// over the key's two bytes, two passes with shared-memory counts (integer atomics: deterministic).
-__device__ unsigned br_top_k_key(const __half* __restrict__ row, int vocab, int k, int* histogram, int* shared_result,
-                                 int* above) {
-    unsigned high = 0;
-    int above_high = 0;
-    for (int level = 0; level < 2; level++) {
-        for (int b = threadIdx.x; b < 256; b += blockDim.x) {
-            histogram[b] = 0;
-        }
-        __syncthreads();
-        br_each_logit(row, vocab, [&](int, __half h) {
-            unsigned key = br_logit_key(h);
-            if (level == 0) {
-                atomicAdd(&histogram[key >> 8], 1);
-            } else if ((key >> 8) == high) {
-                atomicAdd(&histogram[key & 0xffu], 1);
-            }
-        });
-        __syncthreads();
-        int count;
-        int bin = br_histogram_bin(histogram, k - above_high, shared_result, &count);
-        __syncthreads();  // shared_result and histogram are reused
-        if (level == 0) {
-            high = bin;
-            above_high = count;
-        } else {
-            *above = above_high + count;
-            return (high << 8) | bin;
-        }
-    }
-    return 0;  // not reached
-}
-
-// One past the index of the `allowed`-th element (by index) whose key is `key`, or vocab when there are no more
-// than `allowed` of them. Threads take contiguous slices here, so a scan of their counts orders them by index.
-__device__ int br_tie_end(const __half* __restrict__ row, int vocab, unsigned key, int allowed, int* scan,
-                          int* shared_result) {
-    const int slice = (vocab + blockDim.x - 1) / blockDim.x;
-    const int begin = min(vocab, (int) threadIdx.x * slice);
-    const int stop = min(vocab, begin + slice);
-    int mine = 0;
-    for (int i = begin; i < stop; i++) {
-        mine += br_logit_key(row[i]) == key ? 1 : 0;
-    }
-    // exclusive scan over the block: within warps, then over the warps' totals
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-    int inclusive = mine;
-    for (int offset = 1; offset < 32; offset <<= 1) {
-        int other = __shfl_up_sync(0xffffffffu, inclusive, offset);
-        inclusive += lane >= offset ? other : 0;
-    }
-    if (threadIdx.x == 0) {
-        shared_result[0] = vocab;
-    }
-    if (lane == 31) {
-        scan[warp] = inclusive;
-    }
-    __syncthreads();
-    int before = inclusive - mine;
-    for (int w = 0; w < warp; w++) {
-        before += scan[w];
-    }
-    if (before < allowed && before + mine >= allowed) {
-        int seen = before;
-        for (int i = begin; i < stop; i++) {
-            if (br_logit_key(row[i]) == key && ++seen == allowed) {
-                shared_result[0] = i + 1;
-                break;
-            }
-        }
-    }
-    __syncthreads();
-    int total = 0;
-    for (int w = 0; w < warps; w++) {
-        total += scan[w];
-    }
-    const int end = total > allowed ? shared_result[0] : vocab;
-    __syncthreads();
-    return end;
+    return br_block_sum(count, scratch);
 }
 
 // The FP16 value of a key (br_logit_key's inverse).
@@ -267,20 +142,18 @@ extern "C" __global__ void br_sample_f16(const __half* __restrict__ logits, int 
                                          float* __restrict__ logprobs) {
     __shared__ float scratch[BR_MAX_WARPS];
     __shared__ int scratch_index[BR_MAX_WARPS];
-    __shared__ int histogram[256];
-    __shared__ int shared_result[2];
     const __half* row = logits + (long) blockIdx.x * vocab;
     const BrSampleRow p = params[blockIdx.x];
 
     float best = -INFINITY;
     int best_index = vocab;
-    br_each_logit(row, vocab, [&](int i, __half h) {
-        float l = __half2float(h);
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+        float l = __half2float(row[i]);
         if (l > best) {  // this thread's indices ascend: it keeps its first maximum
             best = l;
             best_index = i;
         }
-    });
+    }
     const int argmax = br_block_argmax(best, best_index, scratch, scratch_index);
     const float max = __half2float(row[argmax]);
     const unsigned max_key = br_logit_key(row[argmax]);
@@ -293,9 +166,8 @@ extern "C" __global__ void br_sample_f16(const __half* __restrict__ logits, int 
         float allowed = (float) vocab;
         float total;  // its mass
         if (p.top_k > 0 && p.top_k < vocab) {
-            int above;
-            cut_key = br_top_k_key(row, vocab, p.top_k, histogram, shared_result, &above);
-            allowed = (float) (p.top_k - above);
+            cut_key = br_threshold(row, vocab, 0, max_key, (float) p.top_k, false, max, t, scratch);
+            allowed = (float) p.top_k - br_at_least(row, vocab, cut_key + 1, false, max, t, scratch);
             total = __fadd_rn(br_at_least(row, vocab, cut_key + 1, true, max, t, scratch),
                               __fmul_rn(allowed, br_weight(br_key_value(cut_key), max, t)));
         } else {
@@ -315,11 +187,24 @@ extern "C" __global__ void br_sample_f16(const __half* __restrict__ logits, int 
             cut_key = key;
         }
         // The index below which the first `allowed` elements at cut_key lie.
-        const int end = br_tie_end(row, vocab, cut_key, (int) allowed, histogram, shared_result);
+        int end = vocab;
+        if (br_equal_below(row, vocab, cut_key, scratch) > allowed) {
+            int lo = 1, hi = vocab;
+            while (lo < hi) {
+                int mid = lo + (hi - lo) / 2;
+                if (br_equal_below(row, mid, cut_key, scratch) >= allowed) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            end = lo;
+        }
         const unsigned long long stream = br_sample_stream(p.seed, p.counter);
         float score = -INFINITY;
         int at = vocab;
-        br_each_logit(row, vocab, [&](int i, __half h) {
+        for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+            __half h = row[i];
             unsigned k = br_logit_key(h);
             if (k > cut_key || (k == cut_key && i < end)) {
                 float s = __fadd_rn(__fdiv_rn(__half2float(h), t), br_gumbel(stream, i));
@@ -328,7 +213,7 @@ extern "C" __global__ void br_sample_f16(const __half* __restrict__ logits, int 
                     at = i;
                 }
             }
-        });
+        }
         token = br_block_argmax(score, at, scratch, scratch_index);
     }
     if (logprobs != nullptr) {

@@ -53,16 +53,13 @@ public final class SamplingKernels {
     }
 
     /**
-     * @param logits   (rows, vocab) FP16, 16-byte aligned (rows of a multiple of 8 are read 16 bytes at a time)
+     * @param logits   (rows, vocab) FP16
      * @param params   (rows) packed parameters
      * @param tokens   (rows) int32 out
      * @param logprobs (rows) FP32 out: log-softmax of the raw logits at the token; 0 for none
      */
     public void sample(long logits, int rows, int vocab, long params, long tokens, long logprobs, CudaStream stream) {
         RowKernels.checkShape(rows, vocab);
-        if (logits % 16 != 0) {
-            throw new IllegalArgumentException("logits at " + Long.toHexString(logits) + " are not 16-byte aligned");
-        }
         sample.address(0, logits).integer(1, vocab).address(2, params).address(3, tokens).address(4, logprobs)
                 .launch(rows, 1, RowKernels.WIDE_ROW_BLOCK_THREADS, 0, stream);
     }
