@@ -62,7 +62,7 @@ class GptqClusterTest {
         List<int[]> calibrated;
         try (LocalCluster cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs-1"), settings)) {
             Coordinator.Status status = cluster.status();
-            assertTrue(Arrays.asList(status.phases()).contains("quantizing"), Arrays.toString(status.phases()));
+            assertTrue(Arrays.asList(status.phases()).contains(io.bitrelay.actors.coordinator.Coordinator.Phase.QUANTIZING), Arrays.toString(status.phases()));
             assertEquals("w4a16-gptq calibrated", status.quantization());
             calibrated = ClusterFixture.generate(cluster, prompts, greedy, MAX_TOKENS);
         }
@@ -96,7 +96,7 @@ class GptqClusterTest {
 
         try (LocalCluster cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs-2"), settings)) {
             Coordinator.Status status = cluster.status();
-            assertFalse(Arrays.asList(status.phases()).contains("quantizing"), "no calibration on restart: " + Arrays.toString(status.phases()));
+            assertFalse(Arrays.asList(status.phases()).contains(io.bitrelay.actors.coordinator.Coordinator.Phase.QUANTIZING), "no calibration on restart: " + Arrays.toString(status.phases()));
             assertEquals("w4a16-gptq restored from the store", status.quantization());
             List<int[]> restored = ClusterFixture.generate(cluster, prompts, greedy, MAX_TOKENS);
             for (int i = 0; i < prompts.size(); i++) {

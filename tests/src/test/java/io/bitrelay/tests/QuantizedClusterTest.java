@@ -70,7 +70,7 @@ class QuantizedClusterTest {
         List<int[]> calibrated;
         try (LocalCluster cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs-1"), settings)) {
             Coordinator.Status status = cluster.status();
-            assertTrue(Arrays.asList(status.phases()).contains("quantizing"), Arrays.toString(status.phases()));
+            assertTrue(Arrays.asList(status.phases()).contains(io.bitrelay.actors.coordinator.Coordinator.Phase.QUANTIZING), Arrays.toString(status.phases()));
             assertEquals("w8a8-smoothquant calibrated", status.quantization());
             calibrated = ClusterFixture.generate(cluster, prompts, greedy, MAX_TOKENS);
         }
@@ -93,7 +93,7 @@ class QuantizedClusterTest {
 
         try (LocalCluster cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs-2"), settings)) {
             Coordinator.Status status = cluster.status();
-            assertFalse(Arrays.asList(status.phases()).contains("quantizing"), "no calibration on restart: " + Arrays.toString(status.phases()));
+            assertFalse(Arrays.asList(status.phases()).contains(io.bitrelay.actors.coordinator.Coordinator.Phase.QUANTIZING), "no calibration on restart: " + Arrays.toString(status.phases()));
             assertEquals("w8a8-smoothquant restored from the store", status.quantization());
             List<int[]> restored = ClusterFixture.generate(cluster, prompts, greedy, MAX_TOKENS);
             for (int i = 0; i < prompts.size(); i++) {
@@ -109,7 +109,7 @@ class QuantizedClusterTest {
         Files.write(damaged, bytes);
         try (LocalCluster cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs-3"), settings)) {
             Coordinator.Status status = cluster.status();
-            assertTrue(Arrays.asList(status.phases()).contains("quantizing"), Arrays.toString(status.phases()));
+            assertTrue(Arrays.asList(status.phases()).contains(io.bitrelay.actors.coordinator.Coordinator.Phase.QUANTIZING), Arrays.toString(status.phases()));
             assertEquals("w8a8-smoothquant calibrated", status.quantization());
             List<int[]> recalibrated = ClusterFixture.generate(cluster, prompts, greedy, MAX_TOKENS);
             for (int i = 0; i < prompts.size(); i++) {

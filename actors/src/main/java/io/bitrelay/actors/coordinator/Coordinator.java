@@ -48,6 +48,15 @@ public final class Coordinator {
     public sealed interface Command extends ClusterMessage {
     }
 
+    /** Where the pipeline stands; {@link #label()} is what /health and logs show. */
+    public enum Phase {
+        GATHERING, LOADING, QUANTIZING, CALIBRATING, SERVING, FAILED;
+
+        public String label() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
     /** The receptionist's current set of workers (local only). */
     public record WorkersChanged(Set<ActorRef<StageWorker.Command>> workers) implements Command {
     }
@@ -141,10 +150,14 @@ public final class Coordinator {
      *                     "w8a8-smoothquant restored from the store")
      * @param phases       every phase entered since the coordinator started, in order
      */
-    public record Status(String phase, int workers, StageView[] stages, String[] linkCodecs, int waiting, int active,
-                         int inFlight, String error, String quantization, String[] phases) implements ClusterMessage {
+    public record Status(Phase phase, int workers, StageView[] stages, String[] linkCodecs, int waiting, int active,
+                         int inFlight, String error, String quantization, Phase[] phases) implements ClusterMessage {
         public boolean serving() {
-            return phase.equals("serving");
+            return phase == Phase.SERVING;
+        }
+
+        public boolean failed() {
+            return phase == Phase.FAILED;
         }
     }
 
@@ -170,10 +183,10 @@ public final class Coordinator {
     /** Null for FP32: nothing to calibrate, restore or save. */
     private final QuantizationStore store;
     private String quantization = "fp32";
-    private final List<String> phases = new ArrayList<>();
+    private final List<Phase> phases = new ArrayList<>();
     private final PhaseHost host = new PhaseHost() {
         @Override
-        public Behavior<Command> phase(String name, BehaviorBuilder<Command> handlers) {
+        public Behavior<Command> phase(Phase name, BehaviorBuilder<Command> handlers) {
             enter(name);
             return common(handlers, name);
         }
@@ -211,14 +224,14 @@ public final class Coordinator {
                 settings.checkpointDir(), model.numLayers(), settings.expectedWorkers(), settings.linkCodec(), q.recipe().name());
     }
 
-    private void enter(String phase) {
-        if (phases.isEmpty() || !phases.getLast().equals(phase)) {
+    private void enter(Phase phase) {
+        if (phases.isEmpty() || phases.getLast() != phase) {
             phases.add(phase);
         }
     }
 
     /** The handlers every start-up phase shares, after the phase's own. */
-    private Behavior<Command> common(BehaviorBuilder<Command> handlers, String phase) {
+    private Behavior<Command> common(BehaviorBuilder<Command> handlers, Phase phase) {
         return handlers
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
                 .onMessage(WorkerDescribed.class, this::rememberLateWorker)
@@ -232,25 +245,25 @@ public final class Coordinator {
     // ---- phases -------------------------------------------------------------------------------------------
 
     private Behavior<Command> gathering() {
-        enter("gathering");
+        enter(Phase.GATHERING);
         return Behaviors.receive(Command.class)
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
                 .onMessage(WorkerDescribed.class, this::onWorkerDescribed)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
-                .onMessage(GetStatus.class, m -> reply(m, "gathering"))
+                .onMessage(GetStatus.class, m -> reply(m, Phase.GATHERING))
                 .onAnyMessage(this::ignore)
                 .build();
     }
 
     private Behavior<Command> loading() {
-        return host.phase("loading", Behaviors.receive(Command.class)
+        return host.phase(Phase.LOADING, Behaviors.receive(Command.class)
                 .onMessage(StageReady.class, this::onStageReady)
                 .onMessage(StageFailed.class, this::onStageFailed));
     }
 
     private Behavior<Command> serving() {
-        enter("serving");
+        enter(Phase.SERVING);
         return Behaviors.receive(Command.class)
                 .onMessage(Submit.class, m -> {
                     queue(m);
@@ -267,7 +280,7 @@ public final class Coordinator {
                 .onMessage(StepDeadline.class, this::onStepDeadline)
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
                 .onMessage(WorkerDescribed.class, this::rememberLateWorker)
-                .onMessage(GetStatus.class, m -> reply(m, "serving"))
+                .onMessage(GetStatus.class, m -> reply(m, Phase.SERVING))
                 .onMessage(CollectStats.class, this::collectStats)
                 .onMessage(InjectFault.class, m -> {
                     if (m.stageIndex() >= 0 && m.stageIndex() < pipeline.size()) {
@@ -280,7 +293,7 @@ public final class Coordinator {
     }
 
     private Behavior<Command> failed() {
-        enter("failed");
+        enter(Phase.FAILED);
         return Behaviors.receive(Command.class)
                 .onMessage(Submit.class, m -> {
                     m.replyTo().tell(new JobEvent.JobFailed(m.job().requestId(), "the pipeline is down: " + error));
@@ -288,7 +301,7 @@ public final class Coordinator {
                 })
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
                 .onMessage(WorkerDescribed.class, this::onWorkerDescribed)
-                .onMessage(GetStatus.class, m -> reply(m, "failed"))
+                .onMessage(GetStatus.class, m -> reply(m, Phase.FAILED))
                 .onAnyMessage(this::ignore)
                 .build();
     }
@@ -546,13 +559,13 @@ public final class Coordinator {
         }
     }
 
-    private Behavior<Command> reply(GetStatus message, String phase) {
+    private Behavior<Command> reply(GetStatus message, Phase phase) {
         StageView[] stages = pipeline.stream().map(s -> new StageView(pipeline.indexOf(s), s.worker.workerId(), s.worker.host(),
                 s.worker.device(), s.plan.firstLayer(), s.plan.endLayer(), s.plan.weightBytes(), s.ready)).toArray(StageView[]::new);
         String[] codecs = new String[Math.max(0, pipeline.size() - 1)];
         java.util.Arrays.fill(codecs, settings.linkCodec());
         message.replyTo().tell(new Status(phase, described.size(), stages, codecs, scheduler.waitingCount(),
-                scheduler.activeCount(), scheduler.inFlightCount(), error, describeQuantization(), phases.toArray(String[]::new)));
+                scheduler.activeCount(), scheduler.inFlightCount(), error, describeQuantization(), phases.toArray(Phase[]::new)));
         return Behaviors.same();
     }
 

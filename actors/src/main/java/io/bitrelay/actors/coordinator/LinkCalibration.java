@@ -66,7 +66,7 @@ final class LinkCalibration {
                 Coordinator.LinkRangesArrived::new);
         StageWorker.LinkRanges[] ranges = new StageWorker.LinkRanges[stages.size() - 1];
         int[] pendingAcks = {2 * (stages.size() - 1)};
-        return host.phase("calibrating", Behaviors.receive(Coordinator.Command.class)
+        return host.phase(Coordinator.Phase.CALIBRATING, Behaviors.receive(Coordinator.Command.class)
                 .onMessage(Coordinator.CalibrationStepDone.class, m -> {
                     if (feed.done(m.batchId())) {
                         for (int i = 0; i < stages.size() - 1; i++) {

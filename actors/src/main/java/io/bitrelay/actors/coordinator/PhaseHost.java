@@ -12,7 +12,7 @@ interface PhaseHost {
      * Records that phase {@code name} began, adds the shared handlers (queueing and cancelling requests,
      * membership changes, status) after the phase's own, and builds the behaviour.
      */
-    Behavior<Coordinator.Command> phase(String name, BehaviorBuilder<Coordinator.Command> handlers);
+    Behavior<Coordinator.Command> phase(Coordinator.Phase name, BehaviorBuilder<Coordinator.Command> handlers);
 
     /** Fails the pipeline: every queued request fails with {@code reason}. */
     Behavior<Coordinator.Command> fail(String reason);

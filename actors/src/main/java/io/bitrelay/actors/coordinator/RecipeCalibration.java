@@ -112,7 +112,7 @@ final class RecipeCalibration {
         for (int i = 0; i < assemblers.length; i++) {
             assemblers[i] = new StatsChunks.Assembler();
         }
-        return host.phase("quantizing", Behaviors.receive(Coordinator.Command.class)
+        return host.phase(Coordinator.Phase.QUANTIZING, Behaviors.receive(Coordinator.Command.class)
                 .onMessage(Coordinator.RecipeCalibrationReady.class, m -> {
                     if (++ready[0] == stages.size() && feed.start()) {
                         return host.fail("recipe calibration has no sequences");
@@ -191,7 +191,7 @@ final class RecipeCalibration {
     private Behavior<Coordinator.Command> applying(Supplier<Behavior<Coordinator.Command>> next) {
         Coordinator.QuantPlanApplied[] applied = new Coordinator.QuantPlanApplied[stages.size()];
         int[] count = {0};
-        return host.phase("quantizing", Behaviors.receive(Coordinator.Command.class)
+        return host.phase(Coordinator.Phase.QUANTIZING, Behaviors.receive(Coordinator.Command.class)
                 .onMessage(Coordinator.QuantPlanApplied.class, m -> {
                     if (m.error() != null) {
                         return host.fail("stage " + m.stageIndex() + " could not build " + quantization.recipe().name() + ": " + m.error());

@@ -23,7 +23,7 @@ public final class ClusterGenerationBackend implements GenerationBackend {
     @Override
     public void submit(GenerationJob job, TokenListener listener) {
         Coordinator.Status current = status.get();
-        if (current != null && current.phase().equals("failed")) {
+        if (current != null && current.failed()) {
             throw new java.util.concurrent.RejectedExecutionException("the pipeline is down: " + current.error());
         }
         gateway.tell(new GatewayActor.SubmitJob(job, listener));
@@ -57,7 +57,7 @@ public final class ClusterGenerationBackend implements GenerationBackend {
         details.put("quantization", current.quantization());
         details.put("link_codec", current.linkCodecs().length == 0 ? "none" : current.linkCodecs()[0]);
         details.put("stages", Integer.toString(current.stages().length));
-        details.put("phase", current.phase());
+        details.put("phase", current.phase().label());
         return details;
     }
 

@@ -90,6 +90,9 @@ public final class ProtocolRegistry {
             JobEvent.PromptScored.class,
             // per-phase step time in StageStats (issue 14: the serving loop)
             long[].class,
+            // the coordinator's phase as an enum (issue 14)
+            Coordinator.Phase.class,
+            Coordinator.Phase[].class,
     };
 
     private ProtocolRegistry() {

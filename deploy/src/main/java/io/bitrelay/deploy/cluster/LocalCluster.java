@@ -252,7 +252,7 @@ public final class LocalCluster implements AutoCloseable {
             Coordinator.Status status = status();
             if (status != null) {
                 long ready = java.util.Arrays.stream(status.stages()).filter(Coordinator.StageView::ready).count();
-                String line = status.phase() + ": " + status.workers() + " worker(s) joined"
+                String line = status.phase().label() + ": " + status.workers() + " worker(s) joined"
                         + (status.stages().length > 0 ? ", " + ready + "/" + status.stages().length + " stages loaded" : "");
                 if (!line.equals(last)) {
                     progress.accept(line);
@@ -261,7 +261,7 @@ public final class LocalCluster implements AutoCloseable {
                 if (status.serving()) {
                     return;
                 }
-                if (status.phase().equals("failed")) {
+                if (status.failed()) {
                     throw new IllegalStateException("the cluster failed to start: " + status.error());
                 }
             }
