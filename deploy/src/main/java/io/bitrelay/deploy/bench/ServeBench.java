@@ -55,6 +55,11 @@ public final class ServeBench implements Runnable {
             description = "Tokens per completion; requests ignore EOS, so each yields exactly this many (default: ${DEFAULT-VALUE}).")
     int maxTokens;
 
+    @Option(names = "--warmup-each", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Before each N, N untimed completions of 8 tokens, so its prefill GEMM shapes are tuned and its decode "
+                    + "graphs captured before the clock starts: TTFT then measures serving, not first use (default: ${DEFAULT-VALUE}).")
+    boolean warmupEach;
+
     @Option(names = "--warmup-requests", defaultValue = "2",
             description = "Untimed concurrent completions (8 tokens) before the runs (default: ${DEFAULT-VALUE}).")
     int warmupRequests;
@@ -126,8 +131,15 @@ public final class ServeBench implements Runnable {
                     }
                     progress.accept("warm-up: " + warmupRequests + " completions");
                 }
-                StagePhaseScrape before = scrapeSettled(metrics);
+                StagePhaseScrape before = warmupEach ? null : scrapeSettled(metrics);
                 for (int n : concurrency) {
+                    if (warmupEach) {
+                        ServeLoad.Result warmup = load.run(prompts, n, Math.min(8, maxTokens));
+                        if (warmup.failures() > 0) {
+                            throw new IllegalStateException("the warm-up at N=" + n + " failed: " + warmup.errors());
+                        }
+                        before = scrapeSettled(metrics);
+                    }
                     ServeLoad.Result result = load.run(prompts, n, maxTokens);
                     progress.accept(String.format("N=%d: %d tokens in %.2f s = %.1f tokens/s, %d failed", n, result.tokens(),
                             result.wallSeconds(), result.tokensPerSecond(), result.failures()));
@@ -205,6 +217,7 @@ public final class ServeBench implements Runnable {
         settings.put("promptTokens", promptTokens);
         settings.put("maxTokens", maxTokens);
         settings.put("warmupRequests", warmupRequests);
+        settings.put("warmupEach", warmupEach);
         settings.put("os", System.getProperty("os.name"));
         settings.put("cores", Runtime.getRuntime().availableProcessors());
         settings.put("java", Runtime.version().toString());
