@@ -1,6 +1,8 @@
 package io.bitrelay.tests;
 
-import io.bitrelay.actors.gateway.GenerationJob;
+import io.bitrelay.actors.coordinator.FinishReason;
+
+import io.bitrelay.actors.coordinator.GenerationJob;
 import io.bitrelay.actors.gateway.TokenListener;
 import io.bitrelay.deploy.cluster.LocalCluster;
 import io.bitrelay.runtime.generate.SamplingParams;

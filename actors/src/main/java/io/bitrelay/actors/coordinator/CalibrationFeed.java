@@ -1,5 +1,7 @@
 package io.bitrelay.actors.coordinator;
 
+import io.bitrelay.actors.pipeline.MicroBatch;
+
 import io.bitrelay.actors.worker.StageWorker;
 import io.bitrelay.runtime.eval.Progress;
 import org.apache.pekko.actor.typed.ActorRef;

@@ -1,15 +1,16 @@
 package io.bitrelay.actors.coordinator;
 
+import io.bitrelay.actors.pipeline.MicroBatch;
+
 import io.bitrelay.actors.dataplane.LinkChannels;
 import io.bitrelay.actors.pipeline.StageQuantization;
 import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.runtime.checkpoint.ModelFingerprint;
 import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.wire.CodecId;
-import io.bitrelay.actors.gateway.GenerationJob;
 import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.StageAssignment;
-import io.bitrelay.actors.pipeline.WorkerDescription;
+import io.bitrelay.actors.worker.WorkerDescription;
 import io.bitrelay.actors.serialization.ClusterMessage;
 import io.bitrelay.actors.worker.StageWorker;
 import io.bitrelay.runtime.model.opt.OptConfig;

@@ -1,6 +1,5 @@
 package io.bitrelay.actors.coordinator;
 
-import io.bitrelay.actors.gateway.TokenListener.FinishReason;
 import io.bitrelay.actors.serialization.ClusterMessage;
 import io.bitrelay.runtime.eval.TokenScore;
 

@@ -1,5 +1,9 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 import io.bitrelay.runtime.eval.LogSoftmax;
 import io.bitrelay.runtime.generate.Sampler;
 import io.bitrelay.runtime.model.opt.KvCache;
@@ -31,18 +35,18 @@ final class ActiveSequence {
     }
 
     /** Samples this step's token and tells the listener; returns how the job ended, or null to go on. */
-    TokenListener.FinishReason accept(float[] logits, int eosTokenId) {
+    FinishReason accept(float[] logits, int eosTokenId) {
         int token = sampler.next(logits);
         generated++;
         if (job.endsWithEos(token, generated, eosTokenId)) {
-            return TokenListener.FinishReason.EOS;
+            return FinishReason.EOS;
         }
         if (job.logprobs() >= 0) {
             listener.onTokenScore(LogSoftmax.score(logits, token, job.logprobs()));
         }
         listener.onToken(token);
         if (generated >= job.maxNewTokens()) {
-            return TokenListener.FinishReason.MAX_TOKENS;
+            return FinishReason.MAX_TOKENS;
         }
         nextInput = new int[]{token};
         return null;

@@ -1,5 +1,7 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 import io.bitrelay.actors.coordinator.Coordinator;
 import org.apache.pekko.actor.typed.ActorRef;
 

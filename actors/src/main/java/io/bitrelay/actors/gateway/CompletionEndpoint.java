@@ -1,5 +1,7 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 import io.bitrelay.actors.gateway.CollectingSink.JsonResponse;
 import io.bitrelay.actors.gateway.GatewayMetrics.Outcome;
 import io.bitrelay.runtime.generate.SamplingParams;

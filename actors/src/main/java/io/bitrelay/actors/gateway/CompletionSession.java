@@ -1,5 +1,7 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
 import io.bitrelay.actors.gateway.GatewayMetrics.Outcome;
 
 /**

@@ -1,5 +1,7 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 /**
  * What the gateway generates with: the cluster (coordinator + pipeline of stage workers) or, for a single
  * process, the local model. Jobs are admitted in submission order.

@@ -1,5 +1,9 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 import io.bitrelay.runtime.eval.PromptScoring;
 import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.model.opt.OptConfig;
@@ -166,14 +170,14 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
                     lock.unlock();
                 }
                 for (Waiting w : cancelledWhileWaiting) {
-                    notifyFinished(w.listener(), w.job(), TokenListener.FinishReason.CANCELLED);
+                    notifyFinished(w.listener(), w.job(), FinishReason.CANCELLED);
                 }
                 for (Iterator<ActiveSequence> it = active.iterator(); it.hasNext(); ) {
                     ActiveSequence sequence = it.next();
                     if (cancels.contains(sequence.job.requestId())) {
                         it.remove();
                         sequence.close();
-                        notifyFinished(sequence.listener, sequence.job, TokenListener.FinishReason.CANCELLED);
+                        notifyFinished(sequence.listener, sequence.job, FinishReason.CANCELLED);
                     }
                 }
                 for (Waiting w : admitted) {
@@ -212,7 +216,7 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
             LOG.warn("listener of {} threw; dropping the job", w.job().requestId(), e);
             return;
         }
-        notifyFinished(w.listener(), w.job(), TokenListener.FinishReason.MAX_TOKENS);
+        notifyFinished(w.listener(), w.job(), FinishReason.MAX_TOKENS);
     }
 
     private void step() {
@@ -237,7 +241,7 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
         List<ActiveSequence> stillActive = new ArrayList<>(active.size());
         for (int i = 0; i < active.size(); i++) {
             ActiveSequence sequence = active.get(i);
-            TokenListener.FinishReason finished;
+            FinishReason finished;
             try {
                 finished = sequence.accept(logits[i], eos);
             } catch (RuntimeException e) {
@@ -278,7 +282,7 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
         }
     }
 
-    private static void notifyFinished(TokenListener listener, GenerationJob job, TokenListener.FinishReason reason) {
+    private static void notifyFinished(TokenListener listener, GenerationJob job, FinishReason reason) {
         try {
             listener.onFinished(reason);
         } catch (RuntimeException e) {

@@ -1,5 +1,9 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 import io.bitrelay.runtime.eval.TokenScore;
 
 import java.util.List;
@@ -28,5 +32,4 @@ public interface TokenListener {
     /** The job failed (a corrupt frame, a worker lost, …); {@code reason} is for the client. */
     void onFailed(String reason);
 
-    enum FinishReason { EOS, MAX_TOKENS, CANCELLED }
 }

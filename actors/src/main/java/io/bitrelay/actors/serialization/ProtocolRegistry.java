@@ -1,14 +1,16 @@
 package io.bitrelay.actors.serialization;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
 import com.esotericsoftware.kryo.Kryo;
 import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.JobEvent;
-import io.bitrelay.actors.coordinator.MicroBatch;
-import io.bitrelay.actors.gateway.GenerationJob;
+import io.bitrelay.actors.pipeline.MicroBatch;
+import io.bitrelay.actors.coordinator.GenerationJob;
 import io.bitrelay.actors.gateway.TokenListener;
 import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.StageAssignment;
-import io.bitrelay.actors.pipeline.WorkerDescription;
+import io.bitrelay.actors.worker.WorkerDescription;
 import io.bitrelay.actors.worker.StageStats;
 import io.bitrelay.actors.worker.StageWorker;
 import io.bitrelay.runtime.generate.SamplingParams;
@@ -26,7 +28,7 @@ public final class ProtocolRegistry {
             int[].class,
             String[].class,
             SamplingParams.class,
-            TokenListener.FinishReason.class,
+            FinishReason.class,
             GenerationJob.class,
             // pipeline description
             WorkerDescription.class,

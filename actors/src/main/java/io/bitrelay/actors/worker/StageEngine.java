@@ -1,7 +1,7 @@
 package io.bitrelay.actors.worker;
 
 import io.bitrelay.actors.coordinator.Coordinator;
-import io.bitrelay.actors.coordinator.MicroBatch;
+import io.bitrelay.actors.pipeline.MicroBatch;
 import io.bitrelay.actors.dataplane.DataPlane;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.pipeline.StageQuantization;

@@ -2,7 +2,7 @@ package io.bitrelay.actors.worker;
 
 import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.dataplane.DataPlane;
-import io.bitrelay.actors.coordinator.MicroBatch;
+import io.bitrelay.actors.pipeline.MicroBatch;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.actors.pipeline.StatsChunks;
@@ -11,7 +11,6 @@ import io.bitrelay.runtime.quant.CalibrationStats;
 import io.bitrelay.runtime.quant.ClusterPlan;
 import io.bitrelay.runtime.quant.QuantPlan;
 import io.bitrelay.runtime.quant.QuantRecipe;
-import io.bitrelay.actors.pipeline.WorkerDescription;
 import io.bitrelay.actors.serialization.ClusterMessage;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;

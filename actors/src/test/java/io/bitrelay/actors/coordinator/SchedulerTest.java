@@ -1,7 +1,7 @@
 package io.bitrelay.actors.coordinator;
 
-import io.bitrelay.actors.gateway.GenerationJob;
-import io.bitrelay.actors.gateway.TokenListener.FinishReason;
+import io.bitrelay.actors.pipeline.MicroBatch;
+
 import io.bitrelay.runtime.generate.SamplingParams;
 import org.junit.jupiter.api.Test;
 

@@ -1,5 +1,7 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 import io.bitrelay.runtime.generate.SamplingParams;
 import org.junit.jupiter.api.Test;
 

@@ -1,5 +1,9 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 import io.bitrelay.runtime.TestModels;
 import io.bitrelay.runtime.generate.Generator;
 import io.bitrelay.runtime.generate.SamplingParams;
@@ -52,9 +56,9 @@ class LocalGenerationBackendTest {
         Generator.Result result = new Generator(model).generate(prompt, maxNewTokens, sampling, token -> true);
         int[] tokens = result.tokens();
         if (result.stopReason() == Generator.StopReason.EOS) {
-            return new Object[]{Arrays.copyOf(tokens, tokens.length - 1), TokenListener.FinishReason.EOS};
+            return new Object[]{Arrays.copyOf(tokens, tokens.length - 1), FinishReason.EOS};
         }
-        return new Object[]{tokens, TokenListener.FinishReason.MAX_TOKENS};
+        return new Object[]{tokens, FinishReason.MAX_TOKENS};
     }
 
     @Test
@@ -117,8 +121,8 @@ class LocalGenerationBackendTest {
             backend.cancel("running");
             backend.cancel("never-submitted");
             release.countDown();
-            assertEquals(TokenListener.FinishReason.CANCELLED, running.awaitEnd());
-            assertEquals(TokenListener.FinishReason.CANCELLED, waiting.awaitEnd());
+            assertEquals(FinishReason.CANCELLED, running.awaitEnd());
+            assertEquals(FinishReason.CANCELLED, waiting.awaitEnd());
             assertTrue(running.tokens.size() < 100);
             assertEquals(List.of(), waiting.tokens);
             assertEquals(0, backend.queueDepth());
@@ -150,8 +154,8 @@ class LocalGenerationBackendTest {
                     new GenerationJob("c", prompt(4, 8), 2, SamplingParams.greedy(), false), refused));
             assertTrue(e.getMessage().contains("max-waiting-jobs"), e.getMessage());
             release.countDown();
-            assertEquals(TokenListener.FinishReason.MAX_TOKENS, first.awaitEnd());
-            assertEquals(TokenListener.FinishReason.MAX_TOKENS, second.awaitEnd());
+            assertEquals(FinishReason.MAX_TOKENS, first.awaitEnd());
+            assertEquals(FinishReason.MAX_TOKENS, second.awaitEnd());
             assertFalse(refused.end.isDone());
         }
     }
@@ -224,7 +228,7 @@ class LocalGenerationBackendTest {
         try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, LocalBackendSettings.defaults())) {
             ScoreRecorder listener = new ScoreRecorder();
             backend.submit(GenerationJob.scoring("score-1", prompt, 3), listener);
-            assertEquals(TokenListener.FinishReason.MAX_TOKENS, listener.awaitEnd());
+            assertEquals(FinishReason.MAX_TOKENS, listener.awaitEnd());
             assertEquals(prompt.length - 1, listener.scores.size());
             double nll = 0;
             for (int t = 0; t < listener.scores.size(); t++) {

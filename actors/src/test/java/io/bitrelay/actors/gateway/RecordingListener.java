@@ -1,5 +1,7 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;

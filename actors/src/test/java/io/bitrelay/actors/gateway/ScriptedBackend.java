@@ -1,5 +1,9 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
+import io.bitrelay.actors.coordinator.GenerationJob;
+
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -44,13 +48,13 @@ final class ScriptedBackend implements GenerationBackend, AutoCloseable {
         ScheduledFuture<?>[] self = new ScheduledFuture<?>[1];
         Runnable tick = () -> {
             if (cancelled.contains(job.requestId())) {
-                listener.onFinished(TokenListener.FinishReason.CANCELLED);
+                listener.onFinished(FinishReason.CANCELLED);
             } else if (now == Mode.SILENT) {
                 return;
             } else if (now == Mode.FAIL_AFTER_TWO && emitted.get() == 2) {
                 listener.onFailed("stage 3 lost");
             } else if (emitted.get() == job.maxNewTokens()) {
-                listener.onFinished(TokenListener.FinishReason.MAX_TOKENS);
+                listener.onFinished(FinishReason.MAX_TOKENS);
             } else {
                 listener.onToken(tokens[emitted.getAndIncrement() % tokens.length]);
                 return;

@@ -1,10 +1,12 @@
 package io.bitrelay.actors.serialization;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+
 import com.typesafe.config.ConfigFactory;
 import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.JobEvent;
-import io.bitrelay.actors.coordinator.MicroBatch;
-import io.bitrelay.actors.gateway.GenerationJob;
+import io.bitrelay.actors.pipeline.MicroBatch;
+import io.bitrelay.actors.coordinator.GenerationJob;
 import io.bitrelay.actors.gateway.TokenListener;
 import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.StageAssignment;
@@ -83,8 +85,8 @@ class KryoSerializerTest {
         assertEquals(score, ((JobEvent.TokenGenerated) roundTrip(new JobEvent.TokenGenerated("cmpl-3", 42, score))).score());
         assertEquals("int4", ((StageWorker.LoadStage) roundTrip(new StageWorker.LoadStage(new StageAssignment(0, 1, 0, 2, 2, "/m",
                 "fp16", null, null, null, "int4"), TESTKIT.<Coordinator.Command>createTestProbe().getRef()))).assignment().kvCache());
-        assertEquals(new JobEvent.JobFinished("cmpl-1", TokenListener.FinishReason.EOS),
-                roundTrip(new JobEvent.JobFinished("cmpl-1", TokenListener.FinishReason.EOS)));
+        assertEquals(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS),
+                roundTrip(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS)));
         StageStats stats = new StageStats(0, "w", 0, 4, new StageStats.LinkCounters(0, 1, "int8", 3, 30, 100, 200, 390, 0),
                 0, null, 2, 4096, 3, 1000, new long[]{5, 10, 600, 200, 30, 7});
         StageStats back = (StageStats) roundTrip(stats);

@@ -1,10 +1,10 @@
-package io.bitrelay.actors.gateway;
+package io.bitrelay.actors.coordinator;
 
 import io.bitrelay.runtime.generate.SamplingParams;
 
 /**
  * One sequence to generate, or one prompt to score, in token ids: what the gateway hands to a
- * {@link GenerationBackend} after tokenizing and validating an HTTP request.
+ * generation backend after tokenizing and validating an HTTP request.
  *
  * @param requestId    unique per request (the gateway's "cmpl-…" id)
  * @param promptTokens the tokenized prompt, BOS included as the tokenizer adds it

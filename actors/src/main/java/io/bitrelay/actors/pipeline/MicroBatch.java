@@ -1,4 +1,4 @@
-package io.bitrelay.actors.coordinator;
+package io.bitrelay.actors.pipeline;
 
 import io.bitrelay.actors.serialization.ClusterMessage;
 import io.bitrelay.runtime.generate.SamplingParams;

@@ -1,4 +1,4 @@
-package io.bitrelay.actors.pipeline;
+package io.bitrelay.actors.worker;
 
 import io.bitrelay.actors.serialization.ClusterMessage;
 import io.bitrelay.actors.worker.StageWorker;
