@@ -1,6 +1,4 @@
-package io.bitrelay.actors.gateway;
-
-import io.bitrelay.actors.coordinator.GenerationJob;
+package io.bitrelay.actors.coordinator;
 
 import io.bitrelay.runtime.generate.SamplingParams;
 import org.junit.jupiter.api.Test;
