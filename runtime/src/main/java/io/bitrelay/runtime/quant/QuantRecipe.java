@@ -101,6 +101,17 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
         return new QuantRecipe(name + "-gptq", smoothing, activations, lowBit, shifting, true);
     }
 
+    /**
+     * This recipe with its 3/4-bit weights on (a)symmetric grids ({@link LowBitScheme#asymmetricWeights()}), same
+     * name; recipes without such weights (FP32, W8A8, 8-bit weights) come back unchanged.
+     */
+    public QuantRecipe withAsymmetricWeights(boolean asymmetric) {
+        if (lowBit == null || lowBit.weightBits() == 8 || lowBit.asymmetricWeights() == asymmetric) {
+            return this;
+        }
+        return new QuantRecipe(name, smoothing, activations, lowBit.withAsymmetricWeights(asymmetric), shifting, gptq);
+    }
+
     private static QuantRecipe lowBit(String name, int weightBits, int groupSize, int activationBits,
                                       ActivationRanges ranges) {
         return new QuantRecipe(name, false, null, new LowBitScheme(weightBits, groupSize, activationBits, ranges), false,

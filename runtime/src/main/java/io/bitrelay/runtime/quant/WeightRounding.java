@@ -19,7 +19,7 @@ sealed interface WeightRounding {
     record Nearest() implements WeightRounding {
         @Override
         public PackedWeights round(Linear fp32, int layer, ActivationSite site, int[] gather, LowBitScheme scheme, Arena arena) {
-            return PackedWeights.quantize(fp32, scheme.weightBits(), scheme.groupSize(), arena);
+            return PackedWeights.quantize(fp32, scheme.weightBits(), scheme.groupSize(), scheme.asymmetricWeights(), arena);
         }
     }
 
@@ -58,7 +58,7 @@ sealed interface WeightRounding {
                 lastKey = key;
                 lastPermutation = permutation;
             }
-            return Gptq.quantize(fp32, lastFactor, scheme.weightBits(), scheme.groupSize(), arena);
+            return Gptq.quantize(fp32, lastFactor, scheme.weightBits(), scheme.groupSize(), scheme.asymmetricWeights(), arena);
         }
     }
 }
