@@ -109,6 +109,22 @@ public final class EvalCommand implements Runnable {
                     + "no zero point) (default: ${DEFAULT-VALUE}).")
     String weightGrid;
 
+    @Option(names = "--bias-correction", paramLabel = "on|off", defaultValue = "on", converter = OnOffConverter.class,
+            description = "GPTQ recipes: fold each rounded linear's mean output error on the calibration inputs, "
+                    + "(Ŵ − W)·mean(x), into its bias (default: ${DEFAULT-VALUE}).")
+    boolean biasCorrection;
+
+    static final class OnOffConverter implements CommandLine.ITypeConverter<Boolean> {
+        @Override
+        public Boolean convert(String value) {
+            return switch (value) {
+                case "on" -> true;
+                case "off" -> false;
+                default -> throw new CommandLine.TypeConversionException("'" + value + "' is not on or off");
+            };
+        }
+    }
+
     @Option(names = "--calibration", paramLabel = "FILE",
             description = "Use these saved calibration statistics (JSON) instead of calibrating.")
     Path calibrationIn;
@@ -193,7 +209,7 @@ public final class EvalCommand implements Runnable {
         };
         rangeEstimator(); // a bad --act-ranges fails before the model loads
         List<QuantRecipe> recipes = recipeNames.stream().map(String::trim).map(QuantRecipe::byName)
-                .map(r -> r.withAsymmetricWeights(asymmetricWeights)).toList();
+                .map(r -> r.withAsymmetricWeights(asymmetricWeights).withBiasCorrection(biasCorrection)).toList();
         List<KvPrecision> kvPrecisions = kvNames.stream().map(KvPrecision::parse).distinct().toList();
         if (seqLen < 2 || calibSeqLen < 2 || calibSequences < 1) {
             throw new IllegalArgumentException("--seq-len and --calib-seq-len must be ≥ 2, --calib-sequences ≥ 1");
@@ -235,7 +251,8 @@ public final class EvalCommand implements Runnable {
             printTable(rows, out);
             out.println("Linear layers (q, k, v, out_proj, fc1, fc2) are quantized (linear MiB: their weights, scales, "
                     + "biases in memory); attention (q·kᵀ, p·v), LayerNorms, embeddings and the LM head stay FP32. "
-                    + "RPTQ clusters per site: " + clusters + "; 3/4-bit weights " + weightGrid + "; activation ranges "
+                    + "RPTQ clusters per site: " + clusters + "; 3/4-bit weights " + weightGrid
+                    + "; GPTQ bias correction " + (biasCorrection ? "on" : "off") + "; activation ranges "
                     + (stats == null || stats.source().ranges() == null ? "—" : stats.source().ranges().key()) + ".");
             out.flush();
             if (json != null) {
@@ -402,6 +419,7 @@ public final class EvalCommand implements Runnable {
         root.put("alpha", alpha);
         root.put("clusters", clusters);
         root.put("weights", weightGrid);
+        root.put("biasCorrection", biasCorrection);
         if (stats != null) {
             ObjectNode calibration = root.putObject("calibration");
             if (stats.source().ranges() != null) {

@@ -19,9 +19,12 @@ public final class CalibrationCollector implements ActivationObserver {
     private final Map<CalibrationStats.Key, Accumulator> accumulators = new TreeMap<>();
     private final RangeEstimator ranges;
 
-    /** With the {@link RangeEstimator#DEFAULT} ranges. */
+    /**
+     * With the extremes ({@link RangeEstimator#MIN_MAX}): what link calibration plans from, and what the cluster's
+     * stage workers collect until they ask for {@link RangeEstimator#DEFAULT} themselves.
+     */
     public CalibrationCollector() {
-        this(RangeEstimator.DEFAULT);
+        this(RangeEstimator.MIN_MAX);
     }
 
     public CalibrationCollector(RangeEstimator ranges) {

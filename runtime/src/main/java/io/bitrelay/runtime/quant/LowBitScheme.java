@@ -10,14 +10,22 @@ package io.bitrelay.runtime.quant;
  * @param activationRanges where activation ranges come from; null exactly when {@code activationBits == 16}
  * @param asymmetricWeights weights on grids with a zero point per channel or group ({@link WeightGrid}: all 2^bits
  *                         levels); 3- and 4-bit weights only. Otherwise symmetric, ±(2^(bits−1) − 1)
+ * @param biasCorrection   fold the rounded weights' mean output error into the bias ({@link BiasCorrection}); needs
+ *                         the calibration inputs' moments, so GPTQ recipes only
  */
 public record LowBitScheme(int weightBits, int groupSize, int activationBits, ActivationRanges activationRanges,
-                           boolean asymmetricWeights) {
+                           boolean asymmetricWeights, boolean biasCorrection) {
     public static final int FLOAT_ACTIVATIONS = 16;
 
-    /** Symmetric weights. */
+    /** Symmetric weights, no bias correction. */
     public LowBitScheme(int weightBits, int groupSize, int activationBits, ActivationRanges activationRanges) {
-        this(weightBits, groupSize, activationBits, activationRanges, false);
+        this(weightBits, groupSize, activationBits, activationRanges, false, false);
+    }
+
+    /** No bias correction. */
+    public LowBitScheme(int weightBits, int groupSize, int activationBits, ActivationRanges activationRanges,
+                        boolean asymmetricWeights) {
+        this(weightBits, groupSize, activationBits, activationRanges, asymmetricWeights, false);
     }
 
     public LowBitScheme {
@@ -42,7 +50,12 @@ public record LowBitScheme(int weightBits, int groupSize, int activationBits, Ac
 
     /** This scheme with (a)symmetric weights. */
     public LowBitScheme withAsymmetricWeights(boolean asymmetric) {
-        return new LowBitScheme(weightBits, groupSize, activationBits, activationRanges, asymmetric);
+        return new LowBitScheme(weightBits, groupSize, activationBits, activationRanges, asymmetric, biasCorrection);
+    }
+
+    /** This scheme with or without {@link BiasCorrection}. */
+    public LowBitScheme withBiasCorrection(boolean correct) {
+        return new LowBitScheme(weightBits, groupSize, activationBits, activationRanges, asymmetricWeights, correct);
     }
 
     public boolean integerActivations() {

@@ -84,6 +84,10 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
         if (gptq && lowBit == null) {
             throw new IllegalArgumentException("recipe " + name + ": GPTQ rounds low-bit weights; W8A8 rounds to nearest");
         }
+        if (lowBit != null && lowBit.biasCorrection() && !gptq) {
+            throw new IllegalArgumentException("recipe " + name + ": bias correction needs the calibration inputs' moments, "
+                    + "which only the -gptq recipes collect");
+        }
     }
 
     /** A W8A8 recipe (or FP32 when {@code activations} is null). */
@@ -110,6 +114,17 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
             return this;
         }
         return new QuantRecipe(name, smoothing, activations, lowBit.withAsymmetricWeights(asymmetric), shifting, gptq);
+    }
+
+    /**
+     * This GPTQ recipe with or without {@link BiasCorrection} of its rounded weights, same name; other recipes (no
+     * calibration inputs to take the mean of) come back unchanged.
+     */
+    public QuantRecipe withBiasCorrection(boolean correct) {
+        if (!gptq || lowBit.biasCorrection() == correct) {
+            return this;
+        }
+        return new QuantRecipe(name, smoothing, activations, lowBit.withBiasCorrection(correct), shifting, gptq);
     }
 
     private static QuantRecipe lowBit(String name, int weightBits, int groupSize, int activationBits,

@@ -21,7 +21,7 @@ public enum RangeEstimator {
      */
     BATCH_MEAN("batch-mean");
 
-    /** What {@link CalibrationCollector#CalibrationCollector()} and {@code bitrelay eval} use. */
+    /** What {@link Calibration#run} and {@code bitrelay eval} use for the recipes' statistics. */
     public static final RangeEstimator DEFAULT = BATCH_MEAN;
 
     private final String key;
