@@ -109,21 +109,10 @@ public final class EvalCommand implements Runnable {
                     + "no zero point) (default: ${DEFAULT-VALUE}).")
     String weightGrid;
 
-    @Option(names = "--bias-correction", paramLabel = "on|off", defaultValue = "on", converter = OnOffConverter.class,
+    @Option(names = "--bias-correction", paramLabel = "on|off", defaultValue = "on",
             description = "GPTQ recipes: fold each rounded linear's mean output error on the calibration inputs, "
                     + "(Ŵ − W)·mean(x), into its bias (default: ${DEFAULT-VALUE}).")
-    boolean biasCorrection;
-
-    static final class OnOffConverter implements CommandLine.ITypeConverter<Boolean> {
-        @Override
-        public Boolean convert(String value) {
-            return switch (value) {
-                case "on" -> true;
-                case "off" -> false;
-                default -> throw new CommandLine.TypeConversionException("'" + value + "' is not on or off");
-            };
-        }
-    }
+    String biasCorrectionOption;
 
     @Option(names = "--calibration", paramLabel = "FILE",
             description = "Use these saved calibration statistics (JSON) instead of calibrating.")
@@ -208,6 +197,12 @@ public final class EvalCommand implements Runnable {
                     "--weights: '" + weightGrid + "' is not asymmetric or symmetric");
         };
         rangeEstimator(); // a bad --act-ranges fails before the model loads
+        boolean biasCorrection = switch (biasCorrectionOption) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--bias-correction: '" + biasCorrectionOption + "' is not on or off");
+        };
         List<QuantRecipe> recipes = recipeNames.stream().map(String::trim).map(QuantRecipe::byName)
                 .map(r -> r.withAsymmetricWeights(asymmetricWeights).withBiasCorrection(biasCorrection)).toList();
         List<KvPrecision> kvPrecisions = kvNames.stream().map(KvPrecision::parse).distinct().toList();
@@ -252,7 +247,7 @@ public final class EvalCommand implements Runnable {
             out.println("Linear layers (q, k, v, out_proj, fc1, fc2) are quantized (linear MiB: their weights, scales, "
                     + "biases in memory); attention (q·kᵀ, p·v), LayerNorms, embeddings and the LM head stay FP32. "
                     + "RPTQ clusters per site: " + clusters + "; 3/4-bit weights " + weightGrid
-                    + "; GPTQ bias correction " + (biasCorrection ? "on" : "off") + "; activation ranges "
+                    + "; GPTQ bias correction " + biasCorrectionOption + "; activation ranges "
                     + (stats == null || stats.source().ranges() == null ? "—" : stats.source().ranges().key()) + ".");
             out.flush();
             if (json != null) {
@@ -419,7 +414,7 @@ public final class EvalCommand implements Runnable {
         root.put("alpha", alpha);
         root.put("clusters", clusters);
         root.put("weights", weightGrid);
-        root.put("biasCorrection", biasCorrection);
+        root.put("biasCorrection", biasCorrectionOption);
         if (stats != null) {
             ObjectNode calibration = root.putObject("calibration");
             if (stats.source().ranges() != null) {
