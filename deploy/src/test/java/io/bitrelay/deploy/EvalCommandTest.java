@@ -24,6 +24,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -176,6 +177,46 @@ class EvalCommandTest {
         int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(), "--recipes", "w4a4");
         assertEquals(2, exit);
         assertTrue(stderr.toString().contains("unknown recipe 'w4a4'"), stderr.toString());
+    }
+
+    /** auto: the extremes for 8-bit activations, the batch mean for 4-bit ones, from one calibration pass. */
+    @Test
+    void shouldGiveEachRecipeTheRangesOfItsActivationBitsUnderAuto() throws IOException {
+        String[] common = {"eval", "--model", checkpoint.toString(), "--text", text.toString(), "--seq-len", "48",
+                "--max-windows", "2", "--recipes", "w4a8-rptq,w4a4-rptq", "--calib-sequences", "4",
+                "--calib-seq-len", "32", "--clusters", "4", "--no-progress"};
+        Map<String, JsonNode> results = new java.util.HashMap<>();
+        for (String ranges : new String[] {"auto", "min-max", "batch-mean"}) {
+            Path json = temp.resolve("ranges-" + ranges + ".json");
+            CommandLine quiet = BitrelayCli.commandLine();
+            quiet.setOut(new PrintWriter(new StringWriter()));
+            assertEquals(0, quiet.execute(concat(common, "--act-ranges", ranges, "--json", json.toString())));
+            JsonNode root = new ObjectMapper().readTree(json.toFile());
+            assertEquals(ranges, root.path("calibration").path("ranges").asText());
+            results.put(ranges, root.path("results"));
+        }
+        double minMaxA4 = results.get("min-max").get(1).path("perplexity").asDouble();
+        double batchMeanA4 = results.get("batch-mean").get(1).path("perplexity").asDouble();
+        assertTrue(Math.abs(minMaxA4 / batchMeanA4 - 1) > 1e-6, "the two ranges must differ for the test to mean anything");
+        assertEquals(results.get("min-max").get(0).path("perplexity").asDouble(),
+                results.get("auto").get(0).path("perplexity").asDouble(), 0, "w4a8-rptq under auto: the extremes");
+        assertEquals(batchMeanA4, results.get("auto").get(1).path("perplexity").asDouble(), 0, "w4a4-rptq under auto: the batch mean");
+    }
+
+    @Test
+    void shouldNameTheOptionOfABadCalibrationSetting() {
+        String[][] cases = {{"--act-ranges", "p99", "--act-ranges: 'p99' is not one of [min-max, batch-mean]"},
+                {"--weights", "skewed", "--weights: 'skewed' is not asymmetric or symmetric"},
+                {"--bias-correction", "yes", "--bias-correction: 'yes' is not on or off"}};
+        for (String[] c : cases) {
+            StringWriter stderr = new StringWriter();
+            CommandLine cli = BitrelayCli.commandLine();
+            cli.setErr(new PrintWriter(stderr, true));
+            cli.setOut(new PrintWriter(new StringWriter()));
+            int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(), c[0], c[1]);
+            assertEquals(2, exit, c[0]);
+            assertTrue(stderr.toString().contains(c[2]), stderr.toString());
+        }
     }
 
     @Test

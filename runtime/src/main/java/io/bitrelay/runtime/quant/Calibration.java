@@ -10,7 +10,9 @@ import io.bitrelay.runtime.model.opt.SequenceChunk;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Runs calibration sequences through the FP32 model with a {@link CalibrationCollector} attached and
@@ -56,6 +58,16 @@ public final class Calibration {
      */
     public static CalibrationStats run(OptModel model, int[] tokens, int sequences, int seqLen, String textName,
                                        Progress progress, ActivationObserver alsoObserving, RangeEstimator ranges) {
+        return runEach(model, tokens, sequences, seqLen, textName, progress, alsoObserving).get(ranges);
+    }
+
+    /**
+     * One calibration pass, its statistics under every {@link RangeEstimator} (they differ only in min/max), so each
+     * recipe can take the ranges that suit its activation bits ({@link RangeEstimator#forActivationBits}).
+     */
+    public static Map<RangeEstimator, CalibrationStats> runEach(OptModel model, int[] tokens, int sequences, int seqLen,
+                                                                String textName, Progress progress,
+                                                                ActivationObserver alsoObserving) {
         if (!model.range().ownsEmbeddings()) {
             throw new IllegalArgumentException("calibration starts from the embeddings; this model holds " + model.range());
         }
@@ -71,7 +83,7 @@ public final class Calibration {
             throw new IllegalArgumentException("calibration text has " + tokens.length + " tokens, fewer than one sequence of "
                     + seqLen);
         }
-        CalibrationCollector collector = new CalibrationCollector(ranges);
+        CalibrationCollector collector = new CalibrationCollector();
         ActivationObserver observer = alsoObserving == null ? collector : collector.andThen(alsoObserving);
         try {
             for (int i = 0; i < windows.size(); i++) {
@@ -86,6 +98,11 @@ public final class Calibration {
             progress.finish();
         }
         String shape = "OPT, " + model.config().numLayers() + " layers, hidden " + model.config().hiddenSize();
-        return collector.stats(new CalibrationStats.Source(shape, textName, windows.size(), seqLen));
+        CalibrationStats.Source source = new CalibrationStats.Source(shape, textName, windows.size(), seqLen);
+        Map<RangeEstimator, CalibrationStats> all = new EnumMap<>(RangeEstimator.class);
+        for (RangeEstimator ranges : RangeEstimator.values()) {
+            all.put(ranges, collector.stats(source, ranges));
+        }
+        return all;
     }
 }
