@@ -11,7 +11,6 @@ import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
 import io.bitrelay.runtime.quant.HessianCollector;
-import io.bitrelay.runtime.quant.LowBitScheme;
 import io.bitrelay.runtime.quant.Hessians;
 import io.bitrelay.runtime.quant.QuantPlan;
 import io.bitrelay.runtime.quant.QuantPlanner;
@@ -32,7 +31,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Perplexity of quantization recipes on a text, in one process on the CPU. The text is tokenized whole
@@ -98,14 +96,11 @@ public final class EvalCommand implements Runnable {
             description = "SmoothQuant migration strength α in [0, 1] (default: ${DEFAULT-VALUE}).")
     float alpha;
 
-    static final String AUTO_RANGES = "auto";
-
-    @Option(names = "--act-ranges", paramLabel = "ESTIMATOR", defaultValue = AUTO_RANGES,
+    @Option(names = "--act-ranges", paramLabel = "ESTIMATOR", defaultValue = "batch-mean",
             description = "How calibration sets each channel's static activation range (RPTQ clusters and scales, "
                     + "per-tensor ranges, -shift centres): batch-mean (the mean over calibration sequences of each "
-                    + "sequence's min and max: stable as calibration grows), min-max (the extremes over every "
-                    + "calibration token: widen with more data) or auto (min-max for 8-bit activations and recipes "
-                    + "without static low-bit activations, batch-mean for 3/4-bit ones; one calibration pass) "
+                    + "sequence's min and max: stable as calibration grows) or min-max (the extremes over every "
+                    + "calibration token: widen with more data); W8A8 scales use the true absmax either way "
                     + "(default: ${DEFAULT-VALUE}).")
     String actRanges;
 
@@ -254,8 +249,8 @@ public final class EvalCommand implements Runnable {
                     + "biases in memory); attention (q·kᵀ, p·v), LayerNorms, embeddings and the LM head stay FP32. "
                     + "RPTQ clusters per site: " + clusters + "; 3/4-bit weights " + weightGrid
                     + "; GPTQ bias correction " + biasCorrectionOption + "; activation ranges "
-                    + (stats == null ? "—" : calibrated.byRanges() != null ? AUTO_RANGES
-                    : stats.source().ranges() == null ? "min-max (not recorded)" : stats.source().ranges().key()) + ".");
+                    + (stats == null ? "—" : stats.source().ranges() == null ? "min-max (not recorded)"
+                    : stats.source().ranges().key()) + ".");
             out.flush();
             if (json != null) {
                 writeJson(directory, tokens.length, stats, rows);
@@ -328,25 +323,11 @@ public final class EvalCommand implements Runnable {
      * The calibration statistics; for GPTQ recipes the one-pass moments (null unless that pass is used) and the
      * calibration windows (what the sequential pass runs through the quantized layers).
      */
-    private record Calibrated(CalibrationStats stats, Map<RangeEstimator, CalibrationStats> byRanges, Hessians hessians,
-                              List<int[]> windows) {
-        Calibrated(CalibrationStats stats, Hessians hessians, List<int[]> windows) {
-            this(stats, null, hessians, windows);
-        }
-
-        /** Under --act-ranges auto, the ranges that suit the recipe's activations; otherwise the one set there is. */
-        CalibrationStats statsFor(QuantRecipe recipe) {
-            if (byRanges == null) {
-                return stats;
-            }
-            LowBitScheme lowBit = recipe.lowBit();
-            boolean staticLowBit = lowBit != null && lowBit.integerActivations() && lowBit.activationRanges().isStatic();
-            return byRanges.get(staticLowBit ? RangeEstimator.forActivationBits(lowBit.activationBits()) : RangeEstimator.MIN_MAX);
-        }
+    private record Calibrated(CalibrationStats stats, Hessians hessians, List<int[]> windows) {
     }
 
     private OptModel quantize(OptModel model, QuantRecipe recipe, Calibrated calibrated) {
-        QuantPlan plan = QuantPlanner.plan(recipe, calibrated.statsFor(recipe), alpha, clusters);
+        QuantPlan plan = QuantPlanner.plan(recipe, calibrated.stats(), alpha, clusters);
         if (gptqPass == GptqPass.SEQUENTIAL) {
             return RecipeApplier.apply(model, plan, calibrated.windows(), progress("gptq " + recipe.name(), "layers"));
         }
@@ -379,11 +360,8 @@ public final class EvalCommand implements Runnable {
         }
         int[] calibTokens = tokenizer.encodeWithoutSpecialTokens(readText(source));
         long start = System.nanoTime();
-        Map<RangeEstimator, CalibrationStats> byRanges = Calibration.runEach(model, calibTokens, calibSequences, calibSeqLen,
-                source.getFileName().toString(), progress("calibrate", "sequences"), moments);
-        RangeEstimator chosen = rangeEstimator();
-        // under auto, the extremes are what is saved and what recipes without static low-bit activations use
-        CalibrationStats stats = byRanges.get(chosen == null ? RangeEstimator.MIN_MAX : chosen);
+        CalibrationStats stats = Calibration.run(model, calibTokens, calibSequences, calibSeqLen,
+                source.getFileName().toString(), progress("calibrate", "sequences"), moments, rangeEstimator());
         out.printf("calibration: %d sequences × %d tokens of %s (asked for %d), %s ranges, %.1f s%n",
                 stats.source().sequences(), calibSeqLen, source.getFileName(), calibSequences, actRanges,
                 (System.nanoTime() - start) / 1e9);
@@ -392,19 +370,15 @@ public final class EvalCommand implements Runnable {
             out.printf("calibration: saved to %s%n", calibrationOut);
         }
         out.flush();
-        return new Calibrated(stats, chosen == null ? byRanges : null, moments == null ? null : moments.hessians(),
+        return new Calibrated(stats, moments == null ? null : moments.hessians(),
                 gptq ? TokenWindows.split(calibTokens, calibSeqLen, calibSequences) : null);
     }
 
-    /** The estimator --act-ranges names; null for auto. */
     private RangeEstimator rangeEstimator() {
-        if (AUTO_RANGES.equals(actRanges)) {
-            return null;
-        }
         try {
             return RangeEstimator.parse(actRanges, "--act-ranges");
         } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage() + " or " + AUTO_RANGES);
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
         }
     }
 
@@ -445,8 +419,7 @@ public final class EvalCommand implements Runnable {
         root.put("biasCorrection", biasCorrectionOption);
         if (stats != null) {
             ObjectNode calibration = root.putObject("calibration");
-            calibration.put("ranges", calibrationIn == null ? actRanges
-                    : stats.source().ranges() == null ? "min-max" : stats.source().ranges().key());
+            calibration.put("ranges", stats.source().ranges() == null ? "min-max" : stats.source().ranges().key());
             calibration.put("text", stats.source().text());
             calibration.put("sequences", stats.source().sequences());
             calibration.put("seqLen", stats.source().seqLen());

@@ -10,9 +10,7 @@ import io.bitrelay.runtime.model.opt.SequenceChunk;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.EnumMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Runs calibration sequences through the FP32 model with a {@link CalibrationCollector} attached and
@@ -58,16 +56,6 @@ public final class Calibration {
      */
     public static CalibrationStats run(OptModel model, int[] tokens, int sequences, int seqLen, String textName,
                                        Progress progress, ActivationObserver alsoObserving, RangeEstimator ranges) {
-        return runEach(model, tokens, sequences, seqLen, textName, progress, alsoObserving).get(ranges);
-    }
-
-    /**
-     * One calibration pass, its statistics under every {@link RangeEstimator} (they differ only in min/max), so each
-     * recipe can take the ranges that suit its activation bits ({@link RangeEstimator#forActivationBits}).
-     */
-    public static Map<RangeEstimator, CalibrationStats> runEach(OptModel model, int[] tokens, int sequences, int seqLen,
-                                                                String textName, Progress progress,
-                                                                ActivationObserver alsoObserving) {
         if (!model.range().ownsEmbeddings()) {
             throw new IllegalArgumentException("calibration starts from the embeddings; this model holds " + model.range());
         }
@@ -83,7 +71,7 @@ public final class Calibration {
             throw new IllegalArgumentException("calibration text has " + tokens.length + " tokens, fewer than one sequence of "
                     + seqLen);
         }
-        CalibrationCollector collector = new CalibrationCollector();
+        CalibrationCollector collector = new CalibrationCollector(ranges);
         ActivationObserver observer = alsoObserving == null ? collector : collector.andThen(alsoObserving);
         try {
             for (int i = 0; i < windows.size(); i++) {
@@ -98,11 +86,6 @@ public final class Calibration {
             progress.finish();
         }
         String shape = "OPT, " + model.config().numLayers() + " layers, hidden " + model.config().hiddenSize();
-        CalibrationStats.Source source = new CalibrationStats.Source(shape, textName, windows.size(), seqLen);
-        Map<RangeEstimator, CalibrationStats> all = new EnumMap<>(RangeEstimator.class);
-        for (RangeEstimator ranges : RangeEstimator.values()) {
-            all.put(ranges, collector.stats(source, ranges));
-        }
-        return all;
+        return collector.stats(new CalibrationStats.Source(shape, textName, windows.size(), seqLen));
     }
 }

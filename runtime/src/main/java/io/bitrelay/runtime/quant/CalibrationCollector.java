@@ -115,13 +115,8 @@ public final class CalibrationCollector implements ActivationObserver {
         return accumulator == null ? 0 : accumulator.rows;
     }
 
-    /** A snapshot of everything collected so far, with this collector's ranges. */
+    /** A snapshot of everything collected so far. */
     public synchronized CalibrationStats stats(CalibrationStats.Source source) {
-        return stats(source, ranges);
-    }
-
-    /** A snapshot of everything collected so far, min/max estimated as {@code ranges} says. */
-    public synchronized CalibrationStats stats(CalibrationStats.Source source, RangeEstimator ranges) {
         Map<CalibrationStats.Key, ChannelStats> entries = new TreeMap<>();
         accumulators.forEach((key, a) -> entries.put(key, a.stats(ranges)));
         return new CalibrationStats(source.withRanges(ranges), entries);

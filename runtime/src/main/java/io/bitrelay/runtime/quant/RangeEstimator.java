@@ -18,24 +18,14 @@ public enum RangeEstimator {
      * The mean over calibration batches (each {@code observe} call: one sequence in {@link Calibration}) of
      * each batch's per-channel min and max: the typical extreme of a sequence, which does not drift with
      * the number of sequences (RPTQ's code keeps a running average of per-batch min/max, "ema_minmax").
+     * Measured on opt-pydoc-wt2-8L256-outliers with round-to-nearest weights (only the ranges differ), first 5
+     * WikiText-2 test windows, 16 → 128 calibration sequences of valid.txt: W4A4 RPTQ 213.95 → 215.48 and W4A3
+     * 231.92 → 231.64, where the extremes gave 214.68 → 218.62 and 246.85 → 262.37 (docs/quantization.md).
      */
     BATCH_MEAN("batch-mean");
 
     /** What {@link Calibration#run} uses when not told: the extremes, as before the choice existed. */
     public static final RangeEstimator DEFAULT = MIN_MAX;
-
-    /**
-     * The ranges that suit static activations of {@code bits}: the extremes at 8 bits, the batch mean below.
-     * Clipping trades rounding error (range / 2^bits) for clipped outliers, and the balance moves with the bits
-     * (ACIQ, Banner et al., arXiv 1810.05723). Measured on opt-pydoc-wt2-8L256-outliers with round-to-nearest
-     * weights (so only the ranges differ), first 5 WikiText-2 test windows, calibration on valid.txt, 16 → 128
-     * sequences: min-max W4A8 206.96 → 206.87, W4A4 214.68 → 218.62, W4A3 246.85 → 262.37; batch-mean W4A8
-     * 210.07 → 208.93, W4A4 213.95 → 215.48, W4A3 231.92 → 231.64. At 8 bits widening costs nothing (255 levels)
-     * and clipping costs 1.5 %; at 3-4 bits the extremes widen with the data and cost up to 13 %.
-     */
-    public static RangeEstimator forActivationBits(int bits) {
-        return bits >= 8 ? MIN_MAX : BATCH_MEAN;
-    }
 
     private final String key;
 
