@@ -7,6 +7,7 @@ import io.bitrelay.runtime.tensor.DType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -159,7 +160,7 @@ public final class PackedWeights {
             MemorySegment.copy(StoredLinears.copy(tensors, "zeros", (long) out * groups, arena), ValueLayout.JAVA_BYTE, 0,
                     zeros, 0, zeros.length);
         } else {
-            java.util.Arrays.fill(zeros, (byte) offset(bits));
+            Arrays.fill(zeros, (byte) offset(bits));
         }
         return new PackedWeights(codes, scales, zeros, asymmetric, bits, group, out, in);
     }
