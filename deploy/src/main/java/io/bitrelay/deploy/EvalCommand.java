@@ -15,6 +15,7 @@ import io.bitrelay.runtime.quant.Hessians;
 import io.bitrelay.runtime.quant.QuantPlan;
 import io.bitrelay.runtime.quant.QuantPlanner;
 import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.RangeEstimator;
 import io.bitrelay.runtime.quant.RecipeApplier;
 import io.bitrelay.runtime.quant.SmoothQuant;
 import io.bitrelay.runtime.tokenizer.OptTokenizer;
@@ -95,6 +96,25 @@ public final class EvalCommand implements Runnable {
             description = "SmoothQuant migration strength α in [0, 1] (default: ${DEFAULT-VALUE}).")
     float alpha;
 
+    @Option(names = "--act-ranges", paramLabel = "ESTIMATOR", defaultValue = "batch-mean",
+            description = "How calibration sets each channel's static activation range (RPTQ clusters and scales, "
+                    + "per-tensor ranges, -shift centres): batch-mean (the mean over calibration sequences of each "
+                    + "sequence's min and max: stable as calibration grows) or min-max (the extremes over every "
+                    + "calibration token: widen with more data); W8A8 scales use the true absmax either way "
+                    + "(default: ${DEFAULT-VALUE}).")
+    String actRanges;
+
+    @Option(names = "--weights", paramLabel = "GRID", defaultValue = "asymmetric",
+            description = "Grid of the 3/4-bit weights of the low-bit recipes: asymmetric (per channel or group a scale "
+                    + "and a zero point, all 16 levels at 4 bits, as GPTQ's and RPTQ's code) or symmetric (±7 at 4 bits, "
+                    + "no zero point) (default: ${DEFAULT-VALUE}).")
+    String weightGrid;
+
+    @Option(names = "--bias-correction", paramLabel = "on|off", defaultValue = "on",
+            description = "GPTQ recipes: fold each rounded linear's mean output error on the calibration inputs, "
+                    + "(Ŵ − W)·mean(x), into its bias (default: ${DEFAULT-VALUE}).")
+    String biasCorrectionOption;
+
     @Option(names = "--calibration", paramLabel = "FILE",
             description = "Use these saved calibration statistics (JSON) instead of calibrating.")
     Path calibrationIn;
@@ -171,7 +191,21 @@ public final class EvalCommand implements Runnable {
 
     @Override
     public void run() {
-        List<QuantRecipe> recipes = recipeNames.stream().map(String::trim).map(QuantRecipe::byName).toList();
+        boolean asymmetricWeights = switch (weightGrid) {
+            case "asymmetric" -> true;
+            case "symmetric" -> false;
+            default -> throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--weights: '" + weightGrid + "' is not asymmetric or symmetric");
+        };
+        rangeEstimator(); // a bad --act-ranges fails before the model loads
+        boolean biasCorrection = switch (biasCorrectionOption) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--bias-correction: '" + biasCorrectionOption + "' is not on or off");
+        };
+        List<QuantRecipe> recipes = recipeNames.stream().map(String::trim).map(QuantRecipe::byName)
+                .map(r -> r.withAsymmetricWeights(asymmetricWeights).withBiasCorrection(biasCorrection)).toList();
         List<KvPrecision> kvPrecisions = kvNames.stream().map(KvPrecision::parse).distinct().toList();
         if (seqLen < 2 || calibSeqLen < 2 || calibSequences < 1) {
             throw new IllegalArgumentException("--seq-len and --calib-seq-len must be ≥ 2, --calib-sequences ≥ 1");
@@ -213,7 +247,10 @@ public final class EvalCommand implements Runnable {
             printTable(rows, out);
             out.println("Linear layers (q, k, v, out_proj, fc1, fc2) are quantized (linear MiB: their weights, scales, "
                     + "biases in memory); attention (q·kᵀ, p·v), LayerNorms, embeddings and the LM head stay FP32. "
-                    + "RPTQ clusters per site: " + clusters + ".");
+                    + "RPTQ clusters per site: " + clusters + "; 3/4-bit weights " + weightGrid
+                    + "; GPTQ bias correction " + biasCorrectionOption + "; activation ranges "
+                    + (stats == null ? "—" : stats.source().ranges() == null ? "min-max (not recorded)"
+                    : stats.source().ranges().key()) + ".");
             out.flush();
             if (json != null) {
                 writeJson(directory, tokens.length, stats, rows);
@@ -324,9 +361,10 @@ public final class EvalCommand implements Runnable {
         int[] calibTokens = tokenizer.encodeWithoutSpecialTokens(readText(source));
         long start = System.nanoTime();
         CalibrationStats stats = Calibration.run(model, calibTokens, calibSequences, calibSeqLen,
-                source.getFileName().toString(), progress("calibrate", "sequences"), moments);
-        out.printf("calibration: %d sequences × %d tokens of %s (asked for %d), %.1f s%n", stats.source().sequences(),
-                calibSeqLen, source.getFileName(), calibSequences, (System.nanoTime() - start) / 1e9);
+                source.getFileName().toString(), progress("calibrate", "sequences"), moments, rangeEstimator());
+        out.printf("calibration: %d sequences × %d tokens of %s (asked for %d), %s ranges, %.1f s%n",
+                stats.source().sequences(), calibSeqLen, source.getFileName(), calibSequences, actRanges,
+                (System.nanoTime() - start) / 1e9);
         if (calibrationOut != null) {
             stats.save(calibrationOut);
             out.printf("calibration: saved to %s%n", calibrationOut);
@@ -334,6 +372,14 @@ public final class EvalCommand implements Runnable {
         out.flush();
         return new Calibrated(stats, moments == null ? null : moments.hessians(),
                 gptq ? TokenWindows.split(calibTokens, calibSeqLen, calibSequences) : null);
+    }
+
+    private RangeEstimator rangeEstimator() {
+        try {
+            return RangeEstimator.parse(actRanges, "--act-ranges");
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
     }
 
     private Progress progress(String label, String unit) {
@@ -369,8 +415,11 @@ public final class EvalCommand implements Runnable {
         root.put("maxWindows", maxWindows);
         root.put("alpha", alpha);
         root.put("clusters", clusters);
+        root.put("weights", weightGrid);
+        root.put("biasCorrection", biasCorrectionOption);
         if (stats != null) {
             ObjectNode calibration = root.putObject("calibration");
+            calibration.put("ranges", stats.source().ranges() == null ? "min-max" : stats.source().ranges().key());
             calibration.put("text", stats.source().text());
             calibration.put("sequences", stats.source().sequences());
             calibration.put("seqLen", stats.source().seqLen());

@@ -178,6 +178,42 @@ class EvalCommandTest {
         assertTrue(stderr.toString().contains("unknown recipe 'w4a4'"), stderr.toString());
     }
 
+    /** --act-ranges reaches the RPTQ recipes (their perplexity moves) and is recorded with the results. */
+    @Test
+    void shouldBuildRptqRangesWithTheChosenEstimator() throws IOException {
+        String[] common = {"eval", "--model", checkpoint.toString(), "--text", text.toString(), "--seq-len", "48",
+                "--max-windows", "2", "--recipes", "w4a4-rptq", "--calib-sequences", "4",
+                "--calib-seq-len", "32", "--clusters", "4", "--no-progress"};
+        double[] perplexity = new double[2];
+        String[] ranges = {"min-max", "batch-mean"};
+        for (int i = 0; i < 2; i++) {
+            Path json = temp.resolve("ranges-" + ranges[i] + ".json");
+            CommandLine quiet = BitrelayCli.commandLine();
+            quiet.setOut(new PrintWriter(new StringWriter()));
+            assertEquals(0, quiet.execute(concat(common, "--act-ranges", ranges[i], "--json", json.toString())));
+            JsonNode root = new ObjectMapper().readTree(json.toFile());
+            assertEquals(ranges[i], root.path("calibration").path("ranges").asText());
+            perplexity[i] = root.path("results").get(0).path("perplexity").asDouble();
+        }
+        assertTrue(Math.abs(perplexity[0] / perplexity[1] - 1) > 1e-6, "min-max " + perplexity[0] + ", batch-mean " + perplexity[1]);
+    }
+
+    @Test
+    void shouldNameTheOptionOfABadCalibrationSetting() {
+        String[][] cases = {{"--act-ranges", "p99", "--act-ranges: 'p99' is not one of [min-max, batch-mean]"},
+                {"--weights", "skewed", "--weights: 'skewed' is not asymmetric or symmetric"},
+                {"--bias-correction", "yes", "--bias-correction: 'yes' is not on or off"}};
+        for (String[] c : cases) {
+            StringWriter stderr = new StringWriter();
+            CommandLine cli = BitrelayCli.commandLine();
+            cli.setErr(new PrintWriter(stderr, true));
+            cli.setOut(new PrintWriter(new StringWriter()));
+            int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(), c[0], c[1]);
+            assertEquals(2, exit, c[0]);
+            assertTrue(stderr.toString().contains(c[2]), stderr.toString());
+        }
+    }
+
     @Test
     void shouldEvaluateEachKvCachePrecisionWithTheRecipe() throws IOException {
         Path json = temp.resolve("kv.json");

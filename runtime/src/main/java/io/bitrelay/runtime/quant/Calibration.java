@@ -47,6 +47,15 @@ public final class Calibration {
      */
     public static CalibrationStats run(OptModel model, int[] tokens, int sequences, int seqLen, String textName,
                                        Progress progress, ActivationObserver alsoObserving) {
+        return run(model, tokens, sequences, seqLen, textName, progress, alsoObserving, RangeEstimator.DEFAULT);
+    }
+
+    /**
+     * As {@link #run(OptModel, int[], int, int, String, Progress, ActivationObserver)}, with each channel's range
+     * estimated as {@code ranges} says (each sequence is one batch of {@link RangeEstimator#BATCH_MEAN}).
+     */
+    public static CalibrationStats run(OptModel model, int[] tokens, int sequences, int seqLen, String textName,
+                                       Progress progress, ActivationObserver alsoObserving, RangeEstimator ranges) {
         if (!model.range().ownsEmbeddings()) {
             throw new IllegalArgumentException("calibration starts from the embeddings; this model holds " + model.range());
         }
@@ -62,7 +71,7 @@ public final class Calibration {
             throw new IllegalArgumentException("calibration text has " + tokens.length + " tokens, fewer than one sequence of "
                     + seqLen);
         }
-        CalibrationCollector collector = new CalibrationCollector();
+        CalibrationCollector collector = new CalibrationCollector(ranges);
         ActivationObserver observer = alsoObserving == null ? collector : collector.andThen(alsoObserving);
         try {
             for (int i = 0; i < windows.size(); i++) {

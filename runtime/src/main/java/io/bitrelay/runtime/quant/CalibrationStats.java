@@ -24,7 +24,7 @@ import java.util.TreeMap;
  *
  * <pre>
  * { "format": "bitrelay-calibration/1",
- *   "source": { "model": …, "text": …, "sequences": 128, "seqLen": 512 },
+ *   "source": { "model": …, "text": …, "sequences": 128, "seqLen": 512, "ranges": "batch-mean" },
  *   "entries": [ { "layer": 0, "site": "qkv_input", "rows": 65536,
  *                  "min": [...], "max": [...], "absMax": [...] }, … ] }
  * </pre>
@@ -35,8 +35,20 @@ public final class CalibrationStats {
     /** Numbers read as exact decimals, then parsed as float: a float written by Jackson comes back bit for bit. */
     private static final ObjectMapper READER = new ObjectMapper().enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS);
 
-    /** Where the statistics came from, for the record (and for a reader of the JSON). */
-    public record Source(String model, String text, int sequences, int seqLen) {
+    /**
+     * Where the statistics came from, for the record (and for a reader of the JSON).
+     *
+     * @param ranges how min/max were estimated; null when not recorded (files written before the choice existed
+     *               hold extremes, statistics merged from a pipeline's stages say nothing)
+     */
+    public record Source(String model, String text, int sequences, int seqLen, RangeEstimator ranges) {
+        public Source(String model, String text, int sequences, int seqLen) {
+            this(model, text, sequences, seqLen, null);
+        }
+
+        public Source withRanges(RangeEstimator ranges) {
+            return new Source(model, text, sequences, seqLen, ranges);
+        }
     }
 
     /** One activation tensor: a global layer index and a site in it. */
@@ -94,6 +106,9 @@ public final class CalibrationStats {
         src.put("text", source.text());
         src.put("sequences", source.sequences());
         src.put("seqLen", source.seqLen());
+        if (source.ranges() != null) {
+            src.put("ranges", source.ranges().key());
+        }
         ArrayNode list = root.putArray("entries");
         entries.forEach((key, stats) -> {
             ObjectNode entry = list.addObject();
@@ -127,7 +142,8 @@ public final class CalibrationStats {
         }
         JsonNode src = root.path("source");
         Source source = new Source(src.path("model").asText(), src.path("text").asText(),
-                src.path("sequences").asInt(), src.path("seqLen").asInt());
+                src.path("sequences").asInt(), src.path("seqLen").asInt(),
+                src.hasNonNull("ranges") ? RangeEstimator.parse(src.get("ranges").asText(), file + " source.ranges") : null);
         Map<Key, ChannelStats> entries = new TreeMap<>();
         for (JsonNode entry : root.path("entries")) {
             Key key = new Key(entry.path("layer").asInt(), ActivationSite.fromKey(entry.path("site").asText()));

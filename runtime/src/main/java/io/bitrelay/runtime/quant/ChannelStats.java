@@ -1,10 +1,11 @@
 package io.bitrelay.runtime.quant;
 
 /**
- * Per-channel range of one activation tensor over every calibration row.
+ * Per-channel range of one activation tensor over the calibration rows.
  *
- * @param min    (width) smallest value seen per channel
- * @param max    (width) largest value seen per channel
+ * @param min    (width) per-channel minimum as the collector's {@link RangeEstimator} estimates it: the smallest value
+ *               seen, or the mean of each batch's smallest
+ * @param max    (width) per-channel maximum, likewise
  * @param absMax (width) max |x| per channel: what SmoothQuant and symmetric scales use
  * @param rows   rows (tokens) the range was taken over
  */

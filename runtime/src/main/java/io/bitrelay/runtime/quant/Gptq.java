@@ -13,7 +13,7 @@ import java.lang.foreign.ValueLayout;
  * and scales format as round-to-nearest ({@link PackedWeights}: symmetric, per output channel or per group),
  * so every consumer runs the result unchanged.
  *
- * <p>Per channel, the scale comes from the row's original absmax; per group, from the group's weights as
+ * <p>Per channel, the grid comes from the row's original weights; per group, from the group's weights as
  * updated when its first column is reached (the paper's reference code does the same). Columns in natural order
  * unless act-order is asked for (then the scales are static, from the original weights). Rows are independent
  * given {@code H}, so they run in parallel; the cost is {@code out · in² / 2} multiply-adds per layer plus
@@ -81,8 +81,18 @@ public final class Gptq {
         return new Factor(in, order, dead, inverseUpperFactor(h, in, damping), actOrder);
     }
 
-    /** GPTQ with a prepared {@link Factor} of the layer's input Hessian. */
+    /** GPTQ with a prepared {@link Factor} of the layer's input Hessian, symmetric grids. */
     public static PackedWeights quantize(Linear fp32, Factor factor, int bits, int groupSize, Arena arena) {
+        return quantize(fp32, factor, bits, groupSize, false, arena);
+    }
+
+    /**
+     * GPTQ with a prepared {@link Factor} of the layer's input Hessian.
+     *
+     * @param asymmetric grids with zero points ({@link WeightGrid}; the paper's and RPTQ's quantizer)
+     */
+    public static PackedWeights quantize(Linear fp32, Factor factor, int bits, int groupSize, boolean asymmetric,
+                                         Arena arena) {
         int out = fp32.outFeatures();
         int in = fp32.inFeatures();
         if (factor.width() != in) {
@@ -95,9 +105,8 @@ public final class Gptq {
         boolean actOrder = factor.actOrder();
         int group = groupSize == 0 || groupSize >= in ? in : groupSize;
         int groups = Math.ceilDiv(in, group);
-        int qmax = PackedWeights.qmax(bits);
         MemorySegment weight = fp32.weight();
-        return PackedWeights.build(out, in, bits, groupSize, (j, codes, scales) -> {
+        return PackedWeights.build(out, in, bits, groupSize, asymmetric, (j, codes, grids) -> {
             double[] original = new double[in];
             for (int k = 0; k < in; k++) {
                 original[k] = dead[k] ? 0 : weight.getAtIndex(F32, (long) j * in + k);
@@ -105,7 +114,7 @@ public final class Gptq {
             boolean staticScales = actOrder || group == in;
             if (staticScales) {
                 for (int g = 0; g < groups; g++) {
-                    scales[g] = scaleOf(original, g * group, Math.min(in, (g + 1) * group), qmax);
+                    grids[g] = WeightGrid.of(original, g * group, Math.min(in, (g + 1) * group), bits, asymmetric);
                 }
             }
             double[] w = new double[in]; // in rounding order
@@ -114,13 +123,13 @@ public final class Gptq {
             }
             for (int i = 0; i < in; i++) {
                 int column = order[i];
-                if (!staticScales && column % group == 0) { // natural order: a group's scale from its updated weights
-                    scales[column / group] = scaleOf(w, i, Math.min(in, i + group), qmax);
+                if (!staticScales && column % group == 0) { // natural order: a group's grid from its updated weights
+                    grids[column / group] = WeightGrid.of(w, i, Math.min(in, i + group), bits, asymmetric);
                 }
-                float scale = scales[column / group];
-                double q = Math.clamp(Math.rint(w[i] / scale), -qmax, qmax);
-                codes[column] = (byte) q;
-                double error = (w[i] - q * scale) / u[i * in + i];
+                WeightGrid grid = grids[column / group];
+                int code = grid.code(w[i]);
+                codes[column] = (byte) code;
+                double error = (w[i] - grid.value(code)) / u[i * in + i];
                 int row = i * in;
                 for (int k = i + 1; k < in; k++) {
                     w[k] -= error * u[row + k];
@@ -143,14 +152,6 @@ public final class Gptq {
             order[i] = columns[i];
         }
         return order;
-    }
-
-    private static float scaleOf(double[] w, int from, int to, int qmax) {
-        double absMax = 0;
-        for (int k = from; k < to; k++) {
-            absMax = Math.max(absMax, Math.abs(w[k]));
-        }
-        return absMax > 0 ? (float) (absMax / qmax) : 1f;
     }
 
     /**

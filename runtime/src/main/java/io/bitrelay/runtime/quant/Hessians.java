@@ -51,6 +51,19 @@ public final class Hessians {
             }
             return h;
         }
+
+        /** The mean input of that linear, {@code Σx/n − z}, in the same column order as {@link #forLinear}. */
+        public double[] meanForLinear(float[] centre, int[] permutation) {
+            if (centre != null && centre.length != width || permutation != null && permutation.length != width) {
+                throw new IllegalArgumentException("centre/permutation of the wrong width for moments of width " + width);
+            }
+            double[] mean = new double[width];
+            for (int a = 0; a < width; a++) {
+                int ia = permutation == null ? a : permutation[a];
+                mean[a] = (rows == 0 ? 0 : sums[ia] / rows) - (centre == null ? 0 : centre[ia]);
+            }
+            return mean;
+        }
     }
 
     public Hessians(Map<CalibrationStats.Key, Moments> entries) {

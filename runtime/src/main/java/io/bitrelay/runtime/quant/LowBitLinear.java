@@ -24,8 +24,9 @@ import java.util.TreeSet;
  * {@code c} of row {@code i} is quantized asymmetrically, {@code x ≈ s_ic·(q − z_ic)}, with q in the
  * signed code range [lo, hi] (3 bits: [−4, 3], 4: [−8, 7], 8: [−127, 127] — not −128, which Int8MatMul
  * excludes) and an integer zero point; the scale and zero point are static per cluster (from calibration)
- * or per row (per-token, measured). Weights are symmetric, {@code w ≈ s_w[j, g]·q_w}, per output channel or
- * per group of K ({@link PackedWeights}). K splits into segments, the maximal runs of one cluster and one
+ * or per row (per-token, measured). Weights are {@code w ≈ s_w[j, g]·q_w} per output channel or per group of K,
+ * with {@code q_w = u − zero} the codes less their zero point ({@link PackedWeights#unpackRow}: symmetric or
+ * asymmetric, a signed byte either way, so the weight zero point costs the GEMM nothing). K splits into segments, the maximal runs of one cluster and one
  * weight group, and each segment is one INT8 GEMM with an exact int32 result:
  *
  * <pre>
@@ -183,7 +184,8 @@ public final class LowBitLinear implements StoredLinear {
      */
     public static LowBitLinear quantize(Linear fp32, LowBitScheme scheme, int[] clusterEnds, float[] clusterMin,
                                         float[] clusterMax, int[] gather, Arena arena) {
-        return of(PackedWeights.quantize(fp32, scheme.weightBits(), scheme.groupSize(), arena), fp32, scheme,
+        return of(PackedWeights.quantize(fp32, scheme.weightBits(), scheme.groupSize(), scheme.asymmetricWeights(), arena),
+                fp32, scheme,
                 clusterEnds, clusterMin, clusterMax, gather);
     }
 
@@ -323,7 +325,7 @@ public final class LowBitLinear implements StoredLinear {
         }
     }
 
-    /** Signed weight codes in the activations' blocked layout: segment s is (N, len_s) at offset N·start_s. */
+    /** Weight codes less zero points in the activations' blocked layout: segment s is (N, len_s) at offset N·start_s. */
     private void unpackWeights(MemorySegment blocks) {
         int n = weights.outFeatures();
         int k = weights.inFeatures();

@@ -84,6 +84,10 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
         if (gptq && lowBit == null) {
             throw new IllegalArgumentException("recipe " + name + ": GPTQ rounds low-bit weights; W8A8 rounds to nearest");
         }
+        if (lowBit != null && lowBit.biasCorrection() && !gptq) {
+            throw new IllegalArgumentException("recipe " + name + ": bias correction needs the calibration inputs' moments, "
+                    + "which only the -gptq recipes collect");
+        }
     }
 
     /** A W8A8 recipe (or FP32 when {@code activations} is null). */
@@ -99,6 +103,28 @@ public record QuantRecipe(String name, boolean smoothing, ActivationQuantization
     /** This low-bit recipe with its weights rounded by {@link Gptq}, named {@code <name>-gptq}. */
     public QuantRecipe withGptq() {
         return new QuantRecipe(name + "-gptq", smoothing, activations, lowBit, shifting, true);
+    }
+
+    /**
+     * This recipe with its 3/4-bit weights on (a)symmetric grids ({@link LowBitScheme#asymmetricWeights()}), same
+     * name; recipes without such weights (FP32, W8A8, 8-bit weights) come back unchanged.
+     */
+    public QuantRecipe withAsymmetricWeights(boolean asymmetric) {
+        if (lowBit == null || lowBit.weightBits() == 8 || lowBit.asymmetricWeights() == asymmetric) {
+            return this;
+        }
+        return new QuantRecipe(name, smoothing, activations, lowBit.withAsymmetricWeights(asymmetric), shifting, gptq);
+    }
+
+    /**
+     * This GPTQ recipe with or without {@link BiasCorrection} of its rounded weights, same name; other recipes (no
+     * calibration inputs to take the mean of) come back unchanged.
+     */
+    public QuantRecipe withBiasCorrection(boolean correct) {
+        if (!gptq || lowBit.biasCorrection() == correct) {
+            return this;
+        }
+        return new QuantRecipe(name, smoothing, activations, lowBit.withBiasCorrection(correct), shifting, gptq);
     }
 
     private static QuantRecipe lowBit(String name, int weightBits, int groupSize, int activationBits,

@@ -162,6 +162,9 @@ public final class RecipeApplier {
                             + linear.getClass().getSimpleName() + "; low-bit recipes quantize FP32 weights");
                 }
                 PackedWeights packed = rounding.round(fp32, layer, site, gather, scheme, arena);
+                if (scheme.biasCorrection()) {
+                    fp32 = BiasCorrection.apply(fp32, packed, rounding.lastInputMean(), arena);
+                }
                 if (!scheme.integerActivations()) {
                     return WeightOnlyLinear.of(packed, fp32.bias());
                 }

@@ -16,10 +16,21 @@ sealed interface WeightRounding {
      */
     PackedWeights round(Linear fp32, int layer, ActivationSite site, int[] gather, LowBitScheme scheme, Arena arena);
 
+    /**
+     * The mean calibration input of the linear {@link #round} was last called for (shifted and permuted as it reads
+     * it), for {@link BiasCorrection}; null when this rounding has no calibration inputs.
+     */
+    double[] lastInputMean();
+
     record Nearest() implements WeightRounding {
         @Override
         public PackedWeights round(Linear fp32, int layer, ActivationSite site, int[] gather, LowBitScheme scheme, Arena arena) {
-            return PackedWeights.quantize(fp32, scheme.weightBits(), scheme.groupSize(), arena);
+            return PackedWeights.quantize(fp32, scheme.weightBits(), scheme.groupSize(), scheme.asymmetricWeights(), arena);
+        }
+
+        @Override
+        public double[] lastInputMean() {
+            return null;
         }
     }
 
@@ -36,6 +47,7 @@ sealed interface WeightRounding {
         private CalibrationStats.Key lastKey;
         private int[] lastPermutation;
         private Gptq.Factor lastFactor;
+        private double[] lastMean;
 
         GptqRounding(Hessians hessians, CalibrationStats shiftedFrom, Map<CalibrationStats.Key, ClusterPlan> reorders) {
             this.hessians = hessians;
@@ -53,12 +65,19 @@ sealed interface WeightRounding {
             if (!key.equals(lastKey) || !Arrays.equals(permutation, lastPermutation)) {
                 float[] centre = shiftedFrom != null && (site == ActivationSite.QKV_INPUT || site == ActivationSite.FC1_INPUT)
                         ? ChannelShift.centres(shiftedFrom.get(layer, site)) : null;
-                double[] hessian = hessians.get(layer, site).forLinear(centre, permutation);
+                Hessians.Moments moments = hessians.get(layer, site);
+                double[] hessian = moments.forLinear(centre, permutation);
+                lastMean = moments.meanForLinear(centre, permutation);
                 lastFactor = Gptq.factor(hessian, fp32.inFeatures(), Gptq.DEFAULT_DAMPING, Gptq.ACT_ORDER);
                 lastKey = key;
                 lastPermutation = permutation;
             }
-            return Gptq.quantize(fp32, lastFactor, scheme.weightBits(), scheme.groupSize(), arena);
+            return Gptq.quantize(fp32, lastFactor, scheme.weightBits(), scheme.groupSize(), scheme.asymmetricWeights(), arena);
+        }
+
+        @Override
+        public double[] lastInputMean() {
+            return lastMean;
         }
     }
 }

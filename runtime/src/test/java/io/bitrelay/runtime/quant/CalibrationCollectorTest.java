@@ -95,7 +95,7 @@ class CalibrationCollectorTest {
     void shouldAccumulateMinMaxAbsMaxOfEveryActivationTheModelShows() {
         List<int[]> sequences = List.of(QuantTestModels.randomTokens(23, 1), QuantTestModels.randomTokens(9, 2));
         try (OptModel model = OptModel.load(checkpoint)) {
-            CalibrationCollector collector = new CalibrationCollector();
+            CalibrationCollector collector = new CalibrationCollector(RangeEstimator.MIN_MAX);
             Recorder recorder = new Recorder();
             runWith(model, sequences, (layer, site, x, rows, width) -> {
                 collector.observe(layer, site, x, rows, width);
@@ -121,6 +121,77 @@ class CalibrationCollectorTest {
             }
             assertTrue(stats.contains(layers - 1, ActivationSite.STAGE_OUTPUT));
         }
+    }
+
+    /** Batch-mean ranges are the mean over observe calls of each call's per-channel extremes; absMax stays the extreme. */
+    @Test
+    void shouldAverageEachBatchsExtremes() {
+        CalibrationCollector collector = new CalibrationCollector(RangeEstimator.BATCH_MEAN);
+        try (Arena arena = Arena.ofConfined()) {
+            // two channels; batch 1 rows (1, −4), (3, 2); batch 2 rows (−1, 0), (5, 8), (2, 1)
+            collector.observe(0, ActivationSite.FC1_INPUT, floats(arena, 1, -4, 3, 2), 2, 2);
+            collector.observe(0, ActivationSite.FC1_INPUT, floats(arena, -1, 0, 5, 8, 2, 1), 3, 2);
+        }
+        CalibrationStats stats = collector.stats(new CalibrationStats.Source("", "", 2, 0));
+        ChannelStats fc1 = stats.get(0, ActivationSite.FC1_INPUT);
+        assertArrayEquals(new float[] {0f, -2f}, fc1.min(), 0f);  // (1 + −1)/2, (−4 + 0)/2
+        assertArrayEquals(new float[] {4f, 5f}, fc1.max(), 0f);   // (3 + 5)/2, (2 + 8)/2
+        assertArrayEquals(new float[] {5f, 8f}, fc1.absMax(), 0f);
+        assertEquals(5, fc1.rows());
+        assertEquals(RangeEstimator.BATCH_MEAN, stats.source().ranges());
+    }
+
+    /**
+     * What made RPTQ worse with more calibration data: over more batches of one distribution, extremes keep
+     * widening while the batch mean stays put.
+     */
+    @Test
+    void shouldKeepBatchMeanRangesWhereTheyAreAsMoreBatchesOfTheSameDistributionCome() {
+        int width = 64, rows = 256;
+        float[] few = rangeWidths(RangeEstimator.BATCH_MEAN, 8, width, rows);
+        float[] many = rangeWidths(RangeEstimator.BATCH_MEAN, 128, width, rows);
+        float[] fewExtremes = rangeWidths(RangeEstimator.MIN_MAX, 8, width, rows);
+        float[] manyExtremes = rangeWidths(RangeEstimator.MIN_MAX, 128, width, rows);
+        double meanGrowth = 0;
+        double extremeGrowth = 0;
+        for (int j = 0; j < width; j++) {
+            meanGrowth += many[j] / few[j] / width;
+            extremeGrowth += manyExtremes[j] / fewExtremes[j] / width;
+        }
+        assertTrue(Math.abs(meanGrowth - 1) < 0.03, "batch-mean range grew by " + meanGrowth);
+        assertTrue(extremeGrowth > 1.1, "min-max ranges grew by only " + extremeGrowth + " (the test would prove nothing)");
+    }
+
+    /** max − min per channel after {@code batches} batches of heavy-tailed (Student-t, 5 degrees of freedom) rows, same seed. */
+    private static float[] rangeWidths(RangeEstimator ranges, int batches, int width, int rows) {
+        CalibrationCollector collector = new CalibrationCollector(ranges);
+        SplittableRandom random = new SplittableRandom(42);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = arena.allocate((long) rows * width * Float.BYTES);
+            for (int b = 0; b < batches; b++) {
+                for (long i = 0; i < (long) rows * width; i++) {
+                    double chi = 0;
+                    for (int d = 0; d < 5; d++) {
+                        double g = random.nextGaussian();
+                        chi += g * g;
+                    }
+                    x.setAtIndex(F32, i, (float) (random.nextGaussian() / Math.sqrt(chi / 5)));
+                }
+                collector.observe(0, ActivationSite.QKV_INPUT, x, rows, width);
+            }
+        }
+        ChannelStats stats = collector.stats(new CalibrationStats.Source("", "", batches, rows)).get(0, ActivationSite.QKV_INPUT);
+        float[] widths = new float[width];
+        for (int j = 0; j < width; j++) {
+            widths[j] = stats.max()[j] - stats.min()[j];
+        }
+        return widths;
+    }
+
+    private static MemorySegment floats(Arena arena, float... values) {
+        MemorySegment m = arena.allocate((long) values.length * Float.BYTES);
+        MemorySegment.copy(values, 0, m, F32, 0, values.length);
+        return m;
     }
 
     @Test

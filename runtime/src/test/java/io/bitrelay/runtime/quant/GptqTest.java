@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -76,6 +77,54 @@ class GptqTest {
                     bits, group, rtn, gptq, rtn / gptq, actOrder);
             System.out.println(report);
             assertTrue(gptq < 0.7 * rtn && actOrder < 0.7 * rtn, report);
+        }
+    }
+
+    /** The asymmetric path keeps GPTQ's gain over rounding to nearest on the same grids. */
+    @ParameterizedTest(name = "{0} bits, group {1}, asymmetric")
+    @CsvSource({"4, 0", "4, 32", "3, 0"})
+    void shouldMoveTheOutputLessThanAsymmetricRoundToNearest(int bits, int group) {
+        double[] x = correlatedInputs(ROWS, IN, 5);
+        double[] h = gram(x, ROWS, IN);
+        try (Arena arena = Arena.ofShared()) {
+            Linear linear = skewed(randomLinear(arena, 7), arena);
+            Gptq.Factor factor = Gptq.factor(h, IN, Gptq.DEFAULT_DAMPING, false);
+            double rtn = outputError(x, linear, PackedWeights.quantize(linear, bits, group, true, arena), arena);
+            double gptq = outputError(x, linear, Gptq.quantize(linear, factor, bits, group, true, arena), arena);
+            double gptqSymmetric = outputError(x, linear, Gptq.quantize(linear, factor, bits, group, false, arena), arena);
+            String report = String.format("%d-bit g%d skewed rows: asymmetric RTN %.4e, asymmetric GPTQ %.4e, symmetric GPTQ %.4e",
+                    bits, group, rtn, gptq, gptqSymmetric);
+            assertTrue(gptq < 0.7 * rtn, report);
+            assertTrue(gptq < 0.8 * gptqSymmetric, report);
+        }
+    }
+
+    /**
+     * With uncorrelated inputs (diagonal H) no error has anywhere to go: GPTQ must pick exactly the codes and grids
+     * of rounding to nearest, asymmetric as well as symmetric.
+     */
+    @Test
+    void shouldEqualRoundToNearestWhenTheInputsAreUncorrelated() {
+        double[] h = new double[IN * IN];
+        for (int i = 0; i < IN; i++) {
+            h[i * IN + i] = 1 + i % 5;
+        }
+        try (Arena arena = Arena.ofShared()) {
+            Linear linear = skewed(randomLinear(arena, 3), arena);
+            for (boolean asymmetric : new boolean[] {false, true}) {
+                PackedWeights rtn = PackedWeights.quantize(linear, 4, 0, asymmetric, arena);
+                PackedWeights gptq = Gptq.quantize(linear, Gptq.factor(h, IN, Gptq.DEFAULT_DAMPING, false), 4, 0, asymmetric,
+                        arena);
+                byte[] a = new byte[IN];
+                byte[] b = new byte[IN];
+                for (int j = 0; j < OUT; j++) {
+                    rtn.unpackRow(j, a);
+                    gptq.unpackRow(j, b);
+                    assertArrayEquals(a, b, "row " + j + " asymmetric " + asymmetric);
+                    assertEquals(rtn.scale(j, 0), gptq.scale(j, 0), "row " + j);
+                    assertEquals(rtn.zero(j, 0), gptq.zero(j, 0), "row " + j);
+                }
+            }
         }
     }
 
@@ -335,6 +384,18 @@ class GptqTest {
         MemorySegment weight = arena.allocate((long) OUT * IN * Float.BYTES, 64);
         for (int i = 0; i < OUT * IN; i++) {
             weight.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (random.nextGaussian() / Math.sqrt(IN)));
+        }
+        return new Linear(weight, null, OUT, IN);
+    }
+
+    /** The same weights shifted by +1.5 standard deviations in every other row: rows that lean to one side. */
+    private static Linear skewed(Linear linear, Arena arena) {
+        MemorySegment weight = arena.allocate((long) OUT * IN * Float.BYTES, 64);
+        for (int j = 0; j < OUT; j++) {
+            for (int k = 0; k < IN; k++) {
+                float w = linear.weight().getAtIndex(ValueLayout.JAVA_FLOAT, (long) j * IN + k);
+                weight.setAtIndex(ValueLayout.JAVA_FLOAT, (long) j * IN + k, j % 2 == 0 ? w + 1.5f / (float) Math.sqrt(IN) : w);
+            }
         }
         return new Linear(weight, null, OUT, IN);
     }

@@ -30,14 +30,17 @@ class LowBitLinearTest {
      * out = Σ_seg s·s_w·(acc − z·rowsum) + bias must equal Σ_k x̃[i,k]·w̃[j,k] + bias, with x̃ and w̃ the
      * dequantized codes, up to float rounding of the scale products.
      */
-    @ParameterizedTest(name = "W{0}A{1} group {2} {3} rows={4} in={5} out={6}")
+    @ParameterizedTest(name = "W{0}A{1} group {2} {3} rows={4} in={5} out={6} asymmetric weights {7}")
     @CsvSource({
-            "4, 8, 0, PER_CLUSTER_STATIC, 7, 70, 33", "4, 4, 0, PER_CLUSTER_STATIC, 1, 64, 48",
-            "4, 3, 16, PER_CLUSTER_STATIC, 37, 99, 21", "4, 4, 32, PER_TENSOR_STATIC, 12, 96, 40",
-            "4, 8, 0, PER_TOKEN_DYNAMIC, 15, 131, 17", "8, 8, 0, PER_CLUSTER_STATIC, 11, 64, 64",
-            "3, 4, 0, PER_TOKEN_DYNAMIC, 3, 45, 9"})
+            "4, 8, 0, PER_CLUSTER_STATIC, 7, 70, 33, false", "4, 4, 0, PER_CLUSTER_STATIC, 1, 64, 48, false",
+            "4, 3, 16, PER_CLUSTER_STATIC, 37, 99, 21, false", "4, 4, 32, PER_TENSOR_STATIC, 12, 96, 40, false",
+            "4, 8, 0, PER_TOKEN_DYNAMIC, 15, 131, 17, false", "8, 8, 0, PER_CLUSTER_STATIC, 11, 64, 64, false",
+            "3, 4, 0, PER_TOKEN_DYNAMIC, 3, 45, 9, false",
+            "4, 8, 0, PER_CLUSTER_STATIC, 7, 70, 33, true", "4, 3, 16, PER_CLUSTER_STATIC, 37, 99, 21, true",
+            "4, 4, 32, PER_TENSOR_STATIC, 12, 96, 40, true", "3, 4, 0, PER_TOKEN_DYNAMIC, 3, 45, 9, true"})
     void shouldEqualTheFp32ProductOfItsDequantizedOperands(int weightBits, int activationBits, int group,
-                                                             ActivationRanges ranges, int rows, int in, int out) {
+                                                             ActivationRanges ranges, int rows, int in, int out,
+                                                             boolean asymmetric) {
         SplittableRandom random = new SplittableRandom(rows * 31L + in);
         try (Arena arena = Arena.ofShared()) {
             Linear fp32 = new Linear(gaussian(arena, random, out * in, 0.2), gaussian(arena, random, out, 1), out, in);
@@ -53,8 +56,14 @@ class LowBitLinearTest {
                 min[c] = -2.5f - c;
                 max[c] = 2f + 20 * c;
             }
-            LowBitLinear q = LowBitLinear.quantize(fp32, new LowBitScheme(weightBits, group, activationBits, ranges),
-                    ends, min, max, gather, arena);
+            if (asymmetric) {
+                for (int k = 0; k < in; k += 2) {
+                    fp32.weight().setAtIndex(F32, k, fp32.weight().getAtIndex(F32, k) + 1f); // skew row 0: zero point ≠ 8
+                }
+            }
+            LowBitLinear q = LowBitLinear.quantize(fp32, new LowBitScheme(weightBits, group, activationBits, ranges,
+                    asymmetric), ends, min, max, gather, arena);
+            assertEquals(asymmetric, q.weights().asymmetric());
             float[] xq = q.fakeQuantizedInput(x, rows);
             MemorySegment w = arena.allocate(4L * out * in);
             q.weights().dequantize(w);
@@ -138,7 +147,13 @@ class LowBitLinearTest {
                     LowBitLinear.quantize(fp32, new LowBitScheme(4, 0, 8, ActivationRanges.PER_TENSOR_STATIC),
                             new int[] {in}, new float[] {-3}, new float[] {3}, null, arena),
                     LowBitLinear.quantize(fp32, new LowBitScheme(8, 16, 8, ActivationRanges.PER_TOKEN_DYNAMIC),
-                            new int[] {in}, new float[1], new float[1], null, arena)};
+                            new int[] {in}, new float[1], new float[1], null, arena),
+                    LowBitLinear.quantize(fp32, new LowBitScheme(4, 0, 4, ActivationRanges.PER_CLUSTER_STATIC, true),
+                            new int[] {10, 40, in}, new float[] {-1, -2, 0.5f}, new float[] {1, 3, 2.5f},
+                            shuffled(random, in), arena),
+                    LowBitLinear.quantize(noBias, new LowBitScheme(3, 32, 4, ActivationRanges.PER_TENSOR_STATIC, true),
+                            new int[] {in}, new float[] {-3}, new float[] {3}, null, arena),
+                    WeightOnlyLinear.of(PackedWeights.quantize(fp32, 4, 16, true, arena), fp32.bias())};
             for (StoredLinear layer : layers) {
                 Map<String, MemorySegment> tensors = new HashMap<>();
                 for (StoredLinear.Tensor t : layer.tensors()) {
