@@ -45,8 +45,9 @@ final class KernelBound {
     }
 
     static Result measure(String preset, int layers, String clusterRecipe, List<Integer> batches, int context, int device) {
+        Path json = null;
         try {
-            Path json = Files.createTempFile("bitrelay-kernel-bound-", ".json");
+            json = Files.createTempFile("bitrelay-kernel-bound-", ".json");
             List<String> args = new ArrayList<>(List.of("--preset", preset, "--layers", Integer.toString(layers),
                     "--recipes", gpuRecipe(clusterRecipe), "--batches", join(batches), "--context", Integer.toString(context),
                     "--prefill", "1", "--graphs", "on", "--device", Integer.toString(device), "--json", json.toString()));
@@ -55,7 +56,6 @@ final class KernelBound {
                 return Result.skipped("bench gpu-layers " + String.join(" ", args) + " exited with " + exit);
             }
             JsonNode raw = new ObjectMapper().readTree(json.toFile());
-            Files.deleteIfExists(json);
             Map<Integer, Step> steps = new LinkedHashMap<>();
             for (JsonNode row : raw.path("results")) {
                 if (row.path("phase").asText().equals("decode")) {
@@ -66,6 +66,8 @@ final class KernelBound {
             return new Result(steps, null, raw);
         } catch (IOException | RuntimeException e) {
             return Result.skipped("bench gpu-layers failed: " + e.getMessage());
+        } finally {
+            BenchScripts.deleteQuietly(json);
         }
     }
 

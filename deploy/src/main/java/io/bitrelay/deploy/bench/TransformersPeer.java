@@ -26,13 +26,15 @@ final class TransformersPeer {
     }
 
     static Result run(Path checkpoint, List<int[]> prompts, List<Integer> concurrency, int maxTokens, boolean cuda) {
+        Path promptFile = null;
+        Path out = null;
         try {
             String missing = importFailure();
             if (missing != null) {
                 return new Result(Map.of(), "peer skipped: python3 -c 'import torch, transformers' failed: " + missing, null);
             }
-            Path promptFile = Files.createTempFile("bitrelay-peer-prompts-", ".json");
-            Path out = Files.createTempFile("bitrelay-peer-", ".json");
+            promptFile = Files.createTempFile("bitrelay-peer-prompts-", ".json");
+            out = Files.createTempFile("bitrelay-peer-", ".json");
             JSON.writeValue(promptFile.toFile(), prompts);
             List<String> command = List.of("python3", BenchScripts.find("peer_generate.py").toString(),
                     "--model", checkpoint.toString(), "--prompts", promptFile.toString(),
@@ -40,12 +42,10 @@ final class TransformersPeer {
                     "--max-tokens", Integer.toString(maxTokens), "--device", cuda ? "cuda" : "cpu", "--out", out.toString());
             Process process = new ProcessBuilder(command).inheritIO().start();
             int exit = process.waitFor();
-            Files.deleteIfExists(promptFile);
             if (exit != 0 || Files.size(out) == 0) {
                 return new Result(Map.of(), "peer failed: " + String.join(" ", command) + " exited with " + exit, null);
             }
             JsonNode raw = JSON.readTree(out.toFile());
-            Files.deleteIfExists(out);
             Map<Integer, Double> rates = new TreeMap<>();
             for (JsonNode row : raw.path("results")) {
                 rates.put(row.path("concurrency").asInt(), row.path("tokensPerSecond").asDouble());
@@ -56,6 +56,9 @@ final class TransformersPeer {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return new Result(Map.of(), "peer interrupted", null);
+        } finally {
+            BenchScripts.deleteQuietly(promptFile);
+            BenchScripts.deleteQuietly(out);
         }
     }
 
