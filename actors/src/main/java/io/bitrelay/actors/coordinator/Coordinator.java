@@ -83,7 +83,8 @@ public final class Coordinator {
     }
 
     /**
-     * The last stage sampled one token for each sequence of the micro-batch, or scored its prompt chunk.
+     * The last stage sampled one token for each sequence of a step of the resident micro-batch, or scored its
+     * prompt chunk; the first stage has the same tokens and runs the next step without waiting for this.
      *
      * @param scores per sequence: a scored chunk's prompt scores, the sampled token's score when the job asked
      *               for logprobs, or null; null as a whole when no sequence has any
@@ -92,6 +93,10 @@ public final class Coordinator {
         public StepCompleted(long batchId, int[] sequenceIds, int[] tokens) {
             this(batchId, sequenceIds, tokens, null);
         }
+    }
+
+    /** The first stage took these cancelled sequences out of their resident batch; no step in the pipeline holds them. */
+    public record SequencesLeft(long batchId, int[] sequenceIds) implements Command {
     }
 
     /** A stage could not run a micro-batch (a rejected frame, a failed kernel, a lost cache). */
@@ -277,6 +282,7 @@ public final class Coordinator {
                     return Behaviors.same();
                 })
                 .onMessage(StepCompleted.class, this::onStepCompleted)
+                .onMessage(SequencesLeft.class, this::onSequencesLeft)
                 .onMessage(StepFailed.class, this::onStepFailed)
                 .onMessage(StepDeadline.class, this::onStepDeadline)
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
@@ -372,7 +378,7 @@ public final class Coordinator {
                     quantizations[i], settings.quantization().kvCache().optionName(), settings.scheduler().maxBatchTokens());
             context.getLog().info("stage {}: layers [{}, {}) on {} ({}), {} MB of weights", i, stage.plan.firstLayer(),
                     stage.plan.endLayer(), stage.worker.workerId(), stage.worker.host(), stage.plan.weightBytes() >> 20);
-            stage.worker.worker().tell(new StageWorker.LoadStage(assignment, context.getSelf()));
+            stage.worker.worker().tell(new StageWorker.LoadStage(assignment, context.getSelf(), pipeline.getFirst().worker.worker()));
         }
         return loading();
     }
@@ -488,13 +494,17 @@ public final class Coordinator {
     }
 
     private Behavior<Command> cancel(Cancel message) {
-        int sequence = scheduler.cancel(message.requestId(), this::relay);
-        if (sequence >= 0) {
-            closeSequences(List.of(sequence));
+        Scheduler.Cancellation cancellation = scheduler.cancel(message.requestId(), this::relay);
+        if (cancellation.closeNow() >= 0) {
+            closeSequences(List.of(cancellation.closeNow()));
+        } else if (cancellation.leaveBatch() != 0 && !pipeline.isEmpty()) {
+            pipeline.getFirst().worker.worker().tell(new StageWorker.LeaveBatch(cancellation.leaveBatch(),
+                    new int[]{cancellation.leaveSequence()}));
         }
         return Behaviors.same();
     }
 
+    /** Sends what joins the resident batches to the first stage; a batch's deadline runs from its first join or last report. */
     private void dispatch() {
         if (pipeline.isEmpty()) {
             return;
@@ -502,20 +512,48 @@ public final class Coordinator {
         ActorRef<StageWorker.Command> first = pipeline.getFirst().worker.worker();
         for (MicroBatch batch : scheduler.dispatch()) {
             first.tell(new StageWorker.RunStep(batch));
-            timers.startSingleTimer(batch.batchId(), new StepDeadline(batch.batchId()), settings.stepTimeout());
+            if (!timers.isTimerActive(batch.batchId())) {
+                timers.startSingleTimer(batch.batchId(), new StepDeadline(batch.batchId()), settings.stepTimeout());
+            }
         }
     }
 
     private Behavior<Command> onStepCompleted(StepCompleted message) {
-        timers.cancel(message.batchId());
         try {
             closeSequences(scheduler.complete(message.batchId(), message.sequenceIds(), message.tokens(), message.scores(),
                     this::relay));
         } catch (IllegalArgumentException e) {
             context.getLog().warn("ignoring step result: {}", e.getMessage());
         }
+        rearmDeadline(message.batchId());
         dispatch();
         return Behaviors.same();
+    }
+
+    private Behavior<Command> onSequencesLeft(SequencesLeft message) {
+        closeSequences(scheduler.left(message.batchId(), message.sequenceIds(), this::relay));
+        rearmDeadline(message.batchId());
+        dispatch();
+        return Behaviors.same();
+    }
+
+    /** A resident batch must report again within the step timeout; one that emptied needs no deadline. */
+    private void rearmDeadline(long batchId) {
+        if (scheduler.isInFlight(batchId)) {
+            timers.startSingleTimer(batchId, new StepDeadline(batchId), settings.stepTimeout());
+        } else {
+            timers.cancel(batchId);
+        }
+    }
+
+    /** The batch's members failed: the first stage forgets it, so nothing joins or loops on a broken batch. */
+    private void failBatch(long batchId, String reason) {
+        timers.cancel(batchId);
+        closeSequences(scheduler.fail(batchId, reason, this::relay));
+        if (!pipeline.isEmpty()) {
+            pipeline.getFirst().worker.worker().tell(new StageWorker.DropBatch(batchId));
+        }
+        dispatch();
     }
 
     private Behavior<Command> onStepFailed(StepFailed message) {
@@ -524,10 +562,8 @@ public final class Coordinator {
             context.getLog().warn("stage {} rejected a frame of no micro-batch in flight: {}", message.stageIndex(), message.reason());
             return Behaviors.same();
         }
-        timers.cancel(message.batchId());
         context.getLog().warn("micro-batch {} failed at stage {}: {}", message.batchId(), message.stageIndex(), message.reason());
-        closeSequences(scheduler.fail(message.batchId(), "stage " + message.stageIndex() + ": " + message.reason(), this::relay));
-        dispatch();
+        failBatch(message.batchId(), "stage " + message.stageIndex() + ": " + message.reason());
         return Behaviors.same();
     }
 
@@ -535,8 +571,7 @@ public final class Coordinator {
         if (scheduler.isInFlight(message.batchId())) {
             String reason = "micro-batch " + message.batchId() + " did not come back within " + settings.stepTimeout();
             context.getLog().warn(reason);
-            closeSequences(scheduler.fail(message.batchId(), reason, this::relay));
-            dispatch();
+            failBatch(message.batchId(), reason);
         }
         return Behaviors.same();
     }

@@ -1,5 +1,6 @@
 package io.bitrelay.actors.coordinator;
 
+import io.bitrelay.actors.pipeline.StopRule;
 import io.bitrelay.runtime.generate.SamplingParams;
 
 /**
@@ -49,7 +50,12 @@ public record GenerationJob(String requestId, int[] promptTokens, int maxNewToke
      * cluster's scheduler and the single-process backend both ask here, so they cannot disagree.
      */
     public boolean endsWithEos(int token, int generated, int eosTokenId) {
-        return stopOnEos && token == eosTokenId && generated > minTokens;
+        return !scorePrompt && stopRule(eosTokenId).endsWithEos(token, generated);
+    }
+
+    /** When this generating job stops, as the first stage's decode loop applies it; null for a scoring job. */
+    public StopRule stopRule(int eosTokenId) {
+        return scorePrompt ? null : new StopRule(maxNewTokens, minTokens, stopOnEos, eosTokenId);
     }
 
     /** Scores {@code promptTokens} with {@code topLogprobs} alternatives per position; generates nothing. */

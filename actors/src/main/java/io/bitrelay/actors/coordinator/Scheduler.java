@@ -1,6 +1,7 @@
 package io.bitrelay.actors.coordinator;
 
 import io.bitrelay.actors.pipeline.MicroBatch;
+import io.bitrelay.actors.pipeline.StopRule;
 
 
 import java.util.ArrayDeque;
@@ -17,12 +18,17 @@ import java.util.function.Consumer;
 
 /**
  * Continuous batching, free of actors so it can be tested alone. Jobs wait in arrival order until a
- * sequence slot frees; between steps, sequences that are not in flight are grouped into micro-batches —
- * new ones with their whole prompt, running ones with their last token — spread evenly over the idle
- * micro-batch slots so every pipeline stage has work. A sequence is in at most one batch at a time,
- * since its next token depends on the last. A job that scores its prompt goes through in chunks of at most
- * {@code maxBatchTokens} tokens, each carrying the prompt tokens its rows predict; it samples nothing and
- * ends (MAX_TOKENS) when its last chunk's scores are back.
+ * sequence slot frees. Admitted sequences join resident micro-batches (at most {@code microBatches}, so every
+ * pipeline stage has one): a new batch while a slot is free, else the one with the least work that has room. A
+ * generating sequence is sent once, with its whole prompt; the first stage then feeds it its own tokens step
+ * after step until its {@link StopRule} ends it, and this class learns of each token from the last stage, applies
+ * the same rule and tells the client. A job that scores its prompt goes through in chunks of at most
+ * {@code maxBatchTokens} tokens, each sent once, carrying the prompt tokens its rows predict; it samples nothing
+ * and ends (MAX_TOKENS) when its last chunk's scores are back.
+ *
+ * <p>Reports lag the first stage by up to one step, so a report may leave out sequences that just joined; a
+ * cancelled sequence still in a batch leaves it through the first stage ({@link #left}), which confirms once no
+ * step in the pipeline holds it: only then may its caches be freed.
  *
  * @param <R> whatever the owner uses to reach a job's client (an actor reference in the coordinator)
  */
@@ -32,10 +38,9 @@ public final class Scheduler<R> {
     private final ArrayDeque<Sequence<R>> waiting = new ArrayDeque<>();
     private final Map<Integer, Sequence<R>> active = new LinkedHashMap<>();
     private final Map<String, Sequence<R>> byRequest = new HashMap<>();
-    private final Map<Long, MicroBatch> inFlight = new LinkedHashMap<>();
+    private final Map<Long, Resident> residents = new LinkedHashMap<>();
     private int nextSequenceId = 1;
     private long nextBatchId = 1;
-    private int step;
 
     /** What happened to a sequence when a step completed or failed; the owner relays it to the client. */
     public sealed interface Event<R> {
@@ -61,23 +66,49 @@ public final class Scheduler<R> {
     public record Failed<R>(R client, String requestId, String reason) implements Event<R> {
     }
 
+    /**
+     * What a cancel asks of the owner: free {@code closeNow}'s caches (≥ 0), or have the first stage take
+     * {@code leaveSequence} out of resident batch {@code leaveBatch} (≠ 0); neither when the job had not started.
+     */
+    public record Cancellation(int closeNow, long leaveBatch, int leaveSequence) {
+        static final Cancellation NONE = new Cancellation(-1, 0, -1);
+    }
+
     private static final class Sequence<R> {
         final int id;
         final GenerationJob job;
+        final StopRule stop;
         final R client;
         int[] pendingInput;
         int inFlightLength;
         int position;
         int generated;
-        boolean inFlight;
+        /** The resident batch holding it, or 0. */
+        long batchId;
         boolean cancelled;
         boolean started;
 
-        Sequence(int id, GenerationJob job, R client) {
+        Sequence(int id, GenerationJob job, R client, int eosTokenId) {
             this.id = id;
             this.job = job;
+            this.stop = job.stopRule(eosTokenId);
             this.client = client;
             this.pendingInput = job.promptTokens();
+        }
+    }
+
+    /** A resident micro-batch as far as the reports show: its members, and the rows of those not reported yet. */
+    private static final class Resident {
+        final Map<Integer, Integer> unreportedRows = new HashMap<>();
+        final java.util.Set<Integer> members = new java.util.LinkedHashSet<>();
+
+        /** Rows its next step will have at most: one per decoding member, a joined chunk's whole length. */
+        int rows() {
+            int rows = members.size() - unreportedRows.size();
+            for (int length : unreportedRows.values()) {
+                rows += length;
+            }
+            return rows;
         }
     }
 
@@ -90,79 +121,91 @@ public final class Scheduler<R> {
         if (byRequest.containsKey(job.requestId())) {
             throw new IllegalArgumentException("request id " + job.requestId() + " is already in use");
         }
-        Sequence<R> sequence = new Sequence<>(nextSequenceId++, job, client);
+        Sequence<R> sequence = new Sequence<>(nextSequenceId++, job, client, eosTokenId);
         waiting.add(sequence);
         byRequest.put(job.requestId(), sequence);
     }
 
     /**
-     * Cancels a job. A waiting or idle sequence finishes now (the event goes to {@code events}); one in
-     * flight finishes when its step returns. Returns the sequence id whose caches the stages must free, or -1.
+     * Cancels a job. A waiting or idle sequence finishes now (the event goes to {@code events}); one in a resident
+     * batch finishes when the first stage confirms it {@link #left} (or its step ends it first).
      */
-    public int cancel(String requestId, Consumer<Event<R>> events) {
+    public Cancellation cancel(String requestId, Consumer<Event<R>> events) {
         Sequence<R> sequence = byRequest.get(requestId);
-        if (sequence == null) {
-            return -1;
+        if (sequence == null || sequence.cancelled) {
+            return Cancellation.NONE;
         }
         if (waiting.remove(sequence)) {
             byRequest.remove(requestId);
             events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
-            return -1;
+            return Cancellation.NONE;
         }
-        if (sequence.inFlight) {
+        if (sequence.batchId != 0) {
             sequence.cancelled = true;
-            return -1;
+            return new Cancellation(-1, sequence.batchId, sequence.id);
         }
         finish(sequence);
         events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
-        return sequence.id;
+        return new Cancellation(sequence.id, 0, -1);
     }
 
-    /** Forms as many micro-batches as there are idle slots and runnable sequences; marks them in flight. */
+    /**
+     * Admits waiting jobs and places every admitted sequence that is in no batch: into a new resident batch while
+     * fewer than {@code microBatches} exist, else into the one with the fewest rows that has room for it. Returns,
+     * per batch that got any, the joining entries (a new batch's first step, or what joins a running one).
+     */
     public List<MicroBatch> dispatch() {
-        List<MicroBatch> batches = new ArrayList<>();
-        int idleSlots = settings.microBatches() - inFlight.size();
-        if (idleSlots <= 0) {
-            return batches;
-        }
         while (!waiting.isEmpty() && active.size() < settings.maxActiveSequences()) {
             Sequence<R> admitted = waiting.poll();
             active.put(admitted.id, admitted);
         }
-        List<Sequence<R>> runnable = new ArrayList<>();
+        Map<Long, List<MicroBatch.Entry>> joins = new LinkedHashMap<>();
         for (Sequence<R> sequence : active.values()) {
-            if (!sequence.inFlight) {
-                runnable.add(sequence);
+            if (sequence.batchId != 0) {
+                continue;
             }
-        }
-        int perBatch = Math.min(settings.maxBatchSequences(), (runnable.size() + idleSlots - 1) / Math.max(1, idleSlots));
-        int index = 0;
-        while (index < runnable.size() && batches.size() < idleSlots) {
-            List<MicroBatch.Entry> entries = new ArrayList<>();
-            int tokens = 0;
-            while (index < runnable.size() && entries.size() < perBatch) {
-                Sequence<R> sequence = runnable.get(index);
-                boolean scoring = sequence.job.scorePrompt();
-                int length = scoring
-                        ? Math.min(sequence.pendingInput.length, settings.maxBatchTokens() - (entries.isEmpty() ? 0 : tokens))
-                        : sequence.pendingInput.length;
-                if (!entries.isEmpty() && (length <= 0 || tokens + length > settings.maxBatchTokens())) {
-                    break;
-                }
-                entries.add(scoring ? scoredChunk(sequence, length)
-                        : new MicroBatch.Entry(sequence.id, sequence.pendingInput, sequence.position,
-                                sequence.started ? null : sequence.job.sampling(), sequence.job.logprobs(), null));
-                sequence.inFlightLength = length;
-                sequence.inFlight = true;
-                sequence.started = true;
-                tokens += length;
-                index++;
+            long batchId = placeable(sequence);
+            if (batchId == 0) {
+                break; // arrival order: a later sequence does not overtake one that waits for room
             }
-            MicroBatch batch = new MicroBatch(nextBatchId++, step++, entries.toArray(MicroBatch.Entry[]::new), false);
-            inFlight.put(batch.batchId(), batch);
-            batches.add(batch);
+            Resident resident = residents.computeIfAbsent(batchId, id -> new Resident());
+            int room = settings.maxBatchTokens() - resident.rows();
+            int length = sequence.job.scorePrompt() ? Math.min(sequence.pendingInput.length, Math.max(1, room))
+                    : sequence.pendingInput.length;
+            MicroBatch.Entry entry = sequence.job.scorePrompt() ? scoredChunk(sequence, length)
+                    : new MicroBatch.Entry(sequence.id, sequence.pendingInput, sequence.position,
+                            sequence.started ? null : sequence.job.sampling(), sequence.job.logprobs(), null, sequence.stop,
+                            sequence.generated);
+            resident.members.add(sequence.id);
+            resident.unreportedRows.put(sequence.id, length);
+            sequence.inFlightLength = length;
+            sequence.batchId = batchId;
+            sequence.started = true;
+            joins.computeIfAbsent(batchId, id -> new ArrayList<>()).add(entry);
         }
+        List<MicroBatch> batches = new ArrayList<>();
+        joins.forEach((batchId, entries) -> batches.add(new MicroBatch(batchId, 0, entries.toArray(MicroBatch.Entry[]::new), false)));
         return batches;
+    }
+
+    /** The batch {@code sequence} can join now: a new one while a slot is free, else the emptiest with room; 0 for none. */
+    private long placeable(Sequence<R> sequence) {
+        if (residents.size() < settings.microBatches()) {
+            return nextBatchId++;
+        }
+        long best = 0;
+        int bestRows = Integer.MAX_VALUE;
+        for (Map.Entry<Long, Resident> entry : residents.entrySet()) {
+            Resident resident = entry.getValue();
+            int rows = resident.rows();
+            boolean fits = sequence.job.scorePrompt() ? rows < settings.maxBatchTokens()
+                    : rows + sequence.pendingInput.length <= settings.maxBatchTokens();
+            if (fits && resident.members.size() < settings.maxBatchSequences() && rows < bestRows) {
+                best = entry.getKey();
+                bestRows = rows;
+            }
+        }
+        return best;
     }
 
     /** The next {@code length} prompt tokens of a scoring sequence, each with the token it predicts. */
@@ -178,82 +221,137 @@ public final class Scheduler<R> {
     }
 
     /**
-     * Applies the tokens a step sampled and the scores it computed. Returns the ids of sequences that ended
-     * (the stages free their caches).
+     * Applies the tokens a step of resident batch {@code batchId} sampled and the scores it computed. Sequences
+     * that ended or failed meanwhile are skipped. Returns the ids of sequences that ended (the stages free their
+     * caches: the first stage applied the same rule and feeds them no more).
      *
      * @param scores per sequence: a scoring chunk's prompt scores, a sampled token's score (one element) when
      *               the job asked for logprobs, or null; the whole array may be null when there are none
-     * @throws IllegalArgumentException for an unknown batch or sequence (a step reported twice)
+     * @throws IllegalArgumentException for a batch that is not resident, or mismatched arrays
      */
     public List<Integer> complete(long batchId, int[] sequenceIds, int[] tokens, TokenScore[][] scores,
                                   Consumer<Event<R>> events) {
-        MicroBatch batch = inFlight.remove(batchId);
-        if (batch == null) {
-            throw new IllegalArgumentException("step result for unknown micro-batch " + batchId);
+        Resident resident = residents.get(batchId);
+        if (resident == null) {
+            throw new IllegalArgumentException("step result for micro-batch " + batchId + ", which is not resident");
         }
-        if (sequenceIds.length != batch.entries().length || tokens.length != sequenceIds.length) {
-            throw new IllegalArgumentException("micro-batch " + batchId + " had " + batch.entries().length
-                    + " sequences, the result names " + sequenceIds.length);
+        if (tokens.length != sequenceIds.length || (scores != null && scores.length != sequenceIds.length)) {
+            throw new IllegalArgumentException("micro-batch " + batchId + ": " + sequenceIds.length + " sequences, "
+                    + tokens.length + " tokens" + (scores == null ? "" : ", " + scores.length + " scores"));
         }
         List<Integer> ended = new ArrayList<>();
         for (int i = 0; i < sequenceIds.length; i++) {
             Sequence<R> sequence = active.get(sequenceIds[i]);
-            if (sequence == null) {
-                throw new IllegalArgumentException("micro-batch " + batchId + " names unknown sequence " + sequenceIds[i]);
+            if (sequence == null || sequence.batchId != batchId) {
+                continue; // ended, failed or left meanwhile
             }
-            sequence.inFlight = false;
+            resident.unreportedRows.remove(sequence.id);
             sequence.position += sequence.inFlightLength;
-            String requestId = sequence.job.requestId();
-            if (sequence.cancelled) {
-                end(sequence, ended);
-                events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
-                continue;
-            }
+            sequence.inFlightLength = 1;
             TokenScore[] sequenceScores = scores == null ? null : scores[i];
             if (sequence.job.scorePrompt()) {
-                if (sequenceScores == null) {
-                    end(sequence, ended);
-                    events.accept(new Failed<>(sequence.client, requestId, "the last stage returned no scores for a scored chunk"));
-                    continue;
-                }
-                events.accept(new PromptScores<>(sequence.client, requestId, sequenceScores));
-                int[] prompt = sequence.job.promptTokens();
-                if (sequence.position >= prompt.length) {
-                    end(sequence, ended);
-                    events.accept(new Finished<>(sequence.client, requestId, FinishReason.MAX_TOKENS));
-                } else {
-                    sequence.pendingInput = Arrays.copyOfRange(prompt, sequence.position, prompt.length);
-                }
-                continue;
-            }
-            int token = tokens[i];
-            sequence.generated++;
-            if (sequence.job.endsWithEos(token, sequence.generated, eosTokenId)) {
-                end(sequence, ended);
-                events.accept(new Finished<>(sequence.client, requestId, FinishReason.EOS));
-                continue;
-            }
-            events.accept(new Token<>(sequence.client, requestId, token,
-                    sequenceScores != null && sequenceScores.length == 1 ? sequenceScores[0] : null));
-            if (sequence.generated >= sequence.job.maxNewTokens()) {
-                end(sequence, ended);
-                events.accept(new Finished<>(sequence.client, requestId, FinishReason.MAX_TOKENS));
+                scored(sequence, resident, sequenceScores, ended, events);
             } else {
-                sequence.pendingInput = new int[]{token};
+                generated(sequence, resident, tokens[i], sequenceScores, ended, events);
             }
+        }
+        release(batchId, resident);
+        return ended;
+    }
+
+    private void scored(Sequence<R> sequence, Resident resident, TokenScore[] scores, List<Integer> ended, Consumer<Event<R>> events) {
+        resident.members.remove(sequence.id); // a chunk runs once; the next one is placed afresh
+        sequence.batchId = 0;
+        String requestId = sequence.job.requestId();
+        if (sequence.cancelled) {
+            end(sequence, ended);
+            events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
+            return;
+        }
+        if (scores == null) {
+            end(sequence, ended);
+            events.accept(new Failed<>(sequence.client, requestId, "the last stage returned no scores for a scored chunk"));
+            return;
+        }
+        events.accept(new PromptScores<>(sequence.client, requestId, scores));
+        int[] prompt = sequence.job.promptTokens();
+        if (sequence.position >= prompt.length) {
+            end(sequence, ended);
+            events.accept(new Finished<>(sequence.client, requestId, FinishReason.MAX_TOKENS));
+        } else {
+            sequence.pendingInput = Arrays.copyOfRange(prompt, sequence.position, prompt.length);
+        }
+    }
+
+    private void generated(Sequence<R> sequence, Resident resident, int token, TokenScore[] scores, List<Integer> ended,
+                           Consumer<Event<R>> events) {
+        sequence.generated++;
+        String requestId = sequence.job.requestId();
+        boolean stops = sequence.stop.ends(token, sequence.generated);
+        if (sequence.cancelled) {
+            if (stops) { // the first stage drops it on this token too: no need to wait for its confirmation
+                resident.members.remove(sequence.id);
+                end(sequence, ended);
+                events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
+            }
+            return;
+        }
+        if (sequence.stop.endsWithEos(token, sequence.generated)) {
+            resident.members.remove(sequence.id);
+            end(sequence, ended);
+            events.accept(new Finished<>(sequence.client, requestId, FinishReason.EOS));
+            return;
+        }
+        events.accept(new Token<>(sequence.client, requestId, token, scores != null && scores.length == 1 ? scores[0] : null));
+        if (stops) {
+            resident.members.remove(sequence.id);
+            end(sequence, ended);
+            events.accept(new Finished<>(sequence.client, requestId, FinishReason.MAX_TOKENS));
+        }
+    }
+
+    /**
+     * The first stage took cancelled sequences out of {@code batchId}, and no step in the pipeline holds them:
+     * they finish (CANCELLED). Returns those whose caches the stages free.
+     */
+    public List<Integer> left(long batchId, int[] sequenceIds, Consumer<Event<R>> events) {
+        List<Integer> ended = new ArrayList<>();
+        Resident resident = residents.get(batchId);
+        for (int id : sequenceIds) {
+            Sequence<R> sequence = active.get(id);
+            if (sequence == null || sequence.batchId != batchId || resident == null) {
+                continue;
+            }
+            resident.members.remove(id);
+            resident.unreportedRows.remove(id);
+            end(sequence, ended);
+            events.accept(new Finished<>(sequence.client, sequence.job.requestId(), FinishReason.CANCELLED));
+        }
+        if (resident != null) {
+            release(batchId, resident);
         }
         return ended;
     }
 
-    /** A step failed somewhere in the pipeline: its sequences fail (their caches are suspect). Returns their ids. */
+    /** A batch whose members all ended frees its slot (the first stage retires it on the same tokens). */
+    private void release(long batchId, Resident resident) {
+        if (resident.members.isEmpty()) {
+            residents.remove(batchId);
+        }
+    }
+
+    /**
+     * A step of {@code batchId} failed somewhere in the pipeline: every member fails (their caches are suspect) and
+     * the batch is gone; the owner tells the first stage to forget it. Returns the members' ids.
+     */
     public List<Integer> fail(long batchId, String reason, Consumer<Event<R>> events) {
-        MicroBatch batch = inFlight.remove(batchId);
+        Resident resident = residents.remove(batchId);
         List<Integer> ended = new ArrayList<>();
-        if (batch == null) {
+        if (resident == null) {
             return ended;
         }
-        for (MicroBatch.Entry entry : batch.entries()) {
-            Sequence<R> sequence = active.get(entry.sequenceId());
+        for (int id : resident.members) {
+            Sequence<R> sequence = active.get(id);
             if (sequence != null) {
                 end(sequence, ended);
                 events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason));
@@ -270,7 +368,7 @@ public final class Scheduler<R> {
         waiting.clear();
         active.clear();
         byRequest.clear();
-        inFlight.clear();
+        residents.clear();
     }
 
     private void end(Sequence<R> sequence, List<Integer> ended) {
@@ -279,6 +377,7 @@ public final class Scheduler<R> {
     }
 
     private void finish(Sequence<R> sequence) {
+        sequence.batchId = 0;
         active.remove(sequence.id);
         byRequest.remove(sequence.job.requestId());
     }
@@ -296,8 +395,9 @@ public final class Scheduler<R> {
         return settings;
     }
 
+    /** Whether {@code batchId} is resident: it has members, so a step of it is out or about to be. */
     public boolean isInFlight(long batchId) {
-        return inFlight.containsKey(batchId);
+        return residents.containsKey(batchId);
     }
 
     public int waitingCount() {
@@ -308,7 +408,8 @@ public final class Scheduler<R> {
         return active.size();
     }
 
+    /** Resident micro-batches. */
     public int inFlightCount() {
-        return inFlight.size();
+        return residents.size();
     }
 }

@@ -8,18 +8,35 @@ import io.bitrelay.runtime.generate.SamplingParams;
  * position the first of them takes; sampling travels only with a sequence's first chunk. A calibration
  * batch runs whole throwaway sequences (no KV cache kept, nothing sampled) so the stages can record the
  * ranges of what crosses their links.
+ *
+ * <p>A serving batch is resident: the coordinator sends a batch id's entries once (they join the batch), and the
+ * first stage runs its steps on its own from then on, each with the tokens the last stage sampled for the one
+ * before, until every member has stopped.
  */
 public record MicroBatch(long batchId, int step, Entry[] entries, boolean calibration) implements ClusterMessage {
 
     /**
-     * @param logprobs top alternatives wanted per scored or sampled position, or −1 for no log-probabilities
-     * @param targets  for a chunk of a prompt being scored: per token the prompt token it predicts (−1 for the
-     *                 prompt's last), and nothing is sampled; null for generation
+     * @param logprobs  top alternatives wanted per scored or sampled position, or −1 for no log-probabilities
+     * @param targets   for a chunk of a prompt being scored: per token the prompt token it predicts (−1 for the
+     *                  prompt's last), and nothing is sampled; null for generation
+     * @param stop      for a generating sequence, when it stops: the first stage feeds each sampled token back in
+     *                  until then, without the coordinator; null for a chunk that runs once (scoring, calibration)
+     * @param generated tokens the sequence has generated before this entry
      */
     public record Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling, int logprobs,
-                        int[] targets) implements ClusterMessage {
+                        int[] targets, StopRule stop, int generated) implements ClusterMessage {
         public Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling) {
-            this(sequenceId, tokens, startPosition, firstChunkSampling, -1, null);
+            this(sequenceId, tokens, startPosition, firstChunkSampling, -1, null, null, 0);
+        }
+
+        public Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling, int logprobs,
+                     int[] targets) {
+            this(sequenceId, tokens, startPosition, firstChunkSampling, logprobs, targets, null, 0);
+        }
+
+        /** Whether the first stage keeps feeding this sequence its own sampled tokens. */
+        public boolean continues() {
+            return stop != null;
         }
     }
 

@@ -95,6 +95,12 @@ public final class ProtocolRegistry {
             // the coordinator's phase as an enum (issue 14)
             Coordinator.Phase.class,
             Coordinator.Phase[].class,
+            // resident micro-batches: the decode loop closes on the first stage (issue 14)
+            io.bitrelay.actors.pipeline.StopRule.class,
+            StageWorker.StepSampled.class,
+            StageWorker.LeaveBatch.class,
+            StageWorker.DropBatch.class,
+            Coordinator.SequencesLeft.class,
     };
 
     private ProtocolRegistry() {

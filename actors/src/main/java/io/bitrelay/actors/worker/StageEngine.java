@@ -98,6 +98,10 @@ final class StageEngine {
     private GptqInputs gptqInputs;
     private final int gptqSequences;
     private final ActorRef<Coordinator.Command> coordinator;
+    /** The first stage's worker (the last stage hands it the sampled tokens); null on the first stage. */
+    private final ActorRef<StageWorker.Command> head;
+    /** First stage: the resident micro-batches it feeds their own tokens; compute thread only. */
+    private final ResidentBatches resident = new ResidentBatches();
     private final ExecutorService compute;
     private final DataPlane.FrameSender sender;
     private final AutoCloseable receiver;
@@ -134,7 +138,7 @@ final class StageEngine {
     private StageEngine(StageAssignment assignment, String workerId, OptModel loaded, OptModel base, OptModel model,
                         GpuLayers gpu, boolean deviceLinks, boolean deviceHead, boolean deviceSampling, boolean streamed, boolean restoredOnDevice,
                         int gptqSequences, String restoreProblem, long memoryShare,
-                        ActorRef<Coordinator.Command> coordinator, DataPlane dataPlane) {
+                        ActorRef<Coordinator.Command> coordinator, ActorRef<StageWorker.Command> head, DataPlane dataPlane) {
         this.assignment = assignment;
         this.kvSequences = gpu == null ? Integer.MAX_VALUE : gpu.kvSequences(memoryShare);
         this.gpu = gpu;
@@ -152,6 +156,7 @@ final class StageEngine {
         this.restored = model != base || restoredOnDevice;
         this.restoreProblem = restoreProblem;
         this.coordinator = coordinator;
+        this.head = head;
         CodecId codecId = CodecId.fromName(assignment.linkCodec());
         this.codec = needsPlan(codecId) ? LinkCodecs.forId(CodecId.FP16) : LinkCodecs.forId(codecId);
         int width = model.config().hiddenSize();
@@ -166,11 +171,12 @@ final class StageEngine {
                 : dataPlane.receive(assignment.inbound(), this::onFrame, this::onLinkError);
     }
 
+    /** @param head the first stage's worker, for the last stage's sampled tokens; null on the first stage itself */
     static StageEngine start(StageAssignment assignment, WorkerSettings settings, DataPlane dataPlane,
-                             ActorRef<Coordinator.Command> coordinator) {
+                             ActorRef<Coordinator.Command> coordinator, ActorRef<StageWorker.Command> head) {
         LayerRange range = new LayerRange(assignment.firstLayer(), assignment.endLayer(), assignment.totalLayers());
         if (settings.cudaDevice() >= 0 && settings.streamLayers()) {
-            return startStreaming(assignment, settings, range, dataPlane, coordinator);
+            return startStreaming(assignment, settings, range, dataPlane, coordinator, head);
         }
         OptModel loaded = OptModel.load(Path.of(assignment.checkpointDir()), range);
         OptModel base;
@@ -198,7 +204,7 @@ final class StageEngine {
             gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings, model);
             return new StageEngine(assignment, settings.workerId(), loaded, base, model, gpu, settings.deviceLinkCodecs(),
                     settings.deviceLmHead(), settings.deviceSampling(), false, false,
-                    settings.gptqSequences(), restoreProblem, settings.memoryBytes(), coordinator, dataPlane);
+                    settings.gptqSequences(), restoreProblem, settings.memoryBytes(), coordinator, head, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();
@@ -218,7 +224,8 @@ final class StageEngine {
      * restorable from the store, else the stage refuses to load and says so.
      */
     private static StageEngine startStreaming(StageAssignment assignment, WorkerSettings settings, LayerRange range,
-                                              DataPlane dataPlane, ActorRef<Coordinator.Command> coordinator) {
+                                              DataPlane dataPlane, ActorRef<Coordinator.Command> coordinator,
+                                              ActorRef<StageWorker.Command> head) {
         int device = settings.cudaDevice();
         StageQuantization quantization = assignment.quantization();
         boolean quantized = quantization != null && !quantization.recipe().equals(QuantRecipe.FP32.name());
@@ -245,7 +252,7 @@ final class StageEngine {
                     assignment.endLayer(), gpu.describe(), quantized ? " (" + quantization.recipe() + " from " + quantization.restoreFile() + ")" : "");
             return new StageEngine(assignment, settings.workerId(), loadedHost, host, host, gpu, settings.deviceLinkCodecs(),
                     settings.deviceLmHead(), settings.deviceSampling(), true, quantized, settings.gptqSequences(), null, settings.memoryBytes(), coordinator,
-                    dataPlane);
+                    head, dataPlane);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();
@@ -310,12 +317,46 @@ final class StageEngine {
 
     // ---- arrivals ------------------------------------------------------------------------------------------
 
+    /** A calibration batch runs once; a serving batch's entries join its resident batch. */
     void runStep(MicroBatch batch) {
         long arrived = System.nanoTime();
-        compute.execute(() -> guarded(batch.batchId(), () -> {
-            clock.start(arrived);
-            computeFirst(batch);
-        }));
+        if (batch.calibration()) {
+            compute.execute(() -> guarded(batch.batchId(), () -> {
+                clock.start(arrived);
+                computeFirst(batch);
+            }));
+            return;
+        }
+        compute.execute(() -> runNext(() -> resident.join(batch), batch.batchId(), arrived));
+    }
+
+    /** First stage: the last stage's tokens for a resident batch's step (from its own compute thread when it is last too). */
+    void sampled(long batchId, int[] sequenceIds, int[] tokens) {
+        long arrived = System.nanoTime();
+        compute.execute(() -> runNext(() -> resident.sampled(batchId, sequenceIds, tokens), batchId, arrived));
+    }
+
+    void leave(long batchId, int[] sequenceIds) {
+        long arrived = System.nanoTime();
+        compute.execute(() -> runNext(() -> resident.leave(batchId, sequenceIds), batchId, arrived));
+    }
+
+    void drop(long batchId) {
+        compute.execute(() -> resident.drop(batchId));
+    }
+
+    /** Confirms the members that left, then computes the step the event made, if any; compute thread. */
+    private void runNext(java.util.function.Supplier<ResidentBatches.Next> event, long batchId, long arrived) {
+        guarded(batchId, () -> {
+            ResidentBatches.Next next = event.get();
+            if (next.left().length > 0) {
+                coordinator.tell(new Coordinator.SequencesLeft(next.batchId(), next.left()));
+            }
+            if (next.step() != null) {
+                clock.start(arrived);
+                computeFirst(next.step());
+            }
+        });
     }
 
     /** Called on the data plane's thread; the frame is copied so that thread can go back to polling. */
@@ -598,6 +639,11 @@ final class StageEngine {
         if (assignment.isLast()) {
             StepOutcome outcome = sampleOrScore(layout, hidden, step);
             coordinator.tell(new Coordinator.StepCompleted(batchId, outcome.sequenceIds, outcome.tokens, outcome.scores));
+            if (head == null) {
+                sampled(batchId, outcome.sequenceIds, outcome.tokens); // queued: a join or close waiting goes first
+            } else {
+                head.tell(new StageWorker.StepSampled(batchId, outcome.sequenceIds, outcome.tokens));
+            }
         } else {
             send(batchId, stepNumber, false, layout, hidden);
         }

@@ -39,11 +39,31 @@ public final class StageWorker {
     public record Describe(ActorRef<Coordinator.Command> replyTo) implements Command {
     }
 
-    public record LoadStage(StageAssignment assignment, ActorRef<Coordinator.Command> coordinator) implements Command {
+    /** @param head the first stage's worker, to which the last stage hands each step's sampled tokens */
+    public record LoadStage(StageAssignment assignment, ActorRef<Coordinator.Command> coordinator, ActorRef<Command> head)
+            implements Command {
     }
 
-    /** First stage only: embed these tokens and start the micro-batch down the pipeline. */
+    /**
+     * First stage only: the entries join the resident micro-batch of that id (see {@link ResidentBatches}); a
+     * calibration batch runs once.
+     */
     public record RunStep(MicroBatch batch) implements Command {
+    }
+
+    /** First stage only, from the last: the tokens sampled for a resident batch's step; its next step can start. */
+    public record StepSampled(long batchId, int[] sequenceIds, int[] tokens) implements Command {
+    }
+
+    /**
+     * First stage only: cancelled sequences leave their resident batch; answered with
+     * {@link Coordinator.SequencesLeft} once no step in the pipeline holds them.
+     */
+    public record LeaveBatch(long batchId, int[] sequenceIds) implements Command {
+    }
+
+    /** First stage only: a step of this batch failed and the coordinator failed its sequences; forget it. */
+    public record DropBatch(long batchId) implements Command {
     }
 
     /** The sequences ended: free their KV caches (and, on the last stage, their samplers). */
@@ -152,6 +172,9 @@ public final class StageWorker {
                     context.getLog().warn("micro-batch {} arrived before any stage was loaded", m.batch().batchId());
                     return Behaviors.same();
                 })
+                .onMessage(StepSampled.class, m -> Behaviors.same())
+                .onMessage(LeaveBatch.class, m -> Behaviors.same())
+                .onMessage(DropBatch.class, m -> Behaviors.same())
                 .onMessage(ReportStats.class, m -> Behaviors.same())
                 .onMessage(CloseSequences.class, m -> Behaviors.same())
                 .onMessage(InjectFault.class, m -> Behaviors.same())
@@ -175,6 +198,18 @@ public final class StageWorker {
                 })
                 .onMessage(RunStep.class, m -> {
                     engine.runStep(m.batch());
+                    return Behaviors.same();
+                })
+                .onMessage(StepSampled.class, m -> {
+                    engine.sampled(m.batchId(), m.sequenceIds(), m.tokens());
+                    return Behaviors.same();
+                })
+                .onMessage(LeaveBatch.class, m -> {
+                    engine.leave(m.batchId(), m.sequenceIds());
+                    return Behaviors.same();
+                })
+                .onMessage(DropBatch.class, m -> {
+                    engine.drop(m.batchId());
                     return Behaviors.same();
                 })
                 .onMessage(CloseSequences.class, m -> {
@@ -277,7 +312,8 @@ public final class StageWorker {
                 assignment.stageCount(), assignment.firstLayer(), assignment.endLayer(), assignment.checkpointDir());
         long start = System.nanoTime();
         CompletableFuture<StageEngine> loading = CompletableFuture.supplyAsync(
-                () -> StageEngine.start(assignment, settings, dataPlane, message.coordinator()), loader);
+                () -> StageEngine.start(assignment, settings, dataPlane, message.coordinator(),
+                        assignment.stageIndex() == 0 ? null : message.head()), loader);
         context.pipeToSelf(loading, (engine, failure) -> failure == null
                 ? new Loaded(engine, (System.nanoTime() - start) / 1_000_000, message.coordinator())
                 : new LoadFailed(assignment.stageIndex(), rootMessage(failure), message.coordinator()));

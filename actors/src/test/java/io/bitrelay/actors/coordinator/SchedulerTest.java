@@ -58,8 +58,9 @@ class SchedulerTest {
         }
         List<MicroBatch> batches = scheduler.dispatch();
         assertEquals(3, batches.size());
-        assertEquals(List.of(3, 3, 1), batches.stream().map(b -> b.entries().length).toList());
-        assertTrue(scheduler.dispatch().isEmpty(), "no idle slot left");
+        assertEquals(List.of(3, 2, 2), batches.stream().map(b -> b.entries().length).toList(),
+                "a new batch per free slot, then the one with the fewest rows");
+        assertTrue(scheduler.dispatch().isEmpty(), "every sequence is resident");
         MicroBatch.Entry first = batches.getFirst().entries()[0];
         assertEquals(0, first.startPosition());
         assertNotNull(first.firstChunkSampling(), "the first chunk carries sampling");
@@ -70,13 +71,11 @@ class SchedulerTest {
         Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 64), EOS);
         scheduler.submit(job("a", 5, 2), "alice");
         MicroBatch prefill = scheduler.dispatch().getFirst();
+        MicroBatch.Entry entry = prefill.entries()[0];
+        assertEquals(new io.bitrelay.actors.pipeline.StopRule(2, 0, true, EOS), entry.stop(), "the first stage's rule");
         assertTrue(scheduler.complete(prefill.batchId(), ids(prefill), new int[]{42}, events::add).isEmpty());
-        MicroBatch decode = scheduler.dispatch().getFirst();
-        MicroBatch.Entry entry = decode.entries()[0];
-        assertArrayEquals(new int[]{42}, entry.tokens());
-        assertEquals(5, entry.startPosition());
-        assertNull(entry.firstChunkSampling());
-        List<Integer> ended = scheduler.complete(decode.batchId(), ids(decode), new int[]{43}, events::add);
+        assertTrue(scheduler.dispatch().isEmpty(), "the first stage feeds 42 back itself: nothing to send");
+        List<Integer> ended = scheduler.complete(prefill.batchId(), ids(prefill), new int[]{43}, events::add);
         assertEquals(List.of(entry.sequenceId()), ended);
         assertEquals(List.of(new Scheduler.Token<>("alice", "a", 42), new Scheduler.Token<>("alice", "a", 43),
                 new Scheduler.Finished<>("alice", "a", FinishReason.MAX_TOKENS)), events);
@@ -99,8 +98,8 @@ class SchedulerTest {
 
     /** Steps a one-sequence scheduler, the last stage answering {@code answers} one per step. */
     private void run(Scheduler<String> scheduler, int... answers) {
+        MicroBatch batch = scheduler.dispatch().getFirst();
         for (int answer : answers) {
-            MicroBatch batch = scheduler.dispatch().getFirst();
             scheduler.complete(batch.batchId(), ids(batch), new int[]{answer}, events::add);
         }
     }
@@ -144,13 +143,18 @@ class SchedulerTest {
         scheduler.submit(job("running", 3, 10), "c1");
         scheduler.submit(job("queued", 3, 10), "c2");
         MicroBatch batch = scheduler.dispatch().getFirst();
-        assertEquals(-1, scheduler.cancel("queued", events::add));
+        assertEquals(Scheduler.Cancellation.NONE, scheduler.cancel("queued", events::add));
         assertEquals(new Scheduler.Finished<>("c2", "queued", FinishReason.CANCELLED), events.getLast());
-        assertEquals(-1, scheduler.cancel("running", events::add), "in flight: ends when its step returns");
-        List<Integer> ended = scheduler.complete(batch.batchId(), ids(batch), new int[]{9}, events::add);
-        assertEquals(1, ended.size());
+        int running = ids(batch)[0];
+        assertEquals(new Scheduler.Cancellation(-1, batch.batchId(), running), scheduler.cancel("running", events::add),
+                "resident: the first stage must take it out before its caches go");
+        assertTrue(scheduler.complete(batch.batchId(), ids(batch), new int[]{9}, events::add).isEmpty(),
+                "a step out when the cancel came: its token is dropped, the caches kept");
+        assertEquals(1, events.size());
+        assertEquals(List.of(running), scheduler.left(batch.batchId(), new int[]{running}, events::add));
         assertEquals(new Scheduler.Finished<>("c1", "running", FinishReason.CANCELLED), events.getLast());
         assertEquals(0, scheduler.activeCount());
+        assertEquals(0, scheduler.inFlightCount(), "the emptied batch frees its slot");
     }
 
     @Test
@@ -161,6 +165,39 @@ class SchedulerTest {
         MicroBatch batch = scheduler.dispatch().getFirst();
         assertEquals(1, batch.entries().length);
         assertEquals(300, batch.tokenCount());
+    }
+
+    @Test
+    void shouldEndACancelledSequenceAtOnceWhenItsStepEndsItAnyway() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 4), EOS);
+        scheduler.submit(job("short", 3, 1), "c");
+        MicroBatch batch = scheduler.dispatch().getFirst();
+        scheduler.cancel("short", events::add);
+        assertEquals(List.of(ids(batch)[0]), scheduler.complete(batch.batchId(), ids(batch), new int[]{9}, events::add),
+                "its last token: the first stage drops it too, no confirmation to wait for");
+        assertEquals(List.of(new Scheduler.Finished<>("c", "short", FinishReason.CANCELLED)), events);
+    }
+
+    @Test
+    void shouldJoinNewSequencesToTheRunningBatchWhileTheTokenBudgetAllows() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 64, 8), EOS);
+        scheduler.submit(job("a", 40, 10), "ca");
+        MicroBatch first = scheduler.dispatch().getFirst();
+        scheduler.submit(job("b", 30, 10), "cb");
+        assertTrue(scheduler.dispatch().isEmpty(), "a's 40 prompt rows are not reported yet: 40 + 30 > 64");
+        scheduler.complete(first.batchId(), ids(first), new int[]{11}, events::add);
+        MicroBatch join = scheduler.dispatch().getFirst();
+        assertEquals(first.batchId(), join.batchId(), "b joins the resident batch: one row of a, 30 of b");
+        assertEquals(1, join.entries().length);
+        assertEquals(30, join.entries()[0].tokens().length);
+        scheduler.submit(job("c", 40, 10), "cc");
+        assertTrue(scheduler.dispatch().isEmpty(), "1 + 30 + 40 rows would pass the budget");
+        scheduler.complete(first.batchId(), ids(first), new int[]{12}, events::add); // a step that had only a
+        assertTrue(scheduler.dispatch().isEmpty(), "b is still unreported");
+        scheduler.complete(first.batchId(), new int[]{ids(first)[0], ids(join)[0]}, new int[]{13, 21}, events::add);
+        assertEquals(3, scheduler.dispatch().getFirst().entries()[0].sequenceId(), "now c fits: 2 + 40 rows");
+        assertEquals(List.of(new Scheduler.Token<>("ca", "a", 11), new Scheduler.Token<>("ca", "a", 12),
+                new Scheduler.Token<>("ca", "a", 13), new Scheduler.Token<>("cb", "b", 21)), events);
     }
 
     private static io.bitrelay.runtime.eval.TokenScore[] scoresFor(MicroBatch.Entry entry) {

@@ -70,8 +70,17 @@ class KryoSerializerTest {
                 new Link(0, 1, "aeron:ipc", 1001), null,
                 new io.bitrelay.actors.pipeline.StageQuantization("w8a8-smoothquant", 0.5f, "abc", "/store/x.safetensors", 0xFFFFFFFFL));
         StageWorker.LoadStage load = (StageWorker.LoadStage) roundTrip(
-                new StageWorker.LoadStage(assignment, TESTKIT.<Coordinator.Command>createTestProbe().getRef()));
+                new StageWorker.LoadStage(assignment, TESTKIT.<Coordinator.Command>createTestProbe().getRef(),
+                        TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
         assertEquals(assignment, load.assignment());
+        MicroBatch.Entry resident = new MicroBatch.Entry(3, new int[]{8, 9}, 0, SamplingParams.greedy(), -1, null,
+                new io.bitrelay.actors.pipeline.StopRule(16, 2, true, 2), 0);
+        StageWorker.RunStep joined = (StageWorker.RunStep) roundTrip(new StageWorker.RunStep(new MicroBatch(4, 0,
+                new MicroBatch.Entry[]{resident}, false)));
+        assertEquals(resident.stop(), joined.batch().entries()[0].stop());
+        StageWorker.StepSampled sampled = (StageWorker.StepSampled) roundTrip(new StageWorker.StepSampled(4, new int[]{3}, new int[]{77}));
+        assertArrayEquals(new int[]{77}, sampled.tokens());
+        assertArrayEquals(new int[]{3}, ((Coordinator.SequencesLeft) roundTrip(new Coordinator.SequencesLeft(4, new int[]{3}))).sequenceIds());
         io.bitrelay.runtime.eval.TokenScore score = new io.bitrelay.runtime.eval.TokenScore(42, -1.25, new int[]{42, 7}, new double[]{-1.25, -2.5});
         Coordinator.StepCompleted scored = (Coordinator.StepCompleted) roundTrip(new Coordinator.StepCompleted(9, new int[]{1, 2},
                 new int[]{-1, 42}, new io.bitrelay.runtime.eval.TokenScore[][]{{score, score}, null}));
@@ -84,7 +93,7 @@ class KryoSerializerTest {
         assertEquals(42, prompt.scores()[0].token());
         assertEquals(score, ((JobEvent.TokenGenerated) roundTrip(new JobEvent.TokenGenerated("cmpl-3", 42, score))).score());
         assertEquals("int4", ((StageWorker.LoadStage) roundTrip(new StageWorker.LoadStage(new StageAssignment(0, 1, 0, 2, 2, "/m",
-                "fp16", null, null, null, "int4"), TESTKIT.<Coordinator.Command>createTestProbe().getRef()))).assignment().kvCache());
+                "fp16", null, null, null, "int4"), TESTKIT.<Coordinator.Command>createTestProbe().getRef(), null))).assignment().kvCache());
         assertEquals(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS),
                 roundTrip(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS)));
         StageStats stats = new StageStats(0, "w", 0, 4, new StageStats.LinkCounters(0, 1, "int8", 3, 30, 100, 200, 390, 0),

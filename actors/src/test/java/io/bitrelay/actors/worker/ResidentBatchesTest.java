@@ -1,0 +1,94 @@
+package io.bitrelay.actors.worker;
+
+import io.bitrelay.actors.pipeline.MicroBatch;
+import io.bitrelay.actors.pipeline.StopRule;
+import io.bitrelay.runtime.generate.SamplingParams;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+class ResidentBatchesTest {
+    private static final int EOS = 2;
+    private final ResidentBatches batches = new ResidentBatches();
+
+    private static MicroBatch.Entry generating(int id, int[] prompt, int maxTokens) {
+        return new MicroBatch.Entry(id, prompt, 0, SamplingParams.greedy(), -1, null, new StopRule(maxTokens, 0, true, EOS), 0);
+    }
+
+    private static MicroBatch joins(long batchId, MicroBatch.Entry... entries) {
+        return new MicroBatch(batchId, 0, entries, false);
+    }
+
+    private static int[] ids(MicroBatch step) {
+        return java.util.Arrays.stream(step.entries()).mapToInt(MicroBatch.Entry::sequenceId).toArray();
+    }
+
+    @Test
+    void shouldFeedEachMemberItsSampledTokenAtTheNextPosition() {
+        MicroBatch first = batches.join(joins(1, generating(5, new int[]{7, 8, 9}, 3))).step();
+        assertNotNull(first.entries()[0].firstChunkSampling());
+        MicroBatch second = batches.sampled(1, new int[]{5}, new int[]{40}).step();
+        MicroBatch.Entry entry = second.entries()[0];
+        assertArrayEquals(new int[]{40}, entry.tokens());
+        assertEquals(3, entry.startPosition());
+        assertEquals(1, entry.generated());
+        assertNull(entry.firstChunkSampling(), "the last stage keeps the sampler from the first step");
+        assertEquals(first.step() + 1, second.step());
+        MicroBatch third = batches.sampled(1, new int[]{5}, new int[]{41}).step();
+        assertEquals(4, third.entries()[0].startPosition());
+        assertNull(batches.sampled(1, new int[]{5}, new int[]{42}).step(), "the third token is its last");
+        assertEquals(0, batches.residentCount(), "an empty batch retires");
+    }
+
+    @Test
+    void shouldStopAtEosAndKeepOthersGoing() {
+        batches.join(joins(1, generating(1, new int[]{7}, 10), generating(2, new int[]{7}, 10)));
+        MicroBatch next = batches.sampled(1, new int[]{1, 2}, new int[]{EOS, 30}).step();
+        assertArrayEquals(new int[]{2}, ids(next));
+    }
+
+    @Test
+    void shouldHoldJoinsUntilTheStepOutComesBackThenRunThemMixedWithDecode() {
+        batches.join(joins(1, generating(1, new int[]{7, 7}, 10)));
+        ResidentBatches.Next held = batches.join(joins(1, generating(2, new int[]{5, 6, 7}, 10)));
+        assertNull(held.step(), "a step of batch 1 is out: one step at a time per batch");
+        MicroBatch mixed = batches.sampled(1, new int[]{1}, new int[]{30}).step();
+        assertArrayEquals(new int[]{1, 2}, ids(mixed));
+        assertEquals(1, mixed.entries()[0].tokens().length);
+        assertEquals(3, mixed.entries()[1].tokens().length, "the prompt joins the decode step");
+        assertNotNull(batches.join(joins(2, generating(3, new int[]{1}, 4))).step(), "another batch runs at once");
+    }
+
+    @Test
+    void shouldRunAScoredChunkOnce() {
+        MicroBatch.Entry chunk = new MicroBatch.Entry(4, new int[]{1, 2, 3}, 0, null, 0, new int[]{2, 3, -1});
+        batches.join(joins(1, chunk, generating(5, new int[]{9}, 5)));
+        MicroBatch next = batches.sampled(1, new int[]{4, 5}, new int[]{-1, 33}).step();
+        assertArrayEquals(new int[]{5}, ids(next), "the coordinator sends the next chunk itself");
+    }
+
+    @Test
+    void shouldConfirmALeaveOnlyWhenNoStepOutHoldsTheSequence() {
+        batches.join(joins(1, generating(1, new int[]{7}, 10), generating(2, new int[]{7}, 10)));
+        ResidentBatches.Next leave = batches.leave(1, new int[]{2});
+        assertEquals(0, leave.left().length, "sequence 2 is in the step out");
+        ResidentBatches.Next back = batches.sampled(1, new int[]{1, 2}, new int[]{30, 31});
+        assertArrayEquals(new int[]{2}, back.left());
+        assertArrayEquals(new int[]{1}, ids(back.step()));
+        batches.sampled(1, new int[]{1}, new int[]{32});
+        assertArrayEquals(new int[]{9}, batches.leave(7, new int[]{9}).left(), "an unknown batch holds nothing");
+    }
+
+    @Test
+    void shouldRefuseTokensThatDoNotMatchTheStepOutAndIgnoreADroppedBatch() {
+        batches.join(joins(1, generating(1, new int[]{7}, 10)));
+        assertThrows(IllegalStateException.class, () -> batches.sampled(1, new int[]{3}, new int[]{30}));
+        batches.join(joins(2, generating(4, new int[]{7}, 10)));
+        batches.drop(2);
+        assertNull(batches.sampled(2, new int[]{4}, new int[]{30}).step());
+    }
+}
