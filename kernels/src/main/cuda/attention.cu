@@ -199,7 +199,9 @@ extern "C" __global__ void kv_cache_append_int8(const AttentionSeq* seqs, int nu
 // A sequence that fits one split is finished here (out written); others need attention_decode_combine.
 // Choice of keysPerSplit (what the harness does): aim for ≥ 4 blocks per multiprocessor,
 //   splits = clamp(ceil(4 × SMs / (numSeqs × heads)), 1, ceil(maxL / 128)),
-//   keysPerSplit = roundUp(ceil(maxL / splits), 64).
+//   keysPerSplit = roundUp(ceil(maxL / splits), 64), with maxL rounded up to a bucket (128, 192, 256, 384, ...;
+//   AttentionKernels.decodeSplit) so that a CUDA graph of the launch serves many steps: splits past a sequence's
+//   context, the longest one's included, return at once, and a block's work is its keys, not keysPerSplit.
 // ---------------------------------------------------------------------------------------------------
 namespace attention {
 

@@ -399,12 +399,23 @@ static void fillRandom(__half* p, size_t n, uint32_t seed, float scale = 1.f) {
 static float halfToFloat(__half h) { return ref::fromHalf(__half_raw(h).x); }
 static __half floatToHalf(float v) { __half_raw r; r.x = ref::toHalf(v); return __half(r); }
 
-// Splits for the decode kernel, as documented next to it.
+// Splits for the decode kernel, as documented next to it: chosen for the context's bucket, as the runtime does
+// (AttentionKernels.decodeSplit), so the longest sequence may leave trailing splits idle.
+static int decodeContextBucket(int maxContext) {
+    if (maxContext <= 128) return 128;
+    long long power = 1;
+    while (power < maxContext) power <<= 1;
+    long long bucket = maxContext <= power / 4 * 3 ? power / 4 * 3 : power;
+    long long capped = (maxContext + 4095LL) / 4096 * 4096;
+    return (int) std::min(bucket, capped);
+}
+
 static void decodeSplits(int numSeqs, int heads, int maxContext, int sms, int& keysPerSplit, int& maxSplits) {
+    int bucket = decodeContextBucket(maxContext);
     int splits = (4 * sms + numSeqs * heads - 1) / (numSeqs * heads);
-    splits = std::max(1, std::min(splits, (maxContext + 127) / 128));
-    keysPerSplit = ((maxContext + splits - 1) / splits + 63) / 64 * 64;
-    maxSplits = (maxContext + keysPerSplit - 1) / keysPerSplit;
+    splits = std::max(1, std::min(splits, (bucket + 127) / 128));
+    keysPerSplit = std::min(4096, ((bucket + splits - 1) / splits + 63) / 64 * 64);
+    maxSplits = (bucket + keysPerSplit - 1) / keysPerSplit;
 }
 
 struct AttentionProblem {
@@ -575,6 +586,14 @@ static void checkAttention(int sms) {
                 CUDA_CHECK(cudaDeviceSynchronize());
                 char what[128];
                 std::snprintf(what, sizeof what, "decode hd%d, 7 seqs ctx 1..3001, keysPerSplit %d", D, kps);
+                compare(what, p.dOut.download(), want);
+            }
+            {   // a bucketed split may give even the longest sequence idle trailing splits
+                p.dOut.poison(0xff);
+                runDecode(p, 256, (p.maxContext + 255) / 256 + 2);
+                CUDA_CHECK(cudaDeviceSynchronize());
+                char what[128];
+                std::snprintf(what, sizeof what, "decode hd%d, keysPerSplit 256, 2 idle splits past the longest", D);
                 compare(what, p.dOut.download(), want);
             }
             int kps, maxSplits;

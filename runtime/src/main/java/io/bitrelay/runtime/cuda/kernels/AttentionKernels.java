@@ -30,6 +30,8 @@ public final class AttentionKernels {
      * beside the INT8 kernel's 16 KiB of static shared memory stays under the 48 KiB a block gets unasked).
      */
     public static final int MAX_KEYS_PER_SPLIT = 4096;
+    /** The smallest context bucket, and the fewest keys a split takes before a sequence is split further. */
+    private static final int MIN_CONTEXT_BUCKET = 128;
     /** Decode blocks wanted per multiprocessor before a sequence is split (what the harness measured best). */
     private static final int DECODE_BLOCKS_PER_SM = 4;
 
@@ -77,16 +79,44 @@ public final class AttentionKernels {
     }
 
     /**
-     * Splits so that a decode launch has about {@value #DECODE_BLOCKS_PER_SM} blocks per multiprocessor:
-     * splits = clamp(ceil(4·SMs / (seqs·heads)), 1, ceil(maxContext / 128)), keys rounded up to 64 and capped at
-     * {@link #MAX_KEYS_PER_SPLIT}. Then seqs × maxSplits ≤ seqs + 4·SMs / heads + 1 while the cap is not reached and
-     * seqs × ceil(maxContext / MAX_KEYS_PER_SPLIT) once it is: {@link #decodeWorkspaceSplits} bounds both.
+     * Splits so that a decode launch has about {@value #DECODE_BLOCKS_PER_SM} blocks per multiprocessor, for the
+     * context bucket B = {@link #decodeContextBucket}(maxContext) rather than maxContext itself:
+     * splits = clamp(ceil(4·SMs / (seqs·heads)), 1, ceil(B / 128)), keys per split = ceil(B / splits) rounded up to 64
+     * and capped at {@link #MAX_KEYS_PER_SPLIT}, maxSplits = ceil(B / keys per split). The split is a function of the
+     * bucket, so as contexts grow it changes a few times per doubling, not every 64 tokens: each change is a new
+     * launch configuration, which a decode CUDA graph must be captured for. What the bucket costs the kernel
+     * (attention.cu): a block loops over min(keysPerSplit, context − first) keys and a split past a sequence's context
+     * returns at once, so only the scores' smem (keysPerSplit × 4 bytes, at most 8 KiB up to B = 2048: no occupancy
+     * lost, the kernels are register-bound) and, when split, how many splits hold keys (at worst 3/5 of the unbucketed
+     * choice's, just past a bucket boundary) change.
+     * Then seqs × maxSplits ≤ seqs + 4·SMs / heads + 1 while the cap is not reached and
+     * seqs × ceil(maxContext / MAX_KEYS_PER_SPLIT) once it is (B never crosses the next multiple of the cap):
+     * {@link #decodeWorkspaceSplits} bounds both.
      */
     public static DecodeSplit decodeSplit(int numSeqs, int heads, int maxContext, int multiprocessors) {
+        int bucket = decodeContextBucket(maxContext);
         int wanted = ceilDiv(DECODE_BLOCKS_PER_SM * multiprocessors, numSeqs * heads);
-        int splits = Math.max(1, Math.min(wanted, ceilDiv(maxContext, 128)));
-        int keysPerSplit = Math.min(MAX_KEYS_PER_SPLIT, ceilDiv(ceilDiv(maxContext, splits), 64) * 64);
-        return new DecodeSplit(keysPerSplit, ceilDiv(maxContext, keysPerSplit));
+        int splits = Math.max(1, Math.min(wanted, ceilDiv(bucket, MIN_CONTEXT_BUCKET)));
+        int keysPerSplit = Math.min(MAX_KEYS_PER_SPLIT, ceilDiv(ceilDiv(bucket, splits), 64) * 64);
+        return new DecodeSplit(keysPerSplit, ceilDiv(bucket, keysPerSplit));
+    }
+
+    /**
+     * The context a decode split is chosen for: the next of 128, 192, 256, 384, 512, ... (powers of two and 1.5 times
+     * them, all multiples of 64) at or above {@code maxContext}, but never past the next multiple of
+     * {@link #MAX_KEYS_PER_SPLIT}: a capped split then needs no more splits than maxContext does, which keeps
+     * {@link #decodeWorkspaceSplits} valid, and beyond the cap the split changes once per 4096 keys.
+     * Steps of 1.5 and 4/3 rather than 2 halve the worst case of what a bucket costs (smem per block, active splits
+     * below the target) for twice the keys: 9 buckets for contexts 1..2048.
+     */
+    static int decodeContextBucket(int maxContext) {
+        if (maxContext <= MIN_CONTEXT_BUCKET) {
+            return MIN_CONTEXT_BUCKET;
+        }
+        long power = Long.highestOneBit(maxContext - 1L) << 1; // the power of two at or above maxContext
+        long bucket = maxContext <= power / 4 * 3 ? power / 4 * 3 : power;
+        long capped = ((long) maxContext + MAX_KEYS_PER_SPLIT - 1) / MAX_KEYS_PER_SPLIT * MAX_KEYS_PER_SPLIT;
+        return (int) Math.min(bucket, capped);
     }
 
     /**

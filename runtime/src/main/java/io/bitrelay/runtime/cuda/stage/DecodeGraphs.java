@@ -20,20 +20,30 @@ import java.util.logging.Logger;
  * host: the row count (= decode sequences: grids, GEMM buckets, kernel arguments) and the attention split
  * (the decode grid and its keys per split). What changes every step, each sequence's cache addresses and
  * length, lives in the AttentionSeq records the step uploads to the same device address before the replay.
- * A key is captured the second time it is seen: its first step runs eagerly, which tunes its GEMMs and loads
- * its kernels (neither may happen during a capture), and one-off configurations never pay an instantiation.
+ * A key is captured at first sight once an eager step of its launch set (row count, and whether the split-K
+ * combine runs) has gone before; the first step of a launch set runs eagerly, which tunes its GEMMs and loads its
+ * kernels (neither may happen during a capture). The split's part of the key ({@link AttentionKernels#decodeSplit},
+ * bucketed by context) changes only the decode kernel's grid, keys per split and smem, none of which an eager step
+ * prepares, so a new split of known rows needs no eager step first: GEMM tuning is keyed by precision and
+ * (M = StageCompute.gemmRows(rows), N, K), never by the split, and our kernels are loaded when their launchers are
+ * made (cuModuleGetFunction loads a function even under lazy loading). The combine kernel still joins the launch
+ * set, so that what an eager step never launched is never launched first inside a capture.
  * If a capture fails the graphs turn themselves off for the stage (logged with the reason) and steps run eagerly.
  */
 final class DecodeGraphs implements AutoCloseable {
-    /** Graphs kept; a sequence's context growing past a split boundary makes a new key, old ones age out. */
+    /** Graphs kept; a context growing past a split's bucket, or another row count, makes a new key, old ones age out. */
     static final int MAX_GRAPHS = 64;
     private static final Logger LOG = Logger.getLogger(DecodeGraphs.class.getName());
 
     private record Key(int rows, int keysPerSplit, int maxSplits) {
     }
 
+    /** What an eager step of a key prepares for every key that shares it (see the class comment). */
+    private record LaunchSet(int rows, boolean combines) {
+    }
+
     private final CudaStream stream;
-    private final Set<Key> seen = new HashSet<>();
+    private final Set<LaunchSet> warmed = new HashSet<>();
     private final LinkedHashMap<Key, CudaGraph> graphs = new LinkedHashMap<>(16, 0.75f, true);
     private String disabledReason;
     private long replays;
@@ -53,8 +63,10 @@ final class DecodeGraphs implements AutoCloseable {
         Key key = new Key(step.rows(), split.keysPerSplit(), split.maxSplits());
         CudaGraph graph = graphs.get(key);
         if (graph == null) {
-            if (seen.add(key)) {
+            LaunchSet launchSet = new LaunchSet(step.rows(), split.maxSplits() > 1);
+            if (!warmed.contains(launchSet)) {
                 enqueue.run();
+                warmed.add(launchSet);
                 return;
             }
             try {
@@ -101,6 +113,6 @@ final class DecodeGraphs implements AutoCloseable {
     public void close() {
         graphs.values().forEach(CudaGraph::close);
         graphs.clear();
-        seen.clear();
+        warmed.clear();
     }
 }

@@ -315,6 +315,11 @@ public final class GpuStage implements AutoCloseable {
         return graphs == null || graphs.disabledReason() != null ? 0 : graphs.replays();
     }
 
+    /** Decode graphs captured so far, evicted ones included (0 while graphs are off or failed). */
+    long decodeGraphCaptures() {
+        return graphs == null || graphs.disabledReason() != null ? 0 : graphs.captures();
+    }
+
     /** Device bytes of one sequence's cache at the stage's full context ({@link #newSequence()}). */
     public long sequenceBytes() {
         return 2L * layers.size() * kvFormat.blockBytes(maxPositions, config.hiddenSize(), config.numHeads());
