@@ -95,6 +95,9 @@ public final class ProtocolRegistry {
             // the coordinator's phase as an enum (issue 14)
             Coordinator.Phase.class,
             Coordinator.Phase[].class,
+            // recipe options in StageQuantization and PlanBegin (issue 19: the cluster calibrates as eval does)
+            io.bitrelay.runtime.quant.RecipeOptions.class,
+            io.bitrelay.runtime.quant.RangeEstimator.class,
     };
 
     private ProtocolRegistry() {
