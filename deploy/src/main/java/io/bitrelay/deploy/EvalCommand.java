@@ -110,7 +110,7 @@ public final class EvalCommand implements Runnable {
                     + "no zero point) (default: ${DEFAULT-VALUE}).")
     String weightGrid;
 
-    @Option(names = "--bias-correction", paramLabel = "on|off", defaultValue = "on",
+    @Option(names = "--bias-correction", paramLabel = "on|off", defaultValue = "off",
             description = "GPTQ recipes: fold each rounded linear's mean output error on the calibration inputs, "
                     + "(Ŵ − W)·mean(x), into its bias (default: ${DEFAULT-VALUE}).")
     String biasCorrectionOption;

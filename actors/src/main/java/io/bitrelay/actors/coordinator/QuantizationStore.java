@@ -2,6 +2,7 @@ package io.bitrelay.actors.coordinator;
 
 import io.bitrelay.actors.pipeline.StageQuantization;
 import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.RecipeOptions;
 import io.bitrelay.runtime.quant.store.QuantStoreException;
 import io.bitrelay.runtime.quant.store.SavedRecipe;
 import io.bitrelay.runtime.quant.store.StageFile;
@@ -18,8 +19,8 @@ import java.util.List;
 
 /**
  * The coordinator's side of the quantization store ({@code bitrelay.quantization.store}): decides at
- * placement whether the saved recipe fits this start (same model fingerprint, recipe, α, calibration
- * settings and layer ranges) so the stages restore their saved layers, and writes the recipe once a
+ * placement whether the saved recipe fits this start (same model fingerprint, recipe, α, the recipe options it uses,
+ * calibration settings and layer ranges) so the stages restore their saved layers, and writes the recipe once a
  * calibration's stages are saved. A store that does not fit is logged with its file and every difference,
  * and the pipeline calibrates again (and overwrites it); nothing is reused unless everything matches.
  */
@@ -56,7 +57,7 @@ final class QuantizationStore {
         SavedRecipe saved = matchingRecipe(layerRanges, log);
         for (int i = 0; i < stages.length; i++) {
             SavedRecipe.Stage stage = saved == null ? null : saved.stages().get(i);
-            stages[i] = new StageQuantization(settings.recipe().name(), settings.alpha(), fingerprint,
+            stages[i] = new StageQuantization(settings.recipe().name(), settings.options(), settings.alpha(), fingerprint,
                     stage == null ? null : directory.resolve(stage.file()).toString(), stage == null ? -1 : stage.crc32c());
         }
         return stages;
@@ -78,7 +79,8 @@ final class QuantizationStore {
             log.info("quantization store {}: no saved recipe yet, calibrating", directory);
             return null;
         }
-        List<String> differences = saved.differences(settings.recipe().name(), settings.alpha(), fingerprint, calibration, layerRanges);
+        List<String> differences = saved.differences(settings.recipe().name(), settings.alpha(), storedOptions(), fingerprint,
+                calibration, layerRanges);
         if (!differences.isEmpty()) {
             log.warn("quantization store {} does not match this start, calibrating again: {}", file, String.join("; ", differences));
             return null;
@@ -92,9 +94,14 @@ final class QuantizationStore {
                 return null;
             }
         }
-        log.info("quantization store {}: reusing {} (α = {}) calibrated on {} × {} tokens", file, saved.recipe(), saved.alpha(),
-                saved.calibration().sequences(), saved.calibration().tokens());
+        log.info("quantization store {}: reusing {} (α = {}; {}) calibrated on {} × {} tokens", file, saved.recipe(), saved.alpha(),
+                saved.options().describe(), saved.calibration().sequences(), saved.calibration().tokens());
         return saved;
+    }
+
+    /** The options the store records and compares: those the recipe uses (the stages' files record the same). */
+    private RecipeOptions storedOptions() {
+        return settings.options().effectiveFor(settings.recipe());
     }
 
     /** Where stage files go, or null without a store. */
@@ -122,8 +129,8 @@ final class QuantizationStore {
     }
 
     Path saveRecipe(List<SavedRecipe.Stage> stages, double calibrationSeconds) {
-        new SavedRecipe(settings.recipe().name(), settings.alpha(), checkpoint, fingerprint, calibration, SavedRecipe.STATS_FILE_NAME,
-                calibrationSeconds, stages).write(directory);
+        new SavedRecipe(settings.recipe().name(), settings.alpha(), storedOptions(), checkpoint, fingerprint, calibration,
+                SavedRecipe.STATS_FILE_NAME, calibrationSeconds, stages).write(directory);
         return directory.resolve(SavedRecipe.FILE_NAME);
     }
 

@@ -37,7 +37,8 @@ import java.util.function.Supplier;
  *   <li>every stage starts recording ({@code BeginRecipeCalibration}, acknowledged, so no calibration frame
  *       can overtake it);</li>
  *   <li>calibration sequences stream through the pipeline as calibration micro-batches ({@link CalibrationFeed}),
- *       each stage running its FP32 layers with a {@code CalibrationCollector}; a progress bar goes to the log;</li>
+ *       each stage running its FP32 layers with a {@code CalibrationCollector} of the configured estimator (each
+ *       sequence one batch, as in {@code bitrelay eval}); a progress bar goes to the log;</li>
  *   <li>each stage sends its statistics back in {@link StatsChunk}s (Artery frame size);</li>
  *   <li>the coordinator makes the plan ({@link QuantPlanner}, statistics only), saves the statistics to the
  *       store, and sends each stage its part (PlanBegin, PlanChunk…, PlanReorder…, PlanEnd);</li>
@@ -97,8 +98,8 @@ final class RecipeCalibration {
         sequenceTokens = sequences.getFirst().length;
         ActorRef<Coordinator.Command> self = context.getSelf();
         stages.forEach(stage -> stage.worker().tell(new StageWorker.BeginRecipeCalibration(self)));
-        LOG.info("calibrating {} (α = {}) through the pipeline: {} sequences × {} tokens of {}", quantization.recipe().name(),
-                quantization.alpha(), sequences.size(), sequenceTokens, sourceName());
+        LOG.info("calibrating {} (α = {}; {}) through the pipeline: {} sequences × {} tokens of {}", quantization.recipe().name(),
+                quantization.alpha(), quantization.options().describe(), sequences.size(), sequenceTokens, sourceName());
         CalibrationFeed feed = new CalibrationFeed(sequences, quantization.batchSequences(), stages.size() + 1, FIRST_BATCH_ID,
                 stages.getFirst().worker(), timers, settings.stepTimeout(),
                 new LoggedProgress(LOG, "calibrate " + quantization.recipe().name(), "sequences", 2_000));
@@ -157,7 +158,8 @@ final class RecipeCalibration {
             entries.putAll(assembler.entries());
         }
         CalibrationStats stats = new CalibrationStats(new CalibrationStats.Source("OPT, " + model.numLayers() + " layers, hidden "
-                + model.hiddenSize() + " (pipeline of " + stages.size() + " stages)", sourceName(), sequenceCount, sequenceTokens), entries);
+                + model.hiddenSize() + " (pipeline of " + stages.size() + " stages)", sourceName(), sequenceCount, sequenceTokens,
+                quantization.options().activationRanges()), entries);
         try {
             store.saveStats(stats);
             return sendPlan(QuantPlanner.plan(quantization.recipe(), stats, quantization.alpha()), next);
@@ -171,7 +173,8 @@ final class RecipeCalibration {
         for (int i = 0; i < stages.size(); i++) {
             StageRef stage = stages.get(i);
             ActorRef<StageWorker.Command> worker = stage.worker();
-            worker.tell(new StageWorker.PlanBegin(plan.recipe().name(), plan.alpha(), sourceName(), sequenceCount, sequenceTokens));
+            worker.tell(new StageWorker.PlanBegin(plan.recipe().name(), quantization.options(), plan.alpha(), sourceName(),
+                    sequenceCount, sequenceTokens));
             List<StatsChunk> chunks = plan.stats() == null ? List.of()
                     : StatsChunks.split(plan.stats(), l -> l >= stage.firstLayer() && l < stage.endLayer(), i, StatsChunks.MAX_CHANNELS);
             chunks.forEach(chunk -> worker.tell(new StageWorker.PlanChunk(chunk)));

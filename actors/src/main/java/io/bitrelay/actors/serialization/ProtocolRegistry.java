@@ -101,6 +101,9 @@ public final class ProtocolRegistry {
             StageWorker.LeaveBatch.class,
             StageWorker.DropBatch.class,
             Coordinator.SequencesLeft.class,
+            // recipe options in StageQuantization and PlanBegin (issue 19: the cluster calibrates as eval does)
+            io.bitrelay.runtime.quant.RecipeOptions.class,
+            io.bitrelay.runtime.quant.RangeEstimator.class,
     };
 
     private ProtocolRegistry() {

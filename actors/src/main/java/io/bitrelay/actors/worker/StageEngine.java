@@ -26,6 +26,7 @@ import io.bitrelay.runtime.quant.ClusterPlan;
 import io.bitrelay.runtime.quant.QuantPlan;
 import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.RecipeApplier;
+import io.bitrelay.runtime.quant.RecipeOptions;
 import io.bitrelay.runtime.quant.store.QuantStoreException;
 import io.bitrelay.runtime.quant.store.StageFile;
 import io.bitrelay.runtime.wire.BatchLayout;
@@ -283,9 +284,11 @@ final class StageEngine {
         return gpu;
     }
 
+    /** What this stage's file must have been made for: the recipe options it uses count, as the coordinator's store compares. */
     private static StageFile.Identity identity(StageAssignment assignment) {
         StageQuantization q = assignment.quantization();
-        return new StageFile.Identity(q.fingerprint(), q.recipe(), q.alpha(), assignment.firstLayer(), assignment.endLayer());
+        return new StageFile.Identity(q.fingerprint(), q.recipe(), q.alpha(), q.options().effectiveFor(q.quantRecipe()),
+                assignment.firstLayer(), assignment.endLayer());
     }
 
     boolean restored() {
@@ -421,8 +424,10 @@ final class StageEngine {
             return;
         }
         compute.execute(() -> {
-            recipeCollector = new CalibrationCollector();
             StageQuantization quantization = assignment.quantization();
+            // The coordinator's estimator (bitrelay.quantization.activation-ranges), so the ranges are those eval measures.
+            recipeCollector = new CalibrationCollector(quantization == null ? RecipeOptions.DEFAULT.activationRanges()
+                    : quantization.options().activationRanges());
             if (gptqInputs != null) {
                 gptqInputs.close();
             }

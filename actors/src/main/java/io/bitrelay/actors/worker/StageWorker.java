@@ -11,6 +11,7 @@ import io.bitrelay.runtime.quant.CalibrationStats;
 import io.bitrelay.runtime.quant.ClusterPlan;
 import io.bitrelay.runtime.quant.QuantPlan;
 import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.RecipeOptions;
 import io.bitrelay.actors.serialization.ClusterMessage;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -100,9 +101,16 @@ public final class StageWorker {
      * The first message of this stage's part of a QuantPlan; {@link PlanChunk}s and {@link PlanReorder}s follow,
      * then {@link PlanEnd}. The parts travel separately to stay under Artery's frame size (see {@link StatsChunk}).
      *
+     * @param options   the coordinator's recipe options: the built recipe's weights grid and bias correction, and
+     *                  the estimator the statistics' ranges were made with
      * @param statsText what the statistics were calibrated on (their source), with sequences × seqLen tokens
      */
-    public record PlanBegin(String recipe, float alpha, String statsText, int sequences, int seqLen) implements Command {
+    public record PlanBegin(String recipe, RecipeOptions options, float alpha, String statsText, int sequences, int seqLen)
+            implements Command {
+        /** The recipe to build: the named one with the options applied (a name alone means symmetric weights). */
+        public QuantRecipe quantRecipe() {
+            return options.applyTo(QuantRecipe.byName(recipe));
+        }
     }
 
     public record PlanChunk(StatsChunk chunk) implements Command {
@@ -272,10 +280,10 @@ public final class StageWorker {
                     }
                     QuantPlan plan;
                     try {
-                        QuantRecipe recipe = QuantRecipe.byName(begin.recipe());
+                        QuantRecipe recipe = begin.quantRecipe();
                         CalibrationStats stats = chunks.entries().isEmpty() && !recipe.needsCalibration() ? null
                                 : new CalibrationStats(new CalibrationStats.Source("pipeline", begin.statsText(), begin.sequences(),
-                                begin.seqLen()), chunks.entries());
+                                begin.seqLen(), begin.options().activationRanges()), chunks.entries());
                         plan = new QuantPlan(recipe, begin.alpha(), stats, reorders);
                     } catch (IllegalArgumentException e) {
                         m.replyTo().tell(new Coordinator.QuantPlanApplied(engine.stageIndex(), null, 0, 0, null, e.getMessage()));

@@ -13,6 +13,9 @@ import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.worker.StageStats;
 import io.bitrelay.actors.worker.StageWorker;
 import io.bitrelay.runtime.generate.SamplingParams;
+import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.RangeEstimator;
+import io.bitrelay.runtime.quant.RecipeOptions;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.serialization.Serialization;
@@ -68,7 +71,8 @@ class KryoSerializerTest {
 
         StageAssignment assignment = new StageAssignment(1, 3, 4, 8, 12, "/models/x", "int8",
                 new Link(0, 1, "aeron:ipc", 1001), null,
-                new io.bitrelay.actors.pipeline.StageQuantization("w8a8-smoothquant", 0.5f, "abc", "/store/x.safetensors", 0xFFFFFFFFL));
+                new io.bitrelay.actors.pipeline.StageQuantization("w8a8-smoothquant", new RecipeOptions(RangeEstimator.MIN_MAX, false, true),
+                        0.5f, "abc", "/store/x.safetensors", 0xFFFFFFFFL));
         StageWorker.LoadStage load = (StageWorker.LoadStage) roundTrip(
                 new StageWorker.LoadStage(assignment, TESTKIT.<Coordinator.Command>createTestProbe().getRef(),
                         TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
@@ -81,6 +85,12 @@ class KryoSerializerTest {
         StageWorker.StepSampled sampled = (StageWorker.StepSampled) roundTrip(new StageWorker.StepSampled(4, new int[]{3}, new int[]{77}));
         assertArrayEquals(new int[]{77}, sampled.tokens());
         assertArrayEquals(new int[]{3}, ((Coordinator.SequencesLeft) roundTrip(new Coordinator.SequencesLeft(4, new int[]{3}))).sequenceIds());
+        // The plan names its recipe; the options travel beside it, so the worker builds asymmetric weights (issue 19).
+        StageWorker.PlanBegin begin = (StageWorker.PlanBegin) roundTrip(new StageWorker.PlanBegin("w4a4-rptq-gptq",
+                RecipeOptions.DEFAULT, 0.5f, "valid.txt", 4, 64));
+        assertEquals(RecipeOptions.DEFAULT, begin.options());
+        assertTrue(begin.quantRecipe().lowBit().asymmetricWeights(), begin.quantRecipe().toString());
+        assertEquals(QuantRecipe.W4A4_RPTQ_GPTQ.withAsymmetricWeights(true), begin.quantRecipe());
         io.bitrelay.runtime.eval.TokenScore score = new io.bitrelay.runtime.eval.TokenScore(42, -1.25, new int[]{42, 7}, new double[]{-1.25, -2.5});
         Coordinator.StepCompleted scored = (Coordinator.StepCompleted) roundTrip(new Coordinator.StepCompleted(9, new int[]{1, 2},
                 new int[]{-1, 42}, new io.bitrelay.runtime.eval.TokenScore[][]{{score, score}, null}));

@@ -31,8 +31,8 @@ public final class QuantizationOptions {
     Integer calibTokens;
 
     @Option(names = "--quant-store", paramLabel = "DIR",
-            description = "Quantization store: a later start with the same model, recipe, calibration and placement loads the "
-                    + "saved stages instead of calibrating; 'none' = off (default for demo/cluster: "
+            description = "Quantization store: a later start with the same model, recipe (and recipe options), calibration "
+                    + "and placement loads the saved stages instead of calibrating; 'none' = off (default for demo/cluster: "
                     + "~/.cache/bitrelay/quant/<model>, for node: bitrelay.quantization.store).")
     String store;
 

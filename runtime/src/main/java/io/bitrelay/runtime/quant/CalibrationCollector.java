@@ -20,8 +20,8 @@ public final class CalibrationCollector implements ActivationObserver {
     private final RangeEstimator ranges;
 
     /**
-     * With the extremes ({@link RangeEstimator#MIN_MAX}): what link calibration plans from, and what the cluster's
-     * stage workers collect until they ask for {@link RangeEstimator#DEFAULT} themselves.
+     * With the extremes ({@link RangeEstimator#MIN_MAX}): what link calibration plans from. Recipe calibration (eval,
+     * a cluster's stage workers) names its estimator ({@code RecipeOptions.activationRanges}).
      */
     public CalibrationCollector() {
         this(RangeEstimator.MIN_MAX);

@@ -142,6 +142,43 @@ class CalibrationCollectorTest {
     }
 
     /**
+     * A cluster's stage runs several calibration sequences in one step; each must still be one batch, as
+     * {@link Calibration} feeds them, or the batch-mean ranges depend on how the scheduler grouped them (and widen
+     * towards the extremes with more sequences per step).
+     */
+    @Test
+    void shouldCountEachSequenceOfAStepAsOneBatch() {
+        List<int[]> sequences = List.of(QuantTestModels.randomTokens(19, 21), QuantTestModels.randomTokens(7, 22),
+                QuantTestModels.randomTokens(13, 23));
+        try (OptModel model = OptModel.load(checkpoint)) {
+            CalibrationCollector alone = new CalibrationCollector(RangeEstimator.BATCH_MEAN);
+            runWith(model, sequences, alone);
+            CalibrationCollector together = new CalibrationCollector(RangeEstimator.BATCH_MEAN);
+            Recorder recorder = new Recorder();
+            List<KvCache> caches = new ArrayList<>();
+            try (Arena step = Arena.ofShared()) {
+                List<SequenceChunk> chunks = new ArrayList<>();
+                for (int[] tokens : sequences) {
+                    caches.add(model.newCache());
+                    chunks.add(new SequenceChunk(tokens, caches.getLast()));
+                }
+                model.runLayers(chunks, model.embed(chunks, step), step, together.andThen(recorder));
+            } finally {
+                caches.forEach(KvCache::close);
+            }
+            CalibrationStats.Source source = new CalibrationStats.Source("tiny", "random", 3, 0);
+            for (var entry : alone.stats(source).entries().entrySet()) {
+                assertClose(entry.getValue(), together.stats(source).entries().get(entry.getKey()), 1e-4f);
+            }
+            ChannelStats perSequence = together.stats(source).get(0, ActivationSite.QKV_INPUT);
+            ChannelStats wholeStep = direct(recorder.rows.get(new CalibrationStats.Key(0, ActivationSite.QKV_INPUT)));
+            assertEquals(39, perSequence.rows());
+            assertTrue(!java.util.Arrays.equals(perSequence.max(), wholeStep.max()),
+                    "the step's extremes equal the mean of its sequences' (the test would prove nothing)");
+        }
+    }
+
+    /**
      * What made RPTQ worse with more calibration data: over more batches of one distribution, extremes keep
      * widening while the batch mean stays put.
      */

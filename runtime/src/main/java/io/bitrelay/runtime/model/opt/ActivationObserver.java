@@ -12,7 +12,8 @@ public interface ActivationObserver {
 
     /**
      * @param layer global decoder layer index (not the stage-local one)
-     * @param rows  (rowCount, width) FP32, every row of the step (all chunks)
+     * @param rows  (rowCount, width) FP32: through {@link OptModel#runLayers}, one chunk's rows (a sequence's part
+     *              of the step), each chunk a call of its own
      */
     void observe(int layer, ActivationSite site, MemorySegment rows, int rowCount, int width);
 

@@ -210,11 +210,13 @@ public final class OptModel implements AutoCloseable {
 
     /**
      * As {@link #runLayers(List, MemorySegment, Arena)}, showing {@code observer} the activations at every
-     * {@link ActivationSite} of every layer, and the hidden state leaving the stage.
+     * {@link ActivationSite} of every layer, and the hidden state leaving the stage: one call per chunk (sequence),
+     * whatever the step holds ({@link PerChunkObserver}).
      *
      * @param observer null on the serving path
      */
     public void runLayers(List<SequenceChunk> chunks, MemorySegment hidden, Arena step, ActivationObserver observer) {
+        ActivationObserver perChunk = PerChunkObserver.of(observer, chunks);
         int rows = totalRows(chunks);
         for (SequenceChunk chunk : chunks) {
             chunk.cache().reserve(chunk.length());
@@ -223,10 +225,10 @@ public final class OptModel implements AutoCloseable {
         LayerWeights[] layers = weights.layers();
         int first = weights.range().first();
         for (int local = 0; local < layers.length; local++) {
-            DecoderLayer.forward(config(), layers[local], first + local, local, chunks, hidden, rows, buffers, observer);
+            DecoderLayer.forward(config(), layers[local], first + local, local, chunks, hidden, rows, buffers, perChunk);
         }
         if (layers.length > 0) {
-            DecoderLayer.observe(observer, weights.range().end() - 1, ActivationSite.STAGE_OUTPUT, hidden, rows,
+            DecoderLayer.observe(perChunk, weights.range().end() - 1, ActivationSite.STAGE_OUTPUT, hidden, rows,
                     config().hiddenSize());
         }
         for (SequenceChunk chunk : chunks) {

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitrelay.runtime.quant.RecipeOptions;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -22,14 +23,17 @@ import java.util.List;
  *
  * <pre>
  * { "format": "bitrelay-quant-recipe/1", "recipe": "w8a8-smoothquant", "alpha": "0.5",
+ *   "options": { "activationRanges": "min-max", "weights": "symmetric", "biasCorrection": "off" },
  *   "model": { "checkpoint": "/models/opt-125m", "fingerprint": "3f1c…" },
  *   "calibration": { "text": "", "textSha256": "", "sequences": 128, "tokens": 512, "seed": 2304,
  *                    "stats": "calibration-stats.json", "seconds": 41.2 },
  *   "stages": [ { "stage": 0, "firstLayer": 0, "endLayer": 4, "file": "stage-layers-000-004.safetensors",
  *                 "bytes": 7102464, "crc32c": "1a2b3c4d" }, … ] }
  * </pre>
+ * {@code options} are the recipe's choices that change what it builds ({@link RecipeOptions#effectiveFor}); an index
+ * without them was written before they existed and reads as {@link RecipeOptions#LEGACY}.
  */
-public record SavedRecipe(String recipe, float alpha, String checkpoint, String fingerprint, Calibration calibration,
+public record SavedRecipe(String recipe, float alpha, RecipeOptions options, String checkpoint, String fingerprint, Calibration calibration,
                           String statsFile, double calibrationSeconds, List<Stage> stages) {
     public static final String FORMAT = "bitrelay-quant-recipe/1";
     public static final String FILE_NAME = "recipe.json";
@@ -59,6 +63,7 @@ public record SavedRecipe(String recipe, float alpha, String checkpoint, String 
         root.put("format", FORMAT);
         root.put("recipe", recipe);
         root.put("alpha", Float.toString(alpha));
+        StoredOptions.write(root, options);
         ObjectNode model = root.putObject("model");
         model.put("checkpoint", checkpoint);
         model.put("fingerprint", fingerprint);
@@ -109,6 +114,7 @@ public record SavedRecipe(String recipe, float alpha, String checkpoint, String 
                         required(s, "file").asText(), required(s, "bytes").asLong(), Long.parseLong(required(s, "crc32c").asText(), 16)));
             }
             return new SavedRecipe(required(root, "recipe").asText(), Float.parseFloat(required(root, "alpha").asText()),
+                    StoredOptions.read(root),
                     root.path("model").path("checkpoint").asText(), required(root.path("model"), "fingerprint").asText(),
                     new Calibration(cal.path("text").asText(), cal.path("textSha256").asText(), required(cal, "sequences").asInt(),
                             required(cal, "tokens").asInt(), required(cal, "seed").asLong()),
@@ -130,11 +136,12 @@ public record SavedRecipe(String recipe, float alpha, String checkpoint, String 
      * What differs between this saved recipe and the wanted one (same fields; stages compared by layer range
      * only); empty when the saved one can be reused. Each entry names the field and both values.
      */
-    public List<String> differences(String wantedRecipe, float wantedAlpha, String wantedFingerprint, Calibration wantedCalibration,
-                                    List<int[]> wantedLayerRanges) {
+    public List<String> differences(String wantedRecipe, float wantedAlpha, RecipeOptions wantedOptions, String wantedFingerprint,
+                                    Calibration wantedCalibration, List<int[]> wantedLayerRanges) {
         List<String> differences = new ArrayList<>();
         StageFile.differ(differences, "recipe", recipe, wantedRecipe);
         StageFile.differ(differences, "alpha", Float.toString(alpha), Float.toString(wantedAlpha));
+        StoredOptions.differ(differences, options, wantedOptions);
         StageFile.differ(differences, "model fingerprint", fingerprint, wantedFingerprint);
         StageFile.differ(differences, "calibration", calibration.toString(), wantedCalibration.toString());
         StageFile.differ(differences, "layer ranges", ranges(stages.stream().map(s -> new int[]{s.firstLayer(), s.endLayer()}).toList()),

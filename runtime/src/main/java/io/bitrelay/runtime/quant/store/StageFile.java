@@ -12,6 +12,7 @@ import io.bitrelay.runtime.model.opt.LayerWeights;
 import io.bitrelay.runtime.model.opt.Linear;
 import io.bitrelay.runtime.model.opt.LinearLayer;
 import io.bitrelay.runtime.model.opt.OptModel;
+import io.bitrelay.runtime.quant.RecipeOptions;
 import io.bitrelay.runtime.quant.StoredLinear;
 import io.bitrelay.runtime.quant.StoredLinears;
 import io.bitrelay.runtime.tensor.DType;
@@ -42,6 +43,7 @@ import java.util.zip.CRC32C;
  * taken from the FP32 stage. The header's {@code __metadata__["bitrelay"]} is JSON:
  * <pre>
  * { "format": "bitrelay-quantized-stage/1", "fingerprint": "…", "recipe": "w8a8-smoothquant", "alpha": "0.5",
+ *   "options": { "activationRanges": "min-max", "weights": "symmetric", "biasCorrection": "off" },
  *   "firstLayer": 0, "endLayer": 4,
  *   "linears": { "model.decoder.layers.0.self_attn.q_proj": { "kind": "w8a8", "settings": { … } }, … } }
  * </pre>
@@ -53,8 +55,17 @@ public final class StageFile {
     static final String FP32_KIND = "fp32";
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** What a stage file was made for; a file made for anything else is refused. */
-    public record Identity(String fingerprint, String recipe, float alpha, int firstLayer, int endLayer) {
+    /**
+     * What a stage file was made for; a file made for anything else is refused.
+     *
+     * @param options the recipe's choices that change what it builds ({@link RecipeOptions#effectiveFor}); a file
+     *                that does not record them holds {@link RecipeOptions#LEGACY}
+     */
+    public record Identity(String fingerprint, String recipe, float alpha, RecipeOptions options, int firstLayer, int endLayer) {
+        /** With {@link RecipeOptions#LEGACY}: for recipes the choices do not change (W8A8), as their files record. */
+        public Identity(String fingerprint, String recipe, float alpha, int firstLayer, int endLayer) {
+            this(fingerprint, recipe, alpha, RecipeOptions.LEGACY, firstLayer, endLayer);
+        }
     }
 
     /** A written file: its size and the CRC32C of all its bytes (recorded in the recipe, checked on load). */
@@ -86,6 +97,7 @@ public final class StageFile {
         meta.put("fingerprint", identity.fingerprint());
         meta.put("recipe", identity.recipe());
         meta.put("alpha", Float.toString(identity.alpha()));
+        StoredOptions.write(meta, identity.options());
         meta.put("firstLayer", identity.firstLayer());
         meta.put("endLayer", identity.endLayer());
         ObjectNode linears = meta.putObject("linears");
@@ -128,7 +140,8 @@ public final class StageFile {
      *
      * @param expectedCrc32c the CRC32C the recipe recorded, or -1 to skip the check
      * @throws QuantStoreException naming the file and the problem: missing, truncated, damaged (CRC), made for
-     *                             another model, recipe, α or layer range, or with tensors that do not fit
+     *                             another model, recipe, α, recipe options or layer range, or with tensors that do
+     *                             not fit
      */
     public static OptModel load(Path file, OptModel base, Identity expected, long expectedCrc32c) {
         if (base.range().first() != expected.firstLayer() || base.range().end() != expected.endLayer()) {
@@ -402,6 +415,11 @@ public final class StageFile {
         differ(differences, "model fingerprint", meta.path("fingerprint").asText(), expected.fingerprint());
         differ(differences, "recipe", meta.path("recipe").asText(), expected.recipe());
         differ(differences, "alpha", meta.path("alpha").asText(), Float.toString(expected.alpha()));
+        try {
+            StoredOptions.differ(differences, StoredOptions.read(meta), expected.options());
+        } catch (IllegalArgumentException e) {
+            throw new QuantStoreException(file + ": unreadable metadata: " + e.getMessage(), e);
+        }
         differ(differences, "layers", "[" + meta.path("firstLayer").asInt(-1) + ", " + meta.path("endLayer").asInt(-1) + ")",
                 "[" + expected.firstLayer() + ", " + expected.endLayer() + ")");
         if (!differences.isEmpty()) {

@@ -1,5 +1,7 @@
 package io.bitrelay.runtime.quant.store;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.bitrelay.runtime.TestModels;
 import io.bitrelay.runtime.checkpoint.HfCheckpoint;
 import io.bitrelay.runtime.checkpoint.ModelFingerprint;
@@ -14,7 +16,9 @@ import io.bitrelay.runtime.model.opt.SequenceChunk;
 import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
 import io.bitrelay.runtime.quant.QuantRecipe;
+import io.bitrelay.runtime.quant.RangeEstimator;
 import io.bitrelay.runtime.quant.RecipeApplier;
+import io.bitrelay.runtime.quant.RecipeOptions;
 import io.bitrelay.runtime.synthetic.SyntheticCheckpointWriter;
 import io.bitrelay.runtime.synthetic.SyntheticOptions;
 import io.bitrelay.runtime.tensor.DType;
@@ -24,6 +28,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.lang.foreign.Arena;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -195,18 +200,84 @@ class StageFileTest {
     void shouldRoundTripTheRecipeIndexAndNameEveryDifference() {
         Path store = temp.resolve("recipe-store");
         SavedRecipe.Calibration calibration = new SavedRecipe.Calibration("", "", 4, 64, 7);
-        SavedRecipe saved = new SavedRecipe("w8a8-smoothquant", 0.5f, checkpoint.toString(), fingerprint, calibration,
+        SavedRecipe saved = new SavedRecipe("w8a8-smoothquant", 0.5f, RecipeOptions.LEGACY, checkpoint.toString(), fingerprint, calibration,
                 SavedRecipe.STATS_FILE_NAME, 1.5, List.of(new SavedRecipe.Stage(0, 0, 2, "a", 10, 0xCAFEL),
                 new SavedRecipe.Stage(1, 2, 3, "b", 20, 0xFFFFFFFFL)));
         assertNull(SavedRecipe.read(store));
         saved.write(store);
         SavedRecipe read = SavedRecipe.read(store);
         assertEquals(saved, read);
-        assertTrue(read.differences("w8a8-smoothquant", 0.5f, fingerprint, calibration, List.of(new int[]{0, 2}, new int[]{2, 3})).isEmpty());
-        List<String> differences = read.differences("w8a8-naive", 0.5f, fingerprint, new SavedRecipe.Calibration("", "", 8, 64, 7),
-                List.of(new int[]{0, 1}, new int[]{1, 3}));
+        assertTrue(read.differences("w8a8-smoothquant", 0.5f, RecipeOptions.LEGACY, fingerprint, calibration,
+                List.of(new int[]{0, 2}, new int[]{2, 3})).isEmpty());
+        List<String> differences = read.differences("w8a8-naive", 0.5f, RecipeOptions.LEGACY, fingerprint,
+                new SavedRecipe.Calibration("", "", 8, 64, 7), List.of(new int[]{0, 1}, new int[]{1, 3}));
         assertEquals(3, differences.size(), differences.toString());
         assertTrue(differences.get(0).startsWith("recipe w8a8-smoothquant saved, w8a8-naive wanted"), differences.toString());
+    }
+
+    /** Issue 19: a store index names the recipe options it was built with; one written before them holds the legacy ones. */
+    @Test
+    void shouldNameEachChangedRecipeOptionAndReadAnIndexWithoutThemAsLegacy() throws Exception {
+        Path store = temp.resolve("options-store");
+        SavedRecipe.Calibration calibration = new SavedRecipe.Calibration("", "", 4, 64, 7);
+        List<int[]> ranges = List.of(new int[]{0, 3});
+        RecipeOptions built = new RecipeOptions(RangeEstimator.BATCH_MEAN, true, false);
+        SavedRecipe saved = new SavedRecipe("w4a4-rptq-gptq", 0.5f, built, checkpoint.toString(), fingerprint, calibration,
+                SavedRecipe.STATS_FILE_NAME, 1.5, List.of(new SavedRecipe.Stage(0, 0, 3, "a", 10, 1)));
+        saved.write(store);
+        assertEquals(built, SavedRecipe.read(store).options());
+        assertTrue(SavedRecipe.read(store).differences("w4a4-rptq-gptq", 0.5f, built, fingerprint, calibration, ranges).isEmpty());
+        List<String> differences = SavedRecipe.read(store).differences("w4a4-rptq-gptq", 0.5f,
+                new RecipeOptions(RangeEstimator.MIN_MAX, false, true), fingerprint, calibration, ranges);
+        assertEquals(List.of("activation ranges batch-mean saved, min-max wanted", "weights asymmetric saved, symmetric wanted",
+                "bias correction off saved, on wanted"), differences);
+
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode root = (ObjectNode) json.readTree(store.resolve(SavedRecipe.FILE_NAME).toFile());
+        root.remove("options");
+        json.writeValue(store.resolve(SavedRecipe.FILE_NAME).toFile(), root);
+        SavedRecipe old = SavedRecipe.read(store);
+        assertEquals(RecipeOptions.LEGACY, old.options());
+        assertEquals(List.of("activation ranges min-max saved, batch-mean wanted", "weights symmetric saved, asymmetric wanted"),
+                old.differences("w4a4-rptq-gptq", 0.5f, built, fingerprint, calibration, ranges));
+    }
+
+    /**
+     * Issue 19: a stage file built with asymmetric weights is refused where symmetric ones are wanted (and the other way
+     * round); a file written before the options existed (no "options" in its metadata) holds symmetric weights and
+     * min-max ranges, and loads where those are wanted.
+     */
+    @Test
+    void shouldRefuseAStageFileBuiltWithOtherRecipeOptionsAndReadOneWithoutThemAsLegacy() throws Exception {
+        LayerRange range = LayerRange.all(TestModels.tinyConfig().numLayers());
+        QuantRecipe asymmetric = QuantRecipe.W4A16.withAsymmetricWeights(true);
+        RecipeOptions built = RecipeOptions.DEFAULT.effectiveFor(asymmetric);
+        RecipeOptions symmetric = new RecipeOptions(RangeEstimator.BATCH_MEAN, false, false).effectiveFor(QuantRecipe.W4A16);
+        StageFile.Identity identity = new StageFile.Identity(fingerprint, "w4a16", 0.5f, built, 0, 3);
+        Path file = temp.resolve("options").resolve(StageFile.fileName(0, 3));
+        try (OptModel base = OptModel.load(checkpoint, range);
+             OptModel quantized = RecipeApplier.apply(base, asymmetric, stats, 0.5f)) {
+            StageFile.save(file, base, quantized, identity);
+            StageFile.load(file, base, identity, -1).close();
+            QuantStoreException e = assertThrows(QuantStoreException.class, () -> StageFile.load(file, base,
+                    new StageFile.Identity(fingerprint, "w4a16", 0.5f, symmetric, 0, 3), -1));
+            assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("weights asymmetric saved, symmetric wanted"),
+                    e.getMessage());
+
+            eraseOptions(file);
+            StageFile.load(file, base, new StageFile.Identity(fingerprint, "w4a16", 0.5f, RecipeOptions.LEGACY, 0, 3), -1).close();
+            e = assertThrows(QuantStoreException.class, () -> StageFile.load(file, base, identity, -1));
+            assertTrue(e.getMessage().contains("weights symmetric saved, asymmetric wanted"), e.getMessage());
+        }
+    }
+
+    /** Blanks the "options" object out of a stage file's metadata, as files written before issue 19 have none (same size). */
+    private static void eraseOptions(Path file) throws Exception {
+        String bytes = new String(Files.readAllBytes(file), StandardCharsets.ISO_8859_1);
+        int start = bytes.indexOf("\\\"options\\\":{");
+        int end = bytes.indexOf("},", start) + 2;
+        assertTrue(start > 0 && end > start, "options in the metadata");
+        Files.write(file, (bytes.substring(0, start) + " ".repeat(end - start) + bytes.substring(end)).getBytes(StandardCharsets.ISO_8859_1));
     }
 
     @Test
