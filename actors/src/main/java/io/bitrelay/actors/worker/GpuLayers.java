@@ -84,7 +84,7 @@ final class GpuLayers implements AutoCloseable {
 
     private static GpuStage prepared(GpuStage stage) {
         try {
-            stage.prepare(1); // tunes the decode GEMMs now, so the first request does not wait for it
+            stage.prepareServing(); // tunes every GEMM bucket now, so no request waits for it
             return stage;
         } catch (RuntimeException e) {
             stage.close();

@@ -182,6 +182,17 @@ final class DeviceLmHead implements AutoCloseable {
         c.gemm(GemmPrecision.FP16, count, vocab, width, normed.address(), embeddings.address(), logits.address());
     }
 
+    /** Tunes the head's GEMM for {@code count} rows (at most a pass) on scratch, so sampling never waits for tuning. */
+    void prepare(StageCompute c, int count) {
+        c.gemm(GemmPrecision.FP16, Math.min(count, rowsPerPass), vocab, width, normed.address(), embeddings.address(),
+                logits.address());
+        c.stream.synchronize();
+    }
+
+    int rowsPerPass() {
+        return rowsPerPass;
+    }
+
     private static void checkRows(int[] rows, int count, int maxBatchTokens) {
         for (int i = 0; i < count; i++) {
             if (rows[i] < 0 || rows[i] >= maxBatchTokens) {

@@ -128,8 +128,20 @@ final class StageCompute implements AutoCloseable {
         }
     }
 
+    /**
+     * Every M {@link #gemmRows} gives for 1 ... {@code rows} rows, smallest first: the decode powers of two, then
+     * the multiples of 128 that prompt chunks and mixed steps use.
+     */
+    int[] gemmBuckets(int rows) {
+        java.util.TreeSet<Integer> buckets = new java.util.TreeSet<>();
+        for (int r = 1; r <= Math.min(rows, maxRows); r++) {
+            buckets.add(gemmRows(r));
+        }
+        return buckets.stream().mapToInt(Integer::intValue).toArray();
+    }
+
     /** Writes this stage's choices back when it tuned something the file did not have. */
-    private void saveTuningCache() {
+    void saveTuningCache() {
         if (tuningCache == null) {
             return;
         }
