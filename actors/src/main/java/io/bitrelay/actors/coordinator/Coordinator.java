@@ -70,7 +70,7 @@ public final class Coordinator {
      * @param restoreProblem why the named saved layers could not be used (the coordinator calibrates), or null
      */
     public record StageReady(int stageIndex, long weightBytes, long loadMillis, boolean restored, String restoreProblem,
-                             int kvSequences) implements Command {
+                             long kvTokens) implements Command {
     }
 
     public record StageFailed(int stageIndex, String reason) implements Command {
@@ -208,7 +208,7 @@ public final class Coordinator {
         final WorkerDescription worker;
         boolean ready;
         boolean restored;
-        int kvSequences;
+        long kvTokens;
 
         Stage(StagePlan plan, WorkerDescription worker) {
             this.plan = plan;
@@ -394,7 +394,13 @@ public final class Coordinator {
         if (scheduler != null && (scheduler.activeCount() > 0 || scheduler.inFlightCount() > 0)) {
             scheduler.failAll("the pipeline was rebuilt", this::relay);
         } else if (scheduler != null) {
-            scheduler.drainWaiting(fresh::submit);
+            scheduler.drainWaiting((job, client) -> {
+                try {
+                    fresh.submit(job, client);
+                } catch (IllegalArgumentException e) { // the rebuilt stages hold less KV cache than the job needs
+                    client.tell(new JobEvent.JobFailed(job.requestId(), e.getMessage()));
+                }
+            });
         }
         return fresh;
     }
@@ -403,7 +409,7 @@ public final class Coordinator {
         Stage stage = pipeline.get(message.stageIndex());
         stage.ready = true;
         stage.restored = message.restored();
-        stage.kvSequences = message.kvSequences();
+        stage.kvTokens = message.kvTokens();
         context.getLog().info("stage {} ready on {} ({} MB loaded in {} ms{})", message.stageIndex(), stage.worker.workerId(),
                 message.weightBytes() >> 20, message.loadMillis(), message.restored() ? ", quantized layers restored" : "");
         if (message.restoreProblem() != null) {
@@ -413,14 +419,14 @@ public final class Coordinator {
         if (!pipeline.stream().allMatch(s -> s.ready)) {
             return Behaviors.same();
         }
-        int kvSequences = pipeline.stream().mapToInt(s -> s.kvSequences).min().orElseThrow();
+        long kvTokens = pipeline.stream().mapToLong(s -> s.kvTokens).min().orElseThrow();
         try {
-            scheduler = rebuildScheduler(scheduler.settings().sizedFor(kvSequences, settings.autoBatchSequences()));
+            scheduler = rebuildScheduler(scheduler.settings().sizedFor(kvTokens, settings.autoBatchSequences()));
         } catch (IllegalArgumentException e) {
             return fail(e.getMessage());
         }
-        context.getLog().info("stages hold the KV caches of {} sequences at full context: {} active at most, {} per micro-batch, {} in flight",
-                kvSequences == Integer.MAX_VALUE ? "any number of" : kvSequences, scheduler.settings().maxActiveSequences(),
+        context.getLog().info("stages hold {} KV cache positions: {} active at most, {} per micro-batch, {} in flight",
+                kvTokens == Long.MAX_VALUE ? "any number of" : kvTokens, scheduler.settings().maxActiveSequences(),
                 scheduler.settings().maxBatchSequences(), scheduler.settings().microBatches());
         if (store == null) {
             return calibrateLinksOrServe();

@@ -41,6 +41,8 @@ public final class Scheduler<R> {
     private final Map<Long, Resident> residents = new LinkedHashMap<>();
     private int nextSequenceId = 1;
     private long nextBatchId = 1;
+    /** KV cache positions the active sequences hold. */
+    private long kvTokensUsed;
 
     /** What happened to a sequence when a step completed or failed; the owner relays it to the client. */
     public sealed interface Event<R> {
@@ -83,6 +85,8 @@ public final class Scheduler<R> {
         int inFlightLength;
         int position;
         int generated;
+        /** KV cache positions it needs: its prompt and its most new tokens. */
+        final int kvTokens;
         /** The resident batch holding it, or 0. */
         long batchId;
         boolean cancelled;
@@ -94,6 +98,7 @@ public final class Scheduler<R> {
             this.stop = job.stopRule(eosTokenId);
             this.client = client;
             this.pendingInput = job.promptTokens();
+            this.kvTokens = job.promptTokens().length + job.maxNewTokens();
         }
     }
 
@@ -117,9 +122,15 @@ public final class Scheduler<R> {
         this.eosTokenId = eosTokenId;
     }
 
+    /** @throws IllegalArgumentException for a request id in use, or a job whose KV caches the stages could never hold */
     public void submit(GenerationJob job, R client) {
         if (byRequest.containsKey(job.requestId())) {
             throw new IllegalArgumentException("request id " + job.requestId() + " is already in use");
+        }
+        long needed = (long) job.promptTokens().length + job.maxNewTokens();
+        if (needed > settings.kvTokens()) {
+            throw new IllegalArgumentException("the request needs " + needed + " KV cache positions (prompt + max_tokens), the"
+                    + " stages' memory holds " + settings.kvTokens());
         }
         Sequence<R> sequence = new Sequence<>(nextSequenceId++, job, client, eosTokenId);
         waiting.add(sequence);
@@ -155,9 +166,11 @@ public final class Scheduler<R> {
      * per batch that got any, the joining entries (a new batch's first step, or what joins a running one).
      */
     public List<MicroBatch> dispatch() {
-        while (!waiting.isEmpty() && active.size() < settings.maxActiveSequences()) {
+        while (!waiting.isEmpty() && active.size() < settings.maxActiveSequences()
+                && kvTokensUsed + waiting.peek().kvTokens <= settings.kvTokens()) {
             Sequence<R> admitted = waiting.poll();
             active.put(admitted.id, admitted);
+            kvTokensUsed += admitted.kvTokens;
         }
         Map<Long, List<MicroBatch.Entry>> joins = new LinkedHashMap<>();
         for (Sequence<R> sequence : active.values()) {
@@ -175,7 +188,7 @@ public final class Scheduler<R> {
             MicroBatch.Entry entry = sequence.job.scorePrompt() ? scoredChunk(sequence, length)
                     : new MicroBatch.Entry(sequence.id, sequence.pendingInput, sequence.position,
                             sequence.started ? null : sequence.job.sampling(), sequence.job.logprobs(), null, sequence.stop,
-                            sequence.generated);
+                            sequence.generated, sequence.started ? 0 : sequence.kvTokens);
             resident.members.add(sequence.id);
             resident.unreportedRows.put(sequence.id, length);
             sequence.inFlightLength = length;
@@ -212,7 +225,8 @@ public final class Scheduler<R> {
     private MicroBatch.Entry scoredChunk(Sequence<R> sequence, int length) {
         int[] prompt = sequence.job.promptTokens();
         return new MicroBatch.Entry(sequence.id, Arrays.copyOf(sequence.pendingInput, length), sequence.position, null,
-                sequence.job.logprobs(), PromptScoring.nextTokenTargets(prompt, sequence.position, length));
+                sequence.job.logprobs(), PromptScoring.nextTokenTargets(prompt, sequence.position, length), null, 0,
+                sequence.position == 0 ? sequence.kvTokens : 0);
     }
 
     /** {@link #complete(long, int[], int[], TokenScore[][], Consumer)} of a step without scores. */
@@ -369,6 +383,7 @@ public final class Scheduler<R> {
         active.clear();
         byRequest.clear();
         residents.clear();
+        kvTokensUsed = 0;
     }
 
     private void end(Sequence<R> sequence, List<Integer> ended) {
@@ -378,7 +393,9 @@ public final class Scheduler<R> {
 
     private void finish(Sequence<R> sequence) {
         sequence.batchId = 0;
-        active.remove(sequence.id);
+        if (active.remove(sequence.id) != null) {
+            kvTokensUsed -= sequence.kvTokens;
+        }
         byRequest.remove(sequence.job.requestId());
     }
 

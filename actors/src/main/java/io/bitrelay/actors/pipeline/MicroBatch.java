@@ -22,16 +22,18 @@ public record MicroBatch(long batchId, int step, Entry[] entries, boolean calibr
      * @param stop      for a generating sequence, when it stops: the first stage feeds each sampled token back in
      *                  until then, without the coordinator; null for a chunk that runs once (scoring, calibration)
      * @param generated tokens the sequence has generated before this entry
+     * @param kvCapacity on a sequence's first chunk, the tokens its KV caches must hold (prompt + most new tokens); 0
+     *                   for the model's whole context
      */
     public record Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling, int logprobs,
-                        int[] targets, StopRule stop, int generated) implements ClusterMessage {
+                        int[] targets, StopRule stop, int generated, int kvCapacity) implements ClusterMessage {
         public Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling) {
-            this(sequenceId, tokens, startPosition, firstChunkSampling, -1, null, null, 0);
+            this(sequenceId, tokens, startPosition, firstChunkSampling, -1, null, null, 0, 0);
         }
 
         public Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling, int logprobs,
                      int[] targets) {
-            this(sequenceId, tokens, startPosition, firstChunkSampling, logprobs, targets, null, 0);
+            this(sequenceId, tokens, startPosition, firstChunkSampling, logprobs, targets, null, 0, 0);
         }
 
         /** Whether the first stage keeps feeding this sequence its own sampled tokens. */

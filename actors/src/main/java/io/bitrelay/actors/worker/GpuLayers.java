@@ -202,7 +202,8 @@ final class GpuLayers implements AutoCloseable {
     private GpuSequence sequenceFor(BatchLayout.Entry entry) {
         GpuSequence sequence = sequences.get(entry.sequenceId());
         if (CacheContinuity.startsSequence(entry, sequence == null ? -1 : sequence.length(), "the GPU stage")) {
-            sequence = stage.newSequence();
+            sequence = entry.kvCapacity() > 0 ? stage.newSequence(Math.min(entry.kvCapacity(), stage.maxPositions()))
+                    : stage.newSequence();
             sequences.put(entry.sequenceId(), sequence);
         }
         return sequence;
@@ -216,14 +217,15 @@ final class GpuLayers implements AutoCloseable {
     }
 
     /**
-     * Sequences whose full-context caches fit beside this stage: in the worker's share of the device less what the
-     * stage holds, and in what the device has free (other workers may share it), keeping a tenth for the allocator's
-     * slack and other work.
+     * KV cache positions that fit beside this stage: in the worker's share of the device less what the stage holds,
+     * and in what the device has free (other workers may share it), keeping a tenth for the allocator's slack (each
+     * cache is one allocation, rounded up to the allocator's granularity) and other work.
      */
-    int kvSequences(long memoryShare) {
+    long kvTokens(long memoryShare) {
         long free = stage.context().memoryInfo()[0];
         long budget = Math.min(free, memoryShare - stage.weightBytes() - stage.activationBytes());
-        return (int) Math.clamp(budget / 10 * 9 / stage.sequenceBytes(), 0, Integer.MAX_VALUE);
+        long perToken = Math.ceilDiv(stage.sequenceBytes(), stage.maxPositions());
+        return Math.max(0, budget / 10 * 9 / perToken);
     }
 
     int sequenceCount() {

@@ -40,8 +40,9 @@ final class ResidentBatches {
         int[] input;
         int position;
         int generated;
-        /** Sent with the member's first step only (the last stage keeps it from then on). */
+        /** Sent with the member's first step only (the last stage keeps it from then on), like the KV capacity. */
         SamplingParams sampling;
+        int kvCapacity;
         int[] targets;
 
         Member(MicroBatch.Entry entry) {
@@ -52,11 +53,12 @@ final class ResidentBatches {
             this.position = entry.startPosition();
             this.generated = entry.generated();
             this.sampling = entry.firstChunkSampling();
+            this.kvCapacity = entry.kvCapacity();
             this.targets = entry.targets();
         }
 
         MicroBatch.Entry entry() {
-            return new MicroBatch.Entry(sequenceId, input, position, sampling, logprobs, targets, stop, generated);
+            return new MicroBatch.Entry(sequenceId, input, position, sampling, logprobs, targets, stop, generated, kvCapacity);
         }
     }
 
@@ -123,6 +125,7 @@ final class ResidentBatches {
     private static void advance(Batch batch, Member member, int token) {
         member.position += member.input.length;
         member.sampling = null;
+        member.kvCapacity = 0;
         if (member.stop == null) { // a scored chunk runs once; the coordinator sends the next
             batch.members.remove(member.sequenceId);
             return;

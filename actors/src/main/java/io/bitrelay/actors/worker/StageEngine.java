@@ -91,8 +91,8 @@ final class StageEngine {
     /** The layers were streamed to the GPU: the host holds none, so this stage cannot calibrate or quantize. */
     private final boolean streamed;
     private final String restoreProblem;
-    /** Sequences whose KV caches fit this stage at full context; unbounded on the CPU (its caches grow as they fill). */
-    private final int kvSequences;
+    /** KV cache positions this stage's memory holds (GPU: each sequence's cache sized for its request); unbounded on the CPU. */
+    private final long kvTokens;
     /** Records every quantization point while the coordinator calibrates the recipe; compute thread only. */
     private CalibrationCollector recipeCollector;
     /** GPTQ recipes: this stage's calibration inputs, kept here until the plan (GPTQ rounds layer by layer over them). */
@@ -141,7 +141,7 @@ final class StageEngine {
                         int gptqSequences, String restoreProblem, long memoryShare,
                         ActorRef<Coordinator.Command> coordinator, ActorRef<StageWorker.Command> head, DataPlane dataPlane) {
         this.assignment = assignment;
-        this.kvSequences = gpu == null ? Integer.MAX_VALUE : gpu.kvSequences(memoryShare);
+        this.kvTokens = gpu == null ? Long.MAX_VALUE : gpu.kvTokens(memoryShare);
         this.gpu = gpu;
         this.deviceLinks = gpu != null && deviceLinks;
         this.deviceHead = gpu != null && deviceHead;
@@ -299,8 +299,8 @@ final class StageEngine {
         return restoreProblem;
     }
 
-    int kvSequences() {
-        return kvSequences;
+    long kvTokens() {
+        return kvTokens;
     }
 
     static boolean needsPlan(CodecId id) {
@@ -526,7 +526,7 @@ final class StageEngine {
         for (MicroBatch.Entry entry : batch.entries()) {
             starts[entries.size()] = entry.startPosition();
             entries.add(new BatchLayout.Entry(entry.sequenceId(), entry.tokens().length, entry.startPosition(),
-                    entry.firstChunkSampling(), entry.logprobs(), entry.targets()));
+                    entry.firstChunkSampling(), entry.logprobs(), entry.targets(), entry.kvCapacity()));
             tokens.add(entry.tokens());
         }
         BatchLayout layout = new BatchLayout(entries);

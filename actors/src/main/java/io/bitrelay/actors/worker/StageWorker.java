@@ -168,7 +168,7 @@ public final class StageWorker {
                 .onMessage(LoadStage.class, m -> load(m, engine))
                 .onMessage(Loaded.class, m -> {
                     m.coordinator().tell(new Coordinator.StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis(),
-                            m.engine().restored(), m.engine().restoreProblem(), m.engine().kvSequences()));
+                            m.engine().restored(), m.engine().restoreProblem(), m.engine().kvTokens()));
                     return serving(m.engine());
                 })
                 .onMessage(LoadFailed.class, m -> {

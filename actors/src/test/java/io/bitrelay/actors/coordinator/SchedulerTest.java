@@ -30,24 +30,28 @@ class SchedulerTest {
     }
 
     @Test
-    void shouldSizeBatchesFromTheSequencesTheKvMemoryHolds() {
+    void shouldAdmitWhileTheRequestsKvCachesFitTheStagesMemory() {
         SchedulerSettings configured = new SchedulerSettings(2, 64, 4096, 64);
-        SchedulerSettings roomy = configured.sizedFor(Integer.MAX_VALUE, true);
+        SchedulerSettings roomy = configured.sizedFor(Long.MAX_VALUE, true);
         assertEquals(64, roomy.maxActiveSequences());
         assertEquals(32, roomy.maxBatchSequences(), "64 active over 2 micro-batches");
-        SchedulerSettings tight = configured.sizedFor(21, true);
-        assertEquals(21, tight.maxActiveSequences(), "no more active than the KV memory holds");
-        assertEquals(11, tight.maxBatchSequences());
-        assertEquals(64, configured.sizedFor(21, false).maxBatchSequences(), "a configured batch cap stays");
+        assertEquals(64, configured.sizedFor(100, false).maxBatchSequences(), "a configured batch cap stays");
         assertThrows(IllegalArgumentException.class, () -> configured.sizedFor(0, true));
-        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 64, 4096, 64).sizedFor(3, true), EOS);
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 64, 4096, 64).sizedFor(40, true), EOS);
         for (int i = 0; i < 5; i++) {
-            scheduler.submit(job("r" + i, 8, 4), "c" + i);
+            scheduler.submit(job("r" + i, 8, 4), "c" + i); // 12 positions each
         }
         List<MicroBatch> batches = scheduler.dispatch();
         assertEquals(1, batches.size());
-        assertEquals(3, batches.getFirst().entries().length, "two wait until a KV cache frees");
+        assertEquals(3, batches.getFirst().entries().length, "36 of 40 positions: two wait until a cache frees");
+        assertEquals(12, batches.getFirst().entries()[0].kvCapacity(), "each stage sizes the caches for the request");
         assertEquals(2, scheduler.waitingCount());
+        MicroBatch first = batches.getFirst();
+        scheduler.complete(first.batchId(), ids(first), new int[]{EOS, 5, 5}, events::add);
+        assertEquals(1, scheduler.dispatch().getFirst().entries().length, "the ended one's 12 positions admit one more");
+        IllegalArgumentException tooLong = assertThrows(IllegalArgumentException.class,
+                () -> scheduler.submit(job("huge", 30, 20), "c"));
+        assertTrue(tooLong.getMessage().contains("50 KV cache positions"), tooLong.getMessage());
     }
 
     @Test

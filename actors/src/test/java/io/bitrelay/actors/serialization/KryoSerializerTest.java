@@ -78,10 +78,11 @@ class KryoSerializerTest {
                         TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
         assertEquals(assignment, load.assignment());
         MicroBatch.Entry resident = new MicroBatch.Entry(3, new int[]{8, 9}, 0, SamplingParams.greedy(), -1, null,
-                new io.bitrelay.actors.pipeline.StopRule(16, 2, true, 2), 0);
+                new io.bitrelay.actors.pipeline.StopRule(16, 2, true, 2), 0, 18);
         StageWorker.RunStep joined = (StageWorker.RunStep) roundTrip(new StageWorker.RunStep(new MicroBatch(4, 0,
                 new MicroBatch.Entry[]{resident}, false)));
         assertEquals(resident.stop(), joined.batch().entries()[0].stop());
+        assertEquals(18, joined.batch().entries()[0].kvCapacity());
         StageWorker.StepSampled sampled = (StageWorker.StepSampled) roundTrip(new StageWorker.StepSampled(4, new int[]{3}, new int[]{77}));
         assertArrayEquals(new int[]{77}, sampled.tokens());
         assertArrayEquals(new int[]{3}, ((Coordinator.SequencesLeft) roundTrip(new Coordinator.SequencesLeft(4, new int[]{3}))).sequenceIds());

@@ -16,7 +16,8 @@ class ResidentBatchesTest {
     private final ResidentBatches batches = new ResidentBatches();
 
     private static MicroBatch.Entry generating(int id, int[] prompt, int maxTokens) {
-        return new MicroBatch.Entry(id, prompt, 0, SamplingParams.greedy(), -1, null, new StopRule(maxTokens, 0, true, EOS), 0);
+        return new MicroBatch.Entry(id, prompt, 0, SamplingParams.greedy(), -1, null, new StopRule(maxTokens, 0, true, EOS), 0,
+                prompt.length + maxTokens);
     }
 
     private static MicroBatch joins(long batchId, MicroBatch.Entry... entries) {
@@ -31,12 +32,14 @@ class ResidentBatchesTest {
     void shouldFeedEachMemberItsSampledTokenAtTheNextPosition() {
         MicroBatch first = batches.join(joins(1, generating(5, new int[]{7, 8, 9}, 3))).step();
         assertNotNull(first.entries()[0].firstChunkSampling());
+        assertEquals(6, first.entries()[0].kvCapacity());
         MicroBatch second = batches.sampled(1, new int[]{5}, new int[]{40}).step();
         MicroBatch.Entry entry = second.entries()[0];
         assertArrayEquals(new int[]{40}, entry.tokens());
         assertEquals(3, entry.startPosition());
         assertEquals(1, entry.generated());
         assertNull(entry.firstChunkSampling(), "the last stage keeps the sampler from the first step");
+        assertEquals(0, entry.kvCapacity(), "the caches were sized at the first step");
         assertEquals(first.step() + 1, second.step());
         MicroBatch third = batches.sampled(1, new int[]{5}, new int[]{41}).step();
         assertEquals(4, third.entries()[0].startPosition());

@@ -22,12 +22,14 @@ import java.util.Objects;
  * <pre>
  *  entry, 12 bytes, little-endian; entries back to back, delimited by the section length (no count)
  *  +-----------------------+-------------------------------------------+------------------------+
- *  | sequence id (i32, ≥0) | S | L | T | token count (29 bits, ≥1)     | start position (i32,≥0)|
+ *  | sequence id (i32, ≥0) | S | L | T | C | token count (28 bits, ≥1) | start position (i32,≥0)|
  *  +-----------------------+-------------------------------------------+------------------------+
  *  then, only when S (bit 31 of the token count word) is set, 20 bytes:
  *  +-------------------+-------------+-------------+----------------+
  *  | temperature (f32) | top-k (i32) | top-p (f32) | seed (i64)     |
  *  +-------------------+-------------+-------------+----------------+
+ *  then, only when C (bit 28, first chunks only) is set, 4 bytes: the tokens the sequence's KV cache must hold
+ *  (prompt + most new tokens), so a GPU stage sizes it for the request instead of the model's whole context
  *  then, only when L (bit 30) is set, 4 bytes: top log-probabilities wanted per position (i32, 0..20)
  *  then, only when T (bit 29, needs L) is set, 4 bytes per row: the token id the row predicts (i32, −1: none)
  * </pre>
@@ -36,12 +38,14 @@ public record BatchLayout(List<Entry> entries) {
     public static final int ENTRY_BYTES = 12;
     public static final int SAMPLING_BYTES = 20;
     public static final int LOGPROBS_BYTES = 4;
+    public static final int CAPACITY_BYTES = 4;
     /** Most top alternatives a position can ask for (OpenAI's legacy API allows 5; vLLM 20). */
     public static final int MAX_TOP_LOGPROBS = 20;
     private static final int HAS_SAMPLING = 0x8000_0000;
     private static final int HAS_LOGPROBS = 0x4000_0000;
     private static final int HAS_TARGETS = 0x2000_0000;
-    private static final int TOKEN_COUNT_MASK = 0x1FFF_FFFF;
+    private static final int HAS_CAPACITY = 0x1000_0000;
+    private static final int TOKEN_COUNT_MASK = 0x0FFF_FFFF;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LinkFrame.BYTE_ORDER);
 
     /**
@@ -50,13 +54,18 @@ public record BatchLayout(List<Entry> entries) {
      * @param logprobs top alternatives wanted with each scored or sampled position, or −1 for no log-probabilities
      * @param targets  for a prompt being scored: per row the token id it predicts (−1: none, the prompt's last
      *                 position), and the last stage samples nothing; null otherwise
+     * @param kvCapacity on a sequence's first chunk, the tokens its KV cache must hold; 0 for the model's context
      */
     public record Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling, int logprobs,
-                        int[] targets) {
+                        int[] targets, int kvCapacity) {
         public Entry {
             if (sequenceId < 0 || tokenCount < 1 || tokenCount > TOKEN_COUNT_MASK || startPosition < 0) {
-                throw new IllegalArgumentException("a layout entry needs sequenceId >= 0, tokenCount in [1, 2^29) and"
+                throw new IllegalArgumentException("a layout entry needs sequenceId >= 0, tokenCount in [1, 2^28) and"
                         + " startPosition >= 0, got " + sequenceId + ", " + tokenCount + ", " + startPosition);
+            }
+            if (kvCapacity < 0 || (kvCapacity > 0 && (startPosition != 0 || kvCapacity < tokenCount))) {
+                throw new IllegalArgumentException("a KV capacity belongs to a first chunk and holds its tokens: capacity "
+                        + kvCapacity + ", start " + startPosition + ", tokens " + tokenCount);
             }
             if (logprobs < -1 || logprobs > MAX_TOP_LOGPROBS) {
                 throw new IllegalArgumentException("logprobs must be -1 (none) or 0.." + MAX_TOP_LOGPROBS + ", got " + logprobs);
@@ -65,6 +74,10 @@ public record BatchLayout(List<Entry> entries) {
                 throw new IllegalArgumentException("a scored chunk needs one target per row (" + tokenCount + ", got "
                         + targets.length + "), logprobs >= 0 (got " + logprobs + ") and no sampling");
             }
+        }
+
+        public Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling, int logprobs, int[] targets) {
+            this(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, 0);
         }
 
         public Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling) {
@@ -78,7 +91,12 @@ public record BatchLayout(List<Entry> entries) {
 
         /** This entry, also asking for the sampled token's log-probability and {@code topLogprobs} alternatives. */
         public Entry withLogprobs(int topLogprobs) {
-            return new Entry(sequenceId, tokenCount, startPosition, sampling, topLogprobs, targets);
+            return new Entry(sequenceId, tokenCount, startPosition, sampling, topLogprobs, targets, kvCapacity);
+        }
+
+        /** This first chunk, asking each stage for a KV cache of {@code capacity} tokens. */
+        public Entry withKvCapacity(int capacity) {
+            return new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, capacity);
         }
 
         public boolean scoresPrompt() {
@@ -90,12 +108,13 @@ public record BatchLayout(List<Entry> entries) {
         public boolean equals(Object other) {
             return other instanceof Entry e && e.sequenceId == sequenceId && e.tokenCount == tokenCount
                     && e.startPosition == startPosition && Objects.equals(e.sampling, sampling) && e.logprobs == logprobs
-                    && java.util.Arrays.equals(e.targets, targets);
+                    && java.util.Arrays.equals(e.targets, targets) && e.kvCapacity == kvCapacity;
         }
 
         @Override
         public int hashCode() {
-            return Objects.hash(sequenceId, tokenCount, startPosition, sampling, logprobs) * 31 + java.util.Arrays.hashCode(targets);
+            return Objects.hash(sequenceId, tokenCount, startPosition, sampling, logprobs, kvCapacity) * 31
+                    + java.util.Arrays.hashCode(targets);
         }
 
         /** A continuation chunk (e.g. one decode token), 12 bytes on the wire. */
@@ -113,13 +132,14 @@ public record BatchLayout(List<Entry> entries) {
         }
 
         public int encodedBytes() {
-            return ENTRY_BYTES + (hasSampling() ? SAMPLING_BYTES : 0) + (logprobs >= 0 ? LOGPROBS_BYTES : 0)
+            return ENTRY_BYTES + (hasSampling() ? SAMPLING_BYTES : 0) + (kvCapacity > 0 ? CAPACITY_BYTES : 0)
+                    + (logprobs >= 0 ? LOGPROBS_BYTES : 0)
                     + (targets != null ? targets.length * Integer.BYTES : 0);
         }
 
         private int countWord() {
             return tokenCount | (hasSampling() ? HAS_SAMPLING : 0) | (logprobs >= 0 ? HAS_LOGPROBS : 0)
-                    | (targets != null ? HAS_TARGETS : 0);
+                    | (targets != null ? HAS_TARGETS : 0) | (kvCapacity > 0 ? HAS_CAPACITY : 0);
         }
     }
 
@@ -171,6 +191,10 @@ public record BatchLayout(List<Entry> entries) {
                 section.set(LinkFrame.I64, offset + 12, s.seed());
                 offset += SAMPLING_BYTES;
             }
+            if (e.kvCapacity() > 0) {
+                section.set(LinkFrame.I32, offset, e.kvCapacity());
+                offset += CAPACITY_BYTES;
+            }
             if (e.logprobs() >= 0) {
                 section.set(LinkFrame.I32, offset, e.logprobs());
                 offset += LOGPROBS_BYTES;
@@ -209,6 +233,15 @@ public record BatchLayout(List<Entry> entries) {
                 }
                 offset += SAMPLING_BYTES;
             }
+            int kvCapacity = 0;
+            if ((countWord & HAS_CAPACITY) != 0) {
+                requireBytes(section, offset, CAPACITY_BYTES, "KV capacity word");
+                kvCapacity = section.get(LinkFrame.I32, offset);
+                if (kvCapacity <= 0) {
+                    throw badLayout("KV capacity at byte " + offset + " is " + kvCapacity + " (need >= 1)");
+                }
+                offset += CAPACITY_BYTES;
+            }
             int logprobs = -1;
             if ((countWord & HAS_LOGPROBS) != 0) {
                 requireBytes(section, offset, LOGPROBS_BYTES, "logprobs word");
@@ -223,7 +256,7 @@ public record BatchLayout(List<Entry> entries) {
                 offset += (long) tokenCount * Integer.BYTES;
             }
             try {
-                entries.add(new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets));
+                entries.add(new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, kvCapacity));
             } catch (IllegalArgumentException e) {
                 throw badLayout("entry of sequence " + sequenceId + ": " + e.getMessage());
             }

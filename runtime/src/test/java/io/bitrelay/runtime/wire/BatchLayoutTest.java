@@ -54,6 +54,28 @@ class BatchLayoutTest {
     }
 
     @Test
+    void shouldCarryAFirstChunksKvCapacityAfterItsSamplingBlock() {
+        BatchLayout layout = BatchLayout.of(
+                Entry.firstChunk(7, 30, 0, SAMPLING).withKvCapacity(158).withLogprobs(1),
+                Entry.scored(8, 0, new int[]{5, -1}, 0).withKvCapacity(2),
+                Entry.of(3, 1, 40));
+        assertEquals((32 + 4 + 4) + (12 + 4 + 4 + 8) + 12, layout.encodedBytes());
+        BatchLayout decoded = BatchLayout.decode(encode(layout), 33);
+        assertEquals(layout, decoded);
+        assertEquals(158, decoded.entries().get(0).kvCapacity());
+        assertEquals(1, decoded.entries().get(0).logprobs());
+        assertEquals(0, decoded.entries().get(2).kvCapacity(), "0: the model's whole context");
+        assertThrows(IllegalArgumentException.class, () -> Entry.of(3, 1, 40).withKvCapacity(64), "not a first chunk");
+        assertThrows(IllegalArgumentException.class, () -> Entry.firstChunk(7, 30, 0, SAMPLING).withKvCapacity(29),
+                "smaller than the chunk");
+        MemorySegment section = encode(BatchLayout.of(Entry.firstChunk(7, 30, 0, SAMPLING).withKvCapacity(158)));
+        section.set(ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), 32, 0);
+        FrameException e = assertThrows(FrameException.class, () -> BatchLayout.decode(section, 30));
+        assertEquals(Reason.BAD_SIZES, e.reason());
+        assertTrue(e.getMessage().contains("KV capacity"), e.getMessage());
+    }
+
+    @Test
     void shouldRejectAScoredChunkWithoutOneTargetPerRow() {
         assertThrows(IllegalArgumentException.class, () -> new Entry(1, 3, 0, null, 0, new int[]{1, 2}));
         assertThrows(IllegalArgumentException.class, () -> new Entry(1, 2, 0, null, -1, new int[]{1, 2}));

@@ -320,6 +320,11 @@ public final class GpuStage implements AutoCloseable {
         return graphs == null || graphs.disabledReason() != null ? 0 : graphs.captures();
     }
 
+    /** Tokens a sequence's cache holds at most (the stage's context). */
+    public int maxPositions() {
+        return maxPositions;
+    }
+
     /** Device bytes of one sequence's cache at the stage's full context ({@link #newSequence()}). */
     public long sequenceBytes() {
         return 2L * layers.size() * kvFormat.blockBytes(maxPositions, config.hiddenSize(), config.numHeads());
