@@ -53,7 +53,7 @@ interface StageBackend extends AutoCloseable {
 
     /**
      * Runs the stage's layers over a link calibration step's host rows in place: whole sequences on caches freed
-     * right after. (Recipe calibration never comes here: it runs the CPU's FP32 stage, see {@link RecipeCalibration}.)
+     * right after. (Recipe calibration never comes here: it runs the CPU's FP32 stage, see {@link StageQuantizer}.)
      */
     void runCalibration(BatchLayout layout, List<int[]> tokens, MemorySegment hidden, Arena step);
 

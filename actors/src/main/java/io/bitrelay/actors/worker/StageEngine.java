@@ -38,7 +38,7 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>The step loop is the same whether the layers run on the CPU or the GPU: what differs lives in the stage's
  * {@link StageBackend}. Calibration steps keep their rows on the host; while the recipe is calibrated they run on
- * the CPU's FP32 stage ({@link RecipeCalibration}) whatever the backend.
+ * the CPU's FP32 stage ({@link StageQuantizer}) whatever the backend.
  */
 final class StageEngine {
     private static final Logger LOG = LoggerFactory.getLogger(StageEngine.class);
@@ -54,7 +54,7 @@ final class StageEngine {
     private final String restoreProblem;
     /** KV cache positions this stage's memory holds (GPU: each sequence's cache sized for its request); unbounded on the CPU. */
     private final long kvTokens;
-    private final RecipeCalibration calibration;
+    private final StageQuantizer quantizer;
     /** The last stage's tokens and scores; compute thread only. */
     private final LastStageSampler sampler;
     private final ActorRef<Coordinator.Command> coordinator;
@@ -87,7 +87,7 @@ final class StageEngine {
         this.workerId = settings.workerId();
         this.restored = stage.restored();
         this.restoreProblem = stage.restoreProblem();
-        this.calibration = new RecipeCalibration(assignment, models, backend, stage.streamed(), settings.gptqSequences());
+        this.quantizer = new StageQuantizer(assignment, models, backend, stage.streamed(), settings.gptqSequences());
         this.sampler = new LastStageSampler(backend, models, clock, assignment.maxBatchTokens());
         this.coordinator = coordinator;
         this.head = head;
@@ -225,27 +225,27 @@ final class StageEngine {
 
     /** Refused at once, not behind queued steps, when the host holds no layers. */
     void beginRecipeCalibration(ActorRef<Coordinator.Command> replyTo) {
-        String problem = calibration.hostLayersProblem("calibrate");
+        String problem = quantizer.hostLayersProblem("calibrate");
         if (problem != null) {
             replyTo.tell(new Coordinator.StepFailed(-1, assignment.stageIndex(), problem));
             return;
         }
-        compute.execute(() -> calibration.begin(replyTo));
+        compute.execute(() -> quantizer.begin(replyTo));
     }
 
     /** Sends the recorded statistics in chunks small enough for one Artery frame each, then stops recording. */
     void reportCalibration(ActorRef<StatsChunk> replyTo) {
-        compute.execute(() -> calibration.report(replyTo));
+        compute.execute(() -> quantizer.report(replyTo));
     }
 
     /** Builds the stage {@code plan} describes from the FP32 stage, serves with it, saves it when asked; acknowledged. */
     void applyPlan(QuantPlan plan, String saveFile, ActorRef<Coordinator.Command> replyTo) {
-        String problem = calibration.hostLayersProblem("quantize");
+        String problem = quantizer.hostLayersProblem("quantize");
         if (problem != null) {
             replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, problem));
             return;
         }
-        compute.execute(() -> calibration.applyPlan(plan, saveFile, replyTo));
+        compute.execute(() -> quantizer.applyPlan(plan, saveFile, replyTo));
     }
 
     void injectFault(FrameFault fault) {
@@ -268,7 +268,7 @@ final class StageEngine {
         long start = System.nanoTime();
         try (Arena step = stepArena) {
             if (batch.calibration()) {
-                MemorySegment hidden = (calibration.recording() ? models.base() : models.serving()).embed(tokens, starts, step);
+                MemorySegment hidden = (quantizer.recording() ? models.base() : models.serving()).embed(tokens, starts, step);
                 clock.lap(StepPhase.INPUT);
                 calibrate(batch.batchId(), batch.step(), layout, tokens, hidden, step, start);
                 return;
@@ -299,12 +299,12 @@ final class StageEngine {
             return;
         }
         long batchId = validated.batchId();
-        boolean calibrationFrame = (validated.flags() & FLAG_CALIBRATION) != 0;
+        boolean calibration = (validated.flags() & FLAG_CALIBRATION) != 0;
         guarded(batchId, () -> {
             BatchLayout layout = validated.batchLayout();
             long start = System.nanoTime();
             try (Arena step = stepArena) {
-                if (calibrationFrame) {
+                if (calibration) {
                     MemorySegment hidden = StageBackend.decodeOnHost(validated, step);
                     clock.lap(StepPhase.INPUT);
                     calibrate(batchId, validated.step(), layout, null, hidden, step, start);
@@ -349,9 +349,9 @@ final class StageEngine {
      */
     private void calibrate(long batchId, int stepNumber, BatchLayout layout, List<int[]> tokens, MemorySegment hidden,
                            Arena step, long startNanos) {
-        boolean recipe = calibration.recording();
+        boolean recipe = quantizer.recording();
         if (recipe) {
-            calibration.runLayers(layout, tokens, hidden, step);
+            quantizer.runLayers(layout, tokens, hidden, step);
         } else {
             backend.runCalibration(layout, tokens, hidden, step);
         }
@@ -409,7 +409,7 @@ final class StageEngine {
         }
         closeQuietly(receiver);
         outbound.close();
-        calibration.close();
+        quantizer.close();
         closeQuietly(backend);
         stepArena.release();
         frameCopies.close();

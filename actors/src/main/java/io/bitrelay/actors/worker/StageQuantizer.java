@@ -26,14 +26,14 @@ import java.nio.file.Path;
 import java.util.List;
 
 /**
- * A stage's part in quantizing the pipeline: while the coordinator calibrates the recipe, calibration steps run on
- * the CPU's FP32 stage whatever backend serves (so the statistics are those eval measures), every quantization point
+ * A stage's side of quantizing the pipeline (the coordinator's RecipeCalibration drives it): while the recipe is
+ * calibrated, calibration steps run on the CPU's FP32 stage whatever backend serves, every quantization point
  * recorded, and for a GPTQ recipe the stage's input rows kept; then the coordinator's plan is built from the FP32
  * stage, served (rebuilt on the GPU when there is one) and saved when asked. A stage that streamed its layers to
  * the GPU holds none on the host and can do neither. Compute thread only, except {@link #hostLayersProblem}.
  */
-final class RecipeCalibration implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(RecipeCalibration.class);
+final class StageQuantizer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(StageQuantizer.class);
 
     private final StageAssignment assignment;
     private final StageModels models;
@@ -46,7 +46,7 @@ final class RecipeCalibration implements AutoCloseable {
     /** GPTQ recipes: this stage's calibration inputs, kept here until the plan (GPTQ rounds layer by layer over them). */
     private GptqInputs gptqInputs;
 
-    RecipeCalibration(StageAssignment assignment, StageModels models, StageBackend backend, boolean streamed, int gptqSequences) {
+    StageQuantizer(StageAssignment assignment, StageModels models, StageBackend backend, boolean streamed, int gptqSequences) {
         this.assignment = assignment;
         this.models = models;
         this.backend = backend;
