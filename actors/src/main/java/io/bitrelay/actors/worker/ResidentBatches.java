@@ -18,8 +18,10 @@ import java.util.Map;
  *
  * <p>A batch has at most one step in the pipeline: a member's next input is the token its last step sampled.
  * Entries that join while a step is out wait for the next one, so a prompt joins the running decode steps (one
- * mixed step) instead of waiting for a batch of its own. A member leaves (a cancelled request) once no step in the
- * pipeline can hold it; the caller confirms that to the coordinator, which then frees its caches.
+ * mixed step) instead of waiting for a batch of its own. A step holds at most {@code stepTokens} rows: every decoding
+ * member's token first, then prompts in chunks of what is left (chunked prefill, as Sarathi-Serve), so a long
+ * prompt never stalls the running streams for more than one step's budget. A member leaves (a cancelled request)
+ * once no step in the pipeline can hold it; the caller confirms that to the coordinator, which then frees its caches.
  *
  * <p>Not thread-safe: the stage's compute thread owns it.
  */
@@ -37,7 +39,10 @@ final class ResidentBatches {
         final int sequenceId;
         final StopRule stop;
         final int logprobs;
+        /** What it has still to feed: the rest of its prompt, or the one token sampled last. */
         int[] input;
+        /** Tokens of {@link #input} the step out feeds. */
+        int stepTokens;
         int position;
         int generated;
         /** Sent with the member's first step only (the last stage keeps it from then on), like the KV capacity. */
@@ -57,8 +62,15 @@ final class ResidentBatches {
             this.targets = entry.targets();
         }
 
+        boolean decoding() {
+            return input.length == 1 && targets == null;
+        }
+
         MicroBatch.Entry entry() {
-            return new MicroBatch.Entry(sequenceId, input, position, sampling, logprobs, targets, stop, generated, kvCapacity);
+            boolean partial = stepTokens < input.length;
+            int[] tokens = partial ? java.util.Arrays.copyOf(input, stepTokens) : input;
+            return new MicroBatch.Entry(sequenceId, tokens, position, sampling, logprobs, targets, stop, generated, kvCapacity,
+                    partial);
         }
     }
 
@@ -72,6 +84,15 @@ final class ResidentBatches {
     }
 
     private final Map<Long, Batch> batches = new HashMap<>();
+    private final int stepTokens;
+
+    /** @param stepTokens rows one step holds at most (the stages' max-batch-tokens) */
+    ResidentBatches(int stepTokens) {
+        if (stepTokens < 1) {
+            throw new IllegalArgumentException("a step needs room for at least one token, got " + stepTokens);
+        }
+        this.stepTokens = stepTokens;
+    }
 
     /** {@code joining}'s entries join its batch (made if new); they run now unless a step of the batch is out. */
     Next join(MicroBatch joining) {
@@ -123,11 +144,15 @@ final class ResidentBatches {
     }
 
     private static void advance(Batch batch, Member member, int token) {
-        member.position += member.input.length;
+        member.position += member.stepTokens;
         member.sampling = null;
         member.kvCapacity = 0;
         if (member.stop == null) { // a scored chunk runs once; the coordinator sends the next
             batch.members.remove(member.sequenceId);
+            return;
+        }
+        if (member.stepTokens < member.input.length) { // a prompt chunk: nothing was sampled, the rest goes next
+            member.input = java.util.Arrays.copyOfRange(member.input, member.stepTokens, member.input.length);
             return;
         }
         member.generated++;
@@ -179,12 +204,47 @@ final class ResidentBatches {
             batches.remove(batchId);
             return new Next(batchId, null, left);
         }
-        Member[] out = batch.members.values().toArray(Member[]::new);
+        Member[] out = budgeted(batch.members.values());
         MicroBatch.Entry[] entries = new MicroBatch.Entry[out.length];
         for (int i = 0; i < out.length; i++) {
             entries[i] = out[i].entry();
         }
         batch.out = out;
         return new Next(batchId, new MicroBatch(batchId, batch.step++, entries, false), left);
+    }
+
+    /**
+     * The members a step takes within {@link #stepTokens} rows, and how many tokens each feeds: every decoding member
+     * one, then the others in joining order, a prompt a chunk of what is left, a scored chunk whole or not at all.
+     */
+    private Member[] budgeted(java.util.Collection<Member> members) {
+        List<Member> out = new ArrayList<>(members.size());
+        int used = 0;
+        for (Member member : members) {
+            if (member.decoding()) {
+                member.stepTokens = 1;
+                out.add(member);
+                used++;
+            }
+        }
+        for (Member member : members) {
+            if (member.decoding()) {
+                continue;
+            }
+            int room = stepTokens - used;
+            if (member.targets != null) {
+                if (member.input.length > room && !out.isEmpty()) {
+                    continue; // the coordinator sized it for a step of its own at worst
+                }
+                member.stepTokens = member.input.length;
+            } else if (room > 0) {
+                member.stepTokens = Math.min(member.input.length, room);
+            } else {
+                continue;
+            }
+            out.add(member);
+            used += member.stepTokens;
+        }
+        return out.toArray(Member[]::new);
     }
 }

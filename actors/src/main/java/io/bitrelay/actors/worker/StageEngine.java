@@ -102,7 +102,7 @@ final class StageEngine {
     /** The first stage's worker (the last stage hands it the sampled tokens); null on the first stage. */
     private final ActorRef<StageWorker.Command> head;
     /** First stage: the resident micro-batches it feeds their own tokens; compute thread only. */
-    private final ResidentBatches resident = new ResidentBatches();
+    private final ResidentBatches resident;
     private final ExecutorService compute;
     private final DataPlane.FrameSender sender;
     private final AutoCloseable receiver;
@@ -158,6 +158,7 @@ final class StageEngine {
         this.restoreProblem = restoreProblem;
         this.coordinator = coordinator;
         this.head = head;
+        this.resident = new ResidentBatches(assignment.maxBatchTokens());
         CodecId codecId = CodecId.fromName(assignment.linkCodec());
         this.codec = needsPlan(codecId) ? LinkCodecs.forId(CodecId.FP16) : LinkCodecs.forId(codecId);
         int width = model.config().hiddenSize();
@@ -526,7 +527,7 @@ final class StageEngine {
         for (MicroBatch.Entry entry : batch.entries()) {
             starts[entries.size()] = entry.startPosition();
             entries.add(new BatchLayout.Entry(entry.sequenceId(), entry.tokens().length, entry.startPosition(),
-                    entry.firstChunkSampling(), entry.logprobs(), entry.targets(), entry.kvCapacity()));
+                    entry.firstChunkSampling(), entry.logprobs(), entry.targets(), entry.kvCapacity(), entry.partialPrompt()));
             tokens.add(entry.tokens());
         }
         BatchLayout layout = new BatchLayout(entries);
@@ -682,6 +683,11 @@ final class StageEngine {
                 scores[i] = PromptScoring.score(model, hidden, row, entry.targets(), entry.logprobs());
                 tokens[i] = -1;
                 anyScores = true;
+            } else if (entry.partialPrompt()) {
+                if (entry.hasSampling()) {
+                    samplingFor(entry); // its sampler starts with the first chunk; the first draw comes with the last
+                }
+                tokens[i] = -1;
             } else {
                 lastRows[sampled.size()] = row + entry.tokenCount() - 1;
                 sampled.add(i);
