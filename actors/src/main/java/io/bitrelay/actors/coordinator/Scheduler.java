@@ -30,7 +30,11 @@ import java.util.function.Consumer;
  * cancelled sequence still in a batch leaves it through the first stage ({@link #left}), which confirms once no
  * step in the pipeline holds it: only then may its caches be freed.
  *
- * @param <R> whatever the owner uses to reach a job's client (an actor reference in the coordinator)
+ * <p>The single-process backend drives it too, as a one-stage pipeline with one micro-batch, so a request ends for
+ * the same reasons on one host as in a cluster.
+ *
+ * @param <R> whatever the owner uses to reach a job's client (an actor reference in the coordinator, a token
+ *            listener in the single-process backend)
  */
 public final class Scheduler<R> {
     private final SchedulerSettings settings;

@@ -23,11 +23,14 @@ import java.util.Map;
  * prompt never stalls the running streams for more than one step's budget. A member leaves (a cancelled request)
  * once no step in the pipeline can hold it; the caller confirms that to the coordinator, which then frees its caches.
  *
- * <p>Not thread-safe: the stage's compute thread owns it.
+ * <p>The single-process backend is first and last stage at once and forms its steps here too, so both loops stop a
+ * sequence on the same {@link StopRule}.
+ *
+ * <p>Not thread-safe: the stage's compute thread (the backend's scheduler thread) owns it.
  */
-final class ResidentBatches {
+public final class ResidentBatches {
     /** What an event leads to: the step to compute now (null: none), and members whose leaving is now safe. */
-    record Next(long batchId, MicroBatch step, int[] left) {
+    public record Next(long batchId, MicroBatch step, int[] left) {
         static final int[] NONE = new int[0];
 
         static Next nothing(long batchId) {
@@ -87,7 +90,7 @@ final class ResidentBatches {
     private final int stepTokens;
 
     /** @param stepTokens rows one step holds at most (the stages' max-batch-tokens) */
-    ResidentBatches(int stepTokens) {
+    public ResidentBatches(int stepTokens) {
         if (stepTokens < 1) {
             throw new IllegalArgumentException("a step needs room for at least one token, got " + stepTokens);
         }
@@ -95,7 +98,7 @@ final class ResidentBatches {
     }
 
     /** {@code joining}'s entries join its batch (made if new); they run now unless a step of the batch is out. */
-    Next join(MicroBatch joining) {
+    public Next join(MicroBatch joining) {
         Batch batch = batches.computeIfAbsent(joining.batchId(), id -> new Batch());
         batch.joining.addAll(List.of(joining.entries()));
         return batch.out == null ? nextStep(joining.batchId(), batch, Next.NONE) : Next.nothing(joining.batchId());
@@ -107,7 +110,7 @@ final class ResidentBatches {
      *
      * @throws IllegalStateException when the sequences are not those of the step out (a bug, never the client's)
      */
-    Next sampled(long batchId, int[] sequenceIds, int[] tokens) {
+    public Next sampled(long batchId, int[] sequenceIds, int[] tokens) {
         Batch batch = batches.get(batchId);
         if (batch == null) {
             return Next.nothing(batchId); // dropped after a failure: the coordinator has failed its sequences
@@ -167,7 +170,7 @@ final class ResidentBatches {
      * Cancelled sequences leave {@code batchId}: now, when no step of it is out (they are returned as left), or
      * when the step out comes back. Sequences the batch does not hold (already ended) are confirmed too.
      */
-    Next leave(long batchId, int[] sequenceIds) {
+    public Next leave(long batchId, int[] sequenceIds) {
         Batch batch = batches.get(batchId);
         if (batch == null) {
             return new Next(batchId, null, sequenceIds.clone());
@@ -186,12 +189,12 @@ final class ResidentBatches {
     }
 
     /** Forgets a batch whose step failed (the coordinator failed its sequences): no step of it comes back. */
-    void drop(long batchId) {
+    public void drop(long batchId) {
         batches.remove(batchId);
     }
 
     /** Batches holding members or with a step out. */
-    int residentCount() {
+    public int residentCount() {
         return batches.size();
     }
 
