@@ -352,4 +352,24 @@ class LocalGenerationBackendTest {
             assertArrayEquals((int[]) expected[0], generating.tokenArray());
         }
     }
+
+    @Test
+    void shouldGenerateFromAPromptFedInChunksWhatTheGeneratorGeneratesAlone() throws Exception {
+        int[] longPrompt = prompt(45, 3);
+        int[] shortPrompt = prompt(6, 2);
+        SamplingParams seeded = new SamplingParams(0.9f, 20, 0.95f, 4242L);
+        // 16 tokens a step: the long prompt goes in three chunks beside the short job's decode tokens
+        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(4, 16, 16))) {
+            RecordingListener running = new RecordingListener();
+            backend.submit(new GenerationJob("short", shortPrompt, 14, SamplingParams.greedy(), true), running);
+            RecordingListener chunked = new RecordingListener();
+            backend.submit(new GenerationJob("long", longPrompt, 10, seeded, true), chunked);
+            Object[] expected = solo(longPrompt, 10, seeded);
+            assertEquals(expected[1], chunked.awaitEnd());
+            assertArrayEquals((int[]) expected[0], chunked.tokenArray(), "chunked prefill changes no token, seeded or not");
+            Object[] expectedShort = solo(shortPrompt, 14, SamplingParams.greedy());
+            assertEquals(expectedShort[1], running.awaitEnd());
+            assertArrayEquals((int[]) expectedShort[0], running.tokenArray());
+        }
+    }
 }
