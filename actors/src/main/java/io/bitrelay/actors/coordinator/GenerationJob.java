@@ -46,14 +46,9 @@ public record GenerationJob(String requestId, int[] promptTokens, int maxNewToke
     }
 
     /**
-     * Whether sampling {@code token} as the {@code generated}-th new token (1-based) ends the job as EOS. The
-     * cluster's scheduler and the single-process backend both ask here, so they cannot disagree.
+     * When this generating job stops, as the first stage's decode loop and the {@link Scheduler} both apply it (the
+     * single-process backend runs the same two); null for a scoring job.
      */
-    public boolean endsWithEos(int token, int generated, int eosTokenId) {
-        return !scorePrompt && stopRule(eosTokenId).endsWithEos(token, generated);
-    }
-
-    /** When this generating job stops, as the first stage's decode loop applies it; null for a scoring job. */
     public StopRule stopRule(int eosTokenId) {
         return scorePrompt ? null : new StopRule(maxNewTokens, minTokens, stopOnEos, eosTokenId);
     }

@@ -18,11 +18,11 @@ import java.util.function.Consumer;
 
 /**
  * Continuous batching, free of actors so it can be tested alone. Jobs wait in arrival order until a
- * sequence slot frees. Admitted sequences join resident micro-batches (at most {@code microBatches}, so every
- * pipeline stage has one): a new batch while a slot is free, else the one with the least work that has room. A
- * generating sequence is sent once, with its whole prompt; the first stage then feeds it its own tokens step
- * after step until its {@link StopRule} ends it, and this class learns of each token from the last stage, applies
- * the same rule and tells the client. A job that scores its prompt goes through in chunks of at most
+ * sequence slot frees and their KV caches fit. Admitted sequences join resident micro-batches (at most
+ * {@code microBatches}, so every pipeline stage has one): a new batch while a slot is free, else the one with the
+ * least work that has room. A generating sequence is sent once, with its whole prompt; the first stage feeds the
+ * prompt in chunks that fit its steps, then the sequence's own tokens step after step until its {@link StopRule}
+ * ends it, and this class learns of each token from the last stage, applies the same rule and tells the client. A job that scores its prompt goes through in chunks of at most
  * {@code maxBatchTokens} tokens, each sent once, carrying the prompt tokens its rows predict; it samples nothing
  * and ends (MAX_TOKENS) when its last chunk's scores are back.
  *
@@ -30,7 +30,11 @@ import java.util.function.Consumer;
  * cancelled sequence still in a batch leaves it through the first stage ({@link #left}), which confirms once no
  * step in the pipeline holds it: only then may its caches be freed.
  *
- * @param <R> whatever the owner uses to reach a job's client (an actor reference in the coordinator)
+ * <p>The single-process backend drives it too, as a one-stage pipeline with one micro-batch, so a request ends for
+ * the same reasons on one host as in a cluster.
+ *
+ * @param <R> whatever the owner uses to reach a job's client (an actor reference in the coordinator, a token
+ *            listener in the single-process backend)
  */
 public final class Scheduler<R> {
     private final SchedulerSettings settings;
@@ -211,8 +215,8 @@ public final class Scheduler<R> {
         for (Map.Entry<Long, Resident> entry : residents.entrySet()) {
             Resident resident = entry.getValue();
             int rows = resident.rows();
-            boolean fits = sequence.job.scorePrompt() ? rows < settings.maxBatchTokens()
-                    : rows + sequence.pendingInput.length <= settings.maxBatchTokens();
+            // the first stage feeds a prompt in chunks that fit each step; a scored chunk is sized to fit here
+            boolean fits = !sequence.job.scorePrompt() || rows < settings.maxBatchTokens();
             if (fits && resident.members.size() < settings.maxBatchSequences() && rows < bestRows) {
                 best = entry.getKey();
                 bestRows = rows;
@@ -258,6 +262,9 @@ public final class Scheduler<R> {
             Sequence<R> sequence = active.get(sequenceIds[i]);
             if (sequence == null || sequence.batchId != batchId) {
                 continue; // ended, failed or left meanwhile
+            }
+            if (!sequence.job.scorePrompt() && tokens[i] < 0) {
+                continue; // a chunk of its prompt that goes on: nothing sampled yet
             }
             resident.unreportedRows.remove(sequence.id);
             sequence.position += sequence.inFlightLength;

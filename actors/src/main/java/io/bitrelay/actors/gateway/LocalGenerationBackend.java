@@ -1,21 +1,16 @@
 package io.bitrelay.actors.gateway;
 
-import io.bitrelay.actors.coordinator.FinishReason;
-
 import io.bitrelay.actors.coordinator.GenerationJob;
-
-import io.bitrelay.runtime.eval.PromptScoring;
-import io.bitrelay.runtime.eval.TokenScore;
+import io.bitrelay.actors.coordinator.Scheduler;
+import io.bitrelay.actors.pipeline.MicroBatch;
+import io.bitrelay.actors.worker.ResidentBatches;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.model.opt.OptModel;
-import io.bitrelay.runtime.model.opt.SequenceChunk;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashSet;
-import java.util.Iterator;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
@@ -23,18 +18,19 @@ import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * Generates on a whole {@link OptModel} in this process with continuous batching: one scheduler thread
- * loops over steps; between steps it drops cancelled jobs and admits waiting ones in submission order up
- * to {@link LocalBackendSettings#maxBatchSize()}; each step is one forward over every active sequence
- * (a new one contributes its whole prompt, the others their last token) and samples one token per
- * sequence with that job's own {@link io.bitrelay.runtime.generate.Sampler}. A job leaves the batch on
- * EOS, max tokens or cancellation, and its KV cache is closed then. A job that scores its prompt (echo +
- * logprobs) runs alone between steps with {@link PromptScoring}, the same helper perplexity uses.
+ * Generates on a whole {@link OptModel} in this process, as a one-stage pipeline: the cluster's {@link Scheduler}
+ * (one micro-batch slot, {@link LocalBackendSettings#schedulerSettings()}) admits jobs in submission order and
+ * decides when each finishes; the first stage's {@link ResidentBatches} forms each step, feeding every sequence the
+ * token it sampled last until its {@link io.bitrelay.actors.pipeline.StopRule} ends it; {@link WholeModelStage}
+ * computes the step. So EOS, min_tokens, max tokens and cancellation end a job here exactly as in a cluster.
  *
- * <p>Listener calls all come from the scheduler thread, never while it holds the queue lock, so a
- * listener may call {@link #cancel} (or {@link #submit}). The EOS token itself is not passed to
- * {@code onToken}: the job finishes with EOS instead. If a forward step throws, every job in that step
- * fails ({@code onFailed}) since none of their caches can be trusted; waiting jobs are unaffected.
+ * <p>One scheduler thread loops: it applies cancels, admits and places waiting jobs and feeds back the last
+ * step's tokens (so a prompt that arrived during a step joins the next one, as a chunk of a scored prompt does),
+ * runs one forward over the step, and hands the tokens to the scheduler. Listener calls all come from that
+ * thread, never while it holds the lock, so a listener may call {@link #cancel} (or {@link #submit}). The EOS
+ * token itself is not passed to {@code onToken}: the job finishes with EOS instead. If a forward step throws,
+ * every job in that step fails ({@code onFailed}) since none of their caches can be trusted; waiting jobs are
+ * unaffected.
  *
  * <p>The caller owns the model and closes it after {@link #close()}.
  */
@@ -46,19 +42,35 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
     private final LocalBackendSettings settings;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition workArrived = lock.newCondition();
-    private final ArrayDeque<Waiting> waiting = new ArrayDeque<>(); // guarded by lock
-    private final Set<String> cancelRequests = new HashSet<>();     // guarded by lock
-    private boolean closing;                                        // guarded by lock
-    private final List<ActiveSequence> active = new ArrayList<>();  // scheduler thread only
-    private final Thread scheduler;
+    private final Scheduler<Client> scheduler;                            // guarded by lock
+    private final Set<String> cancelRequests = new LinkedHashSet<>();     // guarded by lock
+    private boolean newWork;                                              // guarded by lock: a submit or cancel not yet applied
+    private boolean closing;                                              // guarded by lock
+    private final ResidentBatches firstStage;                             // scheduler thread only
+    private final WholeModelStage stage;                                  // scheduler thread only
+    private final Thread thread;
 
-    private record Waiting(GenerationJob job, TokenListener listener) {
+    /** Where a job's events go; lost once its listener threw: the job is cancelled and told nothing more. */
+    private static final class Client {
+        final TokenListener listener;
+        boolean lost; // scheduler thread only
+
+        Client(TokenListener listener) {
+            this.listener = listener;
+        }
+    }
+
+    /** A computed step whose tokens the first stage has not been fed yet. */
+    private record Computed(long batchId, int[] sequenceIds, int[] tokens) {
     }
 
     private LocalGenerationBackend(OptModel model, LocalBackendSettings settings) {
         this.model = model;
         this.settings = settings;
-        this.scheduler = Thread.ofPlatform().name("bitrelay-local-backend").daemon(true).unstarted(this::runScheduler);
+        this.scheduler = new Scheduler<>(settings.schedulerSettings(), model.config().eosTokenId());
+        this.stage = new WholeModelStage(model);
+        this.firstStage = new ResidentBatches(settings.maxBatchTokens());
+        this.thread = Thread.ofPlatform().name("bitrelay-local-backend").daemon(true).unstarted(this::runScheduler);
     }
 
     /** Starts the scheduler thread; the model must hold every layer. */
@@ -67,7 +79,7 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
             throw new IllegalArgumentException("a local backend needs the whole model, this one holds " + model.range());
         }
         LocalGenerationBackend backend = new LocalGenerationBackend(model, settings);
-        backend.scheduler.start();
+        backend.thread.start();
         return backend;
     }
 
@@ -79,11 +91,13 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
             if (closing) {
                 throw new RejectedExecutionException("the backend is shutting down");
             }
-            if (waiting.size() >= settings.maxWaitingJobs()) {
-                throw new RejectedExecutionException(waiting.size() + " requests are already waiting (limit "
+            int waiting = scheduler.waitingCount();
+            if (waiting >= settings.maxWaitingJobs()) {
+                throw new RejectedExecutionException(waiting + " requests are already waiting (limit "
                         + settings.maxWaitingJobs() + ", " + LocalBackendSettings.PATH + ".max-waiting-jobs); retry later");
             }
-            waiting.addLast(new Waiting(job, listener));
+            scheduler.submit(job, new Client(listener));
+            newWork = true;
             workArrived.signal();
         } finally {
             lock.unlock();
@@ -115,6 +129,7 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
         lock.lock();
         try {
             cancelRequests.add(requestId);
+            newWork = true;
             workArrived.signal();
         } finally {
             lock.unlock();
@@ -125,7 +140,7 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
     public int queueDepth() {
         lock.lock();
         try {
-            return waiting.size();
+            return scheduler.waitingCount();
         } finally {
             lock.unlock();
         }
@@ -140,7 +155,7 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
     public boolean ready() {
         lock.lock();
         try {
-            return !closing && scheduler.isAlive();
+            return !closing && thread.isAlive();
         } finally {
             lock.unlock();
         }
@@ -148,48 +163,24 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
 
     private void runScheduler() {
         try {
+            Computed computed = null;
             while (true) {
-                List<Waiting> cancelledWhileWaiting = new ArrayList<>();
-                List<Waiting> admitted = new ArrayList<>();
-                Set<String> cancels;
+                List<Scheduler.Event<Client>> events = new ArrayList<>();
+                MicroBatch step;
                 lock.lock();
                 try {
-                    while (!closing && waiting.isEmpty() && cancelRequests.isEmpty() && active.isEmpty()) {
+                    while (!closing && computed == null && !newWork) {
                         workArrived.await();
                     }
                     if (closing) {
                         return;
                     }
-                    cancels = new HashSet<>(cancelRequests);
-                    cancelRequests.clear();
-                    waiting.removeIf(w -> cancels.contains(w.job().requestId()) && cancelledWhileWaiting.add(w));
-                    while (active.size() + admitted.size() < settings.maxBatchSize() && !waiting.isEmpty()) {
-                        admitted.add(waiting.pollFirst());
-                    }
+                    step = nextStep(computed, events);
                 } finally {
                     lock.unlock();
                 }
-                for (Waiting w : cancelledWhileWaiting) {
-                    notifyFinished(w.listener(), w.job(), FinishReason.CANCELLED);
-                }
-                for (Iterator<ActiveSequence> it = active.iterator(); it.hasNext(); ) {
-                    ActiveSequence sequence = it.next();
-                    if (cancels.contains(sequence.job.requestId())) {
-                        it.remove();
-                        sequence.close();
-                        notifyFinished(sequence.listener, sequence.job, FinishReason.CANCELLED);
-                    }
-                }
-                for (Waiting w : admitted) {
-                    if (w.job().scorePrompt()) {
-                        score(w);
-                    } else {
-                        active.add(new ActiveSequence(w.job(), w.listener(), model.newCache()));
-                    }
-                }
-                if (!active.isEmpty()) {
-                    step();
-                }
+                relay(events);
+                computed = step == null ? null : compute(step);
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -200,102 +191,111 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
         }
     }
 
-    /** A scoring job runs alone, whole, between steps: one forward over its prompt, then its scores and MAX_TOKENS. */
-    private void score(Waiting w) {
-        List<TokenScore> scores;
-        try {
-            scores = List.of(PromptScoring.scoreWhole(model, w.job().promptTokens(), w.job().logprobs()));
-        } catch (RuntimeException e) {
-            LOG.error("scoring the prompt of {} failed", w.job().requestId(), e);
-            notifyFailed(w.listener(), w.job(), "scoring failed: " + e.getMessage());
-            return;
+    /**
+     * Under the lock: applies cancels, places admitted jobs (they join the resident batch) and then feeds the first
+     * stage the last step's tokens, which forms the next step with the joins in it and the leavers out.
+     */
+    private MicroBatch nextStep(Computed computed, List<Scheduler.Event<Client>> events) {
+        newWork = false;
+        List<ResidentBatches.Next> outcomes = new ArrayList<>();
+        for (String requestId : cancelRequests) {
+            Scheduler.Cancellation cancellation = scheduler.cancel(requestId, events::add);
+            if (cancellation.closeNow() >= 0) {
+                stage.free(List.of(cancellation.closeNow()));
+            } else if (cancellation.leaveBatch() != 0) {
+                outcomes.add(firstStage.leave(cancellation.leaveBatch(), new int[]{cancellation.leaveSequence()}));
+            }
         }
-        try {
-            w.listener().onPromptScores(scores);
-        } catch (RuntimeException e) {
-            LOG.warn("listener of {} threw; dropping the job", w.job().requestId(), e);
-            return;
+        cancelRequests.clear();
+        for (MicroBatch joining : scheduler.dispatch()) {
+            outcomes.add(firstStage.join(joining));
         }
-        notifyFinished(w.listener(), w.job(), FinishReason.MAX_TOKENS);
+        if (computed != null) {
+            outcomes.add(firstStage.sampled(computed.batchId(), computed.sequenceIds(), computed.tokens()));
+        }
+        MicroBatch step = null;
+        for (ResidentBatches.Next next : outcomes) {
+            if (next.left().length > 0) {
+                stage.free(scheduler.left(next.batchId(), next.left(), events::add));
+            }
+            if (next.step() != null) {
+                if (step != null) {
+                    throw new IllegalStateException("steps of micro-batches " + step.batchId() + " and "
+                            + next.batchId() + " at once, with one micro-batch slot");
+                }
+                step = next.step();
+            }
+        }
+        return step;
     }
 
-    private void step() {
-        List<SequenceChunk> chunks = new ArrayList<>(active.size());
-        for (ActiveSequence sequence : active) {
-            chunks.add(sequence.chunk());
-        }
-        float[][] logits;
+    /** Runs {@code step} and hands its tokens and scores to the scheduler; null when the step failed (its jobs did too). */
+    private Computed compute(MicroBatch step) {
+        List<Scheduler.Event<Client>> events = new ArrayList<>();
+        WholeModelStage.Outcome outcome = null;
+        String failure = null;
         try {
-            logits = model.forward(chunks, false);
+            outcome = stage.run(step);
         } catch (RuntimeException e) {
-            LOG.error("forward step over {} sequences failed", active.size(), e);
-            String reason = "generation step failed: " + e.getMessage();
-            for (ActiveSequence sequence : active) {
-                sequence.close();
-                notifyFailed(sequence.listener, sequence.job, reason);
-            }
-            active.clear();
-            return;
+            LOG.error("forward step over {} sequences failed", step.entries().length, e);
+            failure = "generation step failed: " + e.getMessage();
+            firstStage.drop(step.batchId());
         }
-        int eos = model.config().eosTokenId();
-        List<ActiveSequence> stillActive = new ArrayList<>(active.size());
-        for (int i = 0; i < active.size(); i++) {
-            ActiveSequence sequence = active.get(i);
-            FinishReason finished;
-            try {
-                finished = sequence.accept(logits[i], eos);
-            } catch (RuntimeException e) {
-                // A listener that throws has lost its client; the rest of the batch goes on.
-                LOG.warn("listener of {} threw; dropping the job", sequence.job.requestId(), e);
-                sequence.close();
-                continue;
-            }
-            if (finished == null) {
-                stillActive.add(sequence);
-            } else {
-                sequence.close();
-                notifyFinished(sequence.listener, sequence.job, finished);
-            }
-        }
-        active.clear();
-        active.addAll(stillActive);
-    }
-
-    private void failEverything(String reason) {
-        List<Waiting> left;
         lock.lock();
         try {
-            closing = true;
-            left = new ArrayList<>(waiting);
-            waiting.clear();
-            cancelRequests.clear();
+            if (outcome == null) {
+                stage.free(scheduler.fail(step.batchId(), failure, events::add));
+            } else {
+                stage.free(scheduler.complete(step.batchId(), outcome.sequenceIds(), outcome.tokens(), outcome.scores(),
+                        events::add));
+            }
         } finally {
             lock.unlock();
         }
-        for (ActiveSequence sequence : active) {
-            sequence.close();
-            notifyFailed(sequence.listener, sequence.job, reason);
-        }
-        active.clear();
-        for (Waiting w : left) {
-            notifyFailed(w.listener(), w.job(), reason);
+        relay(events);
+        return outcome == null ? null : new Computed(step.batchId(), outcome.sequenceIds(), outcome.tokens());
+    }
+
+    /** Tells the listeners; a listener that throws has lost its client, so its job is dropped and the rest go on. */
+    private void relay(List<Scheduler.Event<Client>> events) {
+        for (Scheduler.Event<Client> event : events) {
+            Client client = event.client();
+            if (client.lost) {
+                continue;
+            }
+            TokenListener listener = client.listener;
+            try {
+                switch (event) {
+                    case Scheduler.Token<Client> token -> {
+                        if (token.score() != null) {
+                            listener.onTokenScore(token.score());
+                        }
+                        listener.onToken(token.token());
+                    }
+                    case Scheduler.PromptScores<Client> scores -> listener.onPromptScores(List.of(scores.scores()));
+                    case Scheduler.Finished<Client> finished -> listener.onFinished(finished.reason());
+                    case Scheduler.Failed<Client> failed -> listener.onFailed(failed.reason());
+                }
+            } catch (RuntimeException e) {
+                LOG.warn("listener of {} threw; dropping the job", event.requestId(), e);
+                client.lost = true;
+                cancel(event.requestId());
+            }
         }
     }
 
-    private static void notifyFinished(TokenListener listener, GenerationJob job, FinishReason reason) {
+    private void failEverything(String reason) {
+        List<Scheduler.Event<Client>> events = new ArrayList<>();
+        lock.lock();
         try {
-            listener.onFinished(reason);
-        } catch (RuntimeException e) {
-            LOG.warn("listener of {} threw in onFinished", job.requestId(), e);
+            closing = true;
+            cancelRequests.clear();
+            scheduler.failAll(reason, events::add);
+        } finally {
+            lock.unlock();
         }
-    }
-
-    private static void notifyFailed(TokenListener listener, GenerationJob job, String reason) {
-        try {
-            listener.onFailed(reason);
-        } catch (RuntimeException e) {
-            LOG.warn("listener of {} threw in onFailed", job.requestId(), e);
-        }
+        stage.close();
+        relay(events);
     }
 
     /** Stops the scheduler after its current step; jobs still running or waiting get onFailed. */
@@ -309,11 +309,11 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
             lock.unlock();
         }
         try {
-            scheduler.join(JOIN_MILLIS);
+            thread.join(JOIN_MILLIS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (scheduler.isAlive()) {
+        if (thread.isAlive()) {
             LOG.warn("local backend scheduler did not stop within {} ms", JOIN_MILLIS);
         }
     }

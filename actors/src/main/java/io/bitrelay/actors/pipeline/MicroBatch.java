@@ -24,16 +24,24 @@ public record MicroBatch(long batchId, int step, Entry[] entries, boolean calibr
      * @param generated tokens the sequence has generated before this entry
      * @param kvCapacity on a sequence's first chunk, the tokens its KV caches must hold (prompt + most new tokens); 0
      *                   for the model's whole context
+     * @param partialPrompt the first stage's chunk of a prompt that goes on next step (nothing is sampled for it)
      */
     public record Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling, int logprobs,
-                        int[] targets, StopRule stop, int generated, int kvCapacity) implements ClusterMessage {
+                        int[] targets, StopRule stop, int generated, int kvCapacity, boolean partialPrompt)
+            implements ClusterMessage {
         public Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling) {
-            this(sequenceId, tokens, startPosition, firstChunkSampling, -1, null, null, 0, 0);
+            this(sequenceId, tokens, startPosition, firstChunkSampling, -1, null, null, 0, 0, false);
         }
 
         public Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling, int logprobs,
                      int[] targets) {
-            this(sequenceId, tokens, startPosition, firstChunkSampling, logprobs, targets, null, 0, 0);
+            this(sequenceId, tokens, startPosition, firstChunkSampling, logprobs, targets, null, 0, 0, false);
+        }
+
+        /** A join from the coordinator: the whole prompt (or scored chunk), which the first stage may feed in chunks. */
+        public Entry(int sequenceId, int[] tokens, int startPosition, SamplingParams firstChunkSampling, int logprobs,
+                     int[] targets, StopRule stop, int generated, int kvCapacity) {
+            this(sequenceId, tokens, startPosition, firstChunkSampling, logprobs, targets, stop, generated, kvCapacity, false);
         }
 
         /** Whether the first stage keeps feeding this sequence its own sampled tokens. */

@@ -64,6 +64,11 @@ final class LastStageSampler {
                 scores[i] = PromptScoring.score(models.serving(), hidden, row, entry.targets(), entry.logprobs());
                 tokens[i] = -1;
                 anyScores = true;
+            } else if (entry.partialPrompt()) {
+                if (entry.hasSampling()) {
+                    samplingFor(entry); // its sampler starts with the first chunk; the first draw comes with the last
+                }
+                tokens[i] = -1;
             } else {
                 lastRows[sampled.size()] = row + entry.tokenCount() - 1;
                 sampled.add(i);

@@ -18,14 +18,19 @@ import java.util.Map;
  *
  * <p>A batch has at most one step in the pipeline: a member's next input is the token its last step sampled.
  * Entries that join while a step is out wait for the next one, so a prompt joins the running decode steps (one
- * mixed step) instead of waiting for a batch of its own. A member leaves (a cancelled request) once no step in the
- * pipeline can hold it; the caller confirms that to the coordinator, which then frees its caches.
+ * mixed step) instead of waiting for a batch of its own. A step holds at most {@code stepTokens} rows: every decoding
+ * member's token first, then prompts in chunks of what is left (chunked prefill, as Sarathi-Serve), so a long
+ * prompt never stalls the running streams for more than one step's budget. A member leaves (a cancelled request)
+ * once no step in the pipeline can hold it; the caller confirms that to the coordinator, which then frees its caches.
  *
- * <p>Not thread-safe: the stage's compute thread owns it.
+ * <p>The single-process backend is first and last stage at once and forms its steps here too, so both loops stop a
+ * sequence on the same {@link StopRule}.
+ *
+ * <p>Not thread-safe: the stage's compute thread (the backend's scheduler thread) owns it.
  */
-final class ResidentBatches {
+public final class ResidentBatches {
     /** What an event leads to: the step to compute now (null: none), and members whose leaving is now safe. */
-    record Next(long batchId, MicroBatch step, int[] left) {
+    public record Next(long batchId, MicroBatch step, int[] left) {
         static final int[] NONE = new int[0];
 
         static Next nothing(long batchId) {
@@ -37,7 +42,10 @@ final class ResidentBatches {
         final int sequenceId;
         final StopRule stop;
         final int logprobs;
+        /** What it has still to feed: the rest of its prompt, or the one token sampled last. */
         int[] input;
+        /** Tokens of {@link #input} the step out feeds. */
+        int stepTokens;
         int position;
         int generated;
         /** Sent with the member's first step only (the last stage keeps it from then on), like the KV capacity. */
@@ -57,8 +65,15 @@ final class ResidentBatches {
             this.targets = entry.targets();
         }
 
+        boolean decoding() {
+            return input.length == 1 && targets == null;
+        }
+
         MicroBatch.Entry entry() {
-            return new MicroBatch.Entry(sequenceId, input, position, sampling, logprobs, targets, stop, generated, kvCapacity);
+            boolean partial = stepTokens < input.length;
+            int[] tokens = partial ? java.util.Arrays.copyOf(input, stepTokens) : input;
+            return new MicroBatch.Entry(sequenceId, tokens, position, sampling, logprobs, targets, stop, generated, kvCapacity,
+                    partial);
         }
     }
 
@@ -72,9 +87,18 @@ final class ResidentBatches {
     }
 
     private final Map<Long, Batch> batches = new HashMap<>();
+    private final int stepTokens;
+
+    /** @param stepTokens rows one step holds at most (the stages' max-batch-tokens) */
+    public ResidentBatches(int stepTokens) {
+        if (stepTokens < 1) {
+            throw new IllegalArgumentException("a step needs room for at least one token, got " + stepTokens);
+        }
+        this.stepTokens = stepTokens;
+    }
 
     /** {@code joining}'s entries join its batch (made if new); they run now unless a step of the batch is out. */
-    Next join(MicroBatch joining) {
+    public Next join(MicroBatch joining) {
         Batch batch = batches.computeIfAbsent(joining.batchId(), id -> new Batch());
         batch.joining.addAll(List.of(joining.entries()));
         return batch.out == null ? nextStep(joining.batchId(), batch, Next.NONE) : Next.nothing(joining.batchId());
@@ -86,7 +110,7 @@ final class ResidentBatches {
      *
      * @throws IllegalStateException when the sequences are not those of the step out (a bug, never the client's)
      */
-    Next sampled(long batchId, int[] sequenceIds, int[] tokens) {
+    public Next sampled(long batchId, int[] sequenceIds, int[] tokens) {
         Batch batch = batches.get(batchId);
         if (batch == null) {
             return Next.nothing(batchId); // dropped after a failure: the coordinator has failed its sequences
@@ -123,11 +147,15 @@ final class ResidentBatches {
     }
 
     private static void advance(Batch batch, Member member, int token) {
-        member.position += member.input.length;
+        member.position += member.stepTokens;
         member.sampling = null;
         member.kvCapacity = 0;
         if (member.stop == null) { // a scored chunk runs once; the coordinator sends the next
             batch.members.remove(member.sequenceId);
+            return;
+        }
+        if (member.stepTokens < member.input.length) { // a prompt chunk: nothing was sampled, the rest goes next
+            member.input = java.util.Arrays.copyOfRange(member.input, member.stepTokens, member.input.length);
             return;
         }
         member.generated++;
@@ -142,7 +170,7 @@ final class ResidentBatches {
      * Cancelled sequences leave {@code batchId}: now, when no step of it is out (they are returned as left), or
      * when the step out comes back. Sequences the batch does not hold (already ended) are confirmed too.
      */
-    Next leave(long batchId, int[] sequenceIds) {
+    public Next leave(long batchId, int[] sequenceIds) {
         Batch batch = batches.get(batchId);
         if (batch == null) {
             return new Next(batchId, null, sequenceIds.clone());
@@ -161,12 +189,12 @@ final class ResidentBatches {
     }
 
     /** Forgets a batch whose step failed (the coordinator failed its sequences): no step of it comes back. */
-    void drop(long batchId) {
+    public void drop(long batchId) {
         batches.remove(batchId);
     }
 
     /** Batches holding members or with a step out. */
-    int residentCount() {
+    public int residentCount() {
         return batches.size();
     }
 
@@ -179,12 +207,47 @@ final class ResidentBatches {
             batches.remove(batchId);
             return new Next(batchId, null, left);
         }
-        Member[] out = batch.members.values().toArray(Member[]::new);
+        Member[] out = budgeted(batch.members.values());
         MicroBatch.Entry[] entries = new MicroBatch.Entry[out.length];
         for (int i = 0; i < out.length; i++) {
             entries[i] = out[i].entry();
         }
         batch.out = out;
         return new Next(batchId, new MicroBatch(batchId, batch.step++, entries, false), left);
+    }
+
+    /**
+     * The members a step takes within {@link #stepTokens} rows, and how many tokens each feeds: every decoding member
+     * one, then the others in joining order, a prompt a chunk of what is left, a scored chunk whole or not at all.
+     */
+    private Member[] budgeted(java.util.Collection<Member> members) {
+        List<Member> out = new ArrayList<>(members.size());
+        int used = 0;
+        for (Member member : members) {
+            if (member.decoding()) {
+                member.stepTokens = 1;
+                out.add(member);
+                used++;
+            }
+        }
+        for (Member member : members) {
+            if (member.decoding()) {
+                continue;
+            }
+            int room = stepTokens - used;
+            if (member.targets != null) {
+                if (member.input.length > room && !out.isEmpty()) {
+                    continue; // the coordinator sized it for a step of its own at worst
+                }
+                member.stepTokens = member.input.length;
+            } else if (room > 0) {
+                member.stepTokens = Math.min(member.input.length, room);
+            } else {
+                continue;
+            }
+            out.add(member);
+            used += member.stepTokens;
+        }
+        return out.toArray(Member[]::new);
     }
 }

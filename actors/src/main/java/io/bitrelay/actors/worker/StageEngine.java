@@ -61,7 +61,7 @@ final class StageEngine {
     /** The first stage's worker (the last stage hands it the sampled tokens); null on the first stage. */
     private final ActorRef<StageWorker.Command> head;
     /** First stage: the resident micro-batches it feeds their own tokens; compute thread only. */
-    private final ResidentBatches resident = new ResidentBatches();
+    private final ResidentBatches resident;
     private final ExecutorService compute;
     private final OutboundFrames outbound;
     private final AutoCloseable receiver;
@@ -91,6 +91,7 @@ final class StageEngine {
         this.sampler = new LastStageSampler(backend, models, clock, assignment.maxBatchTokens());
         this.coordinator = coordinator;
         this.head = head;
+        this.resident = new ResidentBatches(assignment.maxBatchTokens());
         this.outbound = new OutboundFrames(assignment, backend, models.serving().config().hiddenSize(), dataPlane);
         this.compute = Executors.newSingleThreadExecutor(
                 Thread.ofPlatform().name("stage-" + assignment.stageIndex() + "-compute").daemon().factory());
@@ -261,7 +262,7 @@ final class StageEngine {
         for (MicroBatch.Entry entry : batch.entries()) {
             starts[entries.size()] = entry.startPosition();
             entries.add(new BatchLayout.Entry(entry.sequenceId(), entry.tokens().length, entry.startPosition(),
-                    entry.firstChunkSampling(), entry.logprobs(), entry.targets(), entry.kvCapacity()));
+                    entry.firstChunkSampling(), entry.logprobs(), entry.targets(), entry.kvCapacity(), entry.partialPrompt()));
             tokens.add(entry.tokens());
         }
         BatchLayout layout = new BatchLayout(entries);

@@ -4,6 +4,7 @@ import io.bitrelay.runtime.generate.SamplingParams;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,11 +17,16 @@ class GenerationJobTest {
 
     @Test
     void shouldEndOnEosOnlyPastMinTokensAndNeverWhenIgnoringIt() {
-        assertTrue(job(true, 0).endsWithEos(EOS, 1, EOS));
-        assertFalse(job(true, 0).endsWithEos(7, 1, EOS));
-        assertFalse(job(true, 3).endsWithEos(EOS, 3, EOS), "the 3rd token of min_tokens 3 is passed on");
-        assertTrue(job(true, 3).endsWithEos(EOS, 4, EOS));
-        assertFalse(job(false, 0).endsWithEos(EOS, 8, EOS));
+        assertTrue(job(true, 0).stopRule(EOS).endsWithEos(EOS, 1));
+        assertFalse(job(true, 0).stopRule(EOS).endsWithEos(7, 1));
+        assertFalse(job(true, 3).stopRule(EOS).endsWithEos(EOS, 3), "the 3rd token of min_tokens 3 is passed on");
+        assertTrue(job(true, 3).stopRule(EOS).endsWithEos(EOS, 4));
+        assertFalse(job(false, 0).stopRule(EOS).endsWithEos(EOS, 8));
+    }
+
+    @Test
+    void shouldHaveNoStopRuleWhenScoring() {
+        assertNull(GenerationJob.scoring("s", new int[]{5, 6}, 0).stopRule(EOS));
     }
 
     @Test

@@ -162,13 +162,13 @@ class SchedulerTest {
     }
 
     @Test
-    void shouldLimitBatchTokensButStillRunALongPromptAlone() {
+    void shouldLetPromptsLongerThanAStepJoinForTheFirstStageToChunk() {
         Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 100, 64), EOS);
         scheduler.submit(job("long", 300, 1), "c1");
         scheduler.submit(job("short", 10, 1), "c2");
         MicroBatch batch = scheduler.dispatch().getFirst();
-        assertEquals(1, batch.entries().length);
-        assertEquals(300, batch.tokenCount());
+        assertEquals(2, batch.entries().length);
+        assertEquals(310, batch.tokenCount(), "whole prompts: steps of 100 rows take them in chunks");
     }
 
     @Test
@@ -183,25 +183,22 @@ class SchedulerTest {
     }
 
     @Test
-    void shouldJoinNewSequencesToTheRunningBatchWhileTheTokenBudgetAllows() {
-        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 64, 8), EOS);
+    void shouldJoinNewSequencesToTheRunningBatchAndSkipPromptChunkReports() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 2, 64, 8), EOS);
         scheduler.submit(job("a", 40, 10), "ca");
         MicroBatch first = scheduler.dispatch().getFirst();
-        scheduler.submit(job("b", 30, 10), "cb");
-        assertTrue(scheduler.dispatch().isEmpty(), "a's 40 prompt rows are not reported yet: 40 + 30 > 64");
-        scheduler.complete(first.batchId(), ids(first), new int[]{11}, events::add);
+        scheduler.submit(job("b", 100, 10), "cb");
         MicroBatch join = scheduler.dispatch().getFirst();
-        assertEquals(first.batchId(), join.batchId(), "b joins the resident batch: one row of a, 30 of b");
-        assertEquals(1, join.entries().length);
-        assertEquals(30, join.entries()[0].tokens().length);
-        scheduler.submit(job("c", 40, 10), "cc");
-        assertTrue(scheduler.dispatch().isEmpty(), "1 + 30 + 40 rows would pass the budget");
-        scheduler.complete(first.batchId(), ids(first), new int[]{12}, events::add); // a step that had only a
-        assertTrue(scheduler.dispatch().isEmpty(), "b is still unreported");
+        assertEquals(first.batchId(), join.batchId(), "b joins the resident batch; the first stage chunks its prompt");
+        assertEquals(100, join.entries()[0].tokens().length);
+        scheduler.submit(job("c", 4, 10), "cc");
+        assertTrue(scheduler.dispatch().isEmpty(), "two sequences per batch at most");
+        scheduler.complete(first.batchId(), ids(first), new int[]{11}, events::add);
+        scheduler.complete(first.batchId(), new int[]{ids(first)[0], ids(join)[0]}, new int[]{12, -1}, events::add);
         scheduler.complete(first.batchId(), new int[]{ids(first)[0], ids(join)[0]}, new int[]{13, 21}, events::add);
-        assertEquals(3, scheduler.dispatch().getFirst().entries()[0].sequenceId(), "now c fits: 2 + 40 rows");
         assertEquals(List.of(new Scheduler.Token<>("ca", "a", 11), new Scheduler.Token<>("ca", "a", 12),
-                new Scheduler.Token<>("ca", "a", 13), new Scheduler.Token<>("cb", "b", 21)), events);
+                new Scheduler.Token<>("ca", "a", 13), new Scheduler.Token<>("cb", "b", 21)), events,
+                "b's first chunk (-1) samples nothing; its last gives its first token");
     }
 
     private static io.bitrelay.runtime.eval.TokenScore[] scoresFor(MicroBatch.Entry entry) {

@@ -80,7 +80,7 @@ class LocalGenerationBackendTest {
     @Test
     void shouldGiveEveryJobOfABatchTheTokensItGetsAlone() throws Exception {
         int jobs = 6;
-        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(4, 16))) {
+        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(4, 16, 2048))) {
             List<RecordingListener> listeners = new ArrayList<>();
             for (int i = 0; i < jobs; i++) {
                 RecordingListener listener = new RecordingListener();
@@ -112,7 +112,7 @@ class LocalGenerationBackendTest {
             }
         };
         RecordingListener waiting = new RecordingListener();
-        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(1, 4))) {
+        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(1, 4, 2048))) {
             backend.submit(new GenerationJob("running", prompt(5, 3), 100, SamplingParams.greedy(), false), running);
             assertTrue(firstTokenSeen.await(20, TimeUnit.SECONDS));
             backend.submit(new GenerationJob("waiting", prompt(5, 4), 100, SamplingParams.greedy(), false), waiting);
@@ -142,7 +142,7 @@ class LocalGenerationBackendTest {
                 await(release);
             }
         };
-        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(1, 2))) {
+        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(1, 2, 2048))) {
             backend.submit(new GenerationJob("blocker", prompt(4, 5), 2, SamplingParams.greedy(), false), blocker);
             assertTrue(busy.await(20, TimeUnit.SECONDS));
             RecordingListener first = new RecordingListener();
@@ -188,7 +188,7 @@ class LocalGenerationBackendTest {
             }
         };
         RecordingListener waiting = new RecordingListener();
-        LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(1, 4));
+        LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(1, 4, 2048));
         backend.submit(new GenerationJob("blocker", prompt(4, 5), 50, SamplingParams.greedy(), false), blocker);
         assertTrue(busy.await(20, TimeUnit.SECONDS));
         backend.submit(new GenerationJob("waiting", prompt(4, 6), 5, SamplingParams.greedy(), false), waiting);
@@ -215,10 +215,12 @@ class LocalGenerationBackendTest {
     /** What a scoring job hands its listener: the chunks of prompt scores, and how it ended. */
     private static final class ScoreRecorder extends RecordingListener {
         final List<io.bitrelay.runtime.eval.TokenScore> scores = new java.util.concurrent.CopyOnWriteArrayList<>();
+        final List<Integer> chunkSizes = new java.util.concurrent.CopyOnWriteArrayList<>();
 
         @Override
         public void onPromptScores(List<io.bitrelay.runtime.eval.TokenScore> chunk) {
             scores.addAll(chunk);
+            chunkSizes.add(chunk.size());
         }
     }
 
@@ -241,6 +243,133 @@ class LocalGenerationBackendTest {
             double expected = io.bitrelay.runtime.eval.Perplexity.windowNll(model, prompt);
             assertEquals(expected, nll, 1e-7 * expected, "the same helper, up to JIT-tier ulps of the forward pass");
             assertTrue(listener.tokens.isEmpty(), "a scoring job generates nothing");
+        }
+    }
+
+    /** Every token {@code maxNewTokens} steps sample, EOS fed back in like any other: what a job sees before its rule. */
+    private static int[] sampledIgnoringEos(int[] prompt, int maxNewTokens, SamplingParams sampling) {
+        io.bitrelay.runtime.generate.Sampler sampler = new io.bitrelay.runtime.generate.Sampler(sampling);
+        int[] tokens = new int[maxNewTokens];
+        try (io.bitrelay.runtime.model.opt.KvCache cache = model.newCache()) {
+            int[] input = prompt;
+            for (int n = 0; n < maxNewTokens; n++) {
+                tokens[n] = sampler.next(model.forward(List.of(new io.bitrelay.runtime.model.opt.SequenceChunk(input, cache)), false)[0]);
+                input = new int[]{tokens[n]};
+            }
+        }
+        return tokens;
+    }
+
+    /** vLLM's rule, written out: an EOS past the first minTokens ends the job (and is not passed on). */
+    private static Object[] expectedEnd(int[] sampled, boolean stopOnEos, int minTokens) {
+        int eos = model.config().eosTokenId();
+        for (int n = 1; n <= sampled.length; n++) {
+            if (stopOnEos && sampled[n - 1] == eos && n > minTokens) {
+                return new Object[]{Arrays.copyOf(sampled, n - 1), FinishReason.EOS};
+            }
+        }
+        return new Object[]{sampled, FinishReason.MAX_TOKENS};
+    }
+
+    /** A token listener that also keeps the scores of its sampled tokens. */
+    private static final class TokenScoreRecorder extends RecordingListener {
+        final List<io.bitrelay.runtime.eval.TokenScore> scores = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        @Override
+        public void onTokenScore(io.bitrelay.runtime.eval.TokenScore score) {
+            scores.add(score);
+        }
+    }
+
+    @Test
+    void shouldPassEarlyEosOnUnderMinTokensAndIgnoreEosAsTheSharedStopRuleSays() throws Exception {
+        int eos = model.config().eosTokenId();
+        int maxNewTokens = 40;
+        int[] prompt = null;
+        SamplingParams sampling = null;
+        int[] sampled = null;
+        int firstEos = -1;
+        for (int seed = 0; seed < 500 && firstEos < 0; seed++) {
+            prompt = prompt(6, 100 + seed);
+            sampling = new SamplingParams(3f, 0, 1f, seed);
+            sampled = sampledIgnoringEos(prompt, maxNewTokens, sampling);
+            for (int n = 0; n < maxNewTokens - 5 && firstEos < 0; n++) {
+                firstEos = sampled[n] == eos ? n + 1 : -1;
+            }
+        }
+        assertTrue(firstEos > 0, "some seed samples EOS early on the tiny model");
+        record Variant(String name, boolean stopOnEos, int minTokens, int logprobs) {
+        }
+        List<Variant> variants = List.of(new Variant("stop", true, 0, -1), new Variant("min-tokens", true, firstEos, 2),
+                new Variant("ignore-eos", false, 0, -1), new Variant("min-tokens-all", true, maxNewTokens, -1));
+        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, LocalBackendSettings.defaults())) {
+            List<TokenScoreRecorder> listeners = new ArrayList<>();
+            for (Variant v : variants) {
+                TokenScoreRecorder listener = new TokenScoreRecorder();
+                listeners.add(listener);
+                backend.submit(new GenerationJob(v.name(), prompt, maxNewTokens, sampling, v.stopOnEos(), false,
+                        v.logprobs(), v.minTokens()), listener);
+            }
+            for (int i = 0; i < variants.size(); i++) {
+                Variant v = variants.get(i);
+                TokenScoreRecorder listener = listeners.get(i);
+                Object end = listener.awaitEnd();
+                Object[] expected = expectedEnd(sampled, v.stopOnEos(), v.minTokens());
+                assertArrayEquals((int[]) expected[0], listener.tokenArray(), v.name());
+                assertEquals(expected[1], end, v.name());
+                assertFalse(listener.calledAfterEnd, v.name());
+                if (v.logprobs() >= 0) {
+                    assertEquals(listener.tokens.size(), listener.scores.size(), "one score per token passed on");
+                    for (int t = 0; t < listener.scores.size(); t++) {
+                        assertEquals(listener.tokens.get(t), listener.scores.get(t).token());
+                        assertEquals(2, listener.scores.get(t).topTokens().length);
+                    }
+                } else {
+                    assertTrue(listener.scores.isEmpty());
+                }
+            }
+            assertTrue(listeners.get(1).tokens.contains(eos), "an EOS within min_tokens is an ordinary token");
+            assertEquals(FinishReason.EOS, listeners.get(0).awaitEnd());
+            assertEquals(FinishReason.MAX_TOKENS, listeners.get(2).awaitEnd());
+        }
+    }
+
+    @Test
+    void shouldScoreAPromptInChunksExactlyAsPromptScoringScoresItWholeBesideAGeneratingJob() throws Exception {
+        int[] prompt = prompt(48, 5);
+        int[] generatingPrompt = prompt(9, 1);
+        // 20 tokens a step: the scored prompt goes in chunks beside the generating job's rows
+        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(4, 16, 20))) {
+            RecordingListener generating = new RecordingListener();
+            backend.submit(new GenerationJob("gen", generatingPrompt, 12, SamplingParams.greedy(), true), generating);
+            ScoreRecorder scoring = new ScoreRecorder();
+            backend.submit(GenerationJob.scoring("score", prompt, 3), scoring);
+            assertEquals(FinishReason.MAX_TOKENS, scoring.awaitEnd());
+            assertTrue(scoring.chunkSizes.size() >= 3, "chunks of at most 20 rows: " + scoring.chunkSizes);
+            assertEquals(List.of(io.bitrelay.runtime.eval.PromptScoring.scoreWhole(model, prompt, 3)), scoring.scores);
+            Object[] expected = solo(generatingPrompt, 12, SamplingParams.greedy());
+            assertEquals(expected[1], generating.awaitEnd());
+            assertArrayEquals((int[]) expected[0], generating.tokenArray());
+        }
+    }
+
+    @Test
+    void shouldGenerateFromAPromptFedInChunksWhatTheGeneratorGeneratesAlone() throws Exception {
+        int[] longPrompt = prompt(45, 3);
+        int[] shortPrompt = prompt(6, 2);
+        SamplingParams seeded = new SamplingParams(0.9f, 20, 0.95f, 4242L);
+        // 16 tokens a step: the long prompt goes in three chunks beside the short job's decode tokens
+        try (LocalGenerationBackend backend = LocalGenerationBackend.start(model, new LocalBackendSettings(4, 16, 16))) {
+            RecordingListener running = new RecordingListener();
+            backend.submit(new GenerationJob("short", shortPrompt, 14, SamplingParams.greedy(), true), running);
+            RecordingListener chunked = new RecordingListener();
+            backend.submit(new GenerationJob("long", longPrompt, 10, seeded, true), chunked);
+            Object[] expected = solo(longPrompt, 10, seeded);
+            assertEquals(expected[1], chunked.awaitEnd());
+            assertArrayEquals((int[]) expected[0], chunked.tokenArray(), "chunked prefill changes no token, seeded or not");
+            Object[] expectedShort = solo(shortPrompt, 14, SamplingParams.greedy());
+            assertEquals(expectedShort[1], running.awaitEnd());
+            assertArrayEquals((int[]) expectedShort[0], running.tokenArray());
         }
     }
 }

@@ -51,8 +51,8 @@ class DecodeLoopTest {
 
     private void runOnce(Random random, int seed) {
         int jobs = 6 + random.nextInt(10);
-        Scheduler<Integer> scheduler = new Scheduler<>(new SchedulerSettings(1 + random.nextInt(3), 4, 40, 5), EOS);
-        ResidentBatches first = new ResidentBatches();
+        Scheduler<Integer> scheduler = new Scheduler<>(new SchedulerSettings(1 + random.nextInt(3), 4, 40, 5, 60), EOS);
+        ResidentBatches first = new ResidentBatches(8 + random.nextInt(40)); // prompts up to 12 tokens: some go in chunks
         ArrayDeque<Object> toFirst = new ArrayDeque<>();            // coordinator → first stage: joins and leaves, in order
         ArrayDeque<MicroBatch> pipeline = new ArrayDeque<>();       // first stage → ... → last stage (the data plane)
         ArrayDeque<Sampled> lastToFirst = new ArrayDeque<>();
@@ -112,7 +112,7 @@ class DecodeLoopTest {
                     assertFalse(freed.contains(ids[i]), "seed " + seed + ": a step reached the stages after they freed " + ids[i]);
                     assertEquals(cached.getOrDefault(ids[i], 0), e.startPosition(), "seed " + seed + ": cache continuity");
                     cached.put(ids[i], e.startPosition() + e.tokens().length);
-                    tokens[i] = token(ids[i], e.startPosition() + e.tokens().length);
+                    tokens[i] = e.partialPrompt() ? -1 : token(ids[i], e.startPosition() + e.tokens().length);
                 }
                 lastToFirst.add(new Sampled(batch.batchId(), ids, tokens));
                 toCoordinator.add(new Sampled(batch.batchId(), ids, tokens));

@@ -10,10 +10,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class ResidentBatchesTest {
     private static final int EOS = 2;
-    private final ResidentBatches batches = new ResidentBatches();
+    private final ResidentBatches batches = new ResidentBatches(64);
 
     private static MicroBatch.Entry generating(int id, int[] prompt, int maxTokens) {
         return new MicroBatch.Entry(id, prompt, 0, SamplingParams.greedy(), -1, null, new StopRule(maxTokens, 0, true, EOS), 0,
@@ -67,10 +68,32 @@ class ResidentBatchesTest {
     }
 
     @Test
+    void shouldFeedALongPromptInChunksBesideTheDecodingMembers() {
+        batches.join(joins(1, generating(1, new int[]{7}, 10)));
+        batches.join(joins(1, generating(2, new int[100], 10)));
+        MicroBatch mixed = batches.sampled(1, new int[]{1}, new int[]{30}).step();
+        assertArrayEquals(new int[]{1, 2}, ids(mixed));
+        assertEquals(63, mixed.entries()[1].tokens().length, "64 rows: one decode token, 63 of the prompt");
+        assertTrue(mixed.entries()[1].partialPrompt());
+        assertEquals(110, mixed.entries()[1].kvCapacity(), "the caches are sized at the first chunk");
+        MicroBatch rest = batches.sampled(1, new int[]{1, 2}, new int[]{31, -1}).step();
+        MicroBatch.Entry last = rest.entries()[1];
+        assertEquals(37, last.tokens().length);
+        assertEquals(63, last.startPosition());
+        assertEquals(false, last.partialPrompt(), "the last chunk samples the first token");
+        assertEquals(0, last.kvCapacity());
+        assertNull(last.firstChunkSampling());
+        MicroBatch decode = batches.sampled(1, new int[]{1, 2}, new int[]{32, 40}).step();
+        assertArrayEquals(new int[]{40}, decode.entries()[1].tokens());
+        assertEquals(100, decode.entries()[1].startPosition());
+        assertEquals(1, decode.entries()[1].generated());
+    }
+
+    @Test
     void shouldRunAScoredChunkOnce() {
         MicroBatch.Entry chunk = new MicroBatch.Entry(4, new int[]{1, 2, 3}, 0, null, 0, new int[]{2, 3, -1});
         batches.join(joins(1, chunk, generating(5, new int[]{9}, 5)));
-        MicroBatch next = batches.sampled(1, new int[]{4, 5}, new int[]{-1, 33}).step();
+        MicroBatch next = batches.sampled(1, new int[]{5, 4}, new int[]{33, -1}).step(); // decoding rows go first
         assertArrayEquals(new int[]{5}, ids(next), "the coordinator sends the next chunk itself");
     }
 

@@ -22,7 +22,7 @@ import java.util.Objects;
  * <pre>
  *  entry, 12 bytes, little-endian; entries back to back, delimited by the section length (no count)
  *  +-----------------------+-------------------------------------------+------------------------+
- *  | sequence id (i32, ≥0) | S | L | T | C | token count (28 bits, ≥1) | start position (i32,≥0)|
+ *  | sequence id (i32, ≥0) | S | L | T | C | P | count (27 bits, ≥1)   | start position (i32,≥0)|
  *  +-----------------------+-------------------------------------------+------------------------+
  *  then, only when S (bit 31 of the token count word) is set, 20 bytes:
  *  +-------------------+-------------+-------------+----------------+
@@ -30,6 +30,7 @@ import java.util.Objects;
  *  +-------------------+-------------+-------------+----------------+
  *  then, only when C (bit 28, first chunks only) is set, 4 bytes: the tokens the sequence's KV cache must hold
  *  (prompt + most new tokens), so a GPU stage sizes it for the request instead of the model's whole context
+ *  P (bit 27) marks a chunk of a prompt that goes on in a later step (chunked prefill): the last stage samples nothing
  *  then, only when L (bit 30) is set, 4 bytes: top log-probabilities wanted per position (i32, 0..20)
  *  then, only when T (bit 29, needs L) is set, 4 bytes per row: the token id the row predicts (i32, −1: none)
  * </pre>
@@ -45,7 +46,8 @@ public record BatchLayout(List<Entry> entries) {
     private static final int HAS_LOGPROBS = 0x4000_0000;
     private static final int HAS_TARGETS = 0x2000_0000;
     private static final int HAS_CAPACITY = 0x1000_0000;
-    private static final int TOKEN_COUNT_MASK = 0x0FFF_FFFF;
+    private static final int PARTIAL_PROMPT = 0x0800_0000;
+    private static final int TOKEN_COUNT_MASK = 0x07FF_FFFF;
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LinkFrame.BYTE_ORDER);
 
     /**
@@ -55,17 +57,21 @@ public record BatchLayout(List<Entry> entries) {
      * @param targets  for a prompt being scored: per row the token id it predicts (−1: none, the prompt's last
      *                 position), and the last stage samples nothing; null otherwise
      * @param kvCapacity on a sequence's first chunk, the tokens its KV cache must hold; 0 for the model's context
+     * @param partialPrompt a chunk of a prompt that goes on in a later step: nothing is sampled for it
      */
     public record Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling, int logprobs,
-                        int[] targets, int kvCapacity) {
+                        int[] targets, int kvCapacity, boolean partialPrompt) {
         public Entry {
             if (sequenceId < 0 || tokenCount < 1 || tokenCount > TOKEN_COUNT_MASK || startPosition < 0) {
-                throw new IllegalArgumentException("a layout entry needs sequenceId >= 0, tokenCount in [1, 2^28) and"
+                throw new IllegalArgumentException("a layout entry needs sequenceId >= 0, tokenCount in [1, 2^27) and"
                         + " startPosition >= 0, got " + sequenceId + ", " + tokenCount + ", " + startPosition);
             }
             if (kvCapacity < 0 || (kvCapacity > 0 && (startPosition != 0 || kvCapacity < tokenCount))) {
                 throw new IllegalArgumentException("a KV capacity belongs to a first chunk and holds its tokens: capacity "
                         + kvCapacity + ", start " + startPosition + ", tokens " + tokenCount);
+            }
+            if (partialPrompt && targets != null) {
+                throw new IllegalArgumentException("a scored chunk is never a partial prompt: its rows are scored");
             }
             if (logprobs < -1 || logprobs > MAX_TOP_LOGPROBS) {
                 throw new IllegalArgumentException("logprobs must be -1 (none) or 0.." + MAX_TOP_LOGPROBS + ", got " + logprobs);
@@ -77,7 +83,7 @@ public record BatchLayout(List<Entry> entries) {
         }
 
         public Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling, int logprobs, int[] targets) {
-            this(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, 0);
+            this(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, 0, false);
         }
 
         public Entry(int sequenceId, int tokenCount, int startPosition, SamplingParams sampling) {
@@ -91,12 +97,22 @@ public record BatchLayout(List<Entry> entries) {
 
         /** This entry, also asking for the sampled token's log-probability and {@code topLogprobs} alternatives. */
         public Entry withLogprobs(int topLogprobs) {
-            return new Entry(sequenceId, tokenCount, startPosition, sampling, topLogprobs, targets, kvCapacity);
+            return new Entry(sequenceId, tokenCount, startPosition, sampling, topLogprobs, targets, kvCapacity, partialPrompt);
         }
 
         /** This first chunk, asking each stage for a KV cache of {@code capacity} tokens. */
         public Entry withKvCapacity(int capacity) {
-            return new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, capacity);
+            return new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, capacity, partialPrompt);
+        }
+
+        /** This chunk, marked as not the last of its prompt: the last stage samples nothing for it. */
+        public Entry asPartialPrompt() {
+            return new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, kvCapacity, true);
+        }
+
+        /** Whether the last stage samples a token from this entry's last row. */
+        public boolean samples() {
+            return targets == null && !partialPrompt;
         }
 
         public boolean scoresPrompt() {
@@ -108,12 +124,13 @@ public record BatchLayout(List<Entry> entries) {
         public boolean equals(Object other) {
             return other instanceof Entry e && e.sequenceId == sequenceId && e.tokenCount == tokenCount
                     && e.startPosition == startPosition && Objects.equals(e.sampling, sampling) && e.logprobs == logprobs
-                    && java.util.Arrays.equals(e.targets, targets) && e.kvCapacity == kvCapacity;
+                    && java.util.Arrays.equals(e.targets, targets) && e.kvCapacity == kvCapacity
+                    && e.partialPrompt == partialPrompt;
         }
 
         @Override
         public int hashCode() {
-            return Objects.hash(sequenceId, tokenCount, startPosition, sampling, logprobs, kvCapacity) * 31
+            return Objects.hash(sequenceId, tokenCount, startPosition, sampling, logprobs, kvCapacity, partialPrompt) * 31
                     + java.util.Arrays.hashCode(targets);
         }
 
@@ -139,7 +156,8 @@ public record BatchLayout(List<Entry> entries) {
 
         private int countWord() {
             return tokenCount | (hasSampling() ? HAS_SAMPLING : 0) | (logprobs >= 0 ? HAS_LOGPROBS : 0)
-                    | (targets != null ? HAS_TARGETS : 0) | (kvCapacity > 0 ? HAS_CAPACITY : 0);
+                    | (targets != null ? HAS_TARGETS : 0) | (kvCapacity > 0 ? HAS_CAPACITY : 0)
+                    | (partialPrompt ? PARTIAL_PROMPT : 0);
         }
     }
 
@@ -256,7 +274,8 @@ public record BatchLayout(List<Entry> entries) {
                 offset += (long) tokenCount * Integer.BYTES;
             }
             try {
-                entries.add(new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, kvCapacity));
+                entries.add(new Entry(sequenceId, tokenCount, startPosition, sampling, logprobs, targets, kvCapacity,
+                        (countWord & PARTIAL_PROMPT) != 0));
             } catch (IllegalArgumentException e) {
                 throw badLayout("entry of sequence " + sequenceId + ": " + e.getMessage());
             }

@@ -76,6 +76,21 @@ class BatchLayoutTest {
     }
 
     @Test
+    void shouldMarkAPromptChunkThatGoesOnSoNothingIsSampledForIt() {
+        BatchLayout layout = BatchLayout.of(
+                Entry.firstChunk(7, 512, 0, SAMPLING).withKvCapacity(900).asPartialPrompt(),
+                Entry.of(7 + 1, 1, 40));
+        assertEquals(32 + 4 + 12, layout.encodedBytes(), "a flag bit, no extra bytes");
+        BatchLayout decoded = BatchLayout.decode(encode(layout), 513);
+        assertEquals(layout, decoded);
+        assertTrue(decoded.entries().get(0).partialPrompt());
+        assertFalse(decoded.entries().get(0).samples());
+        assertTrue(decoded.entries().get(1).samples());
+        assertFalse(Entry.scored(4, 0, new int[]{5, -1}, 0).samples());
+        assertThrows(IllegalArgumentException.class, () -> Entry.scored(4, 0, new int[]{5, -1}, 0).asPartialPrompt());
+    }
+
+    @Test
     void shouldRejectAScoredChunkWithoutOneTargetPerRow() {
         assertThrows(IllegalArgumentException.class, () -> new Entry(1, 3, 0, null, 0, new int[]{1, 2}));
         assertThrows(IllegalArgumentException.class, () -> new Entry(1, 2, 0, null, -1, new int[]{1, 2}));
