@@ -27,10 +27,11 @@ import java.util.List;
 
 /**
  * A stage's side of quantizing the pipeline (the coordinator's RecipeCalibration drives it): while the recipe is
- * calibrated, calibration steps run on the CPU's FP32 stage whatever backend serves, every quantization point
- * recorded, and for a GPTQ recipe the stage's input rows kept; then the coordinator's plan is built from the FP32
- * stage, served (rebuilt on the GPU when there is one) and saved when asked. A stage that streamed its layers to
- * the GPU holds none on the host and can do neither. Compute thread only, except {@link #hostLayersProblem}.
+ * calibrated, calibration steps run on the CPU's FP32 stage whatever backend serves (the GPU stage has no activation
+ * observers), every quantization point recorded, and for a GPTQ recipe the stage's input rows kept; then the
+ * coordinator's plan is built from the FP32 stage, served (rebuilt on the GPU when there is one) and saved when
+ * asked. A stage that streamed its layers to the GPU holds none on the host and can do neither. Compute thread only,
+ * except {@link #hostLayersProblem}.
  */
 final class StageQuantizer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(StageQuantizer.class);
