@@ -48,7 +48,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * complete without an error and with exactly the tokens the single-process model gives, the running ones replayed
  * from their tokens so far. First a standby worker takes the lost stage; then, with no standby left, the two
  * survivors take the model over between them. Detection and recovery times are printed (the failure detector is
- * left as configured).
+ * left as configured). The second loss waits until the first node is downed: two losses within the resolver's
+ * stable-after make it down the whole cluster (docs/failover.md, not done yet).
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class WorkerFailoverTest {
@@ -63,6 +64,8 @@ class WorkerFailoverTest {
     static List<int[]> reference = new ArrayList<>();
     static OptTokenizer tokenizer;
     static LocalCluster cluster;
+    /** When the last kill happened (System.nanoTime), 0 before the first. */
+    static long lastKill;
     static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
     @BeforeAll
@@ -125,8 +128,19 @@ class WorkerFailoverTest {
         assertEquals(List.of(before.get(0), before.get(2)), after, "two stages over the survivors");
     }
 
-    /** Sends every request, kills the middle stage's worker once each has tokens, and checks every answer. */
+    /**
+     * Sends every request, kills the middle stage's worker once each has tokens, and checks every answer. A kill
+     * waits until the previous one's node is downed: the Split Brain Resolver downs a lost node once reachability has
+     * been stable for stable-after (20 s), and a second loss before that, 15 s or more after the first, makes it down
+     * every node (down-all-when-unstable).
+     */
     private void killMiddleStageUnderLoad() throws Exception {
+        if (lastKill != 0) {
+            await(() -> org.apache.pekko.cluster.typed.Cluster.get(cluster.node().system()).state().getUnreachable().isEmpty(),
+                    "the split brain resolver downed the last worker killed", Duration.ofSeconds(60));
+            System.out.printf("[failover] the worker killed before was downed and removed %d ms after the kill%n",
+                    millis(lastKill, System.nanoTime()));
+        }
         Coordinator.Status serving = status();
         String victim = serving.stages()[1].workerId();
         List<Job> jobs = new ArrayList<>();
@@ -145,10 +159,12 @@ class WorkerFailoverTest {
             job.done.get(60, TimeUnit.SECONDS);
         }
         long resumed = jobs.stream().mapToLong(j -> j.firstTokenAfter(detected)).min().orElseThrow();
+        long finished = System.nanoTime();
         System.out.printf("[failover] killed %s (stage 1 of %d) with %d of %d tokens generated: detected after %d ms,"
                         + " serving again after %d ms, first token of a replay after %d ms, all %d requests done after %d ms%n",
                 victim, serving.stages().length, tokensAtKill, REQUESTS * MAX_TOKENS, millis(killed, detected),
-                millis(killed, recovered), millis(killed, resumed), REQUESTS, millis(killed, System.nanoTime()));
+                millis(killed, recovered), millis(killed, resumed), REQUESTS, millis(killed, finished));
+        lastKill = killed;
         for (int i = 0; i < REQUESTS; i++) {
             Job job = jobs.get(i);
             assertEquals(null, job.error, "request " + i + " failed");
