@@ -18,7 +18,7 @@ import java.util.Map;
 
 /**
  * The single-process backend's only stage, first and last at once: computes a step of its resident micro-batch on
- * the whole model and reports what a pipeline's last stage reports (as {@code StageEngine.sampleOrScore}): a
+ * the whole model and reports what a pipeline's last stage reports (as {@code LastStageSampler.sampleOrScore}): a
  * sampled token per generating sequence, with its score when the job asked for logprobs, or a scored chunk's
  * prompt scores. Each sequence keeps its KV cache and its own {@link Sampler} (its random stream) from its first
  * step until {@link #free}, so a job samples what it samples alone.

@@ -1,0 +1,133 @@
+package io.bitrelay.actors.worker;
+
+import io.bitrelay.runtime.eval.LogSoftmax;
+import io.bitrelay.runtime.eval.PromptScoring;
+import io.bitrelay.runtime.eval.TokenScore;
+import io.bitrelay.runtime.generate.SamplingRows;
+import io.bitrelay.runtime.wire.BatchLayout;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The last stage's end of a step: each sequence's next token, or its prompt's scores, from the step's rows. Keeps
+ * each sequence's {@link SequenceSampling} from its first chunk on; logits and device sampling come from the
+ * stage's {@link StageBackend}. Compute thread only.
+ */
+final class LastStageSampler {
+    private final StageBackend backend;
+    private final StageModels models;
+    private final StepClock clock;
+    private final int maxBatchTokens;
+    private final Map<Integer, SequenceSampling> samplings = new HashMap<>();
+    /** The device-sampled rows of a step: parameters in, tokens out; made at the first such step, then reused. */
+    private SamplingRows deviceRows;
+    private int[] deviceTokens;
+
+    LastStageSampler(StageBackend backend, StageModels models, StepClock clock, int maxBatchTokens) {
+        this.backend = backend;
+        this.models = models;
+        this.clock = clock;
+        this.maxBatchTokens = maxBatchTokens;
+    }
+
+    /** What the last stage reports for one micro-batch; {@code scores} stays null when no sequence asked for any. */
+    record StepOutcome(int[] sequenceIds, int[] tokens, TokenScore[][] scores) {
+    }
+
+    /**
+     * Per sequence: a scored prompt chunk gets the log-probability of each row's next prompt token (and
+     * top alternatives), computed here and never leaving as logits; any other sequence samples its next
+     * token from its last row (with that token's score when it asked for logprobs).
+     *
+     * @param stepRows the step's rows as the backend's layers left them (host rows, or on the device)
+     */
+    StepOutcome sampleOrScore(BatchLayout layout, MemorySegment stepRows, Arena step) {
+        MemorySegment hidden = backend.headRows(layout, stepRows, step);
+        clock.lap(StepPhase.HEAD); // rows brought from the device for the CPU's head: waiting for its layers counts here
+        List<BatchLayout.Entry> entries = layout.entries();
+        int[] sequenceIds = new int[entries.size()];
+        int[] tokens = new int[entries.size()];
+        TokenScore[][] scores = new TokenScore[entries.size()][];
+        boolean anyScores = false;
+        List<Integer> sampled = new ArrayList<>();
+        int[] lastRows = new int[entries.size()];
+        int row = 0;
+        for (int i = 0; i < entries.size(); i++) {
+            BatchLayout.Entry entry = entries.get(i);
+            sequenceIds[i] = entry.sequenceId();
+            if (entry.scoresPrompt()) {
+                scores[i] = PromptScoring.score(models.serving(), hidden, row, entry.targets(), entry.logprobs());
+                tokens[i] = -1;
+                anyScores = true;
+            } else if (entry.partialPrompt()) {
+                if (entry.hasSampling()) {
+                    samplingFor(entry); // its sampler starts with the first chunk; the first draw comes with the last
+                }
+                tokens[i] = -1;
+            } else {
+                lastRows[sampled.size()] = row + entry.tokenCount() - 1;
+                sampled.add(i);
+            }
+            row += entry.tokenCount();
+        }
+        if (!sampled.isEmpty()) {
+            int[] rows = java.util.Arrays.copyOf(lastRows, sampled.size());
+            if (backend.samplesOnDevice(layout)) {
+                sampleOnDevice(entries, sampled, rows, tokens);
+            } else {
+                float[][] logits = backend.logits(layout, hidden, rows, step);
+                clock.lap(StepPhase.HEAD);
+                for (int j = 0; j < sampled.size(); j++) {
+                    int i = sampled.get(j);
+                    BatchLayout.Entry entry = entries.get(i);
+                    tokens[i] = samplingFor(entry).next(logits[j]);
+                    if (entry.logprobs() >= 0) {
+                        scores[i] = new TokenScore[]{LogSoftmax.score(logits[j], tokens[i], entry.logprobs())};
+                        anyScores = true;
+                    }
+                }
+            }
+        }
+        clock.lap(StepPhase.SAMPLE);
+        return new StepOutcome(sequenceIds, tokens, anyScores ? scores : null);
+    }
+
+    /** Final LayerNorm, head and sampling on the device for the {@code sampled} entries' last {@code rows}. */
+    private void sampleOnDevice(List<BatchLayout.Entry> entries, List<Integer> sampled, int[] rows, int[] tokens) {
+        if (deviceRows == null) {
+            deviceRows = new SamplingRows(maxBatchTokens);
+            deviceTokens = new int[maxBatchTokens];
+        }
+        deviceRows.clear();
+        for (int i : sampled) {
+            SequenceSampling sampling = samplingFor(entries.get(i));
+            deviceRows.add(sampling.params(), sampling.drawOnDevice());
+        }
+        backend.sample(rows, deviceRows, deviceTokens);
+        clock.lap(StepPhase.HEAD);
+        for (int j = 0; j < sampled.size(); j++) {
+            tokens[sampled.get(j)] = deviceTokens[j];
+        }
+    }
+
+    private SequenceSampling samplingFor(BatchLayout.Entry entry) {
+        if (entry.sampling() != null) {
+            samplings.put(entry.sequenceId(), new SequenceSampling(entry.sampling()));
+        }
+        SequenceSampling sampling = samplings.get(entry.sequenceId());
+        if (sampling == null) {
+            throw new IllegalStateException("no sampling parameters for sequence " + entry.sequenceId());
+        }
+        return sampling;
+    }
+
+    /** The sequence ended: its sampler goes. */
+    void forget(int sequenceId) {
+        samplings.remove(sequenceId);
+    }
+}
