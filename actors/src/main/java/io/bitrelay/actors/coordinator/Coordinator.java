@@ -26,7 +26,6 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -41,6 +40,11 @@ import java.util.Set;
  * <p>Phases: gathering → loading → [quantizing: {@link RecipeCalibration}, unless the recipe is FP32 or the
  * stages restored it from the {@link QuantizationStore}] → [calibrating: {@link LinkCalibration}, RPTQ links
  * only] → serving; failed from anywhere. The start-up phases live in their own classes.
+ *
+ * <p>A worker of the pipeline leaving the cluster (whatever the phase) does not fail requests: every running sequence
+ * goes back to the queue to be replayed from what its client already has, the pipeline is rebuilt over a standby or
+ * the survivors ({@link StageRoster}), and serves the replays first; requests wait at most pending-timeout for it
+ * ({@link PipelineOutage}). docs/failover.md tells the whole story.
  */
 public final class Coordinator {
     public static final String SINGLETON_NAME = "bitrelay-coordinator";
@@ -113,6 +117,12 @@ public final class Coordinator {
     record StepDeadline(long batchId) implements Command {
     }
 
+    /** Time to fail the requests that waited longer than pending-timeout while no pipeline serves. */
+    private record PendingCheck() implements Command {
+    }
+
+    private static final String PENDING_CHECK_TIMER = "pending-check";
+
     /** The last stage finished a calibration micro-batch. */
     public record CalibrationStepDone(long batchId) implements Command {
     }
@@ -183,8 +193,13 @@ public final class Coordinator {
     private final LinkChannels channels;
     private final Map<ActorRef<StageWorker.Command>, WorkerDescription> described = new LinkedHashMap<>();
     private final Set<ActorRef<StageWorker.Command>> known = new HashSet<>();
-    private Scheduler<ActorRef<JobEvent>> scheduler;
+    /** One for the coordinator's life: sequence and batch ids are never reused, not even by a rebuilt pipeline. */
+    private final Scheduler<ActorRef<JobEvent>> scheduler;
     private List<Stage> pipeline = List.of();
+    /** The workers of the last pipeline placed, in stage order: a rebuilt one keeps the survivors at their stages. */
+    private List<WorkerDescription> placed = List.of();
+    /** Why and since when no pipeline serves; null while one does. */
+    private PipelineOutage outage;
     private String error;
     /** Null for FP32: nothing to calibrate, restore or save. */
     private final QuantizationStore store;
@@ -228,6 +243,7 @@ public final class Coordinator {
                 : null;
         context.getLog().info("coordinator up: {} ({} layers), waiting for {} worker(s), {} links, recipe {}",
                 settings.checkpointDir(), model.numLayers(), settings.expectedWorkers(), settings.linkCodec(), q.recipe().name());
+        pipelineDown("the pipeline is starting");
     }
 
     private void enter(Phase phase) {
@@ -243,6 +259,7 @@ public final class Coordinator {
                 .onMessage(WorkerDescribed.class, this::rememberLateWorker)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
+                .onMessage(PendingCheck.class, this::expirePending)
                 .onMessage(GetStatus.class, m -> reply(m, phase))
                 .onAnyMessage(this::ignore)
                 .build();
@@ -257,6 +274,7 @@ public final class Coordinator {
                 .onMessage(WorkerDescribed.class, this::onWorkerDescribed)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
+                .onMessage(PendingCheck.class, this::expirePending)
                 .onMessage(GetStatus.class, m -> reply(m, Phase.GATHERING))
                 .onAnyMessage(this::ignore)
                 .build();
@@ -334,10 +352,13 @@ public final class Coordinator {
         described.put(description.worker(), description);
         context.getLog().info("worker {} on {} ({}, {} MB) joined: {}/{}", description.workerId(), description.host(),
                 description.device(), description.memoryBytes() >> 20, described.size(), settings.expectedWorkers());
+        if (!placed.isEmpty()) {
+            return rebuildOrWait(); // a lost pipeline's rebuild that waited for workers
+        }
         if (described.size() < settings.expectedWorkers()) {
             return Behaviors.same();
         }
-        return place();
+        return place(StageRoster.choose(placed, described.values(), settings.expectedWorkers()));
     }
 
     private Behavior<Command> rememberLateWorker(WorkerDescribed message) {
@@ -347,23 +368,58 @@ public final class Coordinator {
         return Behaviors.same();
     }
 
-    private Behavior<Command> place() {
-        List<WorkerDescription> workers = new ArrayList<>(described.values());
-        workers.sort(Comparator.comparing(WorkerDescription::host).thenComparing(WorkerDescription::workerId));
+    private Behavior<Command> place(List<WorkerDescription> workers) {
         List<StagePlan> plans;
         try {
-            plans = LayerPlacement.plan(model, workers.stream().map(WorkerDescription::memoryBytes).toList(),
-                    settings.bytesPerParameter(), settings.reserveFraction());
+            plans = plan(workers);
         } catch (IllegalArgumentException e) {
             return fail("placement failed: " + e.getMessage());
         }
+        return load(workers, plans);
+    }
+
+    /** Layer ranges for {@code workers}, in stage order, by their memory. @throws IllegalArgumentException when they do not fit */
+    private List<StagePlan> plan(List<WorkerDescription> workers) {
+        return LayerPlacement.plan(model, workers.stream().map(WorkerDescription::memoryBytes).toList(),
+                settings.bytesPerParameter(), settings.reserveFraction());
+    }
+
+    /**
+     * After a loss: a pipeline over {@code expected-workers} again when standbys make them up, else over the survivors
+     * when at least min-workers remain and the layers fit their memory; otherwise wait in gathering for workers.
+     */
+    private Behavior<Command> rebuildOrWait() {
+        List<WorkerDescription> workers = StageRoster.choose(placed, described.values(), settings.expectedWorkers());
+        if (workers.size() >= settings.expectedWorkers()) {
+            return place(workers);
+        }
+        if (workers.size() >= settings.failover().minWorkers()) {
+            try {
+                List<StagePlan> plans = plan(workers);
+                context.getLog().info("rebuilding the pipeline over the {} remaining worker(s), no standby to take the lost"
+                        + " one's place", workers.size());
+                return load(workers, plans);
+            } catch (IllegalArgumentException e) {
+                context.getLog().warn("the {} remaining worker(s) cannot hold the model ({}): waiting for workers to join",
+                        workers.size(), e.getMessage());
+                return gathering();
+            }
+        }
+        context.getLog().warn("{} worker(s) remain, bitrelay.coordinator.min-workers is {}: waiting for workers to join",
+                workers.size(), settings.failover().minWorkers());
+        return gathering();
+    }
+
+    private Behavior<Command> load(List<WorkerDescription> workers, List<StagePlan> plans) {
+        placed = List.copyOf(workers);
+        pipelineDown("the pipeline is loading"); // after a failure, or at start: requests wait for it, within limits
         List<Stage> stages = new ArrayList<>();
         for (StagePlan plan : plans) {
             stages.add(new Stage(plan, workers.get(plan.device())));
         }
         pipeline = List.copyOf(stages);
         int microBatches = settings.microBatchesPerStage() ? pipeline.size() : settings.scheduler().microBatches();
-        scheduler = rebuildScheduler(settings.scheduler().withMicroBatches(microBatches));
+        scheduler.reconfigure(settings.scheduler().withMicroBatches(microBatches), this::relay);
         StageQuantization[] quantizations = store == null ? new StageQuantization[pipeline.size()]
                 : store.assignments(pipeline.stream().map(s -> new int[]{s.plan.firstLayer(), s.plan.endLayer()}).toList(),
                         org.slf4j.LoggerFactory.getLogger(QuantizationStore.class));
@@ -388,23 +444,6 @@ public final class Coordinator {
         return channels.link(sourceStage, from.host(), sourceStage + 1, to.host(), to.dataPort());
     }
 
-    /** Keeps the jobs already queued when the pipeline is (re)built. */
-    private Scheduler<ActorRef<JobEvent>> rebuildScheduler(SchedulerSettings schedulerSettings) {
-        Scheduler<ActorRef<JobEvent>> fresh = new Scheduler<>(schedulerSettings, model.eosTokenId());
-        if (scheduler != null && (scheduler.activeCount() > 0 || scheduler.inFlightCount() > 0)) {
-            scheduler.failAll("the pipeline was rebuilt", this::relay);
-        } else if (scheduler != null) {
-            scheduler.drainWaiting((job, client) -> {
-                try {
-                    fresh.submit(job, client);
-                } catch (IllegalArgumentException e) { // the rebuilt stages hold less KV cache than the job needs
-                    client.tell(new JobEvent.JobFailed(job.requestId(), e.getMessage()));
-                }
-            });
-        }
-        return fresh;
-    }
-
     private Behavior<Command> onStageReady(StageReady message) {
         Stage stage = pipeline.get(message.stageIndex());
         stage.ready = true;
@@ -421,7 +460,7 @@ public final class Coordinator {
         }
         long kvTokens = pipeline.stream().mapToLong(s -> s.kvTokens).min().orElseThrow();
         try {
-            scheduler = rebuildScheduler(scheduler.settings().sizedFor(kvTokens, settings.autoBatchSequences()));
+            scheduler.reconfigure(scheduler.settings().sizedFor(kvTokens, settings.autoBatchSequences()), this::relay);
         } catch (IllegalArgumentException e) {
             return fail(e.getMessage());
         }
@@ -455,7 +494,12 @@ public final class Coordinator {
     }
 
     Behavior<Command> startServing() {
-        context.getLog().info("pipeline of {} stages serving", pipeline.size());
+        if (outage != null) {
+            context.getLog().info("pipeline of {} stages serving, {} ms after: {}; {} request(s) waiting, replays first",
+                    pipeline.size(), outage.millisSince(System.nanoTime()), outage.cause(), scheduler.waitingCount());
+            outage = null;
+            timers.cancel(PENDING_CHECK_TIMER);
+        }
         dispatch();
         return serving();
     }
@@ -464,26 +508,63 @@ public final class Coordinator {
         return fail("stage " + message.stageIndex() + " failed to load: " + message.reason());
     }
 
+    /**
+     * A worker of the pipeline left (serving, or still starting): its running sequences go back to the queue for a
+     * replay, nothing is freed on the lost pipeline (the rebuilt one loads afresh, and its late reports name batches
+     * that are no longer resident), and the pipeline is rebuilt.
+     */
     private Behavior<Command> onWorkersChangedWhileRunning(WorkersChanged message) {
         onWorkersChanged(message);
-        for (Stage stage : pipeline) {
-            if (!message.workers().contains(stage.worker.worker())) {
-                String reason = "worker " + stage.worker.workerId() + " (stage " + pipeline.indexOf(stage) + ") left the cluster";
-                context.getLog().warn(reason);
-                scheduler.failAll(reason, this::relay);
-                pipeline = List.of();
-                if (described.size() >= settings.expectedWorkers()) {
-                    return place();
-                }
-                return gathering();
+        List<String> lost = new ArrayList<>();
+        for (int i = 0; i < pipeline.size(); i++) {
+            if (!message.workers().contains(pipeline.get(i).worker.worker())) {
+                lost.add("worker " + pipeline.get(i).worker.workerId() + " (stage " + i + ")");
             }
         }
+        if (lost.isEmpty()) {
+            return Behaviors.same();
+        }
+        String cause = String.join(", ", lost) + " left the cluster";
+        int running = scheduler.activeCount();
+        for (long batchId : scheduler.requeueForReplay(this::relay)) {
+            timers.cancel(batchId);
+        }
+        context.getLog().warn("{}: {} running sequence(s) wait to be replayed, {} in the queue; rebuilding the pipeline",
+                cause, running, scheduler.waitingCount());
+        pipeline = List.of();
+        pipelineDown(cause);
+        return rebuildOrWait();
+    }
+
+    /** No pipeline serves from now on: requests wait at most pending-timeout, counted from now at the earliest. */
+    private void pipelineDown(String cause) {
+        if (outage == null) {
+            outage = new PipelineOutage(cause, System.nanoTime());
+        }
+        timers.startTimerWithFixedDelay(PENDING_CHECK_TIMER, new PendingCheck(), settings.failover().checkInterval());
+    }
+
+    private Behavior<Command> expirePending(PendingCheck message) {
+        if (outage == null) {
+            return Behaviors.same();
+        }
+        java.time.Duration timeout = settings.failover().pendingTimeout();
+        outage.expiredQueuedBy(System.nanoTime(), timeout).ifPresent(queuedBy -> {
+            String reason = "no pipeline could serve the request within " + timeout.toMillis() / 1000.0 + " s ("
+                    + FailoverSettings.PENDING_TIMEOUT_KEY + "): " + outage.cause() + " (the pipeline is "
+                    + phases.getLast().label() + " now)";
+            int expired = scheduler.expireWaiting(queuedBy, reason, this::relay);
+            if (expired > 0) {
+                context.getLog().warn("{} request(s) failed: {}", expired, reason);
+            }
+        });
         return Behaviors.same();
     }
 
     private Behavior<Command> fail(String reason) {
         error = reason;
         context.getLog().error(reason);
+        timers.cancel(PENDING_CHECK_TIMER);
         scheduler.failAll(reason, this::relay);
         return failed();
     }
@@ -597,7 +678,8 @@ public final class Coordinator {
             case Scheduler.Token<ActorRef<JobEvent>> t -> t.client().tell(new JobEvent.TokenGenerated(t.requestId(), t.token(), t.score()));
             case Scheduler.PromptScores<ActorRef<JobEvent>> p -> p.client().tell(new JobEvent.PromptScored(p.requestId(), p.scores()));
             case Scheduler.Finished<ActorRef<JobEvent>> f -> f.client().tell(new JobEvent.JobFinished(f.requestId(), f.reason()));
-            case Scheduler.Failed<ActorRef<JobEvent>> f -> f.client().tell(new JobEvent.JobFailed(f.requestId(), f.reason()));
+            case Scheduler.Failed<ActorRef<JobEvent>> f ->
+                    f.client().tell(new JobEvent.JobFailed(f.requestId(), f.reason(), f.unavailable()));
         }
     }
 

@@ -21,13 +21,16 @@ import java.time.Duration;
  * @param linkStaticRanges  RPTQ links quantize each cluster with its calibrated range (fewer bytes) instead of
  *                          each token's own range within the cluster (more accurate)
  * @param quantization      the recipe the stages serve ({@code bitrelay.quantization})
+ * @param failover          what happens when a worker is lost: how long requests wait, how few workers a pipeline
+ *                          is rebuilt over
  */
 public record CoordinatorSettings(String checkpointDir, String linkCodec, int expectedWorkers,
                                   double bytesPerParameter, double reserveFraction, int streamBase,
                                   Duration stepTimeout, SchedulerSettings scheduler, boolean microBatchesPerStage,
                                   boolean autoBatchSequences,
                                   int linkCalibrationSequences, int linkCalibrationTokens, long linkCalibrationSeed,
-                                  int linkClusters, boolean linkStaticRanges, QuantizationSettings quantization) {
+                                  int linkClusters, boolean linkStaticRanges, QuantizationSettings quantization,
+                                  FailoverSettings failover) {
 
     public static CoordinatorSettings from(Config root) {
         Config c = root.getConfig("bitrelay.coordinator");
@@ -53,7 +56,8 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                     c.getLong("link-calibration.seed"),
                     positive(c, "link-calibration.clusters"),
                     ranges(c.getString("link-calibration.ranges")),
-                    QuantizationSettings.from(root));
+                    QuantizationSettings.from(root),
+                    FailoverSettings.from(c, positive(c, "expected-workers")));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad coordinator config: " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {

@@ -21,6 +21,13 @@ public sealed interface JobEvent extends ClusterMessage {
     record JobFinished(String requestId, FinishReason reason) implements JobEvent {
     }
 
-    record JobFailed(String requestId, String reason) implements JobEvent {
+    /**
+     * @param unavailable no pipeline could serve the job within bitrelay.coordinator.pending-timeout (the gateway
+     *                    answers 503), rather than a failure while it ran (500)
+     */
+    record JobFailed(String requestId, String reason, boolean unavailable) implements JobEvent {
+        public JobFailed(String requestId, String reason) {
+            this(requestId, reason, false);
+        }
     }
 }

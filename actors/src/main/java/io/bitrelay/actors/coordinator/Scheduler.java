@@ -2,19 +2,19 @@ package io.bitrelay.actors.coordinator;
 
 import io.bitrelay.actors.pipeline.MicroBatch;
 import io.bitrelay.actors.pipeline.StopRule;
-
-
-import java.util.ArrayDeque;
 import io.bitrelay.runtime.eval.PromptScoring;
 import io.bitrelay.runtime.eval.TokenScore;
 
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.LongSupplier;
 
 /**
  * Continuous batching, free of actors so it can be tested alone. Jobs wait in arrival order until a
@@ -30,6 +30,10 @@ import java.util.function.Consumer;
  * cancelled sequence still in a batch leaves it through the first stage ({@link #left}), which confirms once no
  * step in the pipeline holds it: only then may its caches be freed.
  *
+ * <p>When the pipeline is lost, {@link #requeueForReplay} puts every admitted sequence back at the front of the queue
+ * to be replayed on the next one from what its client already has ({@link ScheduledSequence}); while no pipeline
+ * serves, the owner fails what waited too long with {@link #expireWaiting}.
+ *
  * <p>The single-process backend drives it too, as a one-stage pipeline with one micro-batch, so a request ends for
  * the same reasons on one host as in a cluster.
  *
@@ -37,13 +41,15 @@ import java.util.function.Consumer;
  *            listener in the single-process backend)
  */
 public final class Scheduler<R> {
-    private final SchedulerSettings settings;
+    private SchedulerSettings settings;
     private final int eosTokenId;
-    private final ArrayDeque<Sequence<R>> waiting = new ArrayDeque<>();
-    private final Map<Integer, Sequence<R>> active = new LinkedHashMap<>();
-    private final Map<String, Sequence<R>> byRequest = new HashMap<>();
+    private final LongSupplier clock;
+    private final ArrayDeque<ScheduledSequence<R>> waiting = new ArrayDeque<>();
+    private final Map<Integer, ScheduledSequence<R>> active = new LinkedHashMap<>();
+    private final Map<String, ScheduledSequence<R>> byRequest = new HashMap<>();
     private final Map<Long, Resident> residents = new LinkedHashMap<>();
     private int nextSequenceId = 1;
+    /** Never reused, not even by another pipeline: a late report of a lost pipeline's batch cannot touch a replay. */
     private long nextBatchId = 1;
     /** KV cache positions the active sequences hold. */
     private long kvTokensUsed;
@@ -69,7 +75,11 @@ public final class Scheduler<R> {
     public record Finished<R>(R client, String requestId, FinishReason reason) implements Event<R> {
     }
 
-    public record Failed<R>(R client, String requestId, String reason) implements Event<R> {
+    /** @param unavailable no pipeline could serve it in time (the gateway answers 503), rather than a failure in one */
+    public record Failed<R>(R client, String requestId, String reason, boolean unavailable) implements Event<R> {
+        public Failed(R client, String requestId, String reason) {
+            this(client, requestId, reason, false);
+        }
     }
 
     /**
@@ -78,32 +88,6 @@ public final class Scheduler<R> {
      */
     public record Cancellation(int closeNow, long leaveBatch, int leaveSequence) {
         static final Cancellation NONE = new Cancellation(-1, 0, -1);
-    }
-
-    private static final class Sequence<R> {
-        final int id;
-        final GenerationJob job;
-        final StopRule stop;
-        final R client;
-        int[] pendingInput;
-        int inFlightLength;
-        int position;
-        int generated;
-        /** KV cache positions it needs: its prompt and its most new tokens. */
-        final int kvTokens;
-        /** The resident batch holding it, or 0. */
-        long batchId;
-        boolean cancelled;
-        boolean started;
-
-        Sequence(int id, GenerationJob job, R client, int eosTokenId) {
-            this.id = id;
-            this.job = job;
-            this.stop = job.stopRule(eosTokenId);
-            this.client = client;
-            this.pendingInput = job.promptTokens();
-            this.kvTokens = job.promptTokens().length + job.maxNewTokens();
-        }
     }
 
     /** A resident micro-batch as far as the reports show: its members, and the rows of those not reported yet. */
@@ -122,8 +106,14 @@ public final class Scheduler<R> {
     }
 
     public Scheduler(SchedulerSettings settings, int eosTokenId) {
+        this(settings, eosTokenId, System::nanoTime);
+    }
+
+    /** @param clock nanoseconds for how long jobs wait ({@link #expireWaiting}); tests pass their own */
+    public Scheduler(SchedulerSettings settings, int eosTokenId, LongSupplier clock) {
         this.settings = settings;
         this.eosTokenId = eosTokenId;
+        this.clock = clock;
     }
 
     /** @throws IllegalArgumentException for a request id in use, or a job whose KV caches the stages could never hold */
@@ -136,7 +126,7 @@ public final class Scheduler<R> {
             throw new IllegalArgumentException("the request needs " + needed + " KV cache positions (prompt + max_tokens), the"
                     + " stages' memory holds " + settings.kvTokens());
         }
-        Sequence<R> sequence = new Sequence<>(nextSequenceId++, job, client, eosTokenId);
+        ScheduledSequence<R> sequence = new ScheduledSequence<>(nextSequenceId++, job, client, eosTokenId, clock.getAsLong());
         waiting.add(sequence);
         byRequest.put(job.requestId(), sequence);
     }
@@ -146,7 +136,7 @@ public final class Scheduler<R> {
      * batch finishes when the first stage confirms it {@link #left} (or its step ends it first).
      */
     public Cancellation cancel(String requestId, Consumer<Event<R>> events) {
-        Sequence<R> sequence = byRequest.get(requestId);
+        ScheduledSequence<R> sequence = byRequest.get(requestId);
         if (sequence == null || sequence.cancelled) {
             return Cancellation.NONE;
         }
@@ -172,12 +162,12 @@ public final class Scheduler<R> {
     public List<MicroBatch> dispatch() {
         while (!waiting.isEmpty() && active.size() < settings.maxActiveSequences()
                 && kvTokensUsed + waiting.peek().kvTokens <= settings.kvTokens()) {
-            Sequence<R> admitted = waiting.poll();
+            ScheduledSequence<R> admitted = waiting.poll();
             active.put(admitted.id, admitted);
             kvTokensUsed += admitted.kvTokens;
         }
         Map<Long, List<MicroBatch.Entry>> joins = new LinkedHashMap<>();
-        for (Sequence<R> sequence : active.values()) {
+        for (ScheduledSequence<R> sequence : active.values()) {
             if (sequence.batchId != 0) {
                 continue;
             }
@@ -206,7 +196,7 @@ public final class Scheduler<R> {
     }
 
     /** The batch {@code sequence} can join now: a new one while a slot is free, else the emptiest with room; 0 for none. */
-    private long placeable(Sequence<R> sequence) {
+    private long placeable(ScheduledSequence<R> sequence) {
         if (residents.size() < settings.microBatches()) {
             return nextBatchId++;
         }
@@ -226,7 +216,7 @@ public final class Scheduler<R> {
     }
 
     /** The next {@code length} prompt tokens of a scoring sequence, each with the token it predicts. */
-    private MicroBatch.Entry scoredChunk(Sequence<R> sequence, int length) {
+    private MicroBatch.Entry scoredChunk(ScheduledSequence<R> sequence, int length) {
         int[] prompt = sequence.job.promptTokens();
         return new MicroBatch.Entry(sequence.id, Arrays.copyOf(sequence.pendingInput, length), sequence.position, null,
                 sequence.job.logprobs(), PromptScoring.nextTokenTargets(prompt, sequence.position, length), null, 0,
@@ -259,7 +249,7 @@ public final class Scheduler<R> {
         }
         List<Integer> ended = new ArrayList<>();
         for (int i = 0; i < sequenceIds.length; i++) {
-            Sequence<R> sequence = active.get(sequenceIds[i]);
+            ScheduledSequence<R> sequence = active.get(sequenceIds[i]);
             if (sequence == null || sequence.batchId != batchId) {
                 continue; // ended, failed or left meanwhile
             }
@@ -280,7 +270,7 @@ public final class Scheduler<R> {
         return ended;
     }
 
-    private void scored(Sequence<R> sequence, Resident resident, TokenScore[] scores, List<Integer> ended, Consumer<Event<R>> events) {
+    private void scored(ScheduledSequence<R> sequence, Resident resident, TokenScore[] scores, List<Integer> ended, Consumer<Event<R>> events) {
         resident.members.remove(sequence.id); // a chunk runs once; the next one is placed afresh
         sequence.batchId = 0;
         String requestId = sequence.job.requestId();
@@ -294,7 +284,10 @@ public final class Scheduler<R> {
             events.accept(new Failed<>(sequence.client, requestId, "the last stage returned no scores for a scored chunk"));
             return;
         }
-        events.accept(new PromptScores<>(sequence.client, requestId, scores));
+        TokenScore[] undelivered = sequence.undeliveredScores(scores);
+        if (undelivered != null) {
+            events.accept(new PromptScores<>(sequence.client, requestId, undelivered));
+        }
         int[] prompt = sequence.job.promptTokens();
         if (sequence.position >= prompt.length) {
             end(sequence, ended);
@@ -304,9 +297,9 @@ public final class Scheduler<R> {
         }
     }
 
-    private void generated(Sequence<R> sequence, Resident resident, int token, TokenScore[] scores, List<Integer> ended,
+    private void generated(ScheduledSequence<R> sequence, Resident resident, int token, TokenScore[] scores, List<Integer> ended,
                            Consumer<Event<R>> events) {
-        sequence.generated++;
+        sequence.sampled(token);
         String requestId = sequence.job.requestId();
         boolean stops = sequence.stop.ends(token, sequence.generated);
         if (sequence.cancelled) {
@@ -339,7 +332,7 @@ public final class Scheduler<R> {
         List<Integer> ended = new ArrayList<>();
         Resident resident = residents.get(batchId);
         for (int id : sequenceIds) {
-            Sequence<R> sequence = active.get(id);
+            ScheduledSequence<R> sequence = active.get(id);
             if (sequence == null || sequence.batchId != batchId || resident == null) {
                 continue;
             }
@@ -372,7 +365,7 @@ public final class Scheduler<R> {
             return ended;
         }
         for (int id : resident.members) {
-            Sequence<R> sequence = active.get(id);
+            ScheduledSequence<R> sequence = active.get(id);
             if (sequence != null) {
                 end(sequence, ended);
                 events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason));
@@ -381,9 +374,78 @@ public final class Scheduler<R> {
         return ended;
     }
 
+    /**
+     * The pipeline is gone (a worker left) and nothing it still reports counts: every admitted sequence goes back to
+     * the front of the queue, in admission order and ahead of jobs that never started, to be replayed from the start
+     * on the next pipeline ({@link ScheduledSequence#prepareReplay}); cancelled ones finish now (CANCELLED). Nothing
+     * is freed on the lost pipeline's stages (the rebuilt pipeline loads afresh). Returns the batches that were resident,
+     * whose deadlines the owner drops; their ids are never used again.
+     */
+    public List<Long> requeueForReplay(Consumer<Event<R>> events) {
+        List<Long> gone = new ArrayList<>(residents.keySet());
+        residents.clear();
+        List<ScheduledSequence<R>> replays = new ArrayList<>();
+        long now = clock.getAsLong();
+        for (ScheduledSequence<R> sequence : active.values()) {
+            if (sequence.cancelled) {
+                byRequest.remove(sequence.job.requestId());
+                events.accept(new Finished<>(sequence.client, sequence.job.requestId(), FinishReason.CANCELLED));
+            } else {
+                sequence.prepareReplay(now);
+                replays.add(sequence);
+            }
+        }
+        active.clear();
+        kvTokensUsed = 0;
+        for (int i = replays.size() - 1; i >= 0; i--) {
+            waiting.addFirst(replays.get(i));
+        }
+        return gone;
+    }
+
+    /**
+     * Fails every waiting job that joined the queue (or went back to it) at or before {@code queuedByNanos} on this
+     * scheduler's clock, as {@link Failed#unavailable()}: no pipeline could serve it in time. Returns how many.
+     */
+    public int expireWaiting(long queuedByNanos, String reason, Consumer<Event<R>> events) {
+        int expired = 0;
+        for (Iterator<ScheduledSequence<R>> it = waiting.iterator(); it.hasNext(); ) {
+            ScheduledSequence<R> sequence = it.next();
+            if (sequence.queuedAtNanos - queuedByNanos <= 0) {
+                it.remove();
+                byRequest.remove(sequence.job.requestId());
+                events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason, true));
+                expired++;
+            }
+        }
+        return expired;
+    }
+
+    /**
+     * The limits of a (re)built pipeline. Only while no sequence is admitted (before serving, or after
+     * {@link #requeueForReplay}); waiting jobs whose KV caches the new stages could never hold fail.
+     *
+     * @throws IllegalStateException while sequences are admitted
+     */
+    public void reconfigure(SchedulerSettings limits, Consumer<Event<R>> events) {
+        if (!active.isEmpty()) {
+            throw new IllegalStateException(active.size() + " sequences are admitted: requeue them before the limits change");
+        }
+        this.settings = limits;
+        for (Iterator<ScheduledSequence<R>> it = waiting.iterator(); it.hasNext(); ) {
+            ScheduledSequence<R> sequence = it.next();
+            if (sequence.kvTokens > limits.kvTokens()) {
+                it.remove();
+                byRequest.remove(sequence.job.requestId());
+                events.accept(new Failed<>(sequence.client, sequence.job.requestId(), "the request needs " + sequence.kvTokens
+                        + " KV cache positions (prompt + max_tokens), the stages' memory holds " + limits.kvTokens()));
+            }
+        }
+    }
+
     /** Fails everything waiting or running (the pipeline is gone). */
     public void failAll(String reason, Consumer<Event<R>> events) {
-        for (Sequence<R> sequence : new ArrayList<>(byRequest.values())) {
+        for (ScheduledSequence<R> sequence : new ArrayList<>(byRequest.values())) {
             events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason));
         }
         waiting.clear();
@@ -393,26 +455,17 @@ public final class Scheduler<R> {
         kvTokensUsed = 0;
     }
 
-    private void end(Sequence<R> sequence, List<Integer> ended) {
+    private void end(ScheduledSequence<R> sequence, List<Integer> ended) {
         finish(sequence);
         ended.add(sequence.id);
     }
 
-    private void finish(Sequence<R> sequence) {
+    private void finish(ScheduledSequence<R> sequence) {
         sequence.batchId = 0;
         if (active.remove(sequence.id) != null) {
             kvTokensUsed -= sequence.kvTokens;
         }
         byRequest.remove(sequence.job.requestId());
-    }
-
-    /** Hands every job still waiting for admission, in order, to {@code sink} (a rebuilt pipeline's scheduler). */
-    public void drainWaiting(java.util.function.BiConsumer<GenerationJob, R> sink) {
-        while (!waiting.isEmpty()) {
-            Sequence<R> sequence = waiting.poll();
-            byRequest.remove(sequence.job.requestId());
-            sink.accept(sequence.job, sequence.client);
-        }
     }
 
     public SchedulerSettings settings() {

@@ -118,6 +118,16 @@ final class CompletionSession implements TokenListener {
         end(Outcome.FAILED);
     }
 
+    /** No pipeline could serve the job in time: 503, as a refusal for want of a server (not a failure of this job). */
+    @Override
+    public synchronized void onUnavailable(String reason) {
+        if (ended) {
+            return;
+        }
+        sink.failed(503, "server_error", "The server had no pipeline to serve the request: " + reason);
+        end(Outcome.REJECTED);
+    }
+
     /** The client disconnected (or the response stream ended): stop generating for it. */
     synchronized void clientGone() {
         if (ended) {

@@ -129,7 +129,11 @@ public final class GatewayActor {
             }
             case JobEvent.JobFailed f -> {
                 listeners.remove(f.requestId());
-                listener.onFailed(f.reason());
+                if (f.unavailable()) {
+                    listener.onUnavailable(f.reason());
+                } else {
+                    listener.onFailed(f.reason());
+                }
             }
         }
     }

@@ -38,7 +38,7 @@ public final class GatewayMetrics {
         OK,
         /** 400/404 before anything was queued. */
         INVALID,
-        /** 429/503: the backend refused it (queue full, not ready). */
+        /** 429/503: the backend refused it (queue full, not ready), or no pipeline served it in time (503). */
         REJECTED,
         /** The backend failed it (500 or an error event in the stream). */
         FAILED,

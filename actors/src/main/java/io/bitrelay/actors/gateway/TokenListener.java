@@ -29,7 +29,15 @@ public interface TokenListener {
     /** @param reason EOS, MAX_TOKENS or CANCELLED */
     void onFinished(FinishReason reason);
 
-    /** The job failed (a corrupt frame, a worker lost, …); {@code reason} is for the client. */
+    /** The job failed (a corrupt frame, a stage that could not compute it, …); {@code reason} is for the client. */
     void onFailed(String reason);
+
+    /**
+     * The job failed because no pipeline could serve it in time (bitrelay.coordinator.pending-timeout): the service is
+     * unavailable, rather than broken for this job. By default, as {@link #onFailed}.
+     */
+    default void onUnavailable(String reason) {
+        onFailed(reason);
+    }
 
 }

@@ -127,10 +127,13 @@ public final class StageWorker {
     public record PlanEnd(int chunks, int reorders, String saveFile, ActorRef<Coordinator.Command> replyTo) implements Command {
     }
 
-    private record Loaded(StageEngine engine, long loadMillis, ActorRef<Coordinator.Command> coordinator) implements Command {
+    /** @param load which {@link LoadStage} this answers: only the latest one's stage serves */
+    private record Loaded(StageEngine engine, long loadMillis, ActorRef<Coordinator.Command> coordinator, long load)
+            implements Command {
     }
 
-    private record LoadFailed(int stageIndex, String reason, ActorRef<Coordinator.Command> coordinator) implements Command {
+    private record LoadFailed(int stageIndex, String reason, ActorRef<Coordinator.Command> coordinator, long load)
+            implements Command {
     }
 
     public static Behavior<Command> create(WorkerSettings settings, DataPlane dataPlane) {
@@ -145,6 +148,11 @@ public final class StageWorker {
     private final WorkerSettings settings;
     private final DataPlane dataPlane;
     private final ExecutorService loader;
+    /**
+     * LoadStage messages received: a pipeline rebuilt while this worker still loaded (a worker lost during start-up)
+     * supersedes the load under way, whose stage is shut down unreported when it completes.
+     */
+    private long loads;
 
     private StageWorker(ActorContext<Command> context, WorkerSettings settings, DataPlane dataPlane, ExecutorService loader) {
         this.context = context;
@@ -167,11 +175,17 @@ public final class StageWorker {
                 })
                 .onMessage(LoadStage.class, m -> load(m, engine))
                 .onMessage(Loaded.class, m -> {
+                    if (m.load() != loads) {
+                        return dropSuperseded(m);
+                    }
                     m.coordinator().tell(new Coordinator.StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis(),
                             m.engine().restored(), m.engine().restoreProblem(), m.engine().kvTokens()));
                     return serving(m.engine());
                 })
                 .onMessage(LoadFailed.class, m -> {
+                    if (m.load() != loads) {
+                        return Behaviors.same();
+                    }
                     context.getLog().error("stage {} failed to load: {}", m.stageIndex(), m.reason());
                     m.coordinator().tell(new Coordinator.StageFailed(m.stageIndex(), m.reason()));
                     return Behaviors.same();
@@ -254,6 +268,7 @@ public final class StageWorker {
                 })
                 .onMessage(PlanBegin.class, m -> receivingPlan(engine, m, new StatsChunks.Assembler(), new java.util.HashMap<>()))
                 .onMessage(LoadStage.class, m -> load(m, engine))
+                .onMessage(Loaded.class, this::dropSuperseded)
                 .onSignal(PostStop.class, s -> shutdown(engine))
                 .build();
     }
@@ -301,6 +316,7 @@ public final class StageWorker {
                     return Behaviors.same();
                 })
                 .onMessage(LoadStage.class, m -> load(m, engine))
+                .onMessage(Loaded.class, this::dropSuperseded)
                 .onMessage(CloseSequences.class, m -> {
                     engine.close(m.sequenceIds());
                     return Behaviors.same();
@@ -319,13 +335,21 @@ public final class StageWorker {
         context.getLog().info("loading stage {}/{}: layers [{}, {}) of {}", assignment.stageIndex() + 1,
                 assignment.stageCount(), assignment.firstLayer(), assignment.endLayer(), assignment.checkpointDir());
         long start = System.nanoTime();
+        long load = ++loads;
         CompletableFuture<StageEngine> loading = CompletableFuture.supplyAsync(
                 () -> StageEngine.start(assignment, settings, dataPlane, message.coordinator(),
                         assignment.stageIndex() == 0 ? null : message.head()), loader);
         context.pipeToSelf(loading, (engine, failure) -> failure == null
-                ? new Loaded(engine, (System.nanoTime() - start) / 1_000_000, message.coordinator())
-                : new LoadFailed(assignment.stageIndex(), rootMessage(failure), message.coordinator()));
+                ? new Loaded(engine, (System.nanoTime() - start) / 1_000_000, message.coordinator(), load)
+                : new LoadFailed(assignment.stageIndex(), rootMessage(failure), message.coordinator(), load));
         return idle(null);
+    }
+
+    /** A stage loaded for an assignment that a later LoadStage replaced: it never serves. */
+    private Behavior<Command> dropSuperseded(Loaded message) {
+        context.getLog().info("dropping stage {} loaded for a superseded assignment", message.engine().stageIndex());
+        message.engine().shutdown();
+        return Behaviors.same();
     }
 
     private Behavior<Command> shutdown(StageEngine engine) {

@@ -10,6 +10,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -246,5 +247,144 @@ class SchedulerTest {
         MicroBatch batch = scheduler.dispatch().getFirst();
         assertEquals(List.of(1), scheduler.complete(batch.batchId(), ids(batch), new int[]{-1}, events::add));
         assertTrue(events.getLast() instanceof Scheduler.Failed<String> f && f.reason().contains("no scores"), events.toString());
+    }
+
+    // ---- replay after the pipeline is lost (docs/failover.md) ----------------------------------------------
+
+    private static GenerationJob seeded(String id, int[] prompt, int maxTokens) {
+        return new GenerationJob(id, prompt, maxTokens, new SamplingParams(0.8f, 40, 0.9f, 17), true);
+    }
+
+    private List<Integer> tokensOf(String requestId) {
+        return events.stream().filter(e -> e instanceof Scheduler.Token<String> t && t.requestId().equals(requestId))
+                .map(e -> ((Scheduler.Token<String>) e).token()).toList();
+    }
+
+    @Test
+    void shouldReplayEveryRunningSequenceFromItsTokensSoFarAheadOfJobsThatNeverStarted() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 2), EOS);
+        scheduler.submit(seeded("a", new int[]{5, 6, 7}, 5), "ca");
+        scheduler.submit(seeded("b", new int[]{8, 9}, 5), "cb");
+        scheduler.submit(seeded("c", new int[]{4}, 5), "cc"); // waits: two sequences at most
+        MicroBatch lost = scheduler.dispatch().getFirst();
+        scheduler.complete(lost.batchId(), ids(lost), new int[]{10, 20}, events::add);
+        scheduler.complete(lost.batchId(), ids(lost), new int[]{11, 21}, events::add);
+
+        assertEquals(List.of(lost.batchId()), scheduler.requeueForReplay(events::add));
+        assertEquals(0, scheduler.activeCount());
+        assertEquals(3, scheduler.waitingCount());
+        assertEquals(0, scheduler.inFlightCount());
+        MicroBatch replay = scheduler.dispatch().getFirst();
+        assertTrue(replay.batchId() > lost.batchId(), "a lost batch's id is never used again");
+        assertArrayEquals(ids(lost), ids(replay), "the replays go first, in their order; c still waits");
+        MicroBatch.Entry a = replay.entries()[0];
+        assertArrayEquals(new int[]{5, 6, 7, 10, 11}, a.tokens(), "prompt + tokens so far");
+        assertEquals(0, a.startPosition());
+        assertEquals(2, a.generated(), "the stop rule goes on where it was");
+        assertEquals(new SamplingParams(0.8f, 40, 0.9f, 17), a.firstChunkSampling(), "the new last stage needs a sampler");
+        assertEquals(8, a.kvCapacity(), "prompt + max_tokens, as before");
+        assertArrayEquals(new int[]{8, 9, 20, 21}, replay.entries()[1].tokens());
+
+        for (int step = 0; step < 3; step++) {
+            scheduler.complete(replay.batchId(), ids(replay), new int[]{12 + step, 22 + step}, events::add);
+        }
+        assertEquals(List.of(10, 11, 12, 13, 14), tokensOf("a"), "no token twice, none lost");
+        assertEquals(List.of(20, 21, 22, 23, 24), tokensOf("b"));
+        assertTrue(events.contains(new Scheduler.Finished<>("ca", "a", FinishReason.MAX_TOKENS)), events.toString());
+        assertEquals(1, scheduler.dispatch().getFirst().entries().length, "c starts once a and b ended");
+        assertTrue(events.stream().noneMatch(e -> e instanceof Scheduler.Failed<String>), events.toString());
+    }
+
+    @Test
+    void shouldFinishCancelledSequencesInsteadOfReplayingThem() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 8), EOS);
+        scheduler.submit(job("kept", 2, 8), "c1");
+        scheduler.submit(job("gone", 2, 8), "c2");
+        MicroBatch lost = scheduler.dispatch().getFirst();
+        scheduler.complete(lost.batchId(), ids(lost), new int[]{30, 40}, events::add);
+        assertNotEquals(0, scheduler.cancel("gone", events::add).leaveBatch(), "it waits for the first stage to let go");
+        scheduler.requeueForReplay(events::add);
+        assertEquals(new Scheduler.Finished<>("c2", "gone", FinishReason.CANCELLED), events.getLast());
+        assertEquals(1, scheduler.waitingCount());
+        MicroBatch replay = scheduler.dispatch().getFirst();
+        assertEquals(1, replay.entries().length);
+        assertArrayEquals(new int[]{7, 7, 30}, replay.entries()[0].tokens());
+    }
+
+    @Test
+    void shouldIgnoreWhatTheLostPipelineStillReports() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(2, 16, 4096, 8), EOS);
+        scheduler.submit(job("a", 2, 8), "c1");
+        MicroBatch lost = scheduler.dispatch().getFirst();
+        scheduler.requeueForReplay(events::add);
+        MicroBatch replay = scheduler.dispatch().getFirst();
+        assertThrows(IllegalArgumentException.class,
+                () -> scheduler.complete(lost.batchId(), ids(lost), new int[]{5}, events::add), "a late step of the lost batch");
+        assertEquals(List.of(), scheduler.fail(lost.batchId(), "stage 1: publication not connected", events::add));
+        assertEquals(List.of(), scheduler.left(lost.batchId(), ids(lost), events::add));
+        assertEquals(List.of(), events, "the replay neither failed nor finished");
+        assertTrue(scheduler.isInFlight(replay.batchId()));
+        scheduler.complete(replay.batchId(), ids(replay), new int[]{5}, events::add);
+        assertEquals(List.of(new Scheduler.Token<>("c1", "a", 5)), events);
+    }
+
+    @Test
+    void shouldRescoreAReplayedPromptFromTheStartWithoutRepeatingScores() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4, 8), EOS);
+        int[] prompt = java.util.stream.IntStream.range(0, 10).map(i -> 100 + i).toArray();
+        scheduler.submit(GenerationJob.scoring("score", prompt, 0), "eval");
+        MicroBatch first = scheduler.dispatch().getFirst();
+        scheduler.complete(first.batchId(), ids(first), new int[]{-1},
+                new io.bitrelay.runtime.eval.TokenScore[][]{scoresFor(first.entries()[0])}, events::add);
+        scheduler.requeueForReplay(events::add);
+        List<Integer> starts = new ArrayList<>();
+        while (scheduler.activeCount() + scheduler.waitingCount() > 0) {
+            MicroBatch batch = scheduler.dispatch().getFirst();
+            starts.add(batch.entries()[0].startPosition());
+            scheduler.complete(batch.batchId(), ids(batch), new int[]{-1},
+                    new io.bitrelay.runtime.eval.TokenScore[][]{scoresFor(batch.entries()[0])}, events::add);
+        }
+        assertEquals(List.of(0, 4, 8), starts, "the new stages hold no cache of the scored prefix");
+        List<Integer> scoredTargets = events.stream().filter(e -> e instanceof Scheduler.PromptScores<String>)
+                .flatMap(e -> java.util.Arrays.stream(((Scheduler.PromptScores<String>) e).scores()))
+                .map(io.bitrelay.runtime.eval.TokenScore::token).toList();
+        assertEquals(java.util.stream.IntStream.range(1, 10).map(i -> 100 + i).boxed().toList(), scoredTargets,
+                "every prompt token scored once, in order");
+        assertEquals(new Scheduler.Finished<>("eval", "score", FinishReason.MAX_TOKENS), events.getLast());
+    }
+
+    @Test
+    void shouldFailAsUnavailableWhatWaitedLongerThanTheCutoff() {
+        long[] now = {1_000};
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 8), EOS, () -> now[0]);
+        scheduler.submit(job("early", 2, 4), "c1");
+        MicroBatch lost = scheduler.dispatch().getFirst();
+        now[0] = 2_000;
+        scheduler.submit(job("waiting", 2, 4), "c2");
+        now[0] = 3_000;
+        scheduler.requeueForReplay(events::add); // "early" waits again from now
+        now[0] = 4_000;
+        scheduler.submit(job("late", 2, 4), "c3");
+        assertEquals(2, scheduler.expireWaiting(3_000, "no pipeline", events::add));
+        assertEquals(List.of(new Scheduler.Failed<>("c1", "early", "no pipeline", true),
+                new Scheduler.Failed<>("c2", "waiting", "no pipeline", true)), events);
+        assertEquals(1, scheduler.waitingCount());
+        assertTrue(lost.batchId() > 0);
+    }
+
+    @Test
+    void shouldTakeARebuiltPipelinesLimitsOnlyWhileNothingIsAdmitted() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 8), EOS);
+        scheduler.submit(job("small", 2, 4), "c1");
+        scheduler.submit(job("large", 20, 20), "c2");
+        scheduler.dispatch();
+        SchedulerSettings smaller = new SchedulerSettings(2, 16, 4096, 8).sizedFor(30, false);
+        assertThrows(IllegalStateException.class, () -> scheduler.reconfigure(smaller, events::add));
+        scheduler.requeueForReplay(events::add);
+        scheduler.reconfigure(smaller, events::add);
+        assertTrue(events.getLast() instanceof Scheduler.Failed<String> f && f.requestId().equals("large")
+                && f.reason().contains("40 KV cache positions"), events.toString());
+        assertEquals(2, scheduler.settings().microBatches());
+        assertEquals(1, scheduler.dispatch().getFirst().entries().length);
     }
 }

@@ -146,6 +146,21 @@ class GatewayFailureTest {
     }
 
     @Test
+    void shouldAnswer503WithTheReasonWhenNoPipelineServedTheRequestInTime() throws Exception {
+        backend.mode = ScriptedBackend.Mode.UNAVAILABLE;
+        HttpTestClient.Reply reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":10}");
+        assertEquals(503, reply.status(), reply.body());
+        JsonNode error = reply.json().get("error");
+        assertEquals("server_error", error.get("type").asText());
+        assertTrue(error.get("message").asText().contains("no pipeline could serve"), reply.body());
+        reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":10,\"stream\":true}");
+        assertEquals("[DONE]", reply.events().getLast());
+        assertTrue(reply.events().get(reply.events().size() - 2).contains("no pipeline could serve"), reply.body());
+        assertEquals(2, metric("bitrelay_gateway_requests_total{outcome=\"rejected\"}"));
+        assertEquals(0, metric("bitrelay_gateway_requests_in_flight"));
+    }
+
+    @Test
     void shouldAnswer429WhenTheBackendQueueIsFull() throws Exception {
         backend.mode = ScriptedBackend.Mode.REJECT;
         for (String stream : List.of("false", "true")) {

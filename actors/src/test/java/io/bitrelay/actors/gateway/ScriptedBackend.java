@@ -25,7 +25,9 @@ final class ScriptedBackend implements GenerationBackend, AutoCloseable {
         /** submit throws RejectedExecutionException. */
         REJECT,
         /** Accepts and never says anything until cancelled. */
-        SILENT
+        SILENT,
+        /** No token, then onUnavailable (no pipeline served the job in time). */
+        UNAVAILABLE
     }
 
     volatile Mode mode = Mode.TOKENS;
@@ -51,6 +53,8 @@ final class ScriptedBackend implements GenerationBackend, AutoCloseable {
                 listener.onFinished(FinishReason.CANCELLED);
             } else if (now == Mode.SILENT) {
                 return;
+            } else if (now == Mode.UNAVAILABLE) {
+                listener.onUnavailable("no pipeline could serve the request within 0.05 s");
             } else if (now == Mode.FAIL_AFTER_TWO && emitted.get() == 2) {
                 listener.onFailed("stage 3 lost");
             } else if (emitted.get() == job.maxNewTokens()) {

@@ -118,16 +118,25 @@ public final class LocalCluster implements AutoCloseable {
 
     private final MediaDriverHost driver;
     private final BitrelayNode node;
-    private final List<Process> workers;
+    /** worker-(i + 1)'s JVM at index i, started or added; a killed one stays, dead. */
+    private final List<Process> workers = new ArrayList<>();
     private final Path logDirectory;
     private final Path aeronDirectory;
+    private final Options options;
+    private final String seed;
+    private final int threadsPerWorker;
+    private final Map<String, Object> settings;
 
-    private LocalCluster(MediaDriverHost driver, BitrelayNode node, List<Process> workers, Path aeronDirectory, Path logDirectory) {
-        this.logDirectory = logDirectory;
+    private LocalCluster(MediaDriverHost driver, BitrelayNode node, Path aeronDirectory, Options options, String seed,
+                         int threadsPerWorker, Map<String, Object> settings) {
+        this.logDirectory = options.logDirectory();
         this.driver = driver;
         this.node = node;
-        this.workers = workers;
         this.aeronDirectory = aeronDirectory;
+        this.options = options;
+        this.seed = seed;
+        this.threadsPerWorker = threadsPerWorker;
+        this.settings = settings;
     }
 
     public static LocalCluster start(Options options, Consumer<String> progress) throws IOException {
@@ -136,8 +145,8 @@ public final class LocalCluster implements AutoCloseable {
         progress.accept("starting the shared Aeron media driver in " + aeronDirectory);
         MediaDriverHost driver = MediaDriverHost.start(MediaDriverHost.Settings.defaults()
                 .withAeronDirectory(aeronDirectory).withMode(MediaDriverHost.DriverMode.EMBEDDED));
-        List<Process> workers = new ArrayList<>();
         BitrelayNode node = null;
+        LocalCluster cluster = null;
         try {
             Map<String, Object> settings = new HashMap<>(options.extraSettings());
             settings.put("bitrelay.coordinator.checkpoint-dir", options.checkpoint().toString());
@@ -156,25 +165,58 @@ public final class LocalCluster implements AutoCloseable {
             Files.createDirectories(options.logDirectory());
             int threads = options.threadsPerWorker() > 0 ? options.threadsPerWorker()
                     : Math.max(1, Runtime.getRuntime().availableProcessors() / options.workers());
+            cluster = new LocalCluster(driver, node, aeronDirectory, options, seed, threads, settings);
             for (int i = 0; i < options.workers(); i++) {
-                String id = "worker-" + (i + 1);
-                Path log = options.logDirectory().resolve(id + ".log");
-                WorkerPlace place = place(i + 1, namespaced, aeronDirectory);
-                List<String> command = workerCommand(i, id, seed, place, options, threads, settings);
-                workers.add(new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start());
-                progress.accept("started " + id + " on " + place.host()
-                        + (place.prefix().isEmpty() ? "" : " in network namespace " + namespaced.namespace()) + " (log: " + log + ")");
+                progress.accept(cluster.startWorker());
             }
-            LocalCluster cluster = new LocalCluster(driver, node, workers, aeronDirectory, options.logDirectory());
             cluster.awaitServing(options.startTimeout(), progress);
             return cluster;
         } catch (IOException | RuntimeException e) {
-            workers.forEach(Process::destroyForcibly);
+            if (cluster != null) {
+                cluster.workers.forEach(Process::destroyForcibly);
+            }
             if (node != null) {
                 node.close();
             }
             driver.close();
             throw e;
+        }
+    }
+
+    /** Starts the next worker JVM (worker-N, N = workers so far + 1); returns what to tell the user. */
+    private String startWorker() throws IOException {
+        int index = workers.size();
+        String id = "worker-" + (index + 1);
+        Path log = logDirectory.resolve(id + ".log");
+        NamespacedWorker namespaced = options.namespacedWorker();
+        WorkerPlace place = place(index + 1, namespaced, aeronDirectory);
+        List<String> command = workerCommand(index, id, seed, place, options, threadsPerWorker, settings);
+        workers.add(new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start());
+        return "started " + id + " on " + place.host()
+                + (place.prefix().isEmpty() ? "" : " in network namespace " + namespaced.namespace()) + " (log: " + log + ")";
+    }
+
+    /**
+     * Starts one more worker JVM once the cluster serves: beyond expected-workers it holds no stage, a standby that
+     * takes the place of a worker that is lost. Returns its id (worker-N).
+     */
+    public String addWorker(Consumer<String> progress) throws IOException {
+        progress.accept(startWorker());
+        return "worker-" + workers.size();
+    }
+
+    /** Kills worker {@code workerId}'s JVM at once, as kill -9 would (chaos tests); returns when it is gone. */
+    public void killWorker(String workerId) {
+        int index = Integer.parseInt(workerId.substring("worker-".length())) - 1;
+        Process worker = workers.get(index);
+        worker.destroyForcibly();
+        try {
+            if (!worker.waitFor(10, TimeUnit.SECONDS)) {
+                throw new IllegalStateException(workerId + " (pid " + worker.pid() + ") is still alive 10 s after SIGKILL");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while " + workerId + " was killed", e);
         }
     }
 
