@@ -17,7 +17,7 @@ import java.util.Set;
  * Streams calibration sequences into the first stage as calibration micro-batches (whole throwaway
  * sequences, nothing sampled), keeping at most {@code maxInFlight} in the pipeline so the stages stay busy
  * without queueing the whole calibration set in memory. Each batch has a deadline timer; the last stage's
- * {@code CalibrationStepDone} frees its slot for the next.
+ * {@code StageWorker.CalibrationStepDone} frees its slot for the next.
  */
 final class CalibrationFeed {
     private final List<int[]> sequences;

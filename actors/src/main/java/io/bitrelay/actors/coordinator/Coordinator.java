@@ -6,7 +6,6 @@ import io.bitrelay.actors.dataplane.LinkChannels;
 import io.bitrelay.actors.pipeline.StageQuantization;
 import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.runtime.checkpoint.ModelFingerprint;
-import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.wire.CodecId;
 import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.StageAssignment;
@@ -66,45 +65,14 @@ public final class Coordinator {
     public record WorkersChanged(Set<ActorRef<StageWorker.Command>> workers) implements Command {
     }
 
-    public record WorkerDescribed(WorkerDescription description) implements Command {
-    }
-
-    /**
-     * @param restored       the stage serves the quantized layers its assignment named from the store
-     * @param restoreProblem why the named saved layers could not be used (the coordinator calibrates), or null
-     */
-    public record StageReady(int stageIndex, long weightBytes, long loadMillis, boolean restored, String restoreProblem,
-                             long kvTokens) implements Command {
-    }
-
-    public record StageFailed(int stageIndex, String reason) implements Command {
+    /** A worker's answer, through the adapter {@link PhaseHost#replies()}; {@link ReplyRoutes} hands it to a phase's handler. */
+    record WorkerReplied(StageWorker.Reply reply) implements Command {
     }
 
     public record Submit(GenerationJob job, ActorRef<JobEvent> replyTo) implements Command {
     }
 
     public record Cancel(String requestId) implements Command {
-    }
-
-    /**
-     * The last stage sampled one token for each sequence of a step of the resident micro-batch, or scored its
-     * prompt chunk; the first stage has the same tokens and runs the next step without waiting for this.
-     *
-     * @param scores per sequence: a scored chunk's prompt scores, the sampled token's score when the job asked
-     *               for logprobs, or null; null as a whole when no sequence has any
-     */
-    public record StepCompleted(long batchId, int[] sequenceIds, int[] tokens, TokenScore[][] scores) implements Command {
-        public StepCompleted(long batchId, int[] sequenceIds, int[] tokens) {
-            this(batchId, sequenceIds, tokens, null);
-        }
-    }
-
-    /** The first stage took these cancelled sequences out of their resident batch; no step in the pipeline holds them. */
-    public record SequencesLeft(long batchId, int[] sequenceIds) implements Command {
-    }
-
-    /** A stage could not run a micro-batch (a rejected frame, a failed kernel, a lost cache). */
-    public record StepFailed(long batchId, int stageIndex, String reason) implements Command {
     }
 
     public record GetStatus(ActorRef<Status> replyTo) implements Command {
@@ -123,33 +91,10 @@ public final class Coordinator {
 
     private static final String PENDING_CHECK_TIMER = "pending-check";
 
-    /** The last stage finished a calibration micro-batch. */
-    public record CalibrationStepDone(long batchId) implements Command {
-    }
-
-    /** A stage switched one of its links to the RPTQ plan it was sent. */
-    public record LinkPlanApplied(int stageIndex, boolean outbound) implements Command {
-    }
-
     record LinkRangesArrived(StageWorker.LinkRanges ranges) implements Command {
     }
 
-    /** A stage records every quantization point of calibration batches from now on. */
-    public record RecipeCalibrationReady(int stageIndex) implements Command {
-    }
-
     record CalibrationChunkArrived(StatsChunk chunk) implements Command {
-    }
-
-    /**
-     * A stage built its part of the QuantPlan and serves it.
-     *
-     * @param file        where it saved its layers (with their size and CRC32C), or null
-     * @param saveProblem why it could not save them (it serves anyway), or null
-     * @param error       why it could not build them (the pipeline fails), or null
-     */
-    public record QuantPlanApplied(int stageIndex, String file, long bytes, long crc32c, String saveProblem, String error)
-            implements Command {
     }
 
     /** Forwards a fault to one stage's worker (chaos drills and tests; the worker must allow it). */
@@ -191,6 +136,8 @@ public final class Coordinator {
     private final CoordinatorSettings settings;
     private final OptConfig model;
     private final LinkChannels channels;
+    /** Where workers answer: the adapter that wraps each {@link StageWorker.Reply} in a {@link WorkerReplied}. */
+    private final ActorRef<StageWorker.Reply> replies;
     private final Map<ActorRef<StageWorker.Command>, WorkerDescription> described = new LinkedHashMap<>();
     private final Set<ActorRef<StageWorker.Command>> known = new HashSet<>();
     /** One for the coordinator's life: sequence and batch ids are never reused, not even by a rebuilt pipeline. */
@@ -216,7 +163,16 @@ public final class Coordinator {
         public Behavior<Command> fail(String reason) {
             return Coordinator.this.fail(reason);
         }
+
+        @Override
+        public ActorRef<StageWorker.Reply> replies() {
+            return replies;
+        }
     };
+    /** Workers that describe themselves while a pipeline runs or starts: standbys for a rebuild. */
+    private final ReplyRoutes lateWorkers = ReplyRoutes.of(StageWorker.WorkerDescribed.class, this::rememberLateWorker);
+    /** Workers that describe themselves while the coordinator waits for enough of them. */
+    private final ReplyRoutes newWorkers = ReplyRoutes.of(StageWorker.WorkerDescribed.class, this::onWorkerDescribed);
 
     private static final class Stage {
         final StagePlan plan;
@@ -237,6 +193,7 @@ public final class Coordinator {
         this.settings = settings;
         this.model = OptConfig.read(Path.of(settings.checkpointDir()).resolve("config.json"));
         this.channels = new LinkChannels(LinkChannels.Settings.defaults().withStreamIdBase(settings.streamBase()));
+        this.replies = context.messageAdapter(StageWorker.Reply.class, WorkerReplied::new);
         this.scheduler = new Scheduler<>(settings.scheduler(), model.eosTokenId());
         QuantizationSettings q = settings.quantization();
         this.store = q.quantizes() ? new QuantizationStore(q, settings.checkpointDir(), ModelFingerprint.of(Path.of(settings.checkpointDir())))
@@ -256,7 +213,7 @@ public final class Coordinator {
     private Behavior<Command> common(BehaviorBuilder<Command> handlers, Phase phase) {
         return handlers
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
-                .onMessage(WorkerDescribed.class, this::rememberLateWorker)
+                .onMessage(WorkerReplied.class, lateWorkers::handles, lateWorkers::route)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
@@ -271,7 +228,7 @@ public final class Coordinator {
         enter(Phase.GATHERING);
         return Behaviors.receive(Command.class)
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
-                .onMessage(WorkerDescribed.class, this::onWorkerDescribed)
+                .onMessage(WorkerReplied.class, newWorkers::handles, newWorkers::route)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
@@ -281,13 +238,17 @@ public final class Coordinator {
     }
 
     private Behavior<Command> loading() {
+        ReplyRoutes loads = ReplyRoutes.of(StageWorker.StageReady.class, this::onStageReady)
+                .and(StageWorker.StageFailed.class, this::onStageFailed);
         return host.phase(Phase.LOADING, Behaviors.receive(Command.class)
-                .onMessage(StageReady.class, this::onStageReady)
-                .onMessage(StageFailed.class, this::onStageFailed));
+                .onMessage(WorkerReplied.class, loads::handles, loads::route));
     }
 
     private Behavior<Command> serving() {
         enter(Phase.SERVING);
+        ReplyRoutes steps = ReplyRoutes.of(StageWorker.StepCompleted.class, this::onStepCompleted)
+                .and(StageWorker.SequencesLeft.class, this::onSequencesLeft)
+                .and(StageWorker.StepFailed.class, this::onStepFailed);
         return Behaviors.receive(Command.class)
                 .onMessage(Submit.class, m -> {
                     queue(m);
@@ -299,12 +260,10 @@ public final class Coordinator {
                     dispatch();
                     return Behaviors.same();
                 })
-                .onMessage(StepCompleted.class, this::onStepCompleted)
-                .onMessage(SequencesLeft.class, this::onSequencesLeft)
-                .onMessage(StepFailed.class, this::onStepFailed)
+                .onMessage(WorkerReplied.class, steps::handles, steps::route)
                 .onMessage(StepDeadline.class, this::onStepDeadline)
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
-                .onMessage(WorkerDescribed.class, this::rememberLateWorker)
+                .onMessage(WorkerReplied.class, lateWorkers::handles, lateWorkers::route)
                 .onMessage(GetStatus.class, m -> reply(m, Phase.SERVING))
                 .onMessage(CollectStats.class, this::collectStats)
                 .onMessage(InjectFault.class, m -> {
@@ -325,7 +284,7 @@ public final class Coordinator {
                     return Behaviors.same();
                 })
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
-                .onMessage(WorkerDescribed.class, this::onWorkerDescribed)
+                .onMessage(WorkerReplied.class, newWorkers::handles, newWorkers::route)
                 .onMessage(GetStatus.class, m -> reply(m, Phase.FAILED))
                 .onAnyMessage(this::ignore)
                 .build();
@@ -336,7 +295,7 @@ public final class Coordinator {
     private Behavior<Command> onWorkersChanged(WorkersChanged message) {
         for (ActorRef<StageWorker.Command> worker : message.workers()) {
             if (known.add(worker)) {
-                worker.tell(new StageWorker.Describe(context.getSelf()));
+                worker.tell(new StageWorker.Describe(replies));
             }
         }
         known.retainAll(message.workers());
@@ -344,7 +303,7 @@ public final class Coordinator {
         return Behaviors.same();
     }
 
-    private Behavior<Command> onWorkerDescribed(WorkerDescribed message) {
+    private Behavior<Command> onWorkerDescribed(StageWorker.WorkerDescribed message) {
         WorkerDescription description = message.description();
         if (!known.contains(description.worker())) {
             return Behaviors.same();
@@ -361,7 +320,7 @@ public final class Coordinator {
         return place(StageRoster.choose(placed, described.values(), settings.expectedWorkers()));
     }
 
-    private Behavior<Command> rememberLateWorker(WorkerDescribed message) {
+    private Behavior<Command> rememberLateWorker(StageWorker.WorkerDescribed message) {
         if (known.contains(message.description().worker())) {
             described.put(message.description().worker(), message.description());
         }
@@ -434,7 +393,7 @@ public final class Coordinator {
                     quantizations[i], settings.quantization().kvCache().optionName(), settings.scheduler().maxBatchTokens());
             context.getLog().info("stage {}: layers [{}, {}) on {} ({}), {} MB of weights", i, stage.plan.firstLayer(),
                     stage.plan.endLayer(), stage.worker.workerId(), stage.worker.host(), stage.plan.weightBytes() >> 20);
-            stage.worker.worker().tell(new StageWorker.LoadStage(assignment, context.getSelf(), pipeline.getFirst().worker.worker()));
+            stage.worker.worker().tell(new StageWorker.LoadStage(assignment, replies, pipeline.getFirst().worker.worker()));
         }
         return loading();
     }
@@ -444,7 +403,7 @@ public final class Coordinator {
         return channels.link(sourceStage, from.host(), sourceStage + 1, to.host(), to.dataPort());
     }
 
-    private Behavior<Command> onStageReady(StageReady message) {
+    private Behavior<Command> onStageReady(StageWorker.StageReady message) {
         Stage stage = pipeline.get(message.stageIndex());
         stage.ready = true;
         stage.restored = message.restored();
@@ -504,7 +463,7 @@ public final class Coordinator {
         return serving();
     }
 
-    private Behavior<Command> onStageFailed(StageFailed message) {
+    private Behavior<Command> onStageFailed(StageWorker.StageFailed message) {
         return fail("stage " + message.stageIndex() + " failed to load: " + message.reason());
     }
 
@@ -605,7 +564,7 @@ public final class Coordinator {
         }
     }
 
-    private Behavior<Command> onStepCompleted(StepCompleted message) {
+    private Behavior<Command> onStepCompleted(StageWorker.StepCompleted message) {
         try {
             closeSequences(scheduler.complete(message.batchId(), message.sequenceIds(), message.tokens(), message.scores(),
                     this::relay));
@@ -617,7 +576,7 @@ public final class Coordinator {
         return Behaviors.same();
     }
 
-    private Behavior<Command> onSequencesLeft(SequencesLeft message) {
+    private Behavior<Command> onSequencesLeft(StageWorker.SequencesLeft message) {
         closeSequences(scheduler.left(message.batchId(), message.sequenceIds(), this::relay));
         rearmDeadline(message.batchId());
         dispatch();
@@ -643,7 +602,7 @@ public final class Coordinator {
         dispatch();
     }
 
-    private Behavior<Command> onStepFailed(StepFailed message) {
+    private Behavior<Command> onStepFailed(StageWorker.StepFailed message) {
         if (!scheduler.isInFlight(message.batchId())) {
             // A foreign or mangled frame: its header names no micro-batch of ours, so no request is at fault.
             context.getLog().warn("stage {} rejected a frame of no micro-batch in flight: {}", message.stageIndex(), message.reason());
@@ -706,7 +665,8 @@ public final class Coordinator {
     }
 
     private Behavior<Command> ignore(Command message) {
-        context.getLog().debug("ignoring {} in this phase", message.getClass().getSimpleName());
+        Object ignored = message instanceof WorkerReplied replied ? replied.reply() : message;
+        context.getLog().debug("ignoring {} in this phase", ignored.getClass().getSimpleName());
         return Behaviors.same();
     }
 }

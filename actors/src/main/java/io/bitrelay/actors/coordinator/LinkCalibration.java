@@ -66,8 +66,7 @@ final class LinkCalibration {
                 Coordinator.LinkRangesArrived::new);
         StageWorker.LinkRanges[] ranges = new StageWorker.LinkRanges[stages.size() - 1];
         int[] pendingAcks = {2 * (stages.size() - 1)};
-        return host.phase(Coordinator.Phase.CALIBRATING, Behaviors.receive(Coordinator.Command.class)
-                .onMessage(Coordinator.CalibrationStepDone.class, m -> {
+        ReplyRoutes replies = ReplyRoutes.of(StageWorker.CalibrationStepDone.class, m -> {
                     if (feed.done(m.batchId())) {
                         for (int i = 0; i < stages.size() - 1; i++) {
                             stages.get(i).tell(new StageWorker.ReportLinkRanges(rangesAdapter));
@@ -75,17 +74,19 @@ final class LinkCalibration {
                     }
                     return Behaviors.same();
                 })
+                .and(StageWorker.LinkPlanApplied.class, m -> --pendingAcks[0] == 0 ? next.get() : Behaviors.same())
+                .and(StageWorker.StepFailed.class, m -> {
+                    feed.cancel();
+                    return host.fail("link calibration failed at stage " + m.stageIndex() + ": " + m.reason());
+                });
+        return host.phase(Coordinator.Phase.CALIBRATING, Behaviors.receive(Coordinator.Command.class)
+                .onMessage(Coordinator.WorkerReplied.class, replies::handles, replies::route)
                 .onMessage(Coordinator.LinkRangesArrived.class, m -> {
                     ranges[m.ranges().stageIndex()] = m.ranges();
                     if (Arrays.stream(ranges).allMatch(Objects::nonNull)) {
                         sendPlans(ranges);
                     }
                     return Behaviors.same();
-                })
-                .onMessage(Coordinator.LinkPlanApplied.class, m -> --pendingAcks[0] == 0 ? next.get() : Behaviors.same())
-                .onMessage(Coordinator.StepFailed.class, m -> {
-                    feed.cancel();
-                    return host.fail("link calibration failed at stage " + m.stageIndex() + ": " + m.reason());
                 })
                 .onMessage(Coordinator.StepDeadline.class, m -> {
                     if (!feed.owns(m.batchId())) {
@@ -102,8 +103,8 @@ final class LinkCalibration {
             ClusterPlan plan = clustering.plan(ranges[i].min(), ranges[i].max());
             byte[] bytes = plan.toBytes();
             context.getLog().info("link {} → {}: {} clusters of sizes {}", i, i + 1, plan.clusters(), clusterSizes(plan));
-            stages.get(i).tell(new StageWorker.UseLinkPlan(bytes, settings.linkStaticRanges(), true, context.getSelf()));
-            stages.get(i + 1).tell(new StageWorker.UseLinkPlan(bytes, settings.linkStaticRanges(), false, context.getSelf()));
+            stages.get(i).tell(new StageWorker.UseLinkPlan(bytes, settings.linkStaticRanges(), true, host.replies()));
+            stages.get(i + 1).tell(new StageWorker.UseLinkPlan(bytes, settings.linkStaticRanges(), false, host.replies()));
         }
     }
 

@@ -96,8 +96,7 @@ final class RecipeCalibration {
         }
         sequenceCount = sequences.size();
         sequenceTokens = sequences.getFirst().length;
-        ActorRef<Coordinator.Command> self = context.getSelf();
-        stages.forEach(stage -> stage.worker().tell(new StageWorker.BeginRecipeCalibration(self)));
+        stages.forEach(stage -> stage.worker().tell(new StageWorker.BeginRecipeCalibration(host.replies())));
         LOG.info("calibrating {} (α = {}; {}) through the pipeline: {} sequences × {} tokens of {}", quantization.recipe().name(),
                 quantization.alpha(), quantization.options().describe(), sequences.size(), sequenceTokens, sourceName());
         CalibrationFeed feed = new CalibrationFeed(sequences, quantization.batchSequences(), stages.size() + 1, FIRST_BATCH_ID,
@@ -113,14 +112,13 @@ final class RecipeCalibration {
         for (int i = 0; i < assemblers.length; i++) {
             assemblers[i] = new StatsChunks.Assembler();
         }
-        return host.phase(Coordinator.Phase.QUANTIZING, Behaviors.receive(Coordinator.Command.class)
-                .onMessage(Coordinator.RecipeCalibrationReady.class, m -> {
+        ReplyRoutes replies = ReplyRoutes.of(StageWorker.RecipeCalibrationReady.class, m -> {
                     if (++ready[0] == stages.size() && feed.start()) {
                         return host.fail("recipe calibration has no sequences");
                     }
                     return Behaviors.same();
                 })
-                .onMessage(Coordinator.CalibrationStepDone.class, m -> {
+                .and(StageWorker.CalibrationStepDone.class, m -> {
                     if (feed.done(m.batchId())) {
                         calibrationSeconds = (System.nanoTime() - startNanos) / 1e9;
                         LOG.info("calibration sequences done in {} s; collecting statistics",
@@ -129,6 +127,12 @@ final class RecipeCalibration {
                     }
                     return Behaviors.same();
                 })
+                .and(StageWorker.StepFailed.class, m -> {
+                    feed.cancel();
+                    return host.fail("recipe calibration failed at stage " + m.stageIndex() + ": " + m.reason());
+                });
+        return host.phase(Coordinator.Phase.QUANTIZING, Behaviors.receive(Coordinator.Command.class)
+                .onMessage(Coordinator.WorkerReplied.class, replies::handles, replies::route)
                 .onMessage(Coordinator.CalibrationChunkArrived.class, m -> {
                     StatsChunk chunk = m.chunk();
                     assemblers[chunk.stageIndex()].add(chunk);
@@ -138,10 +142,6 @@ final class RecipeCalibration {
                         }
                     }
                     return planned(assemblers, next);
-                })
-                .onMessage(Coordinator.StepFailed.class, m -> {
-                    feed.cancel();
-                    return host.fail("recipe calibration failed at stage " + m.stageIndex() + ": " + m.reason());
                 })
                 .onMessage(Coordinator.StepDeadline.class, m -> {
                     if (!feed.owns(m.batchId())) {
@@ -169,7 +169,6 @@ final class RecipeCalibration {
     }
 
     private Behavior<Coordinator.Command> sendPlan(QuantPlan plan, Supplier<Behavior<Coordinator.Command>> next) {
-        ActorRef<Coordinator.Command> self = context.getSelf();
         for (int i = 0; i < stages.size(); i++) {
             StageRef stage = stages.get(i);
             ActorRef<StageWorker.Command> worker = stage.worker();
@@ -186,16 +185,15 @@ final class RecipeCalibration {
                     reorders++;
                 }
             }
-            worker.tell(new StageWorker.PlanEnd(chunks.size(), reorders, store.stageFile(stage.firstLayer(), stage.endLayer()), self));
+            worker.tell(new StageWorker.PlanEnd(chunks.size(), reorders, store.stageFile(stage.firstLayer(), stage.endLayer()), host.replies()));
         }
         return applying(next);
     }
 
     private Behavior<Coordinator.Command> applying(Supplier<Behavior<Coordinator.Command>> next) {
-        Coordinator.QuantPlanApplied[] applied = new Coordinator.QuantPlanApplied[stages.size()];
+        StageWorker.QuantPlanApplied[] applied = new StageWorker.QuantPlanApplied[stages.size()];
         int[] count = {0};
-        return host.phase(Coordinator.Phase.QUANTIZING, Behaviors.receive(Coordinator.Command.class)
-                .onMessage(Coordinator.QuantPlanApplied.class, m -> {
+        ReplyRoutes replies = ReplyRoutes.of(StageWorker.QuantPlanApplied.class, m -> {
                     if (m.error() != null) {
                         return host.fail("stage " + m.stageIndex() + " could not build " + quantization.recipe().name() + ": " + m.error());
                     }
@@ -210,10 +208,12 @@ final class RecipeCalibration {
                     LOG.info("all {} stages serve {} ({} s since calibration began)", stages.size(), quantization.recipe().name(),
                             String.format("%.1f", (System.nanoTime() - startNanos) / 1e9));
                     return next.get();
-                }));
+                });
+        return host.phase(Coordinator.Phase.QUANTIZING, Behaviors.receive(Coordinator.Command.class)
+                .onMessage(Coordinator.WorkerReplied.class, replies::handles, replies::route));
     }
 
-    private void saveRecipe(Coordinator.QuantPlanApplied[] applied) {
+    private void saveRecipe(StageWorker.QuantPlanApplied[] applied) {
         if (!store.enabled()) {
             return;
         }

@@ -1,6 +1,5 @@
 package io.bitrelay.actors.worker;
 
-import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.pipeline.MicroBatch;
 import io.bitrelay.actors.dataplane.DataPlane;
 import io.bitrelay.actors.pipeline.StageAssignment;
@@ -57,7 +56,7 @@ final class StageEngine {
     private final StageQuantizer quantizer;
     /** The last stage's tokens and scores; compute thread only. */
     private final LastStageSampler sampler;
-    private final ActorRef<Coordinator.Command> coordinator;
+    private final ActorRef<StageWorker.Reply> coordinator;
     /** The first stage's worker (the last stage hands it the sampled tokens); null on the first stage. */
     private final ActorRef<StageWorker.Command> head;
     /** First stage: the resident micro-batches it feeds their own tokens; compute thread only. */
@@ -79,7 +78,7 @@ final class StageEngine {
     private final FrameCopies frameCopies = new FrameCopies();
 
     private StageEngine(StageAssignment assignment, WorkerSettings settings, StageLoader.Loaded stage,
-                        ActorRef<Coordinator.Command> coordinator, ActorRef<StageWorker.Command> head, DataPlane dataPlane) {
+                        ActorRef<StageWorker.Reply> coordinator, ActorRef<StageWorker.Command> head, DataPlane dataPlane) {
         this.assignment = assignment;
         this.models = stage.models();
         this.backend = stage.backend();
@@ -101,7 +100,7 @@ final class StageEngine {
 
     /** @param head the first stage's worker, for the last stage's sampled tokens; null on the first stage itself */
     static StageEngine start(StageAssignment assignment, WorkerSettings settings, DataPlane dataPlane,
-                             ActorRef<Coordinator.Command> coordinator, ActorRef<StageWorker.Command> head) {
+                             ActorRef<StageWorker.Reply> coordinator, ActorRef<StageWorker.Command> head) {
         StageLoader.Loaded stage = StageLoader.load(assignment, settings);
         try {
             return new StageEngine(assignment, settings, stage, coordinator, head, dataPlane);
@@ -166,7 +165,7 @@ final class StageEngine {
         guarded(batchId, () -> {
             ResidentBatches.Next next = event.get();
             if (next.left().length > 0) {
-                coordinator.tell(new Coordinator.SequencesLeft(next.batchId(), next.left()));
+                coordinator.tell(new StageWorker.SequencesLeft(next.batchId(), next.left()));
             }
             if (next.step() != null) {
                 clock.start(arrived);
@@ -210,7 +209,7 @@ final class StageEngine {
     }
 
     /** Switches the outbound codec (sender) or the frame reader (receiver) to the link's cluster plan. */
-    void useLinkPlan(ClusterPlan plan, boolean staticRanges, boolean outbound, ActorRef<Coordinator.Command> replyTo) {
+    void useLinkPlan(ClusterPlan plan, boolean staticRanges, boolean outbound, ActorRef<StageWorker.Reply> replyTo) {
         RptqLinkCodec.Ranges ranges = staticRanges ? RptqLinkCodec.Ranges.STATIC : RptqLinkCodec.Ranges.DYNAMIC;
         compute.execute(() -> {
             if (outbound) {
@@ -220,15 +219,15 @@ final class StageEngine {
             }
             LOG.info("stage {}: {} link uses RPTQ plan {} ({} clusters)", assignment.stageIndex(),
                     outbound ? "outbound" : "inbound", Integer.toHexString(plan.fingerprint()), plan.clusters());
-            replyTo.tell(new Coordinator.LinkPlanApplied(assignment.stageIndex(), outbound));
+            replyTo.tell(new StageWorker.LinkPlanApplied(assignment.stageIndex(), outbound));
         });
     }
 
     /** Refused at once, not behind queued steps, when the host holds no layers. */
-    void beginRecipeCalibration(ActorRef<Coordinator.Command> replyTo) {
+    void beginRecipeCalibration(ActorRef<StageWorker.Reply> replyTo) {
         String problem = quantizer.hostLayersProblem("calibrate");
         if (problem != null) {
-            replyTo.tell(new Coordinator.StepFailed(-1, assignment.stageIndex(), problem));
+            replyTo.tell(new StageWorker.StepFailed(-1, assignment.stageIndex(), problem));
             return;
         }
         compute.execute(() -> quantizer.begin(replyTo));
@@ -240,10 +239,10 @@ final class StageEngine {
     }
 
     /** Builds the stage {@code plan} describes from the FP32 stage, serves with it, saves it when asked; acknowledged. */
-    void applyPlan(QuantPlan plan, String saveFile, ActorRef<Coordinator.Command> replyTo) {
+    void applyPlan(QuantPlan plan, String saveFile, ActorRef<StageWorker.Reply> replyTo) {
         String problem = quantizer.hostLayersProblem("quantize");
         if (problem != null) {
-            replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, problem));
+            replyTo.tell(new StageWorker.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, problem));
             return;
         }
         compute.execute(() -> quantizer.applyPlan(plan, saveFile, replyTo));
@@ -296,7 +295,7 @@ final class StageEngine {
             String reason = "frame on " + assignment.inbound().describe() + " rejected: " + e.getMessage();
             lastRejection = reason;
             LOG.warn("stage {}: {}", assignment.stageIndex(), reason);
-            coordinator.tell(new Coordinator.StepFailed(claimedBatch, assignment.stageIndex(), reason));
+            coordinator.tell(new StageWorker.StepFailed(claimedBatch, assignment.stageIndex(), reason));
             return;
         }
         long batchId = validated.batchId();
@@ -329,7 +328,7 @@ final class StageEngine {
         clock.lap(StepPhase.LAYERS);
         if (assignment.isLast()) {
             LastStageSampler.StepOutcome outcome = sampler.sampleOrScore(layout, hidden, step);
-            coordinator.tell(new Coordinator.StepCompleted(batchId, outcome.sequenceIds(), outcome.tokens(), outcome.scores()));
+            coordinator.tell(new StageWorker.StepCompleted(batchId, outcome.sequenceIds(), outcome.tokens(), outcome.scores()));
             if (head == null) {
                 sampled(batchId, outcome.sequenceIds(), outcome.tokens()); // queued: a join or close waiting goes first
             } else {
@@ -359,7 +358,7 @@ final class StageEngine {
         clock.lap(StepPhase.LAYERS);
         recordCompute(startNanos);
         if (assignment.isLast()) {
-            coordinator.tell(new Coordinator.CalibrationStepDone(batchId));
+            coordinator.tell(new StageWorker.CalibrationStepDone(batchId));
         } else {
             outbound.sendCalibration(batchId, stepNumber, layout, hidden, !recipe);
         }
@@ -371,7 +370,7 @@ final class StageEngine {
         } catch (RuntimeException e) {
             String reason = e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
             LOG.warn("stage {}: micro-batch {} failed: {}", assignment.stageIndex(), batchId, reason, e);
-            coordinator.tell(new Coordinator.StepFailed(batchId, assignment.stageIndex(), reason));
+            coordinator.tell(new StageWorker.StepFailed(batchId, assignment.stageIndex(), reason));
         }
     }
 

@@ -1,6 +1,5 @@
 package io.bitrelay.actors.worker;
 
-import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.pipeline.StageQuantization;
 import io.bitrelay.actors.pipeline.StatsChunk;
@@ -62,7 +61,7 @@ final class StageQuantizer implements AutoCloseable {
     }
 
     /** Calibration batches from now on run on the FP32 stage and are recorded; acknowledged. */
-    void begin(ActorRef<Coordinator.Command> replyTo) {
+    void begin(ActorRef<StageWorker.Reply> replyTo) {
         StageQuantization quantization = assignment.quantization();
         // The coordinator's estimator (bitrelay.quantization.activation-ranges), so the ranges are those eval measures.
         recipeCollector = new CalibrationCollector(quantization == null ? RecipeOptions.DEFAULT.activationRanges()
@@ -72,7 +71,7 @@ final class StageQuantizer implements AutoCloseable {
         }
         gptqInputs = quantization != null && QuantRecipe.byName(quantization.recipe()).gptq()
                 ? new GptqInputs(models.serving().config().hiddenSize(), gptqSequences) : null;
-        replyTo.tell(new Coordinator.RecipeCalibrationReady(assignment.stageIndex()));
+        replyTo.tell(new StageWorker.RecipeCalibrationReady(assignment.stageIndex()));
     }
 
     /** True while calibration steps are the recipe's (between {@link #begin} and {@link #report}). */
@@ -106,7 +105,7 @@ final class StageQuantizer implements AutoCloseable {
     }
 
     /** Builds the stage {@code plan} describes from the FP32 stage, serves with it, saves it when asked; acknowledged. */
-    void applyPlan(QuantPlan plan, String saveFile, ActorRef<Coordinator.Command> replyTo) {
+    void applyPlan(QuantPlan plan, String saveFile, ActorRef<StageWorker.Reply> replyTo) {
         long start = System.nanoTime();
         OptModel quantized;
         try {
@@ -120,24 +119,24 @@ final class StageQuantizer implements AutoCloseable {
         } catch (RuntimeException e) {
             String reason = "stage " + assignment.stageIndex() + ": cannot build " + plan.recipe().name() + ": " + e.getMessage();
             LOG.error(reason, e);
-            replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, reason));
+            replyTo.tell(new StageWorker.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, reason));
             return;
         }
         models.serve(quantized);
         LOG.info("stage {}: built {} (α = {}) for layers [{}, {}) in {} ms", assignment.stageIndex(), plan.recipe().name(),
                 plan.alpha(), assignment.firstLayer(), assignment.endLayer(), (System.nanoTime() - start) / 1_000_000);
         if (saveFile == null) {
-            replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, null));
+            replyTo.tell(new StageWorker.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, null, null));
             return;
         }
         try {
             StageFile.Written written = StageFile.save(Path.of(saveFile), models.base(), quantized, StageLoader.identity(assignment));
             LOG.info("stage {}: saved the quantized stage to {} ({} bytes)", assignment.stageIndex(), saveFile, written.bytes());
-            replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), saveFile, written.bytes(), written.crc32c(), null, null));
+            replyTo.tell(new StageWorker.QuantPlanApplied(assignment.stageIndex(), saveFile, written.bytes(), written.crc32c(), null, null));
         } catch (RuntimeException e) {
             String problem = "cannot save " + saveFile + ": " + e.getMessage();
             LOG.warn("stage {}: {}", assignment.stageIndex(), problem);
-            replyTo.tell(new Coordinator.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, problem, null));
+            replyTo.tell(new StageWorker.QuantPlanApplied(assignment.stageIndex(), null, 0, 0, problem, null));
         }
     }
 

@@ -1,11 +1,11 @@
 package io.bitrelay.actors.worker;
 
-import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.dataplane.DataPlane;
 import io.bitrelay.actors.pipeline.MicroBatch;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.actors.pipeline.StatsChunks;
+import io.bitrelay.runtime.eval.TokenScore;
 import io.bitrelay.runtime.model.opt.ActivationSite;
 import io.bitrelay.runtime.quant.CalibrationStats;
 import io.bitrelay.runtime.quant.ClusterPlan;
@@ -37,11 +37,76 @@ public final class StageWorker {
     public sealed interface Command extends ClusterMessage {
     }
 
-    public record Describe(ActorRef<Coordinator.Command> replyTo) implements Command {
+    /**
+     * What a worker answers the one that drives it (the coordinator, through a message adapter): the address in
+     * {@link Describe}, {@link LoadStage}, {@link UseLinkPlan}, {@link BeginRecipeCalibration} and {@link PlanEnd}.
+     */
+    public sealed interface Reply extends ClusterMessage {
+    }
+
+    public record WorkerDescribed(WorkerDescription description) implements Reply {
+    }
+
+    /**
+     * @param restored       the stage serves the quantized layers its assignment named from the store
+     * @param restoreProblem why the named saved layers could not be used (the coordinator calibrates), or null
+     */
+    public record StageReady(int stageIndex, long weightBytes, long loadMillis, boolean restored, String restoreProblem,
+                             long kvTokens) implements Reply {
+    }
+
+    public record StageFailed(int stageIndex, String reason) implements Reply {
+    }
+
+    /**
+     * The last stage sampled one token for each sequence of a step of the resident micro-batch, or scored its
+     * prompt chunk; the first stage has the same tokens and runs the next step without waiting for this.
+     *
+     * @param scores per sequence: a scored chunk's prompt scores, the sampled token's score when the job asked
+     *               for logprobs, or null; null as a whole when no sequence has any
+     */
+    public record StepCompleted(long batchId, int[] sequenceIds, int[] tokens, TokenScore[][] scores) implements Reply {
+        public StepCompleted(long batchId, int[] sequenceIds, int[] tokens) {
+            this(batchId, sequenceIds, tokens, null);
+        }
+    }
+
+    /** The first stage took these cancelled sequences out of their resident batch; no step in the pipeline holds them. */
+    public record SequencesLeft(long batchId, int[] sequenceIds) implements Reply {
+    }
+
+    /** A stage could not run a micro-batch (a rejected frame, a failed kernel, a lost cache). */
+    public record StepFailed(long batchId, int stageIndex, String reason) implements Reply {
+    }
+
+    /** The last stage finished a calibration micro-batch. */
+    public record CalibrationStepDone(long batchId) implements Reply {
+    }
+
+    /** A stage switched one of its links to the RPTQ plan it was sent. */
+    public record LinkPlanApplied(int stageIndex, boolean outbound) implements Reply {
+    }
+
+    /** A stage records every quantization point of calibration batches from now on. */
+    public record RecipeCalibrationReady(int stageIndex) implements Reply {
+    }
+
+    /**
+     * A stage built its part of the QuantPlan and serves it.
+     *
+     * @param file        where it saved its layers (with their size and CRC32C), or null
+     * @param saveProblem why it could not save them (it serves anyway), or null
+     * @param error       why it could not build them (the pipeline fails), or null
+     */
+    public record QuantPlanApplied(int stageIndex, String file, long bytes, long crc32c, String saveProblem, String error)
+            implements Reply {
+    }
+
+    public record Describe(ActorRef<Reply> replyTo) implements Command {
     }
 
     /** @param head the first stage's worker, to which the last stage hands each step's sampled tokens */
-    public record LoadStage(StageAssignment assignment, ActorRef<Coordinator.Command> coordinator, ActorRef<Command> head)
+    public record LoadStage(StageAssignment assignment, ActorRef<Reply> coordinator, ActorRef<Command> head)
             implements Command {
     }
 
@@ -58,7 +123,7 @@ public final class StageWorker {
 
     /**
      * First stage only: cancelled sequences leave their resident batch; answered with
-     * {@link Coordinator.SequencesLeft} once no step in the pipeline holds them.
+     * {@link SequencesLeft} once no step in the pipeline holds them.
      */
     public record LeaveBatch(long batchId, int[] sequenceIds) implements Command {
     }
@@ -86,11 +151,11 @@ public final class StageWorker {
     }
 
     /** The RPTQ cluster plan of one link: the sender encodes with it, the receiver decodes with it; acknowledged. */
-    public record UseLinkPlan(byte[] plan, boolean staticRanges, boolean outbound, ActorRef<Coordinator.Command> replyTo) implements Command {
+    public record UseLinkPlan(byte[] plan, boolean staticRanges, boolean outbound, ActorRef<Reply> replyTo) implements Command {
     }
 
     /** Recipe calibration: calibration batches from now on run on the FP32 stage, every quantization point recorded; acknowledged. */
-    public record BeginRecipeCalibration(ActorRef<Coordinator.Command> replyTo) implements Command {
+    public record BeginRecipeCalibration(ActorRef<Reply> replyTo) implements Command {
     }
 
     /** Sends what recipe calibration recorded, as {@link StatsChunk}s, and stops recording. */
@@ -122,17 +187,17 @@ public final class StageWorker {
 
     /**
      * The end of the plan part: build the stage with it ({@code RecipeApplier.apply}), save the result to
-     * {@code saveFile} when it is not null, and answer {@link Coordinator.QuantPlanApplied}.
+     * {@code saveFile} when it is not null, and answer {@link QuantPlanApplied}.
      */
-    public record PlanEnd(int chunks, int reorders, String saveFile, ActorRef<Coordinator.Command> replyTo) implements Command {
+    public record PlanEnd(int chunks, int reorders, String saveFile, ActorRef<Reply> replyTo) implements Command {
     }
 
     /** @param load which {@link LoadStage} this answers: only the latest one's stage serves */
-    private record Loaded(StageEngine engine, long loadMillis, ActorRef<Coordinator.Command> coordinator, long load)
+    private record Loaded(StageEngine engine, long loadMillis, ActorRef<Reply> coordinator, long load)
             implements Command {
     }
 
-    private record LoadFailed(int stageIndex, String reason, ActorRef<Coordinator.Command> coordinator, long load)
+    private record LoadFailed(int stageIndex, String reason, ActorRef<Reply> coordinator, long load)
             implements Command {
     }
 
@@ -170,7 +235,7 @@ public final class StageWorker {
     private Behavior<Command> idle(StageEngine engine) {
         return Behaviors.receive(Command.class)
                 .onMessage(Describe.class, m -> {
-                    m.replyTo().tell(new Coordinator.WorkerDescribed(describe()));
+                    m.replyTo().tell(new WorkerDescribed(describe()));
                     return Behaviors.same();
                 })
                 .onMessage(LoadStage.class, m -> load(m, engine))
@@ -178,7 +243,7 @@ public final class StageWorker {
                     if (m.load() != loads) {
                         return dropSuperseded(m);
                     }
-                    m.coordinator().tell(new Coordinator.StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis(),
+                    m.coordinator().tell(new StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis(),
                             m.engine().restored(), m.engine().restoreProblem(), m.engine().kvTokens()));
                     return serving(m.engine());
                 })
@@ -187,7 +252,7 @@ public final class StageWorker {
                         return Behaviors.same();
                     }
                     context.getLog().error("stage {} failed to load: {}", m.stageIndex(), m.reason());
-                    m.coordinator().tell(new Coordinator.StageFailed(m.stageIndex(), m.reason()));
+                    m.coordinator().tell(new StageFailed(m.stageIndex(), m.reason()));
                     return Behaviors.same();
                 })
                 .onMessage(RunStep.class, m -> {
@@ -215,7 +280,7 @@ public final class StageWorker {
     private Behavior<Command> serving(StageEngine engine) {
         return Behaviors.receive(Command.class)
                 .onMessage(Describe.class, m -> {
-                    m.replyTo().tell(new Coordinator.WorkerDescribed(describe()));
+                    m.replyTo().tell(new WorkerDescribed(describe()));
                     return Behaviors.same();
                 })
                 .onMessage(RunStep.class, m -> {
@@ -290,7 +355,7 @@ public final class StageWorker {
                     if (!chunks.complete() || reorders.size() != m.reorders()) {
                         String reason = "plan part incomplete: " + chunks.entries().size() + " statistics entries, "
                                 + reorders.size() + "/" + m.reorders() + " reorders";
-                        m.replyTo().tell(new Coordinator.QuantPlanApplied(engine.stageIndex(), null, 0, 0, null, reason));
+                        m.replyTo().tell(new QuantPlanApplied(engine.stageIndex(), null, 0, 0, null, reason));
                         return serving(engine);
                     }
                     QuantPlan plan;
@@ -301,14 +366,14 @@ public final class StageWorker {
                                 begin.seqLen(), begin.options().activationRanges()), chunks.entries());
                         plan = new QuantPlan(recipe, begin.alpha(), stats, reorders);
                     } catch (IllegalArgumentException e) {
-                        m.replyTo().tell(new Coordinator.QuantPlanApplied(engine.stageIndex(), null, 0, 0, null, e.getMessage()));
+                        m.replyTo().tell(new QuantPlanApplied(engine.stageIndex(), null, 0, 0, null, e.getMessage()));
                         return serving(engine);
                     }
                     engine.applyPlan(plan, m.saveFile(), m.replyTo());
                     return serving(engine);
                 })
                 .onMessage(Describe.class, m -> {
-                    m.replyTo().tell(new Coordinator.WorkerDescribed(describe()));
+                    m.replyTo().tell(new WorkerDescribed(describe()));
                     return Behaviors.same();
                 })
                 .onMessage(ReportStats.class, m -> {

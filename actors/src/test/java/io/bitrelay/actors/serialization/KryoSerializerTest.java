@@ -74,7 +74,7 @@ class KryoSerializerTest {
                 new io.bitrelay.actors.pipeline.StageQuantization("w8a8-smoothquant", new RecipeOptions(RangeEstimator.MIN_MAX, false, true),
                         0.5f, "abc", "/store/x.safetensors", 0xFFFFFFFFL));
         StageWorker.LoadStage load = (StageWorker.LoadStage) roundTrip(
-                new StageWorker.LoadStage(assignment, TESTKIT.<Coordinator.Command>createTestProbe().getRef(),
+                new StageWorker.LoadStage(assignment, TESTKIT.<StageWorker.Reply>createTestProbe().getRef(),
                         TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
         assertEquals(assignment, load.assignment());
         MicroBatch.Entry resident = new MicroBatch.Entry(3, new int[]{8, 9}, 0, SamplingParams.greedy(), -1, null,
@@ -85,7 +85,7 @@ class KryoSerializerTest {
         assertEquals(18, joined.batch().entries()[0].kvCapacity());
         StageWorker.StepSampled sampled = (StageWorker.StepSampled) roundTrip(new StageWorker.StepSampled(4, new int[]{3}, new int[]{77}));
         assertArrayEquals(new int[]{77}, sampled.tokens());
-        assertArrayEquals(new int[]{3}, ((Coordinator.SequencesLeft) roundTrip(new Coordinator.SequencesLeft(4, new int[]{3}))).sequenceIds());
+        assertArrayEquals(new int[]{3}, ((StageWorker.SequencesLeft) roundTrip(new StageWorker.SequencesLeft(4, new int[]{3}))).sequenceIds());
         // The plan names its recipe; the options travel beside it, so the worker builds asymmetric weights (issue 19).
         StageWorker.PlanBegin begin = (StageWorker.PlanBegin) roundTrip(new StageWorker.PlanBegin("w4a4-rptq-gptq",
                 RecipeOptions.DEFAULT, 0.5f, "valid.txt", 4, 64));
@@ -93,7 +93,7 @@ class KryoSerializerTest {
         assertTrue(begin.quantRecipe().lowBit().asymmetricWeights(), begin.quantRecipe().toString());
         assertEquals(QuantRecipe.W4A4_RPTQ_GPTQ.withAsymmetricWeights(true), begin.quantRecipe());
         io.bitrelay.runtime.eval.TokenScore score = new io.bitrelay.runtime.eval.TokenScore(42, -1.25, new int[]{42, 7}, new double[]{-1.25, -2.5});
-        Coordinator.StepCompleted scored = (Coordinator.StepCompleted) roundTrip(new Coordinator.StepCompleted(9, new int[]{1, 2},
+        StageWorker.StepCompleted scored = (StageWorker.StepCompleted) roundTrip(new StageWorker.StepCompleted(9, new int[]{1, 2},
                 new int[]{-1, 42}, new io.bitrelay.runtime.eval.TokenScore[][]{{score, score}, null}));
         assertEquals(2, scored.scores()[0].length);
         assertEquals(-1.25, scored.scores()[0][1].logprob());
@@ -104,7 +104,7 @@ class KryoSerializerTest {
         assertEquals(42, prompt.scores()[0].token());
         assertEquals(score, ((JobEvent.TokenGenerated) roundTrip(new JobEvent.TokenGenerated("cmpl-3", 42, score))).score());
         assertEquals("int4", ((StageWorker.LoadStage) roundTrip(new StageWorker.LoadStage(new StageAssignment(0, 1, 0, 2, 2, "/m",
-                "fp16", null, null, null, "int4"), TESTKIT.<Coordinator.Command>createTestProbe().getRef(), null))).assignment().kvCache());
+                "fp16", null, null, null, "int4"), TESTKIT.<StageWorker.Reply>createTestProbe().getRef(), null))).assignment().kvCache());
         assertEquals(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS),
                 roundTrip(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS)));
         StageStats stats = new StageStats(0, "w", 0, 4, new StageStats.LinkCounters(0, 1, "int8", 3, 30, 100, 200, 390, 0),
@@ -114,7 +114,7 @@ class KryoSerializerTest {
         assertEquals(stats.computeNanos(), back.computeNanos());
         assertArrayEquals(stats.phaseNanos(), back.phaseNanos());
         assertEquals(600, back.nanos(io.bitrelay.actors.worker.StepPhase.LAYERS));
-        Coordinator.StepCompleted done = (Coordinator.StepCompleted) roundTrip(new Coordinator.StepCompleted(7, new int[]{1, 2}, new int[]{40, 41}));
+        StageWorker.StepCompleted done = (StageWorker.StepCompleted) roundTrip(new StageWorker.StepCompleted(7, new int[]{1, 2}, new int[]{40, 41}));
         assertArrayEquals(new int[]{40, 41}, done.tokens());
     }
 
