@@ -377,7 +377,8 @@ public final class Coordinator {
             stages.add(new Stage(plan, workers.get(plan.device())));
         }
         pipeline = List.copyOf(stages);
-        int microBatches = settings.microBatchesPerStage() ? pipeline.size() : settings.scheduler().microBatches();
+        int microBatches = settings.microBatchesPerStage()
+                ? PipelineDevices.count(pipeline.stream().map(s -> s.worker).toList()) : settings.scheduler().microBatches();
         scheduler.reconfigure(settings.scheduler().withMicroBatches(microBatches), this::relay);
         StageQuantization[] quantizations = store == null ? new StageQuantization[pipeline.size()]
                 : store.assignments(pipeline.stream().map(s -> new int[]{s.plan.firstLayer(), s.plan.endLayer()}).toList(),

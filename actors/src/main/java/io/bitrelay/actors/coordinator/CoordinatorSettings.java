@@ -14,7 +14,8 @@ import java.time.Duration;
  * @param bytesPerParameter weight bytes per parameter on the workers (4: FP32 on the CPU)
  * @param reserveFraction   share of each worker's memory kept for KV cache and scratch
  * @param streamBase        Aeron stream id of the link out of stage 0; stage i uses streamBase + i
- * @param microBatchesPerStage micro-batches = 0 in the config: one micro-batch in flight per stage
+ * @param microBatchesPerStage micro-batches = 0 in the config: one micro-batch in flight per device the stages run
+ *                          on ({@link PipelineDevices})
  * @param autoBatchSequences max-batch-sequences = 0 in the config: micro-batches sized from the sequences the stages'
  *                          KV memory holds ({@link SchedulerSettings#sizedFor})
  * @param linkClusters      RPTQ channel clusters per link (int4/int3 links)

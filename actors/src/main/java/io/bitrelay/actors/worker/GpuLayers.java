@@ -15,6 +15,8 @@ import io.bitrelay.runtime.wire.BatchLayout;
 import io.bitrelay.runtime.wire.LinkCodec;
 import io.bitrelay.runtime.wire.LinkFrameReader;
 import io.bitrelay.runtime.wire.LinkFrameWriter;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -32,6 +34,7 @@ import java.util.function.Consumer;
  * PCIe. Used from the stage's compute thread only.
  */
 final class GpuLayers implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(GpuLayers.class);
     private final int device;
     private final CudaSettings settings;
     private final int maxBatchTokens;
@@ -252,6 +255,7 @@ final class GpuLayers implements AutoCloseable {
 
     @Override
     public void close() {
+        LOG.info("GPU stage on cuda:{} closing: {}", device, stage.servingCosts());
         sequences.values().forEach(stage::release);
         sequences.clear();
         try {

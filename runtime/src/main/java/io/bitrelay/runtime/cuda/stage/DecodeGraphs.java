@@ -48,6 +48,9 @@ final class DecodeGraphs implements AutoCloseable {
     private String disabledReason;
     private long replays;
     private long captures;
+    private long captureNanos;
+    private long eagerDecodeSteps;
+    private long evictions;
 
     DecodeGraphs(CudaStream stream) {
         this.stream = stream;
@@ -67,10 +70,13 @@ final class DecodeGraphs implements AutoCloseable {
             if (!warmed.contains(launchSet)) {
                 enqueue.run();
                 warmed.add(launchSet);
+                eagerDecodeSteps++;
                 return;
             }
+            long start = System.nanoTime();
             try {
                 graph = CudaGraph.capture(stream, enqueue);
+                captureNanos += System.nanoTime() - start;
             } catch (RuntimeException e) {
                 disabledReason = e.toString();
                 LOG.log(Level.WARNING, "decode CUDA graphs turned off for this stage, capture failed: " + disabledReason, e);
@@ -93,6 +99,7 @@ final class DecodeGraphs implements AutoCloseable {
         stream.synchronize(); // a queued replay of it may still be pending
         eldest.getValue().close();
         graphs.remove(eldest.getKey());
+        evictions++;
     }
 
     /** Null while graphs work; else why they were turned off. */
@@ -106,6 +113,12 @@ final class DecodeGraphs implements AutoCloseable {
 
     long captures() {
         return captures;
+    }
+
+    /** What the step path paid for graphs beside replays: eager first steps of a launch set, captures, evictions. */
+    String costs() {
+        return eagerDecodeSteps + " eager decode steps, " + captures + " captures in " + captureNanos / 1_000_000 + " ms, "
+                + evictions + " evictions";
     }
 
     /** The stream must be idle (the stage synchronizes it before closing). */

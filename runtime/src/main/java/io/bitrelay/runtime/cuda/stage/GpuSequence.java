@@ -19,13 +19,13 @@ public final class GpuSequence implements AutoCloseable {
     private DeviceBuffer cache; // (layers, 2) blocks of blockBytes
     private int length;
 
-    GpuSequence(GpuStage owner, KvCacheFormat format, int layers, int hidden, int heads, int capacity) {
+    GpuSequence(GpuStage owner, KvCachePool pool, KvCacheFormat format, int layers, int hidden, int heads, int capacity) {
         this.owner = owner;
         this.layers = layers;
         this.hidden = hidden;
         this.capacity = capacity;
         this.blockBytes = format.blockBytes(capacity, hidden, heads);
-        this.cache = DeviceBuffer.allocate(2L * layers * blockBytes);
+        this.cache = pool.take(2L * layers * blockBytes);
     }
 
     /** Tokens in the cache (the next token's position). */
@@ -99,8 +99,7 @@ public final class GpuSequence implements AutoCloseable {
     @Override
     public void close() {
         if (cache != null) {
-            owner.forget(this);
-            cache.close();
+            owner.forget(this, cache);
             cache = null;
         }
     }

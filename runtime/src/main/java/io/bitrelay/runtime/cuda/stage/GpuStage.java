@@ -53,6 +53,7 @@ public final class GpuStage implements AutoCloseable {
     /** The final LayerNorm and LM head when this stage owns them and the GPU can run them; else null. */
     private DeviceLmHead head;
     private final Set<GpuSequence> sequences = Collections.newSetFromMap(new IdentityHashMap<>());
+    private final KvCachePool cachePool = new KvCachePool();
     private DecodeGraphs graphs;
     private LinkCodecKernels linkKernels; // made on first use: only GPU workers' links need them
     private boolean closed;
@@ -310,6 +311,18 @@ public final class GpuStage implements AutoCloseable {
                 : "on (" + graphs.captures() + " captured, " + graphs.replays() + " replays)";
     }
 
+    /**
+     * What serving cost beside the kernels, for the log a stage leaves when it closes: decode graph replays, eager
+     * steps, captures and evictions, and how often a sequence found a released KV cache to reuse.
+     */
+    public String servingCosts() {
+        String graphPart = graphs == null ? "decode graphs off"
+                : graphs.disabledReason() != null ? "decode graphs failed: " + graphs.disabledReason()
+                : "decode graphs: " + graphs.replays() + " replays, " + graphs.costs();
+        return graphPart + "; KV caches: " + cachePool.reused() + " reused, " + cachePool.allocated() + " allocated, "
+                + (cachePool.cachedBytes() >> 20) + " MiB held for reuse";
+    }
+
     /** Decode steps replayed from a graph so far (0 while graphs are off or failed). */
     long decodeGraphReplays() {
         return graphs == null || graphs.disabledReason() != null ? 0 : graphs.replays();
@@ -342,12 +355,17 @@ public final class GpuStage implements AutoCloseable {
         }
         live();
         context.makeCurrent();
-        GpuSequence sequence = new GpuSequence(this, kvFormat, layers.size(), config.hiddenSize(), config.numHeads(), capacity);
+        GpuSequence sequence = new GpuSequence(this, cachePool, kvFormat, layers.size(), config.hiddenSize(), config.numHeads(), capacity);
         sequences.add(sequence);
         return sequence;
     }
 
-    /** Frees {@code sequence}'s cache (same as closing it). */
+    /** Sequences that started in a released cache instead of a new allocation ({@link KvCachePool}). */
+    public long reusedCaches() {
+        return cachePool.reused();
+    }
+
+    /** Ends {@code sequence} (same as closing it): its cache goes to the stage's pool for the next sequence of its size. */
     public void release(GpuSequence sequence) {
         if (sequence.owner() != this) {
             throw new IllegalArgumentException("the sequence belongs to another GPU stage");
@@ -356,8 +374,13 @@ public final class GpuStage implements AutoCloseable {
         sequence.close();
     }
 
-    void forget(GpuSequence sequence) {
+    void forget(GpuSequence sequence, DeviceBuffer cache) {
         sequences.remove(sequence);
+        if (closed) {
+            cache.close();
+        } else {
+            cachePool.give(cache);
+        }
     }
 
     /**
@@ -613,6 +636,7 @@ public final class GpuStage implements AutoCloseable {
         for (GpuSequence sequence : List.copyOf(sequences)) {
             sequence.close();
         }
+        cachePool.close();
         if (graphs != null) {
             graphs.close();
         }

@@ -134,11 +134,15 @@ class GpuStageTest {
             List<GpuSequence> sequences = new ArrayList<>();
             List<int[]> next = new ArrayList<>();
             SplittableRandom random = new SplittableRandom(11);
+            leaveStaleCaches(gpu, random);
+            long reusedBefore = gpu.reusedCaches();
             for (int length : PROMPT_LENGTHS) {
                 caches.add(cpu.newCache());
                 sequences.add(gpu.newSequence());
                 next.add(random.ints(length, 3, config.vocabSize()).toArray());
             }
+            assertEquals(reusedBefore + PROMPT_LENGTHS.length, gpu.reusedCaches(),
+                    "every sequence starts in a released cache full of another sequence's keys and values");
             int checkedTokens = 0;
             int agreeingTokens = 0;
             for (int step = 0; step <= DECODE_STEPS; step++) {
@@ -193,6 +197,24 @@ class GpuStageTest {
         } finally {
             caches.forEach(KvCache::close);
         }
+    }
+
+    /** Fills four full-size caches with the keys and values of random prompts and releases them to the stage's pool. */
+    private static void leaveStaleCaches(GpuStage gpu, SplittableRandom random) {
+        int hidden = gpu.config().hiddenSize();
+        List<GpuChunk> chunks = new ArrayList<>();
+        for (int s = 0; s < PROMPT_LENGTHS.length; s++) {
+            chunks.add(new GpuChunk(gpu.newSequence(), MAX_BATCH_TOKENS / PROMPT_LENGTHS.length));
+        }
+        int rows = chunks.stream().mapToInt(GpuChunk::tokens).sum();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment garbage = arena.allocate((long) rows * hidden * Float.BYTES, 64);
+            for (long i = 0; i < (long) rows * hidden; i++) {
+                garbage.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) random.nextGaussian());
+            }
+            gpu.runLayers(chunks, garbage);
+        }
+        chunks.forEach(chunk -> gpu.release(chunk.sequence()));
     }
 
     private Path write(OptConfig config, String name) {
