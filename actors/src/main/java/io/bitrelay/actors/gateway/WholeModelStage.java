@@ -1,6 +1,7 @@
 package io.bitrelay.actors.gateway;
 
 import io.bitrelay.actors.pipeline.MicroBatch;
+import io.bitrelay.actors.worker.StepArena;
 import io.bitrelay.runtime.eval.LogSoftmax;
 import io.bitrelay.runtime.eval.PromptScoring;
 import io.bitrelay.runtime.eval.TokenScore;
@@ -41,6 +42,7 @@ final class WholeModelStage implements AutoCloseable {
 
     private final OptModel model;
     private final Map<Integer, Sequence> sequences = new HashMap<>();
+    private final StepArena stepArena = new StepArena();
 
     WholeModelStage(OptModel model) {
         this.model = model;
@@ -66,7 +68,7 @@ final class WholeModelStage implements AutoCloseable {
             }
             chunks.add(new SequenceChunk(entry.tokens(), rows[i].cache));
         }
-        try (Arena arena = Arena.ofShared()) {
+        try (Arena arena = stepArena) {
             MemorySegment hidden = model.embed(chunks, arena);
             model.runLayers(chunks, hidden, arena);
             return sampleOrScore(entries, rows, hidden, arena);
@@ -132,5 +134,6 @@ final class WholeModelStage implements AutoCloseable {
             sequence.cache.close();
         }
         sequences.clear();
+        stepArena.release();
     }
 }

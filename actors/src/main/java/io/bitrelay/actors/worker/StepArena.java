@@ -13,7 +13,7 @@ import java.util.List;
  * outgrown one is freed when that step ends, so after the first large steps none allocates. One step at a time,
  * on the stage's compute thread; memory of a step must not be used after it.
  */
-final class StepArena implements Arena {
+public final class StepArena implements Arena {
     private static final long MIN_BLOCK = 1 << 20;
 
     private Arena blockArena = Arena.ofShared();
@@ -62,7 +62,7 @@ final class StepArena implements Arena {
     }
 
     /** Frees the memory for good (the stage shuts down). */
-    void release() {
+    public void release() {
         close();
         blockArena.close();
     }
