@@ -75,6 +75,7 @@ final class StageEngine {
     private volatile long kvCacheBytes;
     /** Scratch of the step being computed (compute thread only). */
     private final StepArena stepArena = new StepArena();
+    private final StepDurations durations = new StepDurations();
     private final FrameCopies frameCopies = new FrameCopies();
 
     private StageEngine(StageAssignment assignment, WorkerSettings settings, StageLoader.Loaded stage,
@@ -339,6 +340,7 @@ final class StageEngine {
         }
         clock.lap(StepPhase.OUTPUT);
         recordCompute(startNanos);
+        durations.record(layout, System.nanoTime() - startNanos);
         updateCacheGauges();
     }
 
@@ -407,6 +409,7 @@ final class StageEngine {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        LOG.info("stage {} closing: {}", assignment.stageIndex(), durations.summary());
         closeQuietly(receiver);
         outbound.close();
         quantizer.close();
