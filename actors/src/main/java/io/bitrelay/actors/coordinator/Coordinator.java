@@ -127,6 +127,7 @@ public final class Coordinator {
             ActorRef<Receptionist.Listing> listings = context.messageAdapter(Receptionist.Listing.class,
                     listing -> new WorkersChanged(listing.getServiceInstances(StageWorker.KEY)));
             context.getSystem().receptionist().tell(Receptionist.subscribe(StageWorker.KEY, listings));
+            context.spawn(WorkerDowning.create(), "worker-downing");
             return new Coordinator(context, timers, settings).gathering();
         }));
     }
