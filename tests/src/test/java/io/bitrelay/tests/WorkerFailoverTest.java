@@ -13,6 +13,8 @@ import io.bitrelay.runtime.model.opt.KvCache;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.model.opt.SequenceChunk;
 import io.bitrelay.runtime.tokenizer.OptTokenizer;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.MethodOrderer;
@@ -48,8 +50,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * complete without an error and with exactly the tokens the single-process model gives, the running ones replayed
  * from their tokens so far. First a standby worker takes the lost stage; then, with no standby left, the two
  * survivors take the model over between them. Detection and recovery times are printed (the failure detector is
- * left as configured). The second loss waits until the first node is downed: two losses within the resolver's
- * stable-after make it down the whole cluster (docs/failover.md, not done yet).
+ * left as configured in configs/bitrelay.conf) and detection must take at most 4 s (the goal is 2 s; the margin is for
+ * a loaded 2-core CI machine). The second loss comes 6 s after the first, within the Split Brain Resolver's
+ * stable-after: two losses in a row must leave the coordinator, its node and the survivors up, and both lost nodes
+ * downed and removed (left to the resolver, the second loss made it down every node).
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class WorkerFailoverTest {
@@ -57,6 +61,10 @@ class WorkerFailoverTest {
     private static final int STREAMED = 4;
     private static final int MAX_TOKENS = 32;
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** The second kill's distance from the first: within the resolver's stable-after (7 s) of the first detection. */
+    private static final Duration SECOND_LOSS_AFTER = Duration.ofSeconds(6);
+    /** Detection is 1.5-2 s here; this leaves room for a loaded CI machine, and fails for Pekko's default detector. */
+    private static final Duration MAX_DETECTION = Duration.ofSeconds(4);
 
     @TempDir
     static Path temp;
@@ -128,19 +136,26 @@ class WorkerFailoverTest {
         assertEquals(List.of(before.get(0), before.get(2)), after, "two stages over the survivors");
     }
 
+    @Test
+    @Order(3)
+    @Timeout(60)
+    void shouldKeepTheCoordinatorUpAndRemoveBothLostNodesAfterTwoLossesInARow() throws Exception {
+        Cluster pekko = Cluster.get(cluster.node().system());
+        // The coordinator's node, worker-1 and worker-3; worker-2 and worker-4 were killed 6 s apart.
+        await(() -> java.util.stream.StreamSupport.stream(pekko.state().getMembers().spliterator(), false).count() == 3 && pekko.state().getUnreachable().isEmpty(),
+                "both lost nodes downed and removed, every other member reachable", Duration.ofSeconds(45));
+        System.out.printf("[failover] both lost nodes downed and removed %d ms after the second kill%n",
+                millis(lastKill, System.nanoTime()));
+        assertEquals(MemberStatus.up(), pekko.selfMember().status(), "the coordinator's node is still up");
+        assertTrue(status().serving(), "the coordinator still serves");
+    }
+
     /**
-     * Sends every request, kills the middle stage's worker once each has tokens, and checks every answer. A kill
-     * waits until the previous one's node is downed: the Split Brain Resolver downs a lost node once reachability has
-     * been stable for stable-after (20 s), and a second loss before that, 15 s or more after the first, makes it down
-     * every node (down-all-when-unstable).
+     * Sends every request, kills the middle stage's worker once each has tokens, and checks every answer. A second
+     * kill comes {@link #SECOND_LOSS_AFTER} after the first, before the resolver alone would have downed the first
+     * node (configs/bitrelay.conf and WorkerDowning say why that downed every node).
      */
     private void killMiddleStageUnderLoad() throws Exception {
-        if (lastKill != 0) {
-            await(() -> org.apache.pekko.cluster.typed.Cluster.get(cluster.node().system()).state().getUnreachable().isEmpty(),
-                    "the split brain resolver downed the last worker killed", Duration.ofSeconds(60));
-            System.out.printf("[failover] the worker killed before was downed and removed %d ms after the kill%n",
-                    millis(lastKill, System.nanoTime()));
-        }
         Coordinator.Status serving = status();
         String victim = serving.stages()[1].workerId();
         List<Job> jobs = new ArrayList<>();
@@ -149,6 +164,14 @@ class WorkerFailoverTest {
         }
         await(() -> jobs.stream().allMatch(j -> j.tokens() >= 3), "every request has its first tokens", Duration.ofSeconds(60));
         int tokensAtKill = jobs.stream().mapToInt(Job::tokens).sum();
+        if (lastKill != 0) {
+            long wait = lastKill + SECOND_LOSS_AFTER.toNanos() - System.nanoTime();
+            if (wait > 0) {
+                Thread.sleep(wait / 1_000_000);
+            }
+            System.out.printf("[failover] second kill %d ms after the first; unreachable then: %s%n",
+                    millis(lastKill, System.nanoTime()), Cluster.get(cluster.node().system()).state().getUnreachable());
+        }
         long killed = System.nanoTime();
         cluster.killWorker(victim);
         await(() -> !status().serving(), "the coordinator noticed " + victim + " is gone", Duration.ofSeconds(60));
@@ -174,6 +197,8 @@ class WorkerFailoverTest {
                 assertArrayEquals(reference.get(i), job.tokenIds(), "request " + i + ": " + prompts.get(i));
             }
         }
+        assertTrue(millis(killed, detected) <= MAX_DETECTION.toMillis(), "detected after " + millis(killed, detected)
+                + " ms, more than " + MAX_DETECTION);
     }
 
     private static long millis(long fromNanos, long toNanos) {

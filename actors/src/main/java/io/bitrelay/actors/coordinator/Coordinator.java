@@ -127,6 +127,7 @@ public final class Coordinator {
             ActorRef<Receptionist.Listing> listings = context.messageAdapter(Receptionist.Listing.class,
                     listing -> new WorkersChanged(listing.getServiceInstances(StageWorker.KEY)));
             context.getSystem().receptionist().tell(Receptionist.subscribe(StageWorker.KEY, listings));
+            context.spawn(WorkerDowning.create(), "worker-downing");
             return new Coordinator(context, timers, settings).gathering();
         }));
     }
@@ -135,7 +136,16 @@ public final class Coordinator {
     private final TimerScheduler<Command> timers;
     private final CoordinatorSettings settings;
     private final OptConfig model;
-    private final LinkChannels channels;
+    /**
+     * The links of the pipeline loading or serving. Each pipeline placed gets stream ids of its own (stream-base +
+     * {@link #STREAMS_PER_PIPELINE} x the pipelines placed before it): a survivor's old stage may still publish for a
+     * moment after a rebuild, and on a shared stream its frames reached the new stage that subscribed to it (a replay
+     * then collided with the old pipeline's copy of the same sequence).
+     */
+    private LinkChannels channels;
+    private int pipelinesPlaced;
+    /** More than any pipeline has links (a stage holds at least one layer; OPT-175B has 96). */
+    static final int STREAMS_PER_PIPELINE = 1000;
     /** Where workers answer: the adapter that wraps each {@link StageWorker.Reply} in a {@link WorkerReplied}. */
     private final ActorRef<StageWorker.Reply> replies;
     private final Map<ActorRef<StageWorker.Command>, WorkerDescription> described = new LinkedHashMap<>();
@@ -192,7 +202,6 @@ public final class Coordinator {
         this.timers = timers;
         this.settings = settings;
         this.model = OptConfig.read(Path.of(settings.checkpointDir()).resolve("config.json"));
-        this.channels = new LinkChannels(LinkChannels.Settings.defaults().withStreamIdBase(settings.streamBase()));
         this.replies = context.messageAdapter(StageWorker.Reply.class, WorkerReplied::new);
         this.scheduler = new Scheduler<>(settings.scheduler(), model.eosTokenId());
         QuantizationSettings q = settings.quantization();
@@ -371,6 +380,8 @@ public final class Coordinator {
 
     private Behavior<Command> load(List<WorkerDescription> workers, List<StagePlan> plans) {
         placed = List.copyOf(workers);
+        channels = new LinkChannels(LinkChannels.Settings.defaults()
+                .withStreamIdBase(settings.streamBase() + STREAMS_PER_PIPELINE * pipelinesPlaced++));
         pipelineDown("the pipeline is loading"); // after a failure, or at start: requests wait for it, within limits
         List<Stage> stages = new ArrayList<>();
         for (StagePlan plan : plans) {

@@ -13,7 +13,7 @@ import java.time.Duration;
  * @param expectedWorkers   workers to wait for before placing layers
  * @param bytesPerParameter weight bytes per parameter on the workers (4: FP32 on the CPU)
  * @param reserveFraction   share of each worker's memory kept for KV cache and scratch
- * @param streamBase        Aeron stream id of the link out of stage 0; stage i uses streamBase + i
+ * @param streamBase        Aeron stream id of the link out of stage 0; stage i uses streamBase + i (+ 1000 per pipeline placed before)
  * @param microBatchesPerStage micro-batches = 0 in the config: one micro-batch in flight per device the stages run
  *                          on ({@link PipelineDevices})
  * @param autoBatchSequences max-batch-sequences = 0 in the config: micro-batches sized from the sequences the stages'

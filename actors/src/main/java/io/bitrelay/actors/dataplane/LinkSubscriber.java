@@ -97,7 +97,13 @@ public final class LinkSubscriber implements Agent, AutoCloseable {
         this.reassembler = new FrameReassembler(link, frameHandler, droppedFrameListener,
                 e -> log.error("link {}: frame handler failed", link, e),
                 settings.initialReassemblyBytes(), settings.maxFrameBytes());
-        this.subscription = aeron.addSubscription(link.channel(), link.streamId());
+        // The driver's view of the publisher, logged because it is the data plane's own failure signal: it fires
+        // once the driver drops a dead publisher (client liveness or image liveness timeout, 10 s by default), well
+        // after the cluster's failure detector, so nothing acts on it (docs/failover.md, "Which signal fires").
+        this.subscription = aeron.addSubscription(link.channel(), link.streamId(),
+                image -> log.info("link {}: publisher session {} from {} connected", link, image.sessionId(), image.sourceIdentity()),
+                image -> log.info("link {}: publisher session {} from {} unavailable (image gone)", link, image.sessionId(),
+                        image.sourceIdentity()));
     }
 
     /** Starts the duty cycle on a daemon thread named after {@link #roleName()}; returns this. */
