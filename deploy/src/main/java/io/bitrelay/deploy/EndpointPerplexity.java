@@ -134,7 +134,7 @@ public final class EndpointPerplexity {
         body.put("max_tokens", 0);
         body.put("logprobs", 0);
         body.put("temperature", 0);
-        return HttpRequest.newBuilder(base.resolve("/v1/completions")).timeout(requestTimeout)
+        return ClientApiKey.authorize(HttpRequest.newBuilder(base.resolve("/v1/completions"))).timeout(requestTimeout)
                 .header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(body.toString())).build();
     }
@@ -164,7 +164,7 @@ public final class EndpointPerplexity {
 
     private JsonNode get(String path) {
         try {
-            HttpResponse<String> response = http.send(HttpRequest.newBuilder(base.resolve(path)).timeout(requestTimeout).GET().build(),
+            HttpResponse<String> response = http.send(ClientApiKey.authorize(HttpRequest.newBuilder(base.resolve(path))).timeout(requestTimeout).GET().build(),
                     HttpResponse.BodyHandlers.ofString());
             if (response.statusCode() != 200) {
                 throw new IllegalStateException(base.resolve(path) + " answered " + response.statusCode() + ": " + response.body());

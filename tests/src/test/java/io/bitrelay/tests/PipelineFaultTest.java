@@ -31,6 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class PipelineFaultTest {
+    private static final int MAX_IN_FLIGHT = 3;
+
     @TempDir
     static Path temp;
     static LocalCluster cluster;
@@ -40,7 +42,8 @@ class PipelineFaultTest {
     static void startCluster() throws Exception {
         Path checkpoint = ClusterFixture.writeModel(temp.resolve("model"));
         cluster = ClusterFixture.start(checkpoint, "int8", temp.resolve("logs"),
-                Map.of("bitrelay.worker.allow-fault-injection", "on", "bitrelay.coordinator.step-timeout", "20s"));
+                Map.of("bitrelay.worker.allow-fault-injection", "on", "bitrelay.coordinator.step-timeout", "20s",
+                        "bitrelay.gateway.max-in-flight", MAX_IN_FLIGHT));
         client = new CompletionClient(cluster.httpAddress());
     }
 
@@ -121,5 +124,59 @@ class PipelineFaultTest {
             assertTrue(response.error().toLowerCase().contains(c[1].toLowerCase()), c[0] + " → " + response.error());
         }
         assertServes();
+    }
+
+    /**
+     * Issue 16 in cluster mode: beyond max-in-flight the gateway answers 429 with Retry-After (nothing reaches the
+     * coordinator), and non-streamed requests whose clients hang up are cancelled: the coordinator ends up with no
+     * sequence running for a gone client, long before their max_tokens would have ended them.
+     */
+    @Test
+    @Order(4)
+    @Timeout(120)
+    void shouldRefuseBeyondMaxInFlightAndCancelRequestsOfClientsThatHungUp() throws Exception {
+        byte[] body = "{\"prompt\": \"a long answer nobody waits for\", \"max_tokens\": 200, \"temperature\": 0, \"ignore_eos\": true}"
+                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        java.util.List<java.net.Socket> clients = new java.util.ArrayList<>();
+        try {
+            for (int i = 0; i < MAX_IN_FLIGHT; i++) {
+                java.net.Socket socket = new java.net.Socket(cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());
+                socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                socket.getOutputStream().write(body);
+                socket.getOutputStream().flush();
+                clients.add(socket);
+            }
+            awaitCoordinator(status -> status.active() + status.waiting() == MAX_IN_FLIGHT, "the requests reach the coordinator");
+            CompletionClient.Response refused = client.post("/v1/completions", new String(body, java.nio.charset.StandardCharsets.UTF_8));
+            assertEquals(429, refused.status(), refused.body().toString());
+            assertTrue(refused.error().contains("bitrelay.gateway.max-in-flight"), refused.error());
+        } finally {
+            for (java.net.Socket socket : clients) {
+                socket.close();
+            }
+        }
+        long hungUp = System.nanoTime();
+        awaitCoordinator(status -> status.active() == 0 && status.waiting() == 0, "the coordinator cancels every gone client's sequence");
+        System.out.printf("coordinator empty %d ms after %d clients hung up%n", (System.nanoTime() - hungUp) / 1_000_000, MAX_IN_FLIGHT);
+        String metrics = client.get("/metrics");
+        assertTrue(metrics.contains("bitrelay_gateway_requests_total{outcome=\"cancelled\"} " + MAX_IN_FLIGHT + ".0"), metrics);
+        assertServes();
+    }
+
+    /** Polls the coordinator's status as the gateway sees it (refreshed every 0.5 s). */
+    private static void awaitCoordinator(java.util.function.Predicate<io.bitrelay.actors.coordinator.Coordinator.Status> condition,
+                                         String what) throws InterruptedException {
+        long deadline = System.nanoTime() + java.time.Duration.ofSeconds(60).toNanos();
+        while (true) {
+            io.bitrelay.actors.coordinator.Coordinator.Status status = cluster.node().backend().status();
+            if (status != null && condition.test(status)) {
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("never happened: " + what + "; last status " + status);
+            }
+            Thread.sleep(50);
+        }
     }
 }

@@ -14,6 +14,7 @@ import org.apache.pekko.stream.BoundedSourceQueue;
 import org.apache.pekko.stream.javadsl.Source;
 import org.apache.pekko.util.ByteString;
 
+import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HexFormat;
@@ -24,8 +25,9 @@ import java.util.concurrent.ThreadLocalRandom;
 /**
  * {@code POST /v1/completions}: validates and tokenizes the request, hands the job to the backend at once
  * (so jobs reach it in arrival order) and answers with the collected JSON or an event stream. Refusals
- * never queue anything: 400 for a bad request, 404 for another model, 429 when the backend's queue is
- * full, 503 when it is not ready.
+ * never queue anything: 400 for a bad request (not UTF-8, not JSON, a field out of range, a prompt over the
+ * context), 404 for another model, 429 beyond max-in-flight or when the backend's queue is full, 503 when it
+ * is not ready.
  */
 final class CompletionEndpoint {
     /** What the route answers with. */
@@ -47,27 +49,64 @@ final class CompletionEndpoint {
     private final ServedModel model;
     private final GatewayMetrics metrics;
     private final Duration requestTimeout;
+    private final PromptBound promptBound;
+    private final InFlightLimit inFlight;
 
     CompletionEndpoint(ActorSystem<?> system, GenerationBackend backend, OptTokenizer tokenizer, ServedModel model,
-                       GatewayMetrics metrics, Duration requestTimeout) {
+                       GatewayMetrics metrics, Duration requestTimeout, int maxInFlight) {
         this.system = system;
         this.backend = backend;
         this.tokenizer = tokenizer;
         this.model = model;
         this.metrics = metrics;
         this.requestTimeout = requestTimeout;
+        this.promptBound = new PromptBound(model.contextLength(), tokenizer.maxBytesPerToken());
+        this.inFlight = new InFlightLimit(maxInFlight);
     }
 
-    Reply handle(String body) {
+    /**
+     * @param body       the request body as it came (at most max-body-bytes)
+     * @param connection the client's connection: a non-streamed completion is cancelled when it closes
+     */
+    Reply handle(ByteBuffer body, ClientConnection connection) {
         long arrivalNanos = System.nanoTime();
         CompletionRequest request;
-        int[] promptTokens;
         try {
+            StrictUtf8.check(body);
             request = CompletionRequest.parse(body);
             if (request.model() != null && !request.model().equals(model.id())) {
                 throw new InvalidRequestException(404, "The model '" + request.model() + "' does not exist; this"
                         + " server serves '" + model.id() + "'", "model", "model_not_found");
             }
+            if (request.prompt() != null) {
+                promptBound.check(request.prompt(), request.maxTokens());
+            }
+        } catch (InvalidRequestException e) {
+            metrics.refused(Outcome.INVALID);
+            return new Reply.Now(error(e.status(), "invalid_request_error", e.getMessage(), e.param(), e.code()));
+        }
+        try {
+            inFlight.acquire(); // before tokenizing: under overload the gateway spends nothing on what it refuses
+        } catch (RejectedExecutionException e) {
+            metrics.refused(Outcome.REJECTED);
+            return new Reply.Now(overloaded(e));
+        }
+        boolean admitted = false;
+        try {
+            Reply reply = admit(request, arrivalNanos, connection);
+            admitted = !(reply instanceof Reply.Now);
+            return reply;
+        } finally {
+            if (!admitted) {
+                inFlight.release();
+            }
+        }
+    }
+
+    /** Tokenizes and hands the job over; a {@link Reply.Now} is a refusal, anything else holds an in-flight place. */
+    private Reply admit(CompletionRequest request, long arrivalNanos, ClientConnection connection) {
+        int[] promptTokens;
+        try {
             promptTokens = request.promptTokens() != null ? checkVocabulary(request.promptTokens()) : tokenizer.encode(request.prompt());
             checkContext(promptTokens.length, request.maxTokens());
         } catch (InvalidRequestException e) {
@@ -117,7 +156,14 @@ final class CompletionEndpoint {
         CollectingSink sink = new CollectingSink(id, created, model.id(), echoed, collected);
         CompletionSession session = new CompletionSession(id, backend, metrics, text, promptTokens.length, arrivalNanos, sink);
         JsonResponse refused = submit(job, session);
-        return refused != null ? new Reply.Now(refused) : new Reply.Later(sink.response);
+        if (refused != null) {
+            return new Reply.Now(refused);
+        }
+        // A strict answer has no stream to watch: the connection closing is the only sign the client went away.
+        Runnable clientGone = session::clientGone;
+        connection.whenClosed(clientGone);
+        session.whenEnded(() -> connection.forget(clientGone));
+        return new Reply.Later(sink.response);
     }
 
     /** Where generated text starts in OpenAI's offsets without echo: after the prompt's text. */
@@ -155,16 +201,27 @@ final class CompletionEndpoint {
         } catch (RejectedExecutionException e) {
             metrics.notAdmitted(Outcome.REJECTED);
             return backend.ready()
-                    ? error(429, "server_overloaded", "The server is busy: " + e.getMessage(), null, "queue_full")
+                    ? overloaded(e)
                     : error(503, "server_error", "The server is not ready: " + e.getMessage(), null, "not_ready");
         }
         metrics.admitted(job.promptTokens().length);
+        session.whenEnded(inFlight::release);
         Cancellable timer = system.scheduler().scheduleOnce(requestTimeout,
                 () -> session.timedOut("the request did not finish within " + requestTimeout.toMillis() / 1000.0
                         + " s (" + GatewaySettings.PATH + ".request-timeout)"),
                 system.executionContext());
         session.whenEnded(timer::cancel);
         return null;
+    }
+
+    /** 429: the routes add Retry-After to it. */
+    private static JsonResponse overloaded(RejectedExecutionException e) {
+        return error(429, "server_overloaded", "The server is busy: " + e.getMessage(), null, "queue_full");
+    }
+
+    /** Completions admitted and not yet ended, for tests and /metrics' cross-checks. */
+    int inFlight() {
+        return inFlight.inFlight();
     }
 
     private static byte[] randomBytes() {

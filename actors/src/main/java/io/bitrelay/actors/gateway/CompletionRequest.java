@@ -50,8 +50,29 @@ public record CompletionRequest(String model, String prompt, int[] promptTokens,
         try {
             root = JSON.readTree(body);
         } catch (JacksonException e) {
-            throw new InvalidRequestException("The body of the request is not valid JSON: " + e.getOriginalMessage(), null);
+            throw notJson(e);
         }
+        return fromRoot(root);
+    }
+
+    /** Parses a body of UTF-8 bytes as they came, without a decoded copy; the caller checked they are UTF-8. */
+    public static CompletionRequest parse(java.nio.ByteBuffer utf8Body) {
+        JsonNode root;
+        try {
+            root = JSON.readTree(new com.fasterxml.jackson.databind.util.ByteBufferBackedInputStream(utf8Body.duplicate()));
+        } catch (JacksonException e) {
+            throw notJson(e);
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("reading a buffer in memory failed", e);
+        }
+        return fromRoot(root);
+    }
+
+    private static InvalidRequestException notJson(JacksonException e) {
+        return new InvalidRequestException("The body of the request is not valid JSON: " + e.getOriginalMessage(), null);
+    }
+
+    private static CompletionRequest fromRoot(JsonNode root) {
         if (root == null || !root.isObject()) {
             throw new InvalidRequestException("The body of the request must be a JSON object", null);
         }

@@ -147,12 +147,16 @@ final class CompletionSession implements TokenListener {
         end(Outcome.TIMEOUT);
     }
 
-    /** Runs {@code action} when the session ends (now, if it already has), e.g. to cancel its timer. */
+    /** Runs {@code action} when the session ends (now, if it already has), after those registered before it. */
     synchronized void whenEnded(Runnable action) {
         if (ended) {
             action.run();
         } else {
-            onEnd = action;
+            Runnable before = onEnd;
+            onEnd = () -> {
+                before.run();
+                action.run();
+            };
         }
     }
 

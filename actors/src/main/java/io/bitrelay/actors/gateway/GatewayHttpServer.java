@@ -8,7 +8,16 @@ import org.apache.pekko.http.javadsl.ServerBinding;
 import org.apache.pekko.http.javadsl.settings.ServerSettings;
 import org.apache.pekko.actor.typed.ActorSystem;
 
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.http.javadsl.model.HttpRequest;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.stream.javadsl.Flow;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
 import java.time.Duration;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -21,6 +30,7 @@ import java.util.concurrent.TimeoutException;
  * {@link GatewayMetrics} registry). Runs on the given actor system, which the caller owns.
  */
 public final class GatewayHttpServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(GatewayHttpServer.class);
     private static final long BIND_SECONDS = 30;
     /** Pekko's own timeouts sit this far above ours, so the gateway answers a slow request itself. */
     private static final Duration PEKKO_TIMEOUT_MARGIN = Duration.ofSeconds(10);
@@ -32,11 +42,44 @@ public final class GatewayHttpServer implements AutoCloseable {
 
     public GatewayHttpServer(ActorSystem<?> system, GenerationBackend backend, OptTokenizer tokenizer, ServedModel model,
                              GatewayMetrics metrics, GatewaySettings settings) {
+        this(system, backend, tokenizer, model, metrics, settings, ApiKeys.load(settings, System::getenv));
+    }
+
+    GatewayHttpServer(ActorSystem<?> system, GenerationBackend backend, OptTokenizer tokenizer, ServedModel model,
+                      GatewayMetrics metrics, GatewaySettings settings, ApiKeys keys) {
+        requireKeysBeyondLoopback(settings, keys);
         this.system = system;
         this.settings = settings;
         this.routes = new GatewayRoutes(
-                new CompletionEndpoint(system, backend, tokenizer, model, metrics, settings.requestTimeout()),
-                backend, model, metrics);
+                new CompletionEndpoint(system, backend, tokenizer, model, metrics, settings.requestTimeout(),
+                        settings.maxInFlight()),
+                backend, model, metrics, keys, settings.maxBodyBytes());
+        LOG.info("gateway API keys: {}", keys.required() ? keys.count() + " key(s), required on /v1/"
+                : "none (open: " + settings.host() + " is loopback or " + GatewaySettings.PATH + ".allow-unauthenticated is on)");
+    }
+
+    /** Anyone who can reach a gateway bound beyond loopback could use it: that takes keys, or saying so explicitly. */
+    private static void requireKeysBeyondLoopback(GatewaySettings settings, ApiKeys keys) {
+        if (keys.required() || settings.allowUnauthenticated() || loopback(settings.host())) {
+            return;
+        }
+        throw new IllegalArgumentException("the gateway would listen on " + settings.host() + ", beyond loopback, with no"
+                + " API key: set " + GatewaySettings.PATH + ".api-keys-file or the environment variable named by "
+                + GatewaySettings.PATH + ".api-keys-env (" + (settings.apiKeysEnv().isEmpty() ? "none" : "$" + settings.apiKeysEnv())
+                + "), or " + GatewaySettings.PATH + ".allow-unauthenticated = on to serve anyone");
+    }
+
+    private static boolean loopback(String host) {
+        try {
+            for (InetAddress address : InetAddress.getAllByName(host)) {
+                if (!address.isLoopbackAddress()) {
+                    return false;
+                }
+            }
+            return true;
+        } catch (UnknownHostException e) {
+            throw new IllegalArgumentException(GatewaySettings.PATH + ".host: unknown host " + host, e);
+        }
     }
 
     /** Binds {@code settings.host():settings.port()}; returns the bound address (the real port when 0 was asked). */
@@ -48,7 +91,7 @@ public final class GatewayHttpServer implements AutoCloseable {
             binding = Http.get(system)
                     .newServerAt(settings.host(), settings.port())
                     .withSettings(serverSettings())
-                    .bind(routes.route())
+                    .bindFlow(perConnection(routes.route().flow(system)))
                     .toCompletableFuture()
                     .get(BIND_SECONDS, TimeUnit.SECONDS);
         } catch (ExecutionException e) {
@@ -64,11 +107,32 @@ public final class GatewayHttpServer implements AutoCloseable {
         return binding.localAddress();
     }
 
+    /**
+     * The routes once per TCP connection, each request tagged with its {@link ClientConnection}, which is told when
+     * the client closes its side: the stream of requests ends, even while an answer is still being computed (Pekko
+     * HTTP never fails the response side for that, akka-http issue 1718). So a client that hangs up on a non-streamed
+     * completion cancels it.
+     */
+    private static Flow<HttpRequest, HttpResponse, NotUsed> perConnection(Flow<HttpRequest, HttpResponse, NotUsed> routes) {
+        return Flow.fromMaterializer((materializer, attributes) -> {
+            ClientConnection connection = new ClientConnection();
+            return Flow.of(HttpRequest.class)
+                    .watchTermination((notUsed, done) -> {
+                        done.whenComplete((ok, failure) -> connection.closed());
+                        return notUsed;
+                    })
+                    .map(request -> request.addAttribute(ClientConnection.KEY, connection))
+                    .via(routes);
+        }).mapMaterializedValue(future -> NotUsed.getInstance());
+    }
+
     private ServerSettings serverSettings() {
         long timeoutSeconds = settings.requestTimeout().plus(PEKKO_TIMEOUT_MARGIN).toSeconds();
         Config overrides = ConfigFactory.parseString(
                 "pekko.http.server.request-timeout = " + timeoutSeconds + "s\n"
-                        + "pekko.http.server.idle-timeout = " + (timeoutSeconds + PEKKO_TIMEOUT_MARGIN.toSeconds()) + "s\n");
+                        + "pekko.http.server.idle-timeout = " + (timeoutSeconds + PEKKO_TIMEOUT_MARGIN.toSeconds()) + "s\n"
+                        // Enforced while the body is read: reading stops at the limit, and ErrorAnswers answers 413.
+                        + "pekko.http.server.parsing.max-content-length = " + settings.maxBodyBytes() + "\n");
         return ServerSettings.create(overrides.withFallback(system.settings().config()));
     }
 

@@ -38,6 +38,8 @@ public final class GatewayMetrics {
         OK,
         /** 400/404 before anything was queued. */
         INVALID,
+        /** 401: a /v1/ request without an API key or with a wrong one (bitrelay.gateway.api-keys-*). */
+        UNAUTHORIZED,
         /** 429/503: the backend refused it (queue full, not ready), or no pipeline served it in time (503). */
         REJECTED,
         /** The backend failed it (500 or an error event in the stream). */

@@ -5,7 +5,8 @@ import com.typesafe.config.Config;
 import java.time.Duration;
 
 /**
- * Tunables of the HTTP gateway, read from {@code bitrelay.gateway} in HOCON.
+ * Tunables of the HTTP gateway, read from {@code bitrelay.gateway} in HOCON (documented in configs/bitrelay.conf
+ * and docs/gateway.md).
  *
  * @param host            {@code host}: interface to bind (default 127.0.0.1; 0.0.0.0 for every interface)
  * @param port            {@code port}: TCP port, 0 picks a free one (default 8000)
@@ -15,9 +16,20 @@ import java.time.Duration;
  *                        above it so this one fires first.
  * @param shutdownTimeout {@code shutdown-timeout}: how long {@link GatewayHttpServer#close()} lets open
  *                        requests finish before closing their connections (default 5 s)
+ * @param apiKeysFile     {@code api-keys-file}: a file of API keys, one a line ("" = none)
+ * @param apiKeysEnv      {@code api-keys-env}: the environment variable holding comma-separated API keys
+ *                        (default BITRELAY_API_KEYS; "" = none). With no key from either, /v1/ needs none.
+ * @param allowUnauthenticated {@code allow-unauthenticated}: lets a gateway bound beyond loopback start without
+ *                        API keys (default off: it refuses to start)
+ * @param maxBodyBytes    {@code max-body-bytes}: largest request body; reading stops and 413 answers beyond it
+ * @param maxInFlight     {@code max-in-flight}: completions admitted and not yet ended, queued ones included;
+ *                        beyond it 429 with Retry-After
  */
-public record GatewaySettings(String host, int port, Duration requestTimeout, Duration shutdownTimeout) {
+public record GatewaySettings(String host, int port, Duration requestTimeout, Duration shutdownTimeout,
+                              String apiKeysFile, String apiKeysEnv, boolean allowUnauthenticated,
+                              long maxBodyBytes, int maxInFlight) {
     public static final String PATH = "bitrelay.gateway";
+    public static final String DEFAULT_API_KEYS_ENV = "BITRELAY_API_KEYS";
 
     public GatewaySettings {
         if (host == null || host.isBlank()) {
@@ -32,10 +44,20 @@ public record GatewaySettings(String host, int port, Duration requestTimeout, Du
         if (shutdownTimeout.isNegative()) {
             throw new IllegalArgumentException(PATH + ".shutdown-timeout must be >= 0, got " + shutdownTimeout);
         }
+        if (apiKeysFile == null || apiKeysEnv == null) {
+            throw new IllegalArgumentException(PATH + ".api-keys-file and api-keys-env must be strings (\"\" = none)");
+        }
+        if (maxBodyBytes < 1024) {
+            throw new IllegalArgumentException(PATH + ".max-body-bytes must be >= 1 KiB, got " + maxBodyBytes);
+        }
+        if (maxInFlight < 1) {
+            throw new IllegalArgumentException(PATH + ".max-in-flight must be >= 1, got " + maxInFlight);
+        }
     }
 
     public static GatewaySettings defaults() {
-        return new GatewaySettings("127.0.0.1", 8000, Duration.ofMinutes(10), Duration.ofSeconds(5));
+        return new GatewaySettings("127.0.0.1", 8000, Duration.ofMinutes(10), Duration.ofSeconds(5),
+                "", DEFAULT_API_KEYS_ENV, false, 8L << 20, 512);
     }
 
     /** Reads {@value #PATH}; missing keys take the defaults. */
@@ -49,18 +71,42 @@ public record GatewaySettings(String host, int port, Duration requestTimeout, Du
                 config.hasPath("host") ? config.getString("host") : defaults.host(),
                 config.hasPath("port") ? config.getInt("port") : defaults.port(),
                 config.hasPath("request-timeout") ? config.getDuration("request-timeout") : defaults.requestTimeout(),
-                config.hasPath("shutdown-timeout") ? config.getDuration("shutdown-timeout") : defaults.shutdownTimeout());
+                config.hasPath("shutdown-timeout") ? config.getDuration("shutdown-timeout") : defaults.shutdownTimeout(),
+                config.hasPath("api-keys-file") ? config.getString("api-keys-file") : defaults.apiKeysFile(),
+                config.hasPath("api-keys-env") ? config.getString("api-keys-env") : defaults.apiKeysEnv(),
+                config.hasPath("allow-unauthenticated") ? config.getBoolean("allow-unauthenticated")
+                        : defaults.allowUnauthenticated(),
+                config.hasPath("max-body-bytes") ? config.getBytes("max-body-bytes") : defaults.maxBodyBytes(),
+                config.hasPath("max-in-flight") ? config.getInt("max-in-flight") : defaults.maxInFlight());
     }
 
     public GatewaySettings withPort(int newPort) {
-        return new GatewaySettings(host, newPort, requestTimeout, shutdownTimeout);
+        return new GatewaySettings(host, newPort, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
+                allowUnauthenticated, maxBodyBytes, maxInFlight);
     }
 
     public GatewaySettings withHost(String newHost) {
-        return new GatewaySettings(newHost, port, requestTimeout, shutdownTimeout);
+        return new GatewaySettings(newHost, port, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
+                allowUnauthenticated, maxBodyBytes, maxInFlight);
     }
 
     public GatewaySettings withRequestTimeout(Duration timeout) {
-        return new GatewaySettings(host, port, timeout, shutdownTimeout);
+        return new GatewaySettings(host, port, timeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
+                allowUnauthenticated, maxBodyBytes, maxInFlight);
+    }
+
+    public GatewaySettings withApiKeysFile(String file) {
+        return new GatewaySettings(host, port, requestTimeout, shutdownTimeout, file, apiKeysEnv,
+                allowUnauthenticated, maxBodyBytes, maxInFlight);
+    }
+
+    public GatewaySettings withMaxBodyBytes(long bytes) {
+        return new GatewaySettings(host, port, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
+                allowUnauthenticated, bytes, maxInFlight);
+    }
+
+    public GatewaySettings withMaxInFlight(int requests) {
+        return new GatewaySettings(host, port, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
+                allowUnauthenticated, maxBodyBytes, requests);
     }
 }

@@ -114,6 +114,58 @@ class GatewayFailureTest {
     }
 
     @Test
+    void shouldCancelTheJobWhenANonStreamingClientDisconnects() throws Exception {
+        server.close();
+        startServer(GatewaySettings.defaults().withPort(0).withMaxInFlight(1));
+        backend.mode = ScriptedBackend.Mode.SILENT;
+        InetSocketAddress address = server.address();
+        try (Socket socket = new Socket(address.getHostString(), address.getPort())) {
+            byte[] body = "{\"prompt\":\"hi\",\"max_tokens\":3000}".getBytes(StandardCharsets.UTF_8);
+            OutputStream out = socket.getOutputStream();
+            out.write(("POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.write(body);
+            out.flush();
+            eventually(() -> backend.submitted.size() == 1, "the job reaches the backend");
+        }
+        String requestId = backend.submitted.getFirst().requestId();
+        eventually(() -> backend.cancelled.contains(requestId), "the backend job is cancelled");
+        eventually(() -> metric("bitrelay_gateway_requests_total{outcome=\"cancelled\"}") == 1, "counted as cancelled");
+        assertEquals(0, metric("bitrelay_gateway_requests_in_flight"));
+        backend.mode = ScriptedBackend.Mode.TOKENS;
+        HttpTestClient.Reply next = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":2}");
+        assertEquals(200, next.status(), "the cancelled request gave its in-flight place back: " + next.body());
+    }
+
+    @Test
+    void shouldAnswer429WithRetryAfterBeyondMaxInFlightAndAdmitAgainOnceOneEnds() throws Exception {
+        server.close();
+        startServer(GatewaySettings.defaults().withPort(0).withMaxInFlight(2));
+        backend.mode = ScriptedBackend.Mode.SILENT;
+        List<java.util.concurrent.CompletableFuture<HttpTestClient.Reply>> held = List.of(
+                http.postAsync("/v1/completions", "{\"prompt\":\"one\"}"),
+                http.postAsync("/v1/completions", "{\"prompt\":\"two\",\"stream\":true}"));
+        eventually(() -> backend.submitted.size() == 2, "both jobs reach the backend");
+        for (String stream : List.of("false", "true")) {
+            HttpTestClient.Reply refused = http.post("/v1/completions", "{\"prompt\":\"three\",\"stream\":" + stream + "}");
+            assertEquals(429, refused.status(), refused.body());
+            assertEquals("1", refused.header("Retry-After"));
+            JsonNode error = refused.json().get("error");
+            assertTrue(error.get("message").asText().contains("bitrelay.gateway.max-in-flight"), refused.body());
+            assertEquals("queue_full", error.get("code").asText());
+        }
+        assertEquals(2, backend.submitted.size(), "refused requests never reach the backend");
+        assertEquals(2, metric("bitrelay_gateway_requests_total{outcome=\"rejected\"}"));
+
+        backend.submitted.forEach(job -> backend.cancel(job.requestId())); // the backend ends both: places free again
+        assertEquals(503, held.getFirst().join().status());
+        assertTrue(held.get(1).join().events().getLast().equals("[DONE]"));
+        eventually(() -> metric("bitrelay_gateway_requests_in_flight") == 0, "both ended");
+        backend.mode = ScriptedBackend.Mode.TOKENS;
+        assertEquals(200, http.post("/v1/completions", "{\"prompt\":\"four\",\"max_tokens\":2}").status());
+    }
+
+    @Test
     void shouldAnswer500WhenTheBackendFailsAndKeepServing() throws Exception {
         backend.mode = ScriptedBackend.Mode.FAIL_AFTER_TWO;
         HttpTestClient.Reply reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":10}");

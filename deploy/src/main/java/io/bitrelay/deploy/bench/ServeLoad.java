@@ -3,6 +3,7 @@ package io.bitrelay.deploy.bench;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitrelay.deploy.ClientApiKey;
 
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -108,7 +109,7 @@ public final class ServeLoad {
         body.putObject("stream_options").put("include_usage", true);
         long sent = System.nanoTime();
         try {
-            HttpResponse<Stream<String>> response = http.send(HttpRequest.newBuilder(completions)
+            HttpResponse<Stream<String>> response = http.send(ClientApiKey.authorize(HttpRequest.newBuilder(completions))
                     .timeout(Duration.ofMinutes(10)).header("Content-Type", "application/json")
                     .POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build(),
                     HttpResponse.BodyHandlers.ofLines());

@@ -3,6 +3,7 @@ package io.bitrelay.deploy.cluster;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.bitrelay.deploy.ClientApiKey;
 
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -85,7 +86,7 @@ public final class CompletionClient {
 
     public Response post(String path, String body) throws IOException, InterruptedException {
         long start = System.nanoTime();
-        HttpResponse<String> response = http.send(HttpRequest.newBuilder(base.resolve(path))
+        HttpResponse<String> response = http.send(ClientApiKey.authorize(HttpRequest.newBuilder(base.resolve(path)))
                         .timeout(Duration.ofMinutes(5))
                         .header("Content-Type", "application/json")
                         .POST(HttpRequest.BodyPublishers.ofString(body)).build(),
@@ -100,7 +101,7 @@ public final class CompletionClient {
     }
 
     public String get(String path) throws IOException, InterruptedException {
-        return http.send(HttpRequest.newBuilder(base.resolve(path)).timeout(Duration.ofSeconds(30)).GET().build(),
+        return http.send(ClientApiKey.authorize(HttpRequest.newBuilder(base.resolve(path))).timeout(Duration.ofSeconds(30)).GET().build(),
                 HttpResponse.BodyHandlers.ofString()).body();
     }
 }

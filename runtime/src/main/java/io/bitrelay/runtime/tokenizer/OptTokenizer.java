@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.OptionalInt;
 
 /**
  * The checkpoint's own tokenizer.json, run by Hugging Face's tokenizers library through DJL. Special
@@ -15,9 +16,11 @@ import java.util.Map;
  */
 public final class OptTokenizer implements AutoCloseable {
     private final HuggingFaceTokenizer tokenizer;
+    private final int maxBytesPerToken; // 0: unknown
 
-    private OptTokenizer(HuggingFaceTokenizer tokenizer) {
+    private OptTokenizer(HuggingFaceTokenizer tokenizer, int maxBytesPerToken) {
         this.tokenizer = tokenizer;
+        this.maxBytesPerToken = maxBytesPerToken;
     }
 
     /** @param checkpointDirectory a directory holding tokenizer.json */
@@ -43,7 +46,7 @@ public final class OptTokenizer implements AutoCloseable {
             return new OptTokenizer(HuggingFaceTokenizer.newInstance(file, Map.of(
                     "addSpecialTokens", "true",
                     "truncation", "false",
-                    "padding", "false")));
+                    "padding", "false")), TokenSpan.maxBytesPerToken(file));
         } catch (IOException | RuntimeException e) {
             throw new CheckpointException(file + ": cannot load tokenizer: " + causes(e), e);
         }
@@ -68,6 +71,15 @@ public final class OptTokenizer implements AutoCloseable {
             out[i] = Math.toIntExact(ids[i]);
         }
         return out;
+    }
+
+    /**
+     * The most UTF-8 bytes of text one token can stand for, when the tokenizer makes that knowable
+     * ({@link TokenSpan}): a text of {@code b} bytes then has at least {@code ceil(b / max)} tokens, so a prompt far
+     * over a context can be refused without tokenizing it. Empty for tokenizers it cannot bound.
+     */
+    public OptionalInt maxBytesPerToken() {
+        return maxBytesPerToken > 0 ? OptionalInt.of(maxBytesPerToken) : OptionalInt.empty();
     }
 
     public String decode(int[] ids) {

@@ -45,6 +45,29 @@ class OptTokenizerTest {
     }
 
     @Test
+    void shouldNeverTokenizeTextIntoFewerTokensThanItsBytesOverTheLongestSpan() {
+        Path checkpoint = TestModels.writeTiny(temp.resolve("tiny"));
+        try (OptTokenizer tokenizer = OptTokenizer.load(checkpoint)) {
+            int maxBytes = tokenizer.maxBytesPerToken().orElseThrow(() -> new AssertionError("byte-level BPE has a bound"));
+            java.util.SplittableRandom random = new java.util.SplittableRandom(16);
+            String[] pieces = {"the", " the", "</s>", "<pad>", "aaaa", "\n\n", "ü", "☃", " ", "1867", "=="};
+            boolean reached = false;
+            for (int text = 0; text < 200; text++) {
+                StringBuilder builder = new StringBuilder();
+                for (int piece = 1 + random.nextInt(40); piece > 0; piece--) {
+                    builder.append(pieces[random.nextInt(pieces.length)]);
+                }
+                String prompt = builder.toString();
+                int bytes = prompt.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+                int tokens = tokenizer.encodeWithoutSpecialTokens(prompt).length;
+                assertTrue(tokens >= Math.ceilDiv(bytes, maxBytes), prompt + ": " + tokens + " tokens for " + bytes + " bytes");
+                reached |= tokens * maxBytes < 2 * bytes;
+            }
+            assertTrue(reached, "the bound should be within 2x of some text's tokens, or it refuses little");
+        }
+    }
+
+    @Test
     void shouldNameMissingTokenizerFile() {
         CheckpointException e = assertThrows(CheckpointException.class, () -> OptTokenizer.load(temp));
         assertTrue(e.getMessage().contains("tokenizer.json"));
