@@ -56,8 +56,9 @@ public final class ServeBench implements Runnable {
     int maxTokens;
 
     @Option(names = "--warmup-each", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = "Before each N, N untimed completions of 8 tokens, so its prefill GEMM shapes are tuned and its decode "
-                    + "graphs captured before the clock starts: TTFT then measures serving, not first use (default: ${DEFAULT-VALUE}).")
+            description = "Before each N, N untimed completions of the same length, so the run meets what a server that has "
+                    + "been serving finds: prefill GEMM shapes tuned, decode graphs of every context the run reaches captured, "
+                    + "KV caches of its size allocated for reuse. TTFT then measures serving, not first use (default: ${DEFAULT-VALUE}).")
     boolean warmupEach;
 
     @Option(names = "--warmup-requests", defaultValue = "2",
@@ -134,7 +135,7 @@ public final class ServeBench implements Runnable {
                 StagePhaseScrape before = warmupEach ? null : scrapeSettled(metrics);
                 for (int n : concurrency) {
                     if (warmupEach) {
-                        ServeLoad.Result warmup = load.run(prompts, n, Math.min(8, maxTokens));
+                        ServeLoad.Result warmup = load.run(prompts, n, maxTokens);
                         if (warmup.failures() > 0) {
                             throw new IllegalStateException("the warm-up at N=" + n + " failed: " + warmup.errors());
                         }
