@@ -87,7 +87,9 @@ class WorkerFailoverTest {
                 reference.add(greedy(model, tokenizer.encode(prompt), MAX_TOKENS));
             }
         }
-        cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs"), Map.of());
+        // No restarts: a restarted worker would be a standby, and the second loss must find none.
+        cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs"),
+                Map.of("bitrelay.local-cluster.restart.max-restarts", 0));
         String standby = cluster.addWorker(line -> System.out.println("[cluster] " + line));
         await(() -> status().workers() == 4, "the standby " + standby + " joined", Duration.ofSeconds(60));
     }

@@ -48,6 +48,7 @@ public final class BitrelayNode implements AutoCloseable {
     private final ClusterGenerationBackend backend;
     private final ActorRef<Coordinator.Command> coordinator;
     private final GatewayHttpServer http;
+    private boolean closed;
 
     private BitrelayNode(ActorSystem<Void> system, DataPlane dataPlane, ClusterGenerationBackend backend,
                          ActorRef<Coordinator.Command> coordinator, GatewayHttpServer http) {
@@ -100,6 +101,7 @@ public final class BitrelayNode implements AutoCloseable {
             coordinatorRef.complete(proxy);
             if (worker != null) {
                 context.spawn(StageWorker.create(worker, plane), "stage-worker");
+                context.spawn(QuarantineExit.create(), "quarantine-exit");
             }
             if (backend != null) {
                 backend.attach(context.spawn(GatewayActor.create(proxy, status::set, linkMetrics::update), "gateway"));
@@ -177,8 +179,21 @@ public final class BitrelayNode implements AutoCloseable {
         return address.getHost().get() + ":" + address.getPort().get();
     }
 
+    /**
+     * Why the actor system shut down (coordinated shutdown's reason), once it has: downed or quarantined by the
+     * cluster, or stopped by the JVM's shutdown. Empty while it runs.
+     */
+    public java.util.Optional<org.apache.pekko.actor.CoordinatedShutdown.Reason> shutdownReason() {
+        return org.apache.pekko.actor.CoordinatedShutdown.get(system).getShutdownReason();
+    }
+
+    /** Idempotent: a JVM shutdown hook and a node the cluster shut down may both close it. */
     @Override
-    public void close() {
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         if (http != null) {
             http.close();
         }
