@@ -101,7 +101,6 @@ public final class BitrelayNode implements AutoCloseable {
             coordinatorRef.complete(proxy);
             if (worker != null) {
                 context.spawn(StageWorker.create(worker, plane), "stage-worker");
-                context.spawn(QuarantineExit.create(), "quarantine-exit");
             }
             if (backend != null) {
                 backend.attach(context.spawn(GatewayActor.create(proxy, status::set, linkMetrics::update), "gateway"));
@@ -180,7 +179,7 @@ public final class BitrelayNode implements AutoCloseable {
     }
 
     /**
-     * Why the actor system shut down (coordinated shutdown's reason), once it has: downed or quarantined by the
+     * Why the actor system shut down (coordinated shutdown's reason), once it has: downed by the
      * cluster, or stopped by the JVM's shutdown. Empty while it runs.
      */
     public java.util.Optional<org.apache.pekko.actor.CoordinatedShutdown.Reason> shutdownReason() {

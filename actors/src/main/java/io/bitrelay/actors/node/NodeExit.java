@@ -12,26 +12,20 @@ public final class NodeExit {
     /** An error: start-up failed, or the actor system stopped for a reason not listed here. */
     public static final int FAILED = 1;
     /**
-     * The cluster removed this node: it was downed (unreachable longer than detection, e.g. paused by a long GC,
-     * SIGSTOP or a VM stall) or quarantined by a member. Its actor system cannot rejoin, so the process exits; a
-     * restart joins as a new node. 75 is sysexits' EX_TEMPFAIL: try again.
+     * The cluster downed this node: it was unreachable longer than detection (paused by a long GC, SIGSTOP or a VM
+     * stall; cut off). Pekko runs coordinated shutdown when the node learns it (its peers' quarantine answers its first
+     * messages after a pause, and it shuts down as downed: measured 2.3 s after SIGCONT); an actor system the cluster
+     * removed can never rejoin, so the process exits, and a restart joins as a new node. 75 is sysexits' EX_TEMPFAIL:
+     * try again.
      */
     public static final int REMOVED_FROM_CLUSTER = 75;
-
-    /** Why a node's actor system shut down when this node's cluster peers quarantined it (see {@link QuarantineExit}). */
-    public static final CoordinatedShutdown.Reason QUARANTINED = new CoordinatedShutdown.Reason() {
-        @Override
-        public String toString() {
-            return "quarantined by a cluster member";
-        }
-    };
 
     private NodeExit() {
     }
 
     /** The exit code for an actor system that shut down for {@code reason}. */
     public static int codeFor(CoordinatedShutdown.Reason reason) {
-        if (reason == QUARANTINED || reason == CoordinatedShutdown.clusterDowningReason()) {
+        if (reason == CoordinatedShutdown.clusterDowningReason()) {
             return REMOVED_FROM_CLUSTER;
         }
         if (reason == CoordinatedShutdown.jvmExitReason() || reason == CoordinatedShutdown.clusterLeavingReason()) {

@@ -20,7 +20,7 @@ import java.util.concurrent.CountDownLatch;
 /**
  * Starts one cluster node with the given roles and runs until the process is stopped, or until the cluster shuts the
  * node down: then it releases what it holds (actors, stage, Aeron client, an embedded driver's directory) and exits
- * with {@link NodeExit}'s code for the reason (75 when downed or quarantined), so a supervisor can restart it.
+ * with {@link NodeExit}'s code for the reason (75 when the cluster downed it), so a supervisor can restart it.
  */
 @Command(name = "node", mixinStandardHelpOptions = true,
         description = "Start one cluster node (roles: coordinator, worker, gateway) and run until stopped.")
