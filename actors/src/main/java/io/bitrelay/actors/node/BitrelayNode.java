@@ -91,6 +91,7 @@ public final class BitrelayNode implements AutoCloseable {
         PrometheusRegistry registry = new PrometheusRegistry();
         LinkMetrics linkMetrics = backend != null ? new LinkMetrics(registry) : null;
         CompletableFuture<ActorRef<Coordinator.Command>> coordinatorRef = new CompletableFuture<>();
+        CompletableFuture<ActorRef<StageWorker.Command>> workerRef = new CompletableFuture<>();
         WorkerSettings worker = workerSettings;
         DataPlane plane = dataPlane;
         Behavior<Void> guardian = Behaviors.setup(context -> {
@@ -100,7 +101,7 @@ public final class BitrelayNode implements AutoCloseable {
                             .withSettings(ClusterSingletonSettings.create(context.getSystem()).withRole(Coordinator.ROLE)));
             coordinatorRef.complete(proxy);
             if (worker != null) {
-                context.spawn(StageWorker.create(worker, plane), "stage-worker");
+                workerRef.complete(context.spawn(StageWorker.create(worker, plane), "stage-worker"));
             }
             if (backend != null) {
                 backend.attach(context.spawn(GatewayActor.create(proxy, status::set, linkMetrics::update), "gateway"));
@@ -121,6 +122,10 @@ public final class BitrelayNode implements AutoCloseable {
             cluster.manager().tell(org.apache.pekko.cluster.typed.Join.create(cluster.selfMember().address()));
         }
         ActorRef<Coordinator.Command> proxy = coordinatorRef.orTimeout(30, TimeUnit.SECONDS).join();
+        if (worker != null) {
+            StageDrain.register(system, proxy, workerRef.orTimeout(30, TimeUnit.SECONDS).join(), options.workerId(),
+                    finalConfig.getDuration("bitrelay.worker.drain-timeout"));
+        }
         GatewayHttpServer http = null;
         if (backend != null) {
             try {

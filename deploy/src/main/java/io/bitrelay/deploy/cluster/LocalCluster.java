@@ -230,6 +230,14 @@ public final class LocalCluster implements AutoCloseable {
         }
     }
 
+    /**
+     * Sends worker {@code workerId}'s JVM SIGTERM, as a rolling restart would: it drains (its stage moves, its sequences
+     * replay elsewhere), leaves the cluster and exits; then it is started again. Returns at once.
+     */
+    public void stopWorker(String workerId) {
+        workers.process(workerId).destroy();
+    }
+
     /** Freezes worker {@code workerId}'s JVM, as kill -STOP (a long GC pause, a VM stall) would (chaos tests). */
     public void pauseWorker(String workerId) {
         signal(workerId, "STOP");
