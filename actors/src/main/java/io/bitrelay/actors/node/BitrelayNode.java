@@ -198,8 +198,13 @@ public final class BitrelayNode implements AutoCloseable {
             return;
         }
         closed = true;
-        if (http != null) {
-            http.close();
+        try {
+            if (http != null) {
+                http.close();
+            }
+        } catch (RuntimeException e) {
+            // A JVM shutdown may have stopped the actor system under the gateway already; the rest must still go.
+            system.log().warn("closing the gateway: {}", e.getMessage());
         }
         system.terminate();
         try {

@@ -417,9 +417,14 @@ public final class LocalCluster implements AutoCloseable {
 
     @Override
     public void close() {
-        workers.close();
-        node.close();
-        driver.close();
+        // On SIGTERM/Ctrl-C Pekko's own JVM hook may have shut the node's actor system down already (the workers'
+        // drains take a moment), and the node's close then fails; the driver must go anyway, or its files stay.
+        try {
+            workers.close();
+            node.close();
+        } finally {
+            driver.close();
+        }
     }
 
     private static void sleep(long millis) {
