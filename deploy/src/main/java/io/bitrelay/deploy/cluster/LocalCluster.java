@@ -4,6 +4,7 @@ import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.StatsAggregator;
 import io.bitrelay.actors.dataplane.MediaDriverHost;
 import io.bitrelay.actors.node.BitrelayNode;
+import io.bitrelay.actors.node.NodeExit;
 import io.bitrelay.actors.node.NodeOptions;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 
@@ -338,9 +339,13 @@ public final class LocalCluster implements AutoCloseable {
         String last = "";
         while (System.nanoTime() < deadline) {
             for (int i = 0; i < workers.size(); i++) {
-                List<Integer> exits = workers.exitCodes("worker-" + (i + 1));
-                if (!exits.isEmpty()) {
-                    throw new IllegalStateException("worker-" + (i + 1) + " exited with code " + exits.getFirst()
+                String id = "worker-" + (i + 1);
+                List<Integer> exits = workers.exitCodes(id);
+                // A worker the cluster downed (a false alarm on a starved host) is started again: wait for it. Any
+                // other exit is a worker that cannot start (a setting, the model): fail now with its log.
+                boolean restarting = exits.stream().allMatch(code -> code == NodeExit.REMOVED_FROM_CLUSTER) && !workers.givenUp(id);
+                if (!exits.isEmpty() && !restarting) {
+                    throw new IllegalStateException(id + " exited with code " + exits.getLast()
                             + " while the cluster started; the end of its log:\n" + logTail(logDirectory.resolve("worker-" + (i + 1) + ".log")));
                 }
             }

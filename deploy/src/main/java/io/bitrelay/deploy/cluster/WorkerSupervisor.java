@@ -30,6 +30,8 @@ final class WorkerSupervisor implements AutoCloseable {
         final List<Integer> exitCodes = new CopyOnWriteArrayList<>();
         /** When each restart within the policy's window happened (System.nanoTime). */
         final Deque<Long> restarts = new ArrayDeque<>();
+        /** The policy's limit was reached: this worker stays down. */
+        volatile boolean givenUp;
 
         Slot(int index) {
             this.index = index;
@@ -77,6 +79,11 @@ final class WorkerSupervisor implements AutoCloseable {
         return List.copyOf(slot(workerId).exitCodes);
     }
 
+    /** Whether worker {@code workerId} exited and will not be started again (the restart policy's limit). */
+    boolean givenUp(String workerId) {
+        return slot(workerId).givenUp;
+    }
+
     private Slot slot(String workerId) {
         int index = Integer.parseInt(workerId.substring("worker-".length())) - 1;
         if (index < 0 || index >= slots.size()) {
@@ -93,13 +100,14 @@ final class WorkerSupervisor implements AutoCloseable {
         if (closing) {
             return;
         }
-        slot.exitCodes.add(exited.exitValue());
         long now = System.nanoTime();
         synchronized (slot) {
+            slot.exitCodes.add(exited.exitValue());
             while (!slot.restarts.isEmpty() && now - slot.restarts.peekFirst() > policy.within().toNanos()) {
                 slot.restarts.pollFirst();
             }
             if (slot.restarts.size() >= policy.maxRestarts()) {
+                slot.givenUp = true;
                 events.accept(slot.id() + " (pid " + exited.pid() + ") exited with code " + exited.exitValue()
                         + "; not restarted: " + slot.restarts.size() + " restart(s) within " + policy.within()
                         + " (" + WorkerRestartPolicy.PREFIX + "max-restarts = " + policy.maxRestarts() + ")");
