@@ -1,17 +1,7 @@
 package io.bitrelay.tests;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.bitrelay.actors.coordinator.Coordinator;
-import io.bitrelay.actors.coordinator.FinishReason;
-import io.bitrelay.actors.coordinator.GenerationJob;
-import io.bitrelay.actors.gateway.TokenListener;
 import io.bitrelay.deploy.cluster.LocalCluster;
-import io.bitrelay.runtime.generate.Sampler;
-import io.bitrelay.runtime.generate.SamplingParams;
-import io.bitrelay.runtime.model.opt.KvCache;
-import io.bitrelay.runtime.model.opt.OptModel;
-import io.bitrelay.runtime.model.opt.SequenceChunk;
 import io.bitrelay.runtime.tokenizer.OptTokenizer;
 import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
@@ -24,23 +14,15 @@ import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
-import java.util.stream.Stream;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static io.bitrelay.tests.FailoverLoad.await;
+import static io.bitrelay.tests.FailoverLoad.millis;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -60,7 +42,6 @@ class WorkerFailoverTest {
     private static final int REQUESTS = 24;
     private static final int STREAMED = 4;
     private static final int MAX_TOKENS = 32;
-    private static final ObjectMapper JSON = new ObjectMapper();
     /** The second kill's distance from the first: within the resolver's stable-after (7 s) of the first detection. */
     private static final Duration SECOND_LOSS_AFTER = Duration.ofSeconds(6);
     /** Detection is 1.5-2 s here; this leaves room for a loaded CI machine, and fails for Pekko's default detector. */
@@ -68,26 +49,20 @@ class WorkerFailoverTest {
 
     @TempDir
     static Path temp;
-    static List<String> prompts = new ArrayList<>();
-    static List<int[]> reference = new ArrayList<>();
+    static FailoverLoad load;
     static OptTokenizer tokenizer;
     static LocalCluster cluster;
     /** When the last kill happened (System.nanoTime), 0 before the first. */
     static long lastKill;
-    static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
 
     @BeforeAll
     static void startClusterWithAStandby() throws Exception {
         Path checkpoint = ClusterFixture.writeModel(temp.resolve("model"));
         tokenizer = OptTokenizer.load(checkpoint);
-        try (OptModel model = OptModel.load(checkpoint)) {
-            for (int i = 0; i < REQUESTS; i++) {
-                String prompt = "request " + i + ": " + "the pipeline keeps going ".repeat(1 + i % 4);
-                prompts.add(prompt);
-                reference.add(greedy(model, tokenizer.encode(prompt), MAX_TOKENS));
-            }
-        }
-        cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs"), Map.of());
+        load = new FailoverLoad(checkpoint, tokenizer, REQUESTS, STREAMED, MAX_TOKENS);
+        // No restarts: a restarted worker would be a standby, and the second loss must find none.
+        cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs"),
+                Map.of("bitrelay.local-cluster.restart.max-restarts", 0));
         String standby = cluster.addWorker(line -> System.out.println("[cluster] " + line));
         await(() -> status().workers() == 4, "the standby " + standby + " joined", Duration.ofSeconds(60));
     }
@@ -100,19 +75,6 @@ class WorkerFailoverTest {
         if (tokenizer != null) {
             tokenizer.close();
         }
-    }
-
-    /** The single-process model's greedy tokens, EOS or not (the requests ignore EOS). */
-    private static int[] greedy(OptModel model, int[] prompt, int count) {
-        int[] tokens = new int[count];
-        try (KvCache cache = model.newCache()) {
-            int[] input = prompt;
-            for (int i = 0; i < count; i++) {
-                tokens[i] = Sampler.argmax(model.forward(List.of(new SequenceChunk(input, cache)), false)[0]);
-                input = new int[]{tokens[i]};
-            }
-        }
-        return tokens;
     }
 
     @Test
@@ -158,12 +120,9 @@ class WorkerFailoverTest {
     private void killMiddleStageUnderLoad() throws Exception {
         Coordinator.Status serving = status();
         String victim = serving.stages()[1].workerId();
-        List<Job> jobs = new ArrayList<>();
-        for (int i = 0; i < REQUESTS; i++) {
-            jobs.add(i < STREAMED ? Job.streamed(i) : Job.submitted(i));
-        }
+        List<FailoverLoad.Job> jobs = load.send(cluster);
         await(() -> jobs.stream().allMatch(j -> j.tokens() >= 3), "every request has its first tokens", Duration.ofSeconds(60));
-        int tokensAtKill = jobs.stream().mapToInt(Job::tokens).sum();
+        int tokensAtKill = jobs.stream().mapToInt(FailoverLoad.Job::tokens).sum();
         if (lastKill != 0) {
             long wait = lastKill + SECOND_LOSS_AFTER.toNanos() - System.nanoTime();
             if (wait > 0) {
@@ -178,7 +137,7 @@ class WorkerFailoverTest {
         long detected = System.nanoTime();
         await(() -> status().serving(), "the pipeline serves again", Duration.ofSeconds(60));
         long recovered = System.nanoTime();
-        for (Job job : jobs) {
+        for (FailoverLoad.Job job : jobs) {
             job.done.get(60, TimeUnit.SECONDS);
         }
         long resumed = jobs.stream().mapToLong(j -> j.firstTokenAfter(detected)).min().orElseThrow();
@@ -188,105 +147,9 @@ class WorkerFailoverTest {
                 victim, serving.stages().length, tokensAtKill, REQUESTS * MAX_TOKENS, millis(killed, detected),
                 millis(killed, recovered), millis(killed, resumed), REQUESTS, millis(killed, finished));
         lastKill = killed;
-        for (int i = 0; i < REQUESTS; i++) {
-            Job job = jobs.get(i);
-            assertEquals(null, job.error, "request " + i + " failed");
-            if (job.streamedText != null) {
-                assertEquals(tokenizer.decode(reference.get(i)), job.streamedText.toString(), "streamed request " + i);
-            } else {
-                assertArrayEquals(reference.get(i), job.tokenIds(), "request " + i + ": " + prompts.get(i));
-            }
-        }
+        load.assertExact(jobs);
         assertTrue(millis(killed, detected) <= MAX_DETECTION.toMillis(), "detected after " + millis(killed, detected)
                 + " ms, more than " + MAX_DETECTION);
-    }
-
-    private static long millis(long fromNanos, long toNanos) {
-        return (toNanos - fromNanos) / 1_000_000;
-    }
-
-    /** One request: submitted to the backend (token ids), or streamed over HTTP (text). */
-    private static final class Job {
-        final CompletableFuture<Void> done = new CompletableFuture<>();
-        final List<Integer> ids = new CopyOnWriteArrayList<>();
-        final List<Long> arrivals = new CopyOnWriteArrayList<>();
-        StringBuilder streamedText;
-        volatile String error;
-
-        int tokens() {
-            return arrivals.size();
-        }
-
-        int[] tokenIds() {
-            return ids.stream().mapToInt(Integer::intValue).toArray();
-        }
-
-        long firstTokenAfter(long nanos) {
-            return arrivals.stream().mapToLong(Long::longValue).filter(t -> t > nanos).min().orElse(Long.MAX_VALUE);
-        }
-
-        static Job submitted(int index) {
-            Job job = new Job();
-            GenerationJob generation = new GenerationJob("failover-" + System.nanoTime() + "-" + index,
-                    tokenizer.encode(prompts.get(index)), MAX_TOKENS, SamplingParams.greedy(), false);
-            cluster.node().backend().submit(generation, new TokenListener() {
-                @Override
-                public void onToken(int tokenId) {
-                    job.ids.add(tokenId);
-                    job.arrivals.add(System.nanoTime());
-                }
-
-                @Override
-                public void onFinished(FinishReason reason) {
-                    job.done.complete(null);
-                }
-
-                @Override
-                public void onFailed(String reason) {
-                    job.error = reason;
-                    job.done.complete(null);
-                }
-            });
-            return job;
-        }
-
-        /** A streamed completion over HTTP (ignore_eos, greedy); an error event is recorded as the job's error. */
-        static Job streamed(int index) {
-            Job job = new Job();
-            job.streamedText = new StringBuilder();
-            Thread.ofVirtual().start(() -> {
-                try {
-                    String body = JSON.createObjectNode().put("prompt", prompts.get(index)).put("max_tokens", MAX_TOKENS)
-                            .put("temperature", 0).put("stream", true).put("ignore_eos", true).toString();
-                    URI uri = URI.create("http://" + cluster.httpAddress().getHostString() + ":" + cluster.httpAddress().getPort()
-                            + "/v1/completions");
-                    HttpResponse<Stream<String>> response = HTTP.send(HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(2))
-                            .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-                            HttpResponse.BodyHandlers.ofLines());
-                    if (response.statusCode() != 200) {
-                        job.error = "HTTP " + response.statusCode();
-                    }
-                    try (Stream<String> lines = response.body()) {
-                        for (String line : (Iterable<String>) lines::iterator) {
-                            if (!line.startsWith("data: ") || line.equals("data: [DONE]")) {
-                                continue;
-                            }
-                            JsonNode event = JSON.readTree(line.substring("data: ".length()));
-                            if (event.has("error")) {
-                                job.error = event.get("error").toString();
-                            } else if (event.path("choices").size() > 0) {
-                                job.streamedText.append(event.get("choices").get(0).get("text").asText());
-                                job.arrivals.add(System.nanoTime());
-                            }
-                        }
-                    }
-                } catch (Exception e) {
-                    job.error = e.toString();
-                }
-                job.done.complete(null);
-            });
-            return job;
-        }
     }
 
     private static List<String> stageWorkers() {
@@ -300,15 +163,5 @@ class WorkerFailoverTest {
             throw new IllegalStateException("the coordinator did not answer");
         }
         return status;
-    }
-
-    private static void await(BooleanSupplier condition, String what, Duration timeout) throws InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("not within " + timeout + ": " + what);
-            }
-            Thread.sleep(20);
-        }
     }
 }

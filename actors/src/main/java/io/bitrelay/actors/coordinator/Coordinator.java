@@ -78,6 +78,20 @@ public final class Coordinator {
     public record GetStatus(ActorRef<Status> replyTo) implements Command {
     }
 
+    /**
+     * A worker about to stop (SIGTERM: a rolling restart) asks to be taken out first: the coordinator never places it
+     * again, and when it holds a stage the pipeline is rebuilt without it (a standby takes its stage, or the survivors
+     * the model) and its sequences are replayed there, as after a loss but without waiting for detection. The answer
+     * comes once the worker holds nothing the coordinator needs; then it leaves the cluster and exits.
+     */
+    public record DrainWorker(ActorRef<StageWorker.Command> worker, String workerId, ActorRef<WorkerDrained> replyTo)
+            implements Command {
+    }
+
+    /** @param stageIndex the stage the worker held and that was moved, -1 when it held none */
+    public record WorkerDrained(String workerId, int stageIndex) implements ClusterMessage {
+    }
+
     /** Asks every stage for its counters (links, caches, compute); the answer comes from a short-lived aggregator. */
     public record CollectStats(ActorRef<StatsAggregator.PipelineStats> replyTo) implements Command {
     }
@@ -150,6 +164,8 @@ public final class Coordinator {
     private final ActorRef<StageWorker.Reply> replies;
     private final Map<ActorRef<StageWorker.Command>, WorkerDescription> described = new LinkedHashMap<>();
     private final Set<ActorRef<StageWorker.Command>> known = new HashSet<>();
+    /** Workers that asked to be drained and are still in the receptionist's listing: never placed again. */
+    private final Set<ActorRef<StageWorker.Command>> draining = new HashSet<>();
     /** One for the coordinator's life: sequence and batch ids are never reused, not even by a rebuilt pipeline. */
     private final Scheduler<ActorRef<JobEvent>> scheduler;
     private List<Stage> pipeline = List.of();
@@ -223,6 +239,7 @@ public final class Coordinator {
         return handlers
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
                 .onMessage(WorkerReplied.class, lateWorkers::handles, lateWorkers::route)
+                .onMessage(DrainWorker.class, this::drain)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
@@ -238,6 +255,7 @@ public final class Coordinator {
         return Behaviors.receive(Command.class)
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
                 .onMessage(WorkerReplied.class, newWorkers::handles, newWorkers::route)
+                .onMessage(DrainWorker.class, this::drain)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
@@ -273,6 +291,7 @@ public final class Coordinator {
                 .onMessage(StepDeadline.class, this::onStepDeadline)
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
                 .onMessage(WorkerReplied.class, lateWorkers::handles, lateWorkers::route)
+                .onMessage(DrainWorker.class, this::drain)
                 .onMessage(GetStatus.class, m -> reply(m, Phase.SERVING))
                 .onMessage(CollectStats.class, this::collectStats)
                 .onMessage(InjectFault.class, m -> {
@@ -294,6 +313,7 @@ public final class Coordinator {
                 })
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
                 .onMessage(WorkerReplied.class, newWorkers::handles, newWorkers::route)
+                .onMessage(DrainWorker.class, this::drain)
                 .onMessage(GetStatus.class, m -> reply(m, Phase.FAILED))
                 .onAnyMessage(this::ignore)
                 .build();
@@ -309,12 +329,13 @@ public final class Coordinator {
         }
         known.retainAll(message.workers());
         described.keySet().retainAll(message.workers());
+        draining.retainAll(message.workers());
         return Behaviors.same();
     }
 
     private Behavior<Command> onWorkerDescribed(StageWorker.WorkerDescribed message) {
         WorkerDescription description = message.description();
-        if (!known.contains(description.worker())) {
+        if (!known.contains(description.worker()) || draining.contains(description.worker())) {
             return Behaviors.same();
         }
         described.put(description.worker(), description);
@@ -330,7 +351,7 @@ public final class Coordinator {
     }
 
     private Behavior<Command> rememberLateWorker(StageWorker.WorkerDescribed message) {
-        if (known.contains(message.description().worker())) {
+        if (known.contains(message.description().worker()) && !draining.contains(message.description().worker())) {
             described.put(message.description().worker(), message.description());
         }
         return Behaviors.same();
@@ -495,7 +516,34 @@ public final class Coordinator {
         if (lost.isEmpty()) {
             return Behaviors.same();
         }
-        String cause = String.join(", ", lost) + " left the cluster";
+        return rebuildWithout(String.join(", ", lost) + " left the cluster");
+    }
+
+    /**
+     * A worker of the pipeline stops (SIGTERM): taken out now, its stage is moved as after a loss, and it is told when
+     * it may go. A worker that holds no stage (a standby) is only forgotten.
+     */
+    private Behavior<Command> drain(DrainWorker message) {
+        draining.add(message.worker());
+        described.remove(message.worker());
+        int stage = -1;
+        for (int i = 0; i < pipeline.size(); i++) {
+            if (pipeline.get(i).worker.worker().equals(message.worker())) {
+                stage = i;
+            }
+        }
+        Behavior<Command> next = Behaviors.same();
+        if (stage >= 0) {
+            next = rebuildWithout("worker " + message.workerId() + " (stage " + stage + ") is draining (stopping)");
+        } else {
+            context.getLog().info("worker {} is draining (stopping); it holds no stage", message.workerId());
+        }
+        message.replyTo().tell(new WorkerDrained(message.workerId(), stage));
+        return next;
+    }
+
+    /** The pipeline's sequences go back to the queue for a replay, and the pipeline is rebuilt over who is left. */
+    private Behavior<Command> rebuildWithout(String cause) {
         int running = scheduler.activeCount();
         for (long batchId : scheduler.requeueForReplay(this::relay)) {
             timers.cancel(batchId);

@@ -48,6 +48,7 @@ public final class BitrelayNode implements AutoCloseable {
     private final ClusterGenerationBackend backend;
     private final ActorRef<Coordinator.Command> coordinator;
     private final GatewayHttpServer http;
+    private boolean closed;
 
     private BitrelayNode(ActorSystem<Void> system, DataPlane dataPlane, ClusterGenerationBackend backend,
                          ActorRef<Coordinator.Command> coordinator, GatewayHttpServer http) {
@@ -90,6 +91,7 @@ public final class BitrelayNode implements AutoCloseable {
         PrometheusRegistry registry = new PrometheusRegistry();
         LinkMetrics linkMetrics = backend != null ? new LinkMetrics(registry) : null;
         CompletableFuture<ActorRef<Coordinator.Command>> coordinatorRef = new CompletableFuture<>();
+        CompletableFuture<ActorRef<StageWorker.Command>> workerRef = new CompletableFuture<>();
         WorkerSettings worker = workerSettings;
         DataPlane plane = dataPlane;
         Behavior<Void> guardian = Behaviors.setup(context -> {
@@ -99,7 +101,7 @@ public final class BitrelayNode implements AutoCloseable {
                             .withSettings(ClusterSingletonSettings.create(context.getSystem()).withRole(Coordinator.ROLE)));
             coordinatorRef.complete(proxy);
             if (worker != null) {
-                context.spawn(StageWorker.create(worker, plane), "stage-worker");
+                workerRef.complete(context.spawn(StageWorker.create(worker, plane), "stage-worker"));
             }
             if (backend != null) {
                 backend.attach(context.spawn(GatewayActor.create(proxy, status::set, linkMetrics::update), "gateway"));
@@ -120,6 +122,10 @@ public final class BitrelayNode implements AutoCloseable {
             cluster.manager().tell(org.apache.pekko.cluster.typed.Join.create(cluster.selfMember().address()));
         }
         ActorRef<Coordinator.Command> proxy = coordinatorRef.orTimeout(30, TimeUnit.SECONDS).join();
+        if (worker != null) {
+            StageDrain.register(system, proxy, workerRef.orTimeout(30, TimeUnit.SECONDS).join(), options.workerId(),
+                    finalConfig.getDuration("bitrelay.worker.drain-timeout"));
+        }
         GatewayHttpServer http = null;
         if (backend != null) {
             try {
@@ -177,10 +183,28 @@ public final class BitrelayNode implements AutoCloseable {
         return address.getHost().get() + ":" + address.getPort().get();
     }
 
+    /**
+     * Why the actor system shut down (coordinated shutdown's reason), once it has: downed by the
+     * cluster, or stopped by the JVM's shutdown. Empty while it runs.
+     */
+    public java.util.Optional<org.apache.pekko.actor.CoordinatedShutdown.Reason> shutdownReason() {
+        return org.apache.pekko.actor.CoordinatedShutdown.get(system).getShutdownReason();
+    }
+
+    /** Idempotent: a JVM shutdown hook and a node the cluster shut down may both close it. */
     @Override
-    public void close() {
-        if (http != null) {
-            http.close();
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            if (http != null) {
+                http.close();
+            }
+        } catch (RuntimeException e) {
+            // A JVM shutdown may have stopped the actor system under the gateway already; the rest must still go.
+            system.log().warn("closing the gateway: {}", e.getMessage());
         }
         system.terminate();
         try {

@@ -104,6 +104,9 @@ public final class ProtocolRegistry {
             // recipe options in StageQuantization and PlanBegin (issue 19: the cluster calibrates as eval does)
             io.bitrelay.runtime.quant.RecipeOptions.class,
             io.bitrelay.runtime.quant.RangeEstimator.class,
+            // a worker stopping on SIGTERM is drained first (issue 15: rolling restart)
+            Coordinator.DrainWorker.class,
+            Coordinator.WorkerDrained.class,
     };
 
     private ProtocolRegistry() {

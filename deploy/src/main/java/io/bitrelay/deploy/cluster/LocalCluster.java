@@ -4,6 +4,7 @@ import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.StatsAggregator;
 import io.bitrelay.actors.dataplane.MediaDriverHost;
 import io.bitrelay.actors.node.BitrelayNode;
+import io.bitrelay.actors.node.NodeExit;
 import io.bitrelay.actors.node.NodeOptions;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 
@@ -118,8 +119,8 @@ public final class LocalCluster implements AutoCloseable {
 
     private final MediaDriverHost driver;
     private final BitrelayNode node;
-    /** worker-(i + 1)'s JVM at index i, started or added; a killed one stays, dead. */
-    private final List<Process> workers = new ArrayList<>();
+    /** worker-(i + 1)'s JVM at index i, started or added, started again when it exits (within the restart policy). */
+    private final WorkerSupervisor workers;
     private final Path logDirectory;
     private final Path aeronDirectory;
     private final Options options;
@@ -128,7 +129,7 @@ public final class LocalCluster implements AutoCloseable {
     private final Map<String, Object> settings;
 
     private LocalCluster(MediaDriverHost driver, BitrelayNode node, Path aeronDirectory, Options options, String seed,
-                         int threadsPerWorker, Map<String, Object> settings) {
+                         int threadsPerWorker, Map<String, Object> settings, Consumer<String> events) {
         this.logDirectory = options.logDirectory();
         this.driver = driver;
         this.node = node;
@@ -137,6 +138,8 @@ public final class LocalCluster implements AutoCloseable {
         this.seed = seed;
         this.threadsPerWorker = threadsPerWorker;
         this.settings = settings;
+        this.workers = new WorkerSupervisor(this::launchWorker,
+                WorkerRestartPolicy.from(node.system().settings().config()), events);
     }
 
     public static LocalCluster start(Options options, Consumer<String> progress) throws IOException {
@@ -165,7 +168,7 @@ public final class LocalCluster implements AutoCloseable {
             Files.createDirectories(options.logDirectory());
             int threads = options.threadsPerWorker() > 0 ? options.threadsPerWorker()
                     : Math.max(1, Runtime.getRuntime().availableProcessors() / options.workers());
-            cluster = new LocalCluster(driver, node, aeronDirectory, options, seed, threads, settings);
+            cluster = new LocalCluster(driver, node, aeronDirectory, options, seed, threads, settings, progress);
             for (int i = 0; i < options.workers(); i++) {
                 progress.accept(cluster.startWorker());
             }
@@ -173,7 +176,7 @@ public final class LocalCluster implements AutoCloseable {
             return cluster;
         } catch (IOException | RuntimeException e) {
             if (cluster != null) {
-                cluster.workers.forEach(Process::destroyForcibly);
+                cluster.workers.close();
             }
             if (node != null) {
                 node.close();
@@ -185,15 +188,21 @@ public final class LocalCluster implements AutoCloseable {
 
     /** Starts the next worker JVM (worker-N, N = workers so far + 1); returns what to tell the user. */
     private String startWorker() throws IOException {
-        int index = workers.size();
+        String id = workers.add();
+        NamespacedWorker namespaced = options.namespacedWorker();
+        return "started " + id + (namespaced != null && namespaced.index() == workers.size() ? " in network namespace "
+                + namespaced.namespace() : "") + " (log: " + logDirectory.resolve(id + ".log") + ")";
+    }
+
+    /** Worker {@code index}'s JVM; a restart appends to the log of the JVMs before it. */
+    private Process launchWorker(int index, boolean restart) throws IOException {
         String id = "worker-" + (index + 1);
         Path log = logDirectory.resolve(id + ".log");
-        NamespacedWorker namespaced = options.namespacedWorker();
-        WorkerPlace place = place(index + 1, namespaced, aeronDirectory);
+        WorkerPlace place = place(index + 1, options.namespacedWorker(), aeronDirectory);
         List<String> command = workerCommand(index, id, seed, place, options, threadsPerWorker, settings);
-        workers.add(new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start());
-        return "started " + id + " on " + place.host()
-                + (place.prefix().isEmpty() ? "" : " in network namespace " + namespaced.namespace()) + " (log: " + log + ")";
+        return new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(restart ? ProcessBuilder.Redirect.appendTo(log.toFile()) : ProcessBuilder.Redirect.to(log.toFile()))
+                .start();
     }
 
     /**
@@ -205,10 +214,12 @@ public final class LocalCluster implements AutoCloseable {
         return "worker-" + workers.size();
     }
 
-    /** Kills worker {@code workerId}'s JVM at once, as kill -9 would (chaos tests); returns when it is gone. */
+    /**
+     * Kills worker {@code workerId}'s JVM at once, as kill -9 would (chaos tests); returns when it is gone. It is
+     * started again within bitrelay.local-cluster.restart, as any worker that exits.
+     */
     public void killWorker(String workerId) {
-        int index = Integer.parseInt(workerId.substring("worker-".length())) - 1;
-        Process worker = workers.get(index);
+        Process worker = workers.process(workerId);
         worker.destroyForcibly();
         try {
             if (!worker.waitFor(10, TimeUnit.SECONDS)) {
@@ -218,6 +229,49 @@ public final class LocalCluster implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while " + workerId + " was killed", e);
         }
+    }
+
+    /**
+     * Sends worker {@code workerId}'s JVM SIGTERM, as a rolling restart would: it drains (its stage moves, its sequences
+     * replay elsewhere), leaves the cluster and exits; then it is started again. Returns at once.
+     */
+    public void stopWorker(String workerId) {
+        workers.process(workerId).destroy();
+    }
+
+    /** Freezes worker {@code workerId}'s JVM, as kill -STOP (a long GC pause, a VM stall) would (chaos tests). */
+    public void pauseWorker(String workerId) {
+        signal(workerId, "STOP");
+    }
+
+    /** Lets a paused worker's JVM run again (kill -CONT). */
+    public void resumeWorker(String workerId) {
+        signal(workerId, "CONT");
+    }
+
+    private void signal(String workerId, String signal) {
+        long pid = workers.process(workerId).pid();
+        try {
+            Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start();
+            if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+                throw new IllegalStateException("kill -" + signal + " " + pid + " (" + workerId + ") failed");
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot run kill -" + signal + " for " + workerId + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while signalling " + workerId, e);
+        }
+    }
+
+    /** The exit codes of worker {@code workerId}'s JVMs that have exited so far, oldest first (NodeExit's codes). */
+    public List<Integer> workerExitCodes(String workerId) {
+        return workers.exitCodes(workerId);
+    }
+
+    /** Worker {@code workerId}'s current JVM (a new one after each restart). */
+    public ProcessHandle workerProcess(String workerId) {
+        return workers.process(workerId).toHandle();
     }
 
     /**
@@ -285,9 +339,13 @@ public final class LocalCluster implements AutoCloseable {
         String last = "";
         while (System.nanoTime() < deadline) {
             for (int i = 0; i < workers.size(); i++) {
-                Process worker = workers.get(i);
-                if (!worker.isAlive()) {
-                    throw new IllegalStateException("worker-" + (i + 1) + " exited with code " + worker.exitValue()
+                String id = "worker-" + (i + 1);
+                List<Integer> exits = workers.exitCodes(id);
+                // A worker the cluster downed (a false alarm on a starved host) is started again: wait for it. Any
+                // other exit is a worker that cannot start (a setting, the model): fail now with its log.
+                boolean restarting = exits.stream().allMatch(code -> code == NodeExit.REMOVED_FROM_CLUSTER) && !workers.givenUp(id);
+                if (!exits.isEmpty() && !restarting) {
+                    throw new IllegalStateException(id + " exited with code " + exits.getLast()
                             + " while the cluster started; the end of its log:\n" + logTail(logDirectory.resolve("worker-" + (i + 1) + ".log")));
                 }
             }
@@ -364,21 +422,14 @@ public final class LocalCluster implements AutoCloseable {
 
     @Override
     public void close() {
-        for (Process worker : workers) {
-            worker.destroy();
+        // On SIGTERM/Ctrl-C Pekko's own JVM hook may have shut the node's actor system down already (the workers'
+        // drains take a moment), and the node's close then fails; the driver must go anyway, or its files stay.
+        try {
+            workers.close();
+            node.close();
+        } finally {
+            driver.close();
         }
-        for (Process worker : workers) {
-            try {
-                if (!worker.waitFor(15, TimeUnit.SECONDS)) {
-                    worker.destroyForcibly();
-                }
-            } catch (InterruptedException e) {
-                worker.destroyForcibly();
-                Thread.currentThread().interrupt();
-            }
-        }
-        node.close();
-        driver.close();
     }
 
     private static void sleep(long millis) {

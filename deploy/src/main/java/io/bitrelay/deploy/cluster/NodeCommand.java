@@ -3,6 +3,7 @@ package io.bitrelay.deploy.cluster;
 import io.bitrelay.actors.dataplane.AeronDataPlane;
 import io.bitrelay.actors.dataplane.MediaDriverHost;
 import io.bitrelay.actors.node.BitrelayNode;
+import io.bitrelay.actors.node.NodeExit;
 import io.bitrelay.actors.node.NodeOptions;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -13,12 +14,17 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
-/** Starts one cluster node with the given roles and runs until the process is stopped. */
+/**
+ * Starts one cluster node with the given roles and runs until the process is stopped, or until the cluster shuts the
+ * node down: then it releases what it holds (actors, stage, Aeron client, an embedded driver's directory) and exits
+ * with {@link NodeExit}'s code for the reason (75 when the cluster downed it), so a supervisor can restart it.
+ */
 @Command(name = "node", mixinStandardHelpOptions = true,
         description = "Start one cluster node (roles: coordinator, worker, gateway) and run until stopped.")
-public final class NodeCommand implements Runnable {
+public final class NodeCommand implements Callable<Integer> {
     @Option(names = "--roles", split = ",", required = true, description = "coordinator, worker and/or gateway.")
     List<String> roles;
 
@@ -59,7 +65,7 @@ public final class NodeCommand implements Runnable {
     List<String> sets = List.of();
 
     @Override
-    public void run() {
+    public Integer call() {
         Map<String, Object> settings = new HashMap<>(ConfigSets.parse(sets));
         if (model != null) {
             settings.put("bitrelay.coordinator.checkpoint-dir", model.toAbsolutePath().toString());
@@ -87,6 +93,12 @@ public final class NodeCommand implements Runnable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        // Here only when the actor system stopped by itself (after a signal the JVM is already exiting in the hook).
+        node.close();
+        int code = node.shutdownReason().map(NodeExit::codeFor).orElse(NodeExit.FAILED);
+        System.out.println("node " + options.workerId() + " stopped (" + node.shutdownReason().map(Object::toString)
+                .orElse("actor system terminated") + "): exit code " + code);
+        return code;
     }
 
     private static void putIfSet(Map<String, Object> settings, String key, Object value) {
