@@ -104,6 +104,8 @@ public final class ProtocolRegistry {
             // recipe options in StageQuantization and PlanBegin (issue 19: the cluster calibrates as eval does)
             io.bitrelay.runtime.quant.RecipeOptions.class,
             io.bitrelay.runtime.quant.RangeEstimator.class,
+            // the pipeline's link key in StageAssignment (issue 16: authenticated frames)
+            io.bitrelay.actors.pipeline.LinkKey.class,
     };
 
     private ProtocolRegistry() {
