@@ -126,6 +126,11 @@ public final class LinkFrameReader {
         return codec;
     }
 
+    /** Bytes of the frame's tag: 0 on a link without a key. */
+    public int tagBytes() {
+        return valid().get(I32, TAG_LENGTH_OFFSET);
+    }
+
     public int flags() {
         return Short.toUnsignedInt(valid().get(U16, FLAGS_OFFSET));
     }
