@@ -47,13 +47,46 @@ public final class FrameAuthBench implements Runnable {
     @Option(names = "--repeat-millis", defaultValue = "60", description = "Length of one repeat (default: ${DEFAULT-VALUE}).")
     long repeatMillis;
 
+    @Option(names = "--warmup-millis", defaultValue = "4000",
+            description = "Before the table, every shape and codec runs plain and tagged for this long in all, so C2 has "
+                    + "compiled the paths every shape takes (default: ${DEFAULT-VALUE}).")
+    long warmupMillis;
+
     @Override
     public void run() {
+        byte[] key = FrameAuthenticator.newKey();
+        forEachLink(key, (plain, tagged) -> {
+            long until = System.nanoTime() + warmupMillis * 1_000_000 / ((long) widths.size() * rowCounts.size() * codecNames.size());
+            while (System.nanoTime() < until) {
+                plain.frame();
+                tagged.frame();
+            }
+        });
         System.out.printf("link frames, both ends on 1 thread; plain vs HMAC-SHA256-tagged repeats alternating, median of %d × %d ms%n",
                 repeats, repeatMillis);
         System.out.println("| width | rows | codec | frame bytes | plain frames/s | tagged frames/s | overhead | tag alone GB/s |");
         System.out.println("|---:|---:|---|---:|---:|---:|---:|---:|");
-        byte[] key = FrameAuthenticator.newKey();
+        forEachLink(key, (plain, tagged) -> {
+            double[] plainSeconds = new double[repeats];
+            double[] taggedSeconds = new double[repeats];
+            for (int r = 0; r < repeats; r++) {
+                plainSeconds[r] = secondsPerCall(plain::frame);
+                taggedSeconds[r] = secondsPerCall(tagged::frame);
+            }
+            FrameAuthenticator authenticator = new FrameAuthenticator(key);
+            long covered = tagged.length - FrameAuthenticator.TAG_BYTES;
+            double tagSeconds = secondsPerCall(() -> authenticator.sign(tagged.buffer, covered));
+            double plainRate = 1 / median(plainSeconds);
+            double taggedRate = 1 / median(taggedSeconds);
+            System.out.printf("| %d | %d | %s | %d | %.0f | %.0f | %.1f %% | %.2f |%n", tagged.width, tagged.rows,
+                    tagged.codec.id().shortName(), tagged.length, plainRate, taggedRate,
+                    100 * (1 - taggedRate / plainRate), 2 * covered / tagSeconds / 1e9);
+        });
+        System.out.println("(tag alone: sign over the frame, counted twice as the receiver verifies the same bytes)");
+    }
+
+    /** Every (width, rows, codec) as a plain and a tagged link, each validated once before use. */
+    private void forEachLink(byte[] key, java.util.function.BiConsumer<Link, Link> action) {
         for (int width : widths) {
             var plan = new ChannelClustering(ChannelClustering.DEFAULT_CLUSTERS)
                     .plan(SyntheticActivations.llmLike(256, width, 1), 256, width);
@@ -66,29 +99,11 @@ public final class FrameAuthBench implements Runnable {
                         Link tagged = new Link(arena, codec, readable, rows, width, key);
                         plain.frame(); // validates both ways before timing
                         tagged.frame();
-                        double[] plainSeconds = new double[repeats];
-                        double[] taggedSeconds = new double[repeats];
-                        for (int r = -2; r < repeats; r++) { // two untimed rounds warm both paths
-                            double p = secondsPerCall(plain::frame);
-                            double t = secondsPerCall(tagged::frame);
-                            if (r >= 0) {
-                                plainSeconds[r] = p;
-                                taggedSeconds[r] = t;
-                            }
-                        }
-                        FrameAuthenticator authenticator = new FrameAuthenticator(key);
-                        long covered = tagged.length - FrameAuthenticator.TAG_BYTES;
-                        double tagSeconds = secondsPerCall(() -> authenticator.sign(tagged.buffer, covered));
-                        double plainRate = 1 / median(plainSeconds);
-                        double taggedRate = 1 / median(taggedSeconds);
-                        System.out.printf("| %d | %d | %s | %d | %.0f | %.0f | %.1f %% | %.2f |%n", width, rows,
-                                codec.id().shortName(), tagged.length, plainRate, taggedRate,
-                                100 * (1 - taggedRate / plainRate), 2 * covered / tagSeconds / 1e9);
+                        action.accept(plain, tagged);
                     }
                 }
             }
         }
-        System.out.println("(tag alone: sign over the frame, counted twice as the receiver verifies the same bytes)");
     }
 
     /** One link's two ends: the sender encodes and seals, the receiver validates and decodes. */
