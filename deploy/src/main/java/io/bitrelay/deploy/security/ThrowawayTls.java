@@ -13,6 +13,12 @@ import java.util.Map;
  * JVMs it starts). The stores are deleted when the JVM exits.
  */
 public final class ThrowawayTls {
+    /**
+     * Not BITRELAY_TLS_PASSWORD: a user who has that set for a multi-node cluster would otherwise hand the nodes the
+     * wrong password for these stores (the environment wins over the in-process property in ClusterTls).
+     */
+    static final String PASSWORD_ENV = "BITRELAY_THROWAWAY_TLS_PASSWORD";
+
     private final String passwordEnv;
     private final String password;
 
@@ -23,7 +29,7 @@ public final class ThrowawayTls {
 
     /** Writes the stores, points {@code settings}' bitrelay.security keys at them and makes the password known here. */
     public static ThrowawayTls create(Map<String, Object> settings) throws IOException {
-        String passwordEnv = String.valueOf(settings.getOrDefault("bitrelay.security.password-env", "BITRELAY_TLS_PASSWORD"));
+        String passwordEnv = PASSWORD_ENV;
         byte[] secret = new byte[24];
         new SecureRandom().nextBytes(secret);
         String password = Base64.getUrlEncoder().withoutPadding().encodeToString(secret);
@@ -37,6 +43,7 @@ public final class ThrowawayTls {
         }
         directory.toFile().deleteOnExit();
         settings.put("bitrelay.security.tls", "on");
+        settings.put("bitrelay.security.password-env", passwordEnv);
         settings.put("bitrelay.security.key-store", keyStore.toString());
         settings.put("bitrelay.security.trust-store", directory.resolve(ClusterCertificates.TRUST_STORE).toString());
         System.setProperty(passwordEnv, password); // ClusterTls reads it when the environment has none
