@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
                 io.bitrelay.deploy.cluster.ClusterCommand.class,
                 io.bitrelay.deploy.cluster.NodeCommand.class,
                 io.bitrelay.deploy.cluster.DriverCommand.class,
+                io.bitrelay.deploy.security.CertsCommand.class,
                 GenerateCommand.class,
                 SynthCommand.class,
                 io.bitrelay.deploy.verify.GoldenCommand.class,

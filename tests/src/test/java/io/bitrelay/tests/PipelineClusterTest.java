@@ -61,8 +61,11 @@ class PipelineClusterTest {
 
     @Test
     @Timeout(300)
-    void shouldGenerateExactlyTheSingleProcessTokensOverFp16Links() throws Exception {
-        try (LocalCluster cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs-fp16"), Map.of())) {
+    void shouldGenerateExactlyTheSingleProcessTokensOverFp16LinksWithMutualTls() throws Exception {
+        // this cluster's nodes talk over mutual TLS (a throwaway CA); the int8 and int4 ones below over plain tcp
+        try (LocalCluster cluster = ClusterFixture.start(checkpoint, "fp16", temp.resolve("logs-fp16"),
+                Map.of("bitrelay.security.tls", "on"))) {
+            assertEquals("tls-tcp", cluster.node().system().settings().config().getString("pekko.remote.artery.transport"));
             List<int[]> generated = ClusterFixture.generate(cluster, prompts, sampling, MAX_TOKENS);
             for (int i = 0; i < PROMPTS.size(); i++) {
                 if (reference.get(i).length == MAX_TOKENS) {

@@ -6,6 +6,10 @@ import io.bitrelay.actors.dataplane.LinkPublisher;
 import io.bitrelay.actors.dataplane.MediaDriverHost;
 import io.bitrelay.deploy.cluster.CompletionClient;
 import io.bitrelay.deploy.cluster.LocalCluster;
+import io.bitrelay.runtime.wire.BatchLayout;
+import io.bitrelay.runtime.wire.FrameAuthenticator;
+import io.bitrelay.runtime.wire.LinkCodecs;
+import io.bitrelay.runtime.wire.LinkFrameWriter;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Order;
@@ -162,6 +166,69 @@ class PipelineFaultTest {
         String metrics = client.get("/metrics");
         assertTrue(metrics.contains("bitrelay_gateway_requests_total{outcome=\"cancelled\"} " + MAX_IN_FLIGHT + ".0"), metrics);
         assertServes();
+    }
+
+    @Test
+    @Order(5)
+    @Timeout(120)
+    void shouldRejectEveryForgedTamperedAndReplayedFrameAndServeTheGenuineOnes() throws Exception {
+        String prompt = "forged frames ride along with this one";
+        CompletionClient.Response reference = client.complete(prompt, 4, 0, 0);
+        assertEquals(200, reference.status(), reference.body().toString());
+        // injected beside genuine frames: a tampered copy with its CRC recomputed (sent first), and a replayed copy
+        for (Map.Entry<String, String> fault : Map.of("forge", "BAD_TAG", "replay", "REPLAYED").entrySet()) {
+            long before = cluster.stats().stages()[1].rejectedFrames();
+            cluster.injectFault(0, fault.getKey());
+            Thread.sleep(300); // the fault reaches stage 0 before the request's first micro-batch
+            CompletionClient.Response served = client.complete(prompt, 4, 0, 0);
+            assertEquals(200, served.status(), fault.getKey() + ": " + served.body());
+            assertEquals(reference.text(), served.text(), fault.getKey() + ": the genuine frame's tokens");
+            StageStatsView stage = awaitRejected(before + 1);
+            assertEquals(before + 1, stage.rejected(), fault.getKey() + " counted once");
+            assertTrue(stage.lastRejection().contains(fault.getValue()), fault.getKey() + ": " + stage.lastRejection());
+        }
+        // well-formed frames with a correct CRC from outside the pipeline: untagged, and tagged under another key
+        long before = cluster.stats().stages()[1].rejectedFrames();
+        int forged = 0;
+        try (MediaDriverHost rogue = MediaDriverHost.start(MediaDriverHost.Settings.defaults()
+                .withAeronDirectory(cluster.aeronDirectory()).withMode(MediaDriverHost.DriverMode.EXTERNAL));
+             LinkPublisher publisher = new LinkPublisher(rogue.aeron(), new Link(0, 1, "aeron:ipc", 1001),
+                     LinkPublisher.Settings.defaults().withPublishTimeoutMillis(5_000));
+             Arena arena = Arena.ofConfined()) {
+            int width = ClusterFixture.MODEL.hiddenSize();
+            MemorySegment rows = arena.allocate((long) width * Float.BYTES);
+            MemorySegment buffer = arena.allocate(64 * 1024);
+            for (int i = 0; i < 10; i++) {
+                for (LinkFrameWriter writer : new LinkFrameWriter[]{new LinkFrameWriter(),
+                        new LinkFrameWriter().authenticateWith(new FrameAuthenticator(FrameAuthenticator.newKey()))}) {
+                    rows.set(ValueLayout.JAVA_FLOAT, 4L * i, i);
+                    long length = writer.wrap(buffer).batchId(1 + i).step(i).stages(0, 1)
+                            .encode(LinkCodecs.forName("int8"), new BatchLayout(java.util.List.of(BatchLayout.Entry.of(i, 1, 3))),
+                                    rows, 1, width);
+                    publisher.publish(buffer.asSlice(0, length));
+                    forged++;
+                }
+            }
+        }
+        StageStatsView stage = awaitRejected(before + forged);
+        assertEquals(before + forged, stage.rejected(), "every forged frame rejected and counted: " + stage.lastRejection());
+        assertTrue(stage.lastRejection().contains("BAD_TAG"), stage.lastRejection());
+        assertServes();
+    }
+
+    private record StageStatsView(long rejected, String lastRejection) {
+    }
+
+    /** Stage 1's rejected frames once they reach {@code count} (or after 10 s), and its last rejection. */
+    private static StageStatsView awaitRejected(long count) throws InterruptedException {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (true) {
+            io.bitrelay.actors.worker.StageStats stage = cluster.stats().stages()[1];
+            if (stage.rejectedFrames() >= count || System.nanoTime() > deadline) {
+                return new StageStatsView(stage.rejectedFrames(), String.valueOf(stage.lastRejection()));
+            }
+            Thread.sleep(100);
+        }
     }
 
     /** Polls the coordinator's status as the gateway sees it (refreshed every 0.5 s). */

@@ -8,6 +8,7 @@ import io.bitrelay.actors.pipeline.StatsChunk;
 import io.bitrelay.runtime.checkpoint.ModelFingerprint;
 import io.bitrelay.runtime.wire.CodecId;
 import io.bitrelay.actors.dataplane.Link;
+import io.bitrelay.actors.pipeline.LinkKey;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.worker.WorkerDescription;
 import io.bitrelay.actors.serialization.ClusterMessage;
@@ -415,6 +416,8 @@ public final class Coordinator {
         StageQuantization[] quantizations = store == null ? new StageQuantization[pipeline.size()]
                 : store.assignments(pipeline.stream().map(s -> new int[]{s.plan.firstLayer(), s.plan.endLayer()}).toList(),
                         org.slf4j.LoggerFactory.getLogger(QuantizationStore.class));
+        // a new key per placement: frames of the pipeline this one replaces (or replayed from it) fail the tag
+        LinkKey linkKey = settings.authenticateLinks() ? LinkKey.random() : null;
         for (int i = 0; i < pipeline.size(); i++) {
             Stage stage = pipeline.get(i);
             Link inbound = i == 0 ? null
@@ -423,7 +426,8 @@ public final class Coordinator {
                     : link(i, stage.worker, pipeline.get(i + 1).worker);
             StageAssignment assignment = new StageAssignment(i, pipeline.size(), stage.plan.firstLayer(),
                     stage.plan.endLayer(), model.numLayers(), settings.checkpointDir(), settings.linkCodec(), inbound, outbound,
-                    quantizations[i], settings.quantization().kvCache().optionName(), settings.scheduler().maxBatchTokens());
+                    quantizations[i], settings.quantization().kvCache().optionName(), settings.scheduler().maxBatchTokens(),
+                    linkKey);
             context.getLog().info("stage {}: layers [{}, {}) on {} ({}), {} MB of weights", i, stage.plan.firstLayer(),
                     stage.plan.endLayer(), stage.worker.workerId(), stage.worker.host(), stage.plan.weightBytes() >> 20);
             stage.worker.worker().tell(new StageWorker.LoadStage(assignment, replies, pipeline.getFirst().worker.worker()));

@@ -24,6 +24,8 @@ import java.time.Duration;
  * @param quantization      the recipe the stages serve ({@code bitrelay.quantization})
  * @param failover          what happens when a worker is lost: how long requests wait, how few workers a pipeline
  *                          is rebuilt over
+ * @param authenticateLinks every placed pipeline gets a fresh link key and its frames carry a tag under it
+ *                          ({@code bitrelay.security.authenticate-links}, docs/security.md)
  */
 public record CoordinatorSettings(String checkpointDir, String linkCodec, int expectedWorkers,
                                   double bytesPerParameter, double reserveFraction, int streamBase,
@@ -31,7 +33,7 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                                   boolean autoBatchSequences,
                                   int linkCalibrationSequences, int linkCalibrationTokens, long linkCalibrationSeed,
                                   int linkClusters, boolean linkStaticRanges, QuantizationSettings quantization,
-                                  FailoverSettings failover) {
+                                  FailoverSettings failover, boolean authenticateLinks) {
 
     public static CoordinatorSettings from(Config root) {
         Config c = root.getConfig("bitrelay.coordinator");
@@ -58,7 +60,8 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                     positive(c, "link-calibration.clusters"),
                     ranges(c.getString("link-calibration.ranges")),
                     QuantizationSettings.from(root),
-                    FailoverSettings.from(c, positive(c, "expected-workers")));
+                    FailoverSettings.from(c, positive(c, "expected-workers")),
+                    root.getBoolean("bitrelay.security.authenticate-links"));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad coordinator config: " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {

@@ -72,7 +72,8 @@ public final class BitrelayNode implements AutoCloseable {
         for (String seed : options.seeds()) {
             seeds.add("pekko://" + SYSTEM_NAME + "@" + seed);
         }
-        Config config = BitrelayConfig.load(settings, configFile);
+        // mutual TLS switched on here, not in BitrelayConfig: settings readers need no key stores
+        Config config = ClusterTls.apply(BitrelayConfig.load(settings, configFile));
         if (seeds.isEmpty()) {
             // The first node seeds the cluster with itself; its actual port is known only once bound.
             config = config.withValue("pekko.cluster.seed-nodes", com.typesafe.config.ConfigValueFactory.fromIterable(List.of()));

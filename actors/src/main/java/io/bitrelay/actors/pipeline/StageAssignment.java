@@ -17,10 +17,12 @@ import io.bitrelay.actors.serialization.ClusterMessage;
  * @param kvCache        how the stage's KV caches store keys and values: fp32, int8, int4 or int3
  * @param maxBatchTokens rows a micro-batch carries at most (the scheduler's limit): a GPU stage preallocates
  *                       its step buffers for it
+ * @param linkKey        the pipeline's link key: every frame on the stage's links carries a tag under it; null when
+ *                       links are not authenticated (bitrelay.security.authenticate-links = off)
  */
 public record StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
                               String checkpointDir, String linkCodec, Link inbound, Link outbound,
-                              StageQuantization quantization, String kvCache, int maxBatchTokens)
+                              StageQuantization quantization, String kvCache, int maxBatchTokens, LinkKey linkKey)
         implements ClusterMessage {
     /** The scheduler's default limit (bitrelay.coordinator.max-batch-tokens). */
     public static final int DEFAULT_MAX_BATCH_TOKENS = 2048;
@@ -29,6 +31,14 @@ public record StageAssignment(int stageIndex, int stageCount, int firstLayer, in
         if (maxBatchTokens <= 0) {
             throw new IllegalArgumentException("maxBatchTokens must be positive, got " + maxBatchTokens);
         }
+    }
+
+    /** An assignment whose links carry no tag. */
+    public StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
+                           String checkpointDir, String linkCodec, Link inbound, Link outbound, StageQuantization quantization,
+                           String kvCache, int maxBatchTokens) {
+        this(stageIndex, stageCount, firstLayer, endLayer, totalLayers, checkpointDir, linkCodec, inbound, outbound,
+                quantization, kvCache, maxBatchTokens, null);
     }
 
     /** An assignment with the default micro-batch limit. */

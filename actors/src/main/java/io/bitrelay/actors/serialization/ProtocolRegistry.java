@@ -107,6 +107,8 @@ public final class ProtocolRegistry {
             // a worker stopping on SIGTERM is drained first (issue 15: rolling restart)
             Coordinator.DrainWorker.class,
             Coordinator.WorkerDrained.class,
+            // the pipeline's link key in StageAssignment (issue 16: authenticated frames)
+            io.bitrelay.actors.pipeline.LinkKey.class,
     };
 
     private ProtocolRegistry() {

@@ -64,8 +64,10 @@ final class StageEngine {
     private final ExecutorService compute;
     private final OutboundFrames outbound;
     private final AutoCloseable receiver;
-    /** Replaced (on the compute thread) once an RPTQ plan for the inbound link arrives. */
-    private LinkFrameReader reader = new LinkFrameReader();
+    /** Replaced (on the compute thread) once an RPTQ plan for the inbound link arrives; requires tags when keyed. */
+    private LinkFrameReader reader;
+    /** Steps taken on the inbound link, on an authenticated link only (where a replayed frame would pass the tag). */
+    private final ReplayGuard replays = new ReplayGuard();
     private final AtomicLong rejectedFrames = new AtomicLong();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong computeNanos = new AtomicLong();
@@ -93,6 +95,7 @@ final class StageEngine {
         this.head = head;
         this.resident = new ResidentBatches(assignment.maxBatchTokens());
         this.outbound = new OutboundFrames(assignment, backend, models.serving().config().hiddenSize(), dataPlane);
+        this.reader = keyed(new LinkFrameReader());
         this.compute = Executors.newSingleThreadExecutor(
                 Thread.ofPlatform().name("stage-" + assignment.stageIndex() + "-compute").daemon().factory());
         this.receiver = assignment.inbound() == null ? null
@@ -216,7 +219,7 @@ final class StageEngine {
             if (outbound) {
                 this.outbound.usePlan(plan, ranges);
             } else {
-                reader = new LinkFrameReader(LinkCodecs.all(plan, ranges));
+                reader = keyed(new LinkFrameReader(LinkCodecs.all(plan, ranges)));
             }
             LOG.info("stage {}: {} link uses RPTQ plan {} ({} clusters)", assignment.stageIndex(),
                     outbound ? "outbound" : "inbound", Integer.toHexString(plan.fingerprint()), plan.clusters());
@@ -291,12 +294,21 @@ final class StageEngine {
                         + " of width " + validated.width() + " reached stage " + assignment.stageIndex() + " of width "
                         + width);
             }
+            if (assignment.linkKey() != null && !replays.admit(validated.batchId(), validated.step())) {
+                throw new FrameException(FrameException.Reason.REPLAYED, "step " + validated.step() + " of micro-batch "
+                        + validated.batchId() + " after its step " + replays.lastStep(validated.batchId()));
+            }
         } catch (FrameException e) {
             rejectedFrames.incrementAndGet();
             String reason = "frame on " + assignment.inbound().describe() + " rejected: " + e.getMessage();
             lastRejection = reason;
             LOG.warn("stage {}: {}", assignment.stageIndex(), reason);
-            coordinator.tell(new StageWorker.StepFailed(claimedBatch, assignment.stageIndex(), reason));
+            // A forged or replayed frame's batch id is not to be trusted: failing that batch would hand anyone who can
+            // reach the port a way to kill requests. Counted and logged; the genuine frame still comes.
+            boolean unauthenticated = e.reason() == FrameException.Reason.BAD_TAG || e.reason() == FrameException.Reason.REPLAYED;
+            if (!unauthenticated) {
+                coordinator.tell(new StageWorker.StepFailed(claimedBatch, assignment.stageIndex(), reason));
+            }
             return;
         }
         long batchId = validated.batchId();
@@ -374,6 +386,11 @@ final class StageEngine {
             LOG.warn("stage {}: micro-batch {} failed: {}", assignment.stageIndex(), batchId, reason, e);
             coordinator.tell(new StageWorker.StepFailed(batchId, assignment.stageIndex(), reason));
         }
+    }
+
+    /** The reader demands the pipeline's tag when the assignment carries a link key. */
+    private LinkFrameReader keyed(LinkFrameReader fresh) {
+        return assignment.linkKey() == null ? fresh : fresh.requireTag(assignment.linkKey().authenticator());
     }
 
     /** The batch id a rejected frame claims, if enough of its header arrived to read one; -1 otherwise. */

@@ -77,6 +77,14 @@ class KryoSerializerTest {
                 new StageWorker.LoadStage(assignment, TESTKIT.<StageWorker.Reply>createTestProbe().getRef(),
                         TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
         assertEquals(assignment, load.assignment());
+        io.bitrelay.actors.pipeline.LinkKey key = io.bitrelay.actors.pipeline.LinkKey.random();
+        StageAssignment keyed = new StageAssignment(1, 3, 4, 8, 12, "/models/x", "int8", new Link(0, 1, "aeron:ipc", 1001),
+                null, null, "fp32", 2048, key);
+        StageWorker.LoadStage keyedLoad = (StageWorker.LoadStage) roundTrip(
+                new StageWorker.LoadStage(keyed, TESTKIT.<StageWorker.Reply>createTestProbe().getRef(),
+                        TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
+        assertEquals(key, keyedLoad.assignment().linkKey(), "the link key crosses intact");
+        assertTrue(!keyed.toString().contains(java.util.Arrays.toString(key.bytes())), "the key is never printed");
         MicroBatch.Entry resident = new MicroBatch.Entry(3, new int[]{8, 9}, 0, SamplingParams.greedy(), -1, null,
                 new io.bitrelay.actors.pipeline.StopRule(16, 2, true, 2), 0, 18);
         StageWorker.RunStep joined = (StageWorker.RunStep) roundTrip(new StageWorker.RunStep(new MicroBatch(4, 0,

@@ -8,6 +8,8 @@ import io.bitrelay.actors.node.NodeExit;
 import io.bitrelay.actors.node.NodeOptions;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 
+import io.bitrelay.deploy.security.ThrowawayTls;
+
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.net.InetSocketAddress;
@@ -127,9 +129,13 @@ public final class LocalCluster implements AutoCloseable {
     private final String seed;
     private final int threadsPerWorker;
     private final Map<String, Object> settings;
+    /** The run's own CA and key store when the nodes talk TLS without stores of the caller's; else null. */
+    private final ThrowawayTls throwawayTls;
 
     private LocalCluster(MediaDriverHost driver, BitrelayNode node, Path aeronDirectory, Options options, String seed,
-                         int threadsPerWorker, Map<String, Object> settings, Consumer<String> events) {
+                         int threadsPerWorker, Map<String, Object> settings, Consumer<String> events,
+                         ThrowawayTls throwawayTls) {
+        this.throwawayTls = throwawayTls;
         this.logDirectory = options.logDirectory();
         this.driver = driver;
         this.node = node;
@@ -157,6 +163,15 @@ public final class LocalCluster implements AutoCloseable {
             settings.put("bitrelay.coordinator.expected-workers", options.workers());
             settings.put("bitrelay.gateway.port", options.httpPort());
             settings.put("bitrelay.gateway.host", "127.0.0.1");
+            // Loopback only, so plain tcp unless asked (--tls): then a throwaway CA and key store for this run.
+            boolean tls = Set.of("on", "true", "yes").contains(
+                    String.valueOf(settings.getOrDefault("bitrelay.security.tls", "off")).toLowerCase(java.util.Locale.ROOT));
+            settings.put("bitrelay.security.tls", tls ? "on" : "off");
+            ThrowawayTls throwawayTls = tls && !settings.containsKey("bitrelay.security.key-store")
+                    ? ThrowawayTls.create(settings) : null;
+            if (tls) {
+                progress.accept("nodes talk over mutual TLS (" + settings.get("bitrelay.security.key-store") + ")");
+            }
             NamespacedWorker namespaced = options.namespacedWorker();
             String nodeHost = namespaced == null ? "127.0.0.1" : namespaced.upstreamHost();
             progress.accept("starting the coordinator and gateway node on " + nodeHost);
@@ -168,7 +183,8 @@ public final class LocalCluster implements AutoCloseable {
             Files.createDirectories(options.logDirectory());
             int threads = options.threadsPerWorker() > 0 ? options.threadsPerWorker()
                     : Math.max(1, Runtime.getRuntime().availableProcessors() / options.workers());
-            cluster = new LocalCluster(driver, node, aeronDirectory, options, seed, threads, settings, progress);
+            cluster = new LocalCluster(driver, node, aeronDirectory, options, seed, threads, settings, progress,
+                    throwawayTls);
             for (int i = 0; i < options.workers(); i++) {
                 progress.accept(cluster.startWorker());
             }
@@ -200,9 +216,12 @@ public final class LocalCluster implements AutoCloseable {
         Path log = logDirectory.resolve(id + ".log");
         WorkerPlace place = place(index + 1, options.namespacedWorker(), aeronDirectory);
         List<String> command = workerCommand(index, id, seed, place, options, threadsPerWorker, settings);
-        return new ProcessBuilder(command).redirectErrorStream(true)
-                .redirectOutput(restart ? ProcessBuilder.Redirect.appendTo(log.toFile()) : ProcessBuilder.Redirect.to(log.toFile()))
-                .start();
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(restart ? ProcessBuilder.Redirect.appendTo(log.toFile()) : ProcessBuilder.Redirect.to(log.toFile()));
+        if (throwawayTls != null) {
+            throwawayTls.export(builder.environment());
+        }
+        return builder.start();
     }
 
     /**
@@ -293,7 +312,7 @@ public final class LocalCluster implements AutoCloseable {
 
     /** The settings a worker JVM reads (WorkerSettings, CudaSettings, its data plane): --set overrides reach it. */
     private static final List<String> WORKER_SETTING_PREFIXES = List.of("bitrelay.worker.", "bitrelay.dataplane.",
-            "bitrelay.cuda.");
+            "bitrelay.cuda.", "bitrelay.security.");
 
     private static List<String> workerCommand(int index, String id, String seed, WorkerPlace place, Options options, int threads,
                                               Map<String, Object> settings) {

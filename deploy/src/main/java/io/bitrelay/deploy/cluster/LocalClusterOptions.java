@@ -26,12 +26,19 @@ public final class LocalClusterOptions {
                     + "and data-plane keys reach the worker JVMs too).")
     public List<String> sets = List.of();
 
+    @Option(names = "--tls", description = "Nodes talk over mutual TLS with a throwaway CA made for this run (default: "
+            + "plain tcp, every node is on 127.0.0.1).")
+    public boolean tls;
+
     @Option(names = "--logs", defaultValue = "target/bitrelay-logs", description = "Worker logs (default: ${DEFAULT-VALUE}).")
     public Path logs;
 
     /** These flags as a local cluster's options (all nodes on 127.0.0.1; threads per worker from the core count; --set wins). */
     public LocalCluster.Options toOptions(Path checkpoint, int httpPort, Map<String, Object> settings, Duration startTimeout) {
         Map<String, Object> merged = new HashMap<>(settings);
+        if (tls) {
+            merged.put("bitrelay.security.tls", "on");
+        }
         merged.putAll(ConfigSets.parse(sets));
         return new LocalCluster.Options(checkpoint, workers, linkCodec, httpPort, 0, logs, merged, startTimeout, null, devices);
     }

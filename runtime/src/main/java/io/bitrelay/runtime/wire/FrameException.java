@@ -19,7 +19,11 @@ public final class FrameException extends RuntimeException {
         /** Section lengths that disagree with rows, width, codec or the frame's length; or a bad layout section. */
         BAD_SIZES,
         /** The CRC32C does not match: the frame was corrupted on the way. */
-        BAD_CRC
+        BAD_CRC,
+        /** On an authenticated link: no tag, or one the link key did not make (a forged or tampered frame). */
+        BAD_TAG,
+        /** An authenticated frame of a step this stage already took (a replay); raised by the receiving stage. */
+        REPLAYED
     }
 
     private final Reason reason;

@@ -34,7 +34,7 @@ import java.util.zip.CRC32C;
  *  +---------------------------------------------------------------+
  *  |                      Payload Length (i32)                     | 40
  *  +---------------------------------------------------------------+
- *  |                       Reserved (i32 = 0)                      | 44
+ *  |              Tag Length (i32: 0, or 16 if authenticated)      | 44
  *  +---------------------------------------------------------------+
  *  |         Layout: which sequences the rows belong to           ... 48
  *  |         (BatchLayout; opaque to the codec)                   ...
@@ -45,11 +45,15 @@ import java.util.zip.CRC32C;
  *  +---------------------------------------------------------------+
  *  |            CRC32C (u32) over every byte before it             |
  *  +---------------------------------------------------------------+
+ *  |  Tag (authenticated links: HMAC-SHA256 over every byte       ...
+ *  |  before it, truncated to 16 bytes; FrameAuthenticator)       ...
+ *  +---------------------------------------------------------------+
  * </pre>
  *
  * Params and payload lengths are functions of (codec, rows, width), so a reader checks them before it
- * decodes; the frame's length must equal header + sections + CRC exactly. Flags are free for the link
- * protocol (version 1 defines none); reserved is written as 0 and not interpreted by version 1 readers.
+ * decodes; the frame's length must equal header + sections + CRC + tag exactly. Flags are free for the link
+ * protocol (version 1 defines none). The tag length was a reserved field written as 0, so untagged frames are
+ * unchanged; a reader holding the link key refuses a frame without a tag, one without the key a frame with one.
  */
 public final class LinkFrame {
     public static final ByteOrder BYTE_ORDER = ByteOrder.LITTLE_ENDIAN;
@@ -71,7 +75,7 @@ public final class LinkFrame {
     public static final int LAYOUT_LENGTH_OFFSET = 32;
     public static final int PARAMS_LENGTH_OFFSET = 36;
     public static final int PAYLOAD_LENGTH_OFFSET = 40;
-    public static final int RESERVED_OFFSET = 44;
+    public static final int TAG_LENGTH_OFFSET = 44;
     public static final int HEADER_BYTES = 48;
     public static final int CRC_BYTES = 4;
 

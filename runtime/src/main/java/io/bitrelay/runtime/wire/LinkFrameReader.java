@@ -10,13 +10,16 @@ import static io.bitrelay.runtime.wire.LinkFrame.*;
 /**
  * Reads one received {@link LinkFrame} in place. {@link #wrap} validates the whole frame before anything
  * is exposed, checking in this order: length ≥ header + CRC, magic, version, codec, section lengths
- * (against rows × width × codec and against the frame's length, which must match exactly), CRC32C, and
- * last the codec's own {@link LinkCodec#checkParams} (an RPTQ frame's calibration plan).
+ * (against rows × width × codec and against the frame's length, which must match exactly), CRC32C, the tag
+ * (with {@link #requireTag}: an authenticated link), and last the codec's own {@link LinkCodec#checkParams}
+ * (an RPTQ frame's calibration plan). CRC before tag: a corrupted frame still fails its micro-batch at once by
+ * the CRC, while a frame with a good CRC and a bad tag was made by someone without the key.
  * The first failure throws a {@link FrameException} and leaves the reader empty. One reader per thread.
  */
 public final class LinkFrameReader {
     private final LinkCodec[] codecsByWireId = new LinkCodec[256];
     private final CRC32C crc = new CRC32C();
+    private FrameAuthenticator authenticator; // null: an unauthenticated link, frames carry no tag
     private MemorySegment frame; // null unless the last wrap() validated
     private LinkCodec codec;
     private int rows;
@@ -39,6 +42,12 @@ public final class LinkFrameReader {
             }
             codecsByWireId[wireId] = c;
         }
+    }
+
+    /** From now on every frame must carry a tag that {@code authenticator}'s key made; returns this. */
+    public LinkFrameReader requireTag(FrameAuthenticator authenticator) {
+        this.authenticator = authenticator;
+        return this;
     }
 
     /** Validates {@code frame} (exactly one frame, no trailing bytes) and makes it the current frame. */
@@ -65,13 +74,24 @@ public final class LinkFrameReader {
         int layoutBytes = frame.get(I32, LAYOUT_LENGTH_OFFSET);
         int paramsBytes = frame.get(I32, PARAMS_LENGTH_OFFSET);
         int payloadBytes = frame.get(I32, PAYLOAD_LENGTH_OFFSET);
-        checkSizes(length, frameCodec, frameRows, frameWidth, layoutBytes, paramsBytes, payloadBytes);
-        int computedCrc = crc32c(crc, frame, length - CRC_BYTES);
-        int carriedCrc = frame.get(I32, length - CRC_BYTES);
+        int tagBytes = frame.get(I32, TAG_LENGTH_OFFSET);
+        int expectedTag = authenticator == null ? 0 : FrameAuthenticator.TAG_BYTES;
+        if (tagBytes != expectedTag) {
+            throw new FrameException(Reason.BAD_TAG, authenticator == null
+                    ? "frame declares a " + tagBytes + "-byte tag, this link has no key"
+                    : "frame declares a " + tagBytes + "-byte tag, this link requires " + expectedTag);
+        }
+        checkSizes(length - tagBytes, frameCodec, frameRows, frameWidth, layoutBytes, paramsBytes, payloadBytes);
+        long crcAt = length - tagBytes - CRC_BYTES;
+        int computedCrc = crc32c(crc, frame, crcAt);
+        int carriedCrc = frame.get(I32, crcAt);
         if (computedCrc != carriedCrc) {
             throw new FrameException(Reason.BAD_CRC, String.format(
-                    "crc32c 0x%08x computed over %d bytes, frame carries 0x%08x", computedCrc, length - CRC_BYTES,
-                    carriedCrc));
+                    "crc32c 0x%08x computed over %d bytes, frame carries 0x%08x", computedCrc, crcAt, carriedCrc));
+        }
+        if (authenticator != null && !authenticator.verify(frame, length - tagBytes)) {
+            throw new FrameException(Reason.BAD_TAG, "tag does not match the link key over " + (length - tagBytes)
+                    + " bytes (forged or tampered)");
         }
         frameCodec.checkParams(frame.asSlice(HEADER_BYTES + (long) layoutBytes, paramsBytes), frameRows, frameWidth);
         this.codec = frameCodec;
@@ -104,6 +124,11 @@ public final class LinkFrameReader {
     public LinkCodec codec() {
         valid();
         return codec;
+    }
+
+    /** Bytes of the frame's tag: 0 on a link without a key. */
+    public int tagBytes() {
+        return valid().get(I32, TAG_LENGTH_OFFSET);
     }
 
     public int flags() {

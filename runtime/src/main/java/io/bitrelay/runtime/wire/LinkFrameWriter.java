@@ -24,6 +24,7 @@ import static io.bitrelay.runtime.wire.LinkFrame.*;
  */
 public final class LinkFrameWriter {
     private final CRC32C crc = new CRC32C();
+    private FrameAuthenticator authenticator; // null: frames carry no tag
     private MemorySegment buffer;
     private long frameLength;
     private int rows;
@@ -31,6 +32,17 @@ public final class LinkFrameWriter {
     private int layoutLength;
     private long payloadLength;
     private LinkCodec reservedFor; // non-null between reserveSections() and seal()
+
+    /** From now on every frame is sealed with a tag under {@code authenticator}'s key; returns this. */
+    public LinkFrameWriter authenticateWith(FrameAuthenticator authenticator) {
+        this.authenticator = authenticator;
+        return this;
+    }
+
+    /** Bytes the tag adds to every frame: 0, or {@link FrameAuthenticator#TAG_BYTES} once authenticating. */
+    public int tagBytes() {
+        return authenticator == null ? 0 : FrameAuthenticator.TAG_BYTES;
+    }
 
     /** Starts a frame at offset 0 of {@code buffer}; header fields not set later stay 0. */
     public LinkFrameWriter wrap(MemorySegment buffer) {
@@ -197,7 +209,7 @@ public final class LinkFrameWriter {
         if (buffer == null) {
             throw new IllegalStateException("wrap() a buffer before encoding");
         }
-        long needed = LinkFrame.frameBytes(codec, layoutBytes, rows, width);
+        long needed = LinkFrame.frameBytes(codec, layoutBytes, rows, width) + tagBytes();
         if (needed > MAX_FRAME_BYTES) {
             throw new IllegalArgumentException("a frame of " + rows + " rows × " + width + " through " + codec.id()
                     + " would take " + needed + " bytes, more than " + MAX_FRAME_BYTES);
@@ -221,7 +233,7 @@ public final class LinkFrameWriter {
         buffer.set(I32, LAYOUT_LENGTH_OFFSET, layoutBytes);
         buffer.set(I32, PARAMS_LENGTH_OFFSET, codec.paramsBytes(rows, width));
         buffer.set(I32, PAYLOAD_LENGTH_OFFSET, (int) payloadLength);
-        buffer.set(I32, RESERVED_OFFSET, 0);
+        buffer.set(I32, TAG_LENGTH_OFFSET, tagBytes());
     }
 
     private long encodeSections(LinkCodec codec, MemorySegment activations) {
@@ -236,6 +248,10 @@ public final class LinkFrameWriter {
     private long sealCrc(long crcOffset) {
         buffer.set(I32, crcOffset, crc32c(crc, buffer, crcOffset));
         frameLength = crcOffset + CRC_BYTES;
+        if (authenticator != null) {
+            authenticator.sign(buffer, frameLength);
+            frameLength += FrameAuthenticator.TAG_BYTES;
+        }
         return frameLength;
     }
 

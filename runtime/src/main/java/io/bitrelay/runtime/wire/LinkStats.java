@@ -24,22 +24,27 @@ public final class LinkStats {
     private final long[] rejectedByReason = new long[Reason.values().length];
 
     /** Counts one frame sent or accepted. */
-    public synchronized void recordFrame(int rows, int width, int layoutBytes, long payloadBytes, long wireBytes) {
+    public void recordFrame(int rows, int width, int layoutBytes, long payloadBytes, long wireBytes) {
+        recordFrame(rows, width, layoutBytes, payloadBytes, wireBytes, 0);
+    }
+
+    /** @param tagBytes the frame's authentication tag, which an FP16 frame on the same link carries too */
+    public synchronized void recordFrame(int rows, int width, int layoutBytes, long payloadBytes, long wireBytes, int tagBytes) {
         frames++;
         tokens += rows;
         this.payloadBytes += payloadBytes;
         this.wireBytes += wireBytes;
-        fp16WireBytes += LinkFrame.frameBytes(FP16, layoutBytes, rows, width);
+        fp16WireBytes += LinkFrame.frameBytes(FP16, layoutBytes, rows, width) + tagBytes;
     }
 
     public void recordFrame(LinkFrameWriter written) {
         recordFrame(written.rows(), written.width(), written.layoutLength(), written.payloadLength(),
-                written.frameLength());
+                written.frameLength(), written.tagBytes());
     }
 
     public void recordFrame(LinkFrameReader accepted) {
         recordFrame(accepted.rows(), accepted.width(), accepted.layoutLength(), accepted.payloadLength(),
-                accepted.frameLength());
+                accepted.frameLength(), accepted.tagBytes());
     }
 
     public synchronized void recordRejected(Reason reason) {
