@@ -16,7 +16,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -173,19 +172,9 @@ public final class CodecBench implements Runnable {
         }
         double[] perCall = new double[repeats];
         for (int r = 0; r < repeats; r++) {
-            long start = System.nanoTime();
-            long deadline = start + repeatMillis * 1_000_000;
-            long calls = 0;
-            long now;
-            do {
-                call.run();
-                calls++;
-                now = System.nanoTime();
-            } while (now < deadline);
-            perCall[r] = (now - start) / 1e9 / calls;
+            perCall[r] = CallTiming.secondsPerCall(call, repeatMillis);
         }
-        Arrays.sort(perCall);
-        return perCall[repeats / 2];
+        return CallTiming.median(perCall);
     }
 
     /** RMS of the error over RMS of the values. */

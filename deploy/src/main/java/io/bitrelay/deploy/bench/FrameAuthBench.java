@@ -18,7 +18,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -70,14 +69,14 @@ public final class FrameAuthBench implements Runnable {
             double[] plainSeconds = new double[repeats];
             double[] taggedSeconds = new double[repeats];
             for (int r = 0; r < repeats; r++) {
-                plainSeconds[r] = secondsPerCall(plain::frame);
-                taggedSeconds[r] = secondsPerCall(tagged::frame);
+                plainSeconds[r] = CallTiming.secondsPerCall(plain::frame, repeatMillis);
+                taggedSeconds[r] = CallTiming.secondsPerCall(tagged::frame, repeatMillis);
             }
             FrameAuthenticator authenticator = new FrameAuthenticator(key);
             long covered = tagged.length - FrameAuthenticator.TAG_BYTES;
-            double tagSeconds = secondsPerCall(() -> authenticator.sign(tagged.buffer, covered));
-            double plainRate = 1 / median(plainSeconds);
-            double taggedRate = 1 / median(taggedSeconds);
+            double tagSeconds = CallTiming.secondsPerCall(() -> authenticator.sign(tagged.buffer, covered), repeatMillis);
+            double plainRate = 1 / CallTiming.median(plainSeconds);
+            double taggedRate = 1 / CallTiming.median(taggedSeconds);
             System.out.printf("| %d | %d | %s | %d | %.0f | %.0f | %.1f %% | %.2f |%n", tagged.width, tagged.rows,
                     tagged.codec.id().shortName(), tagged.length, plainRate, taggedRate,
                     100 * (1 - taggedRate / plainRate), 2 * covered / tagSeconds / 1e9);
@@ -156,24 +155,5 @@ public final class FrameAuthBench implements Runnable {
             }
         }
         return new BatchLayout(entries);
-    }
-
-    private double secondsPerCall(Runnable call) {
-        long start = System.nanoTime();
-        long deadline = start + repeatMillis * 1_000_000;
-        long calls = 0;
-        long now;
-        do {
-            call.run();
-            calls++;
-            now = System.nanoTime();
-        } while (now < deadline);
-        return (now - start) / 1e9 / calls;
-    }
-
-    private static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        return sorted[sorted.length / 2];
     }
 }
