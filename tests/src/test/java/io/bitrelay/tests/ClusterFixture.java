@@ -1,5 +1,6 @@
 package io.bitrelay.tests;
 
+import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.FinishReason;
 
 import io.bitrelay.actors.coordinator.GenerationJob;
@@ -14,6 +15,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -67,5 +69,19 @@ final class ClusterFixture {
             results.add(future.get(3, TimeUnit.MINUTES));
         }
         return results;
+    }
+
+    /** The coordinator's status; it answers while a pipeline is rebuilt too. */
+    static Coordinator.Status status(LocalCluster cluster) {
+        Coordinator.Status status = cluster.status();
+        if (status == null) {
+            throw new IllegalStateException("the coordinator did not answer");
+        }
+        return status;
+    }
+
+    /** The worker of each stage, in pipeline order. */
+    static List<String> stageWorkers(LocalCluster cluster) {
+        return Arrays.stream(status(cluster).stages()).map(Coordinator.StageView::workerId).toList();
     }
 }

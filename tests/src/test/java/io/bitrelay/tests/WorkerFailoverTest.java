@@ -16,7 +16,6 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -153,15 +152,10 @@ class WorkerFailoverTest {
     }
 
     private static List<String> stageWorkers() {
-        return Arrays.stream(status().stages()).map(Coordinator.StageView::workerId).toList();
+        return ClusterFixture.stageWorkers(cluster);
     }
 
-    /** The coordinator's status; it answers while the pipeline is rebuilt too. */
     private static Coordinator.Status status() {
-        Coordinator.Status status = cluster.status();
-        if (status == null) {
-            throw new IllegalStateException("the coordinator did not answer");
-        }
-        return status;
+        return ClusterFixture.status(cluster);
     }
 }
