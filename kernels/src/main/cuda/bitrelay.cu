@@ -9,3 +9,4 @@
 #include "link_codecs.cu"
 #include "w8a8_epilogues.cu"
 #include "sampling.cu"
+#include "embed.cu"

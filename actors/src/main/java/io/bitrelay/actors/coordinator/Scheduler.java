@@ -235,13 +235,18 @@ public final class Scheduler<R> {
      *
      * @param scores per sequence: a scoring chunk's prompt scores, a sampled token's score (one element) when
      *               the job asked for logprobs, or null; the whole array may be null when there are none
-     * @throws IllegalArgumentException for a batch that is not resident, or mismatched arrays
+     * A batch that is no longer resident (every member ended: a step run ahead of its tokens, or a late report of a
+     * failed or lost pipeline) is ignored.
+     *
+     * @throws IllegalArgumentException for mismatched arrays
      */
     public List<Integer> complete(long batchId, int[] sequenceIds, int[] tokens, TokenScore[][] scores,
                                   Consumer<Event<R>> events) {
         Resident resident = residents.get(batchId);
         if (resident == null) {
-            throw new IllegalArgumentException("step result for micro-batch " + batchId + ", which is not resident");
+            // Every member ended before this result came: a step a stage ran ahead of its tokens, or a failed or
+            // lost pipeline's late report. Nobody waits for it.
+            return List.of();
         }
         if (tokens.length != sequenceIds.length || (scores != null && scores.length != sequenceIds.length)) {
             throw new IllegalArgumentException("micro-batch " + batchId + ": " + sequenceIds.length + " sequences, "

@@ -159,6 +159,29 @@ final class GpuLayers implements AutoCloseable {
         stage.sample(rows, params, tokensOut);
     }
 
+    /** Whether the stage embeds its own inputs on the device (it owns them and the LM head): steps can run ahead. */
+    boolean embedsOnDevice() {
+        return stage.embedsOnDevice();
+    }
+
+    /** Queues a step's input embeddings onto the device ({@link GpuStage#embed}). */
+    void embed(int rows, int[] tokens, int[] fed, int[] positions, GpuStage.SampledTokens previous) {
+        stage.embed(rows, tokens, fed, positions, previous);
+    }
+
+    int maxSampledAhead() {
+        return stage.maxSampledAhead();
+    }
+
+    /** Queues final LayerNorm, head and sampling of {@code rows}; the tokens stay on the device until awaited. */
+    GpuStage.SampledTokens sampleAhead(int[] rows, SamplingRows params) {
+        return stage.sampleAhead(rows, params);
+    }
+
+    void awaitSampled(GpuStage.SampledTokens pass, int[] tokensOut) {
+        stage.awaitSampled(pass, tokensOut);
+    }
+
     /** Waits for the queued work and copies the device's rows to {@code hidden} (the CPU's LM head or prompt scoring). */
     void store(MemorySegment hidden, int rows) {
         stage.storeHidden(hidden, rows);

@@ -1,5 +1,6 @@
 package io.bitrelay.actors.worker;
 
+import io.bitrelay.runtime.cuda.stage.GpuStage;
 import io.bitrelay.runtime.generate.SamplingRows;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.wire.BatchLayout;
@@ -29,13 +30,51 @@ final class GpuStageBackend implements StageBackend {
     private final boolean deviceHead;
     /** Decode steps sample on the device (bitrelay.worker.device-sampling, with the head there). */
     private final boolean deviceSampling;
+    /** Steps run ahead of their predecessors' tokens (bitrelay.worker.steps-ahead, on a stage that can). */
+    private final boolean stepsAhead;
 
-    GpuStageBackend(GpuLayers gpu, StageModels models, boolean deviceLinks, boolean deviceHead, boolean deviceSampling) {
+    GpuStageBackend(GpuLayers gpu, StageModels models, boolean deviceLinks, boolean deviceHead, boolean deviceSampling,
+                    boolean stepsAhead) {
         this.gpu = gpu;
         this.models = models;
         this.deviceLinks = deviceLinks;
         this.deviceHead = deviceHead;
         this.deviceSampling = deviceHead && deviceSampling && gpu.hasLmHead();
+        this.stepsAhead = stepsAhead && this.deviceSampling && gpu.embedsOnDevice();
+    }
+
+    /** A pass of the GPU stage's, as the seam names it. */
+    private record DevicePass(GpuStage.SampledTokens tokens) implements SampledAhead {
+        @Override
+        public int count() {
+            return tokens.count();
+        }
+    }
+
+    @Override
+    public boolean runsStepsAhead() {
+        return stepsAhead;
+    }
+
+    @Override
+    public MemorySegment embedOnDevice(int rows, int[] tokens, int[] fed, int[] positions, SampledAhead previous) {
+        gpu.embed(rows, tokens, fed, positions, previous == null ? null : ((DevicePass) previous).tokens());
+        return ON_DEVICE;
+    }
+
+    @Override
+    public int maxSampledAhead() {
+        return stepsAhead ? gpu.maxSampledAhead() : 0;
+    }
+
+    @Override
+    public SampledAhead sampleAhead(int[] rows, SamplingRows params) {
+        return new DevicePass(gpu.sampleAhead(rows, params));
+    }
+
+    @Override
+    public void awaitSampled(SampledAhead pass, int[] tokensOut) {
+        gpu.awaitSampled(((DevicePass) pass).tokens(), tokensOut);
     }
 
     private static boolean onDevice(MemorySegment hidden) {

@@ -97,12 +97,117 @@ final class LastStageSampler {
         return new StepOutcome(sequenceIds, tokens, anyScores ? scores : null);
     }
 
-    /** Final LayerNorm, head and sampling on the device for the {@code sampled} entries' last {@code rows}. */
-    private void sampleOnDevice(List<BatchLayout.Entry> entries, List<Integer> sampled, int[] rows, int[] tokens) {
+    /**
+     * A step's outcome as the last stage leaves it: {@link #ready} at once, or still being sampled on the device
+     * ({@link #queue}), its tokens there for the next step's embeddings until {@link #collect} brings them.
+     */
+    static final class Queued {
+        private final StepOutcome ready;
+        private final StageBackend.SampledAhead pass;
+        private final int[] sequenceIds;
+        /** Per token of the pass: the entry it belongs to. */
+        private final int[] sampledEntries;
+
+        private Queued(StepOutcome ready, StageBackend.SampledAhead pass, int[] sequenceIds, int[] sampledEntries) {
+            this.ready = ready;
+            this.pass = pass;
+            this.sequenceIds = sequenceIds;
+            this.sampledEntries = sampledEntries;
+        }
+
+        /** Whether the tokens are still on the device. */
+        boolean onDevice() {
+            return pass != null;
+        }
+
+        /** The pass the next step's fed rows read. */
+        StageBackend.SampledAhead pass() {
+            return pass;
+        }
+
+        /** The index among the pass's tokens of {@code sequenceId}'s, looked for from {@code from} on (wrapping); −1: none. */
+        int tokenIndex(int sequenceId, int from) {
+            int n = sampledEntries.length;
+            for (int k = 0; k < n; k++) {
+                int j = (from + k) % n;
+                if (sequenceIds[sampledEntries[j]] == sequenceId) {
+                    return j;
+                }
+            }
+            return -1;
+        }
+    }
+
+    /**
+     * Queues the step's sampling on the device and returns at once when every sampled row can be (the backend runs
+     * steps ahead, samples this layout on the device, and the rows fit one pass); otherwise samples or scores now
+     * ({@link #sampleOrScore}) and returns the outcome ready.
+     */
+    Queued queue(BatchLayout layout, MemorySegment stepRows, Arena step) {
+        List<BatchLayout.Entry> entries = layout.entries();
+        int sampledCount = 0;
+        for (BatchLayout.Entry entry : entries) {
+            if (!entry.scoresPrompt() && !entry.partialPrompt()) {
+                sampledCount++;
+            }
+        }
+        if (sampledCount == 0 || sampledCount > backend.maxSampledAhead() || !backend.samplesOnDevice(layout)) {
+            return new Queued(sampleOrScore(layout, stepRows, step), null, null, null);
+        }
+        backend.headRows(layout, stepRows, step); // on the device: nothing to copy
+        clock.lap(StepPhase.HEAD);
+        int[] sequenceIds = new int[entries.size()];
+        int[] sampledEntries = new int[sampledCount];
+        int[] rows = new int[sampledCount];
+        ensureDeviceRows();
+        deviceRows.clear();
+        int row = 0;
+        int j = 0;
+        for (int i = 0; i < entries.size(); i++) {
+            BatchLayout.Entry entry = entries.get(i);
+            sequenceIds[i] = entry.sequenceId();
+            if (entry.partialPrompt()) {
+                if (entry.hasSampling()) {
+                    samplingFor(entry);
+                }
+            } else {
+                SequenceSampling sampling = samplingFor(entry);
+                deviceRows.add(sampling.params(), sampling.drawOnDevice());
+                rows[j] = row + entry.tokenCount() - 1;
+                sampledEntries[j++] = i;
+            }
+            row += entry.tokenCount();
+        }
+        StageBackend.SampledAhead pass = backend.sampleAhead(rows, deviceRows);
+        clock.lap(StepPhase.HEAD);
+        return new Queued(null, pass, sequenceIds, sampledEntries);
+    }
+
+    /** The outcome of a queued step: at once when it was ready, else once the device's tokens reach the host. */
+    StepOutcome collect(Queued queued) {
+        if (queued.ready != null) {
+            return queued.ready;
+        }
+        ensureDeviceRows();
+        backend.awaitSampled(queued.pass, deviceTokens);
+        int[] tokens = new int[queued.sequenceIds.length];
+        java.util.Arrays.fill(tokens, -1);
+        for (int j = 0; j < queued.sampledEntries.length; j++) {
+            tokens[queued.sampledEntries[j]] = deviceTokens[j];
+        }
+        return new StepOutcome(queued.sequenceIds, tokens, null);
+    }
+
+    private void ensureDeviceRows() {
         if (deviceRows == null) {
             deviceRows = new SamplingRows(maxBatchTokens);
             deviceTokens = new int[maxBatchTokens];
         }
+    }
+
+    /** Final LayerNorm, head and sampling on the device for the {@code sampled} entries' last {@code rows}. */
+    private void sampleOnDevice(List<BatchLayout.Entry> entries, List<Integer> sampled, int[] rows, int[] tokens) {
+        ensureDeviceRows();
         deviceRows.clear();
         for (int i : sampled) {
             SequenceSampling sampling = samplingFor(entries.get(i));

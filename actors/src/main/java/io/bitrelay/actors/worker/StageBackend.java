@@ -74,6 +74,52 @@ interface StageBackend extends AutoCloseable {
     /** The next token of each of {@code rows}, sampled on the device as {@code params} says; only when {@link #samplesOnDevice}. */
     void sample(int[] rows, SamplingRows params, int[] tokensOut);
 
+    // ---- steps ahead: a stage that is first and last at once -------------------------------------------------
+
+    /** Tokens a sampling pass left on the device ({@link #sampleAhead}), not yet on the host. */
+    interface SampledAhead {
+        /** Tokens in the pass, one per sampled row. */
+        int count();
+    }
+
+    /**
+     * Whether this stage runs steps ahead: it embeds its own inputs and samples on its device, so step s + 1 is queued
+     * from the tokens step s sampled there before they reach the host, and the host's work between steps overlaps
+     * the device's. Then every first-stage step's inputs go through {@link #embedOnDevice}.
+     */
+    default boolean runsStepsAhead() {
+        return false;
+    }
+
+    /**
+     * Queues a first-stage step's input embeddings onto the device: row r is token {@code tokens[r]}, or where
+     * {@code fed[r] >= 0} the {@code fed[r]}-th token of {@code previous}, at position {@code positions[r]}; returns
+     * {@link #ON_DEVICE}. Only when {@link #runsStepsAhead}.
+     *
+     * @param previous the pass the fed rows read; null when no row is fed
+     */
+    default MemorySegment embedOnDevice(int rows, int[] tokens, int[] fed, int[] positions, SampledAhead previous) {
+        throw new UnsupportedOperationException("this stage does not run steps ahead");
+    }
+
+    /** Rows one {@link #sampleAhead} pass takes at most (0 when the stage does not run steps ahead). */
+    default int maxSampledAhead() {
+        return 0;
+    }
+
+    /**
+     * As {@link #sample}, returning once the pass is queued: the tokens stay on the device for the next step and come
+     * to the host with {@link #awaitSampled}. Only when {@link #runsStepsAhead}; await each pass before queuing two more.
+     */
+    default SampledAhead sampleAhead(int[] rows, SamplingRows params) {
+        throw new UnsupportedOperationException("this stage does not run steps ahead");
+    }
+
+    /** Waits for {@code pass}'s tokens (not for work queued after it) and copies them to {@code tokensOut}. */
+    default void awaitSampled(SampledAhead pass, int[] tokensOut) {
+        throw new UnsupportedOperationException("this stage does not run steps ahead");
+    }
+
     // ---- output ----------------------------------------------------------------------------------------------
 
     /** Whether the step's rows leave as a frame of {@code codec} encoded on the device ({@link #encodeFrame}). */

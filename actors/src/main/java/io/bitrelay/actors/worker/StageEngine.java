@@ -21,8 +21,13 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -79,6 +84,19 @@ final class StageEngine {
     private final StepArena stepArena = new StepArena();
     private final StepDurations durations = new StepDurations();
     private final FrameCopies frameCopies = new FrameCopies();
+    /**
+     * First and last stage at once, on a backend that runs steps ahead: a step's tokens stay on the device while the
+     * next step is queued from them ({@link #drain}); every step's inputs are embedded there.
+     */
+    private final boolean stepsAhead;
+    /** Steps ahead: per batch, the outcomes of its queued steps, oldest first (compute thread only). */
+    private final Map<Long, ArrayDeque<LastStageSampler.Queued>> queuedOutcomes = new HashMap<>();
+    /** Steps ahead: batches whose {@link #drain} task is queued on the compute thread. */
+    private final Set<Long> draining = new HashSet<>();
+    /** Steps ahead: one step's row table (token, fed index, position), reused. */
+    private final int[] rowTokens;
+    private final int[] rowFed;
+    private final int[] rowPositions;
 
     private StageEngine(StageAssignment assignment, WorkerSettings settings, StageLoader.Loaded stage,
                         ActorRef<StageWorker.Reply> coordinator, ActorRef<StageWorker.Command> head, DataPlane dataPlane) {
@@ -96,6 +114,15 @@ final class StageEngine {
         this.resident = new ResidentBatches(assignment.maxBatchTokens());
         this.outbound = new OutboundFrames(assignment, backend, models.serving().config().hiddenSize(), dataPlane);
         this.reader = keyed(new LinkFrameReader());
+        this.stepsAhead = assignment.isFirst() && assignment.isLast() && head == null && backend.runsStepsAhead();
+        int rowTable = stepsAhead ? assignment.maxBatchTokens() : 0;
+        this.rowTokens = new int[rowTable];
+        this.rowFed = new int[rowTable];
+        this.rowPositions = new int[rowTable];
+        if (stepsAhead) {
+            LOG.info("stage {}: runs steps ahead (each step queued from the previous one's tokens on the device)",
+                    assignment.stageIndex());
+        }
         this.compute = Executors.newSingleThreadExecutor(
                 Thread.ofPlatform().name("stage-" + assignment.stageIndex() + "-compute").daemon().factory());
         this.receiver = assignment.inbound() == null ? null
@@ -161,7 +188,10 @@ final class StageEngine {
     }
 
     void drop(long batchId) {
-        compute.execute(() -> resident.drop(batchId));
+        compute.execute(() -> {
+            resident.drop(batchId);
+            queuedOutcomes.remove(batchId); // a queued step's tokens are nobody's now; its buffers are reused later
+        });
     }
 
     /** Confirms the members that left, then computes the step the event made, if any; compute thread. */
@@ -277,7 +307,8 @@ final class StageEngine {
                 calibrate(batch.batchId(), batch.step(), layout, tokens, hidden, step, start);
                 return;
             }
-            MemorySegment hidden = backend.load(models.serving().embed(tokens, starts, step), layout);
+            MemorySegment hidden = stepsAhead ? embedOnDevice(batch, layout)
+                    : backend.load(models.serving().embed(tokens, starts, step), layout);
             clock.lap(StepPhase.INPUT);
             serve(batch.batchId(), batch.step(), layout, tokens, hidden, step, start);
         }
@@ -339,7 +370,10 @@ final class StageEngine {
                        long startNanos) {
         backend.runLayers(layout, tokens, hidden, step);
         clock.lap(StepPhase.LAYERS);
-        if (assignment.isLast()) {
+        if (stepsAhead) {
+            queuedOutcomes.computeIfAbsent(batchId, id -> new ArrayDeque<>(2)).add(sampler.queue(layout, hidden, step));
+            scheduleDrain(batchId);
+        } else if (assignment.isLast()) {
             LastStageSampler.StepOutcome outcome = sampler.sampleOrScore(layout, hidden, step);
             coordinator.tell(new StageWorker.StepCompleted(batchId, outcome.sequenceIds(), outcome.tokens(), outcome.scores()));
             if (head == null) {
@@ -354,6 +388,87 @@ final class StageEngine {
         recordCompute(startNanos);
         durations.record(layout, System.nanoTime() - startNanos);
         updateCacheGauges();
+    }
+
+    /**
+     * Steps ahead: a step's inputs embedded on the device, a decoding member's token read there from the pass of the
+     * batch's step out (queued last), so this step can be queued before that one's tokens reach the host.
+     */
+    private MemorySegment embedOnDevice(MicroBatch batch, BatchLayout layout) {
+        ArrayDeque<LastStageSampler.Queued> queued = queuedOutcomes.get(batch.batchId());
+        LastStageSampler.Queued previous = queued == null ? null : queued.peekLast();
+        int row = 0;
+        int cursor = 0;
+        boolean anyFed = false;
+        for (MicroBatch.Entry entry : batch.entries()) {
+            int[] tokens = entry.tokens();
+            for (int i = 0; i < tokens.length; i++, row++) {
+                rowPositions[row] = entry.startPosition() + i;
+                rowTokens[row] = tokens[i];
+                rowFed[row] = -1;
+                if (tokens[i] == ResidentBatches.SAMPLED_ON_DEVICE) {
+                    int index = previous == null || !previous.onDevice() ? -1 : previous.tokenIndex(entry.sequenceId(), cursor);
+                    if (index < 0) {
+                        throw new IllegalStateException("micro-batch " + batch.batchId() + ": sequence " + entry.sequenceId()
+                                + " is fed a token sampled on the device, but the step before sampled none for it");
+                    }
+                    rowFed[row] = index;
+                    cursor = index + 1;
+                    anyFed = true;
+                }
+            }
+        }
+        return backend.embedOnDevice(layout.tokens(), rowTokens, rowFed, rowPositions, anyFed ? previous.pass() : null);
+    }
+
+    private void scheduleDrain(long batchId) {
+        if (draining.add(batchId)) {
+            compute.execute(() -> drain(batchId));
+        }
+    }
+
+    /**
+     * Steps ahead: hands on the oldest queued outcome of {@code batchId}. When it is still on the device and nothing
+     * else is queued, the batch's next step is formed and queued from its tokens first, so the device works on step
+     * s + 1 while the host waits for step s's tokens, reports them and forms step s + 2. A task of its own, so that
+     * joins, leaves and closes queued meanwhile go first.
+     */
+    private void drain(long batchId) {
+        draining.remove(batchId);
+        guarded(batchId, () -> {
+            ArrayDeque<LastStageSampler.Queued> queued = queuedOutcomes.get(batchId);
+            if (queued == null || queued.isEmpty()) {
+                return;
+            }
+            if (queued.size() == 1 && queued.peek().onDevice()) {
+                ResidentBatches.Next ahead = resident.ahead(batchId);
+                if (ahead.step() != null) {
+                    clock.start(System.nanoTime());
+                    computeFirst(ahead.step());
+                }
+            }
+            LastStageSampler.Queued oldest = queued.poll();
+            if (queued.isEmpty()) {
+                queuedOutcomes.remove(batchId);
+            }
+            long waiting = System.nanoTime();
+            clock.start(waiting);
+            LastStageSampler.StepOutcome outcome = sampler.collect(oldest);
+            clock.lap(StepPhase.HEAD);
+            coordinator.tell(new StageWorker.StepCompleted(batchId, outcome.sequenceIds(), outcome.tokens(), outcome.scores()));
+            ResidentBatches.Next next = resident.sampled(batchId, outcome.sequenceIds(), outcome.tokens());
+            if (next.left().length > 0) {
+                coordinator.tell(new StageWorker.SequencesLeft(next.batchId(), next.left()));
+            }
+            clock.lap(StepPhase.OUTPUT);
+            if (next.step() != null) {
+                clock.start(System.nanoTime());
+                computeFirst(next.step());
+            }
+            if (queuedOutcomes.containsKey(batchId)) {
+                scheduleDrain(batchId);
+            }
+        });
     }
 
     /**

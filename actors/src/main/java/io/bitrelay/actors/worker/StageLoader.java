@@ -76,7 +76,8 @@ final class StageLoader {
             gpu = settings.cudaDevice() < 0 ? null : openGpu(assignment, settings, model);
             StageModels models = new StageModels(loaded, base, model);
             StageBackend backend = gpu == null ? new CpuStageBackend(models, assignment)
-                    : new GpuStageBackend(gpu, models, settings.deviceLinkCodecs(), settings.deviceLmHead(), settings.deviceSampling());
+                    : new GpuStageBackend(gpu, models, settings.deviceLinkCodecs(), settings.deviceLmHead(), settings.deviceSampling(),
+                            settings.stepsAhead());
             return new Loaded(models, backend, false, models.quantized(), restoreProblem);
         } catch (RuntimeException e) {
             if (gpu != null) {
@@ -123,7 +124,7 @@ final class StageLoader {
                     assignment.endLayer(), gpu.describe(), quantized ? " (" + quantization.recipe() + " from " + quantization.restoreFile() + ")" : "");
             StageModels models = new StageModels(loadedHost, host, host);
             return new Loaded(models, new GpuStageBackend(gpu, models, settings.deviceLinkCodecs(), settings.deviceLmHead(),
-                    settings.deviceSampling()), true, quantized, null);
+                    settings.deviceSampling(), settings.stepsAhead()), true, quantized, null);
         } catch (RuntimeException e) {
             if (gpu != null) {
                 gpu.close();

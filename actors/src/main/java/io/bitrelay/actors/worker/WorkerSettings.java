@@ -15,6 +15,8 @@ import java.time.Duration;
  * @param deviceLinkCodecs a GPU worker encodes and decodes its link frames on the GPU (only packed bytes cross PCIe)
  * @param deviceLmHead     a last-stage GPU worker runs the final LayerNorm and LM head on the GPU
  * @param deviceSampling   with the head on the GPU, decode steps sample there too: only token ids reach the host
+ * @param stepsAhead       a GPU worker holding the whole pipeline queues step s + 1 from the tokens step s sampled on
+ *                         the device, before they reach the host
  * @param streamLayers     a GPU worker uploads its layers one at a time from the checkpoint and keeps no host copy
  * @param gptqSequences    GPTQ recipes: calibration sequences a stage keeps and rounds its layers over
  * @param cuda             {@code bitrelay.cuda}: cuBLASLt, GEMM workspace and tuning of a GPU worker's stage
@@ -22,7 +24,7 @@ import java.time.Duration;
 public record WorkerSettings(String workerId, String host, String device, long memoryBytes, int dataPort,
                              boolean allowFaultInjection, String aeronDirectory, String driverMode,
                              Duration publishTimeout, boolean deviceLinkCodecs, boolean deviceLmHead, boolean deviceSampling,
-                             boolean streamLayers,
+                             boolean stepsAhead, boolean streamLayers,
                              int gptqSequences, CudaSettings cuda) {
 
     public static WorkerSettings from(Config root, String workerId, String host) {
@@ -42,7 +44,7 @@ public record WorkerSettings(String workerId, String host, String device, long m
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
                 driver, dataplane.getDuration("publish-timeout"), worker.getBoolean("device-link-codecs"),
-                worker.getBoolean("device-lm-head"), worker.getBoolean("device-sampling"), streamLayers(worker.getString("host-weights")), gptqSequences(root),
+                worker.getBoolean("device-lm-head"), worker.getBoolean("device-sampling"), worker.getBoolean("steps-ahead"), streamLayers(worker.getString("host-weights")), gptqSequences(root),
                 CudaSettings.from(root));
     }
 

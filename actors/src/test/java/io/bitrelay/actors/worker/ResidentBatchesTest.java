@@ -117,4 +117,48 @@ class ResidentBatchesTest {
         batches.drop(2);
         assertNull(batches.sampled(2, new int[]{4}, new int[]{30}).step());
     }
+
+    @Test
+    void shouldFormTheStepAheadFromTokensStillOnTheDeviceAndLearnOfAStopOneStepLate() {
+        MicroBatch first = batches.join(joins(1, generating(1, new int[]{7, 8}, 2), generating(2, new int[]{7, 9}, 5))).step();
+        assertNotNull(first);
+        MicroBatch ahead = batches.ahead(1).step();
+        assertNotNull(ahead, "one step out: the next is formed before its tokens come back");
+        assertArrayEquals(new int[]{1, 2}, ids(ahead));
+        for (MicroBatch.Entry entry : ahead.entries()) {
+            assertArrayEquals(new int[]{ResidentBatches.SAMPLED_ON_DEVICE}, entry.tokens());
+        }
+        assertEquals(2, ahead.entries()[0].startPosition());
+        assertEquals(2, ahead.entries()[1].startPosition());
+        assertNull(batches.ahead(1).step(), "never more than two steps out");
+        assertNull(batches.sampled(1, new int[]{1, 2}, new int[]{EOS, 30}).step(), "the step ahead is still out");
+        // sequence 1 ended at the first step; the step ahead computed a row for it that nobody reads
+        MicroBatch third = batches.ahead(1).step();
+        assertArrayEquals(new int[]{2}, ids(third));
+        assertEquals(2, third.entries()[0].generated());
+        assertNull(batches.sampled(1, new int[]{1, 2}, new int[]{99, 31}).step());
+        MicroBatch fourth = batches.sampled(1, new int[]{2}, new int[]{32}).step();
+        assertArrayEquals(new int[]{32}, fourth.entries()[0].tokens(), "no step ahead: the token came from the host");
+        assertEquals(4, fourth.entries()[0].startPosition());
+    }
+
+    @Test
+    void shouldNotRunAheadOfAMemberThatWantsLogprobs() {
+        MicroBatch.Entry scored = new MicroBatch.Entry(3, new int[]{7}, 0, SamplingParams.greedy(), 2, null,
+                new StopRule(4, 0, true, EOS), 0, 5);
+        batches.join(joins(1, generating(1, new int[]{7}, 4), scored));
+        assertNull(batches.ahead(1).step(), "its logprobs come from the host, so its step waits for its tokens");
+    }
+
+    @Test
+    void shouldConfirmALeaveOnlyOnceNoStepOutHoldsTheMember() {
+        batches.join(joins(1, generating(1, new int[]{7}, 9), generating(2, new int[]{7}, 9)));
+        batches.ahead(1);
+        ResidentBatches.Next left = batches.leave(1, new int[]{2});
+        assertEquals(0, left.left().length, "two steps out hold it");
+        assertEquals(0, batches.sampled(1, new int[]{1, 2}, new int[]{30, 31}).left().length, "the step ahead still does");
+        MicroBatch next = batches.ahead(1).step();
+        assertArrayEquals(new int[]{1}, ids(next), "it is fed nothing more");
+        assertArrayEquals(new int[]{2}, batches.sampled(1, new int[]{1, 2}, new int[]{32, 33}).left());
+    }
 }

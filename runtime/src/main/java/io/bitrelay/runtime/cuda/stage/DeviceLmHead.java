@@ -1,5 +1,6 @@
 package io.bitrelay.runtime.cuda.stage;
 
+import io.bitrelay.runtime.cuda.CudaEvent;
 import io.bitrelay.runtime.cuda.DeviceBuffer;
 import io.bitrelay.runtime.cuda.PinnedHostBuffer;
 import io.bitrelay.runtime.cuda.cublaslt.GemmPrecision;
@@ -38,13 +39,17 @@ final class DeviceLmHead implements AutoCloseable {
     private final DeviceBuffer logits;      // (rowsPerPass, vocab) FP16
     private final PinnedHostBuffer host;    // (rowsPerPass, vocab) FP16
     // A sampling pass of n rows: n packed parameter rows, then n int32 tokens, then n FP32 log-probabilities;
-    // the same layout on both sides, so one copy goes each way.
+    // the same layout on both sides, so one copy goes each way. Two halves, so a pass can be queued while the
+    // previous one's tokens are still on their way (and read on the device by the next step's embeddings).
     private final DeviceBuffer samplingDevice;
     private final PinnedHostBuffer samplingHost;
+    private final long samplingHalfBytes;
+    /** Per half: the tokens of its last pass have reached {@link #samplingHost}. */
+    private final CudaEvent[] sampledBack;
 
     private DeviceLmHead(int vocab, int width, int rowsPerPass, DeviceTensors tensors, DeviceBuffer gain, DeviceBuffer bias,
                          DeviceBuffer embeddings, DeviceBuffer normed, DeviceBuffer logits, PinnedHostBuffer host,
-                         DeviceBuffer samplingDevice, PinnedHostBuffer samplingHost) {
+                         DeviceBuffer samplingDevice, PinnedHostBuffer samplingHost, CudaEvent[] sampledBack) {
         this.vocab = vocab;
         this.width = width;
         this.rowsPerPass = rowsPerPass;
@@ -57,6 +62,8 @@ final class DeviceLmHead implements AutoCloseable {
         this.host = host;
         this.samplingDevice = samplingDevice;
         this.samplingHost = samplingHost;
+        this.samplingHalfBytes = samplingHost.byteSize() / 2;
+        this.sampledBack = sampledBack;
     }
 
     /** Whether the head of {@code weights} runs here: the stage owns it, with a final LayerNorm and no output projection. */
@@ -76,6 +83,7 @@ final class DeviceLmHead implements AutoCloseable {
         DeviceTensors tensors = new DeviceTensors();
         PinnedHostBuffer host = null;
         PinnedHostBuffer samplingHost = null;
+        CudaEvent[] sampledBack = new CudaEvent[2];
         try {
             DeviceBuffer gain = tensors.floats(weights.finalLayerNorm().gain(), width);
             DeviceBuffer bias = tensors.floats(weights.finalLayerNorm().bias(), width);
@@ -84,12 +92,19 @@ final class DeviceLmHead implements AutoCloseable {
             DeviceBuffer normed = tensors.allocate((long) rowsPerPass * width * Short.BYTES);
             DeviceBuffer logits = tensors.allocate((long) rowsPerPass * vocab * Short.BYTES);
             host = PinnedHostBuffer.allocate((long) rowsPerPass * vocab * Short.BYTES);
-            long samplingBytes = (long) rowsPerPass * SAMPLING_ROW_BYTES;
+            long samplingBytes = 2L * rowsPerPass * SAMPLING_ROW_BYTES;
             DeviceBuffer samplingDevice = tensors.allocate(samplingBytes);
             samplingHost = PinnedHostBuffer.allocate(samplingBytes);
+            sampledBack[0] = CudaEvent.create();
+            sampledBack[1] = CudaEvent.create();
             return new DeviceLmHead(vocab, width, rowsPerPass, tensors, gain, bias, embeddings, normed, logits, host,
-                    samplingDevice, samplingHost);
+                    samplingDevice, samplingHost, sampledBack);
         } catch (RuntimeException e) {
+            for (CudaEvent event : sampledBack) {
+                if (event != null) {
+                    event.close();
+                }
+            }
             if (host != null) {
                 host.close();
             }
@@ -131,11 +146,12 @@ final class DeviceLmHead implements AutoCloseable {
      * The next token of each of the first {@code params.count()} entries of {@code rows}, sampled on the device as
      * {@code params} says, after the work queued on {@code c.stream}; waits for them. Allocates nothing.
      *
+     * @param half        which half of the sampling buffers the passes use (one no queued pass still needs)
      * @param tokensOut   receives the tokens, one per row
      * @param logprobsOut receives each token's log-softmax under the raw logits, or null when not wanted
      */
-    void sample(StageCompute c, DeviceBuffer hidden, int[] rows, int maxBatchTokens, SamplingRows params, int[] tokensOut,
-                float[] logprobsOut) {
+    void sample(StageCompute c, DeviceBuffer hidden, int[] rows, int maxBatchTokens, SamplingRows params, int half,
+                int[] tokensOut, float[] logprobsOut) {
         int n = params.count();
         if (n > rows.length) {
             throw new IllegalArgumentException(n + " sampling rows for " + rows.length + " stream rows");
@@ -148,22 +164,71 @@ final class DeviceLmHead implements AutoCloseable {
         MemorySegment staged = samplingHost.segment();
         for (int from = 0; from < n; from += rowsPerPass) {
             int count = Math.min(rowsPerPass, n - from);
-            long paramsBytes = (long) count * SamplingKernels.PARAMS_BYTES;
-            long tokens = paramsBytes;
-            long logprobs = tokens + (long) count * Integer.BYTES;
-            SamplingKernels.pack(params, from, count, staged);
-            samplingDevice.copyFromHostAsync(samplingHost, 0, 0, paramsBytes, c.stream);
-            queueLogits(c, hidden, rows, from, count);
-            c.sampling.sample(logits.address(), count, vocab, samplingDevice.address(), samplingDevice.address() + tokens,
-                    logprobsOut == null ? 0 : samplingDevice.address() + logprobs, c.stream);
-            long back = (long) count * (logprobsOut == null ? Integer.BYTES : Integer.BYTES + Float.BYTES);
-            samplingDevice.copyToHostAsync(samplingHost, tokens, tokens, back, c.stream);
-            c.stream.synchronize();
-            MemorySegment.copy(staged, ValueLayout.JAVA_INT, tokens, tokensOut, from, count);
+            Pass pass = queuePass(c, hidden, rows, from, count, params, half, logprobsOut != null);
+            sampledBack[half].synchronize();
+            MemorySegment.copy(staged, ValueLayout.JAVA_INT, pass.tokensOffset(), tokensOut, from, count);
             if (logprobsOut != null) {
-                MemorySegment.copy(staged, ValueLayout.JAVA_FLOAT, logprobs, logprobsOut, from, count);
+                MemorySegment.copy(staged, ValueLayout.JAVA_FLOAT, pass.tokensOffset() + (long) count * Integer.BYTES,
+                        logprobsOut, from, count);
             }
         }
+    }
+
+    /**
+     * Queues the sampling of the first {@code params.count()} (at most {@link #rowsPerPass()}) entries of {@code rows}
+     * in {@code half} of the sampling buffers and returns at once: the tokens stay on the device at
+     * {@link #tokensAddress} (for the next step's embeddings) and reach the host for {@link #collect}.
+     */
+    Pass queueSample(StageCompute c, DeviceBuffer hidden, int[] rows, int maxBatchTokens, SamplingRows params, int half) {
+        int n = params.count();
+        if (n < 1 || n > rowsPerPass) {
+            throw new IllegalArgumentException("a queued sampling pass takes 1.." + rowsPerPass + " rows, got " + n);
+        }
+        if (n > rows.length) {
+            throw new IllegalArgumentException(n + " sampling rows for " + rows.length + " stream rows");
+        }
+        checkRows(rows, n, maxBatchTokens);
+        return queuePass(c, hidden, rows, 0, n, params, half, false);
+    }
+
+    /** Where a queued pass's tokens are on the device: {@code pass.count()} int32, valid until its half is reused. */
+    long tokensAddress(Pass pass) {
+        return samplingDevice.address() + pass.tokensOffset();
+    }
+
+    /** Waits for {@code pass}'s tokens to reach the host and copies them to {@code tokensOut}. */
+    void collect(Pass pass, int[] tokensOut) {
+        sampledBack[pass.half()].synchronize();
+        MemorySegment.copy(samplingHost.segment(), ValueLayout.JAVA_INT, pass.tokensOffset(), tokensOut, 0, pass.count());
+    }
+
+    /** A queued sampling pass: its half of the buffers, its rows, and where its tokens start in that half's layout. */
+    record Pass(int half, int count, long tokensOffset) {
+    }
+
+    private Pass queuePass(StageCompute c, DeviceBuffer hidden, int[] rows, int from, int count, SamplingRows params,
+                           int half, boolean logprobs) {
+        if (half != 0 && half != 1) {
+            throw new IllegalArgumentException("sampling half " + half);
+        }
+        long base = half * samplingHalfBytes;
+        long paramsBytes = (long) count * SamplingKernels.PARAMS_BYTES;
+        long tokens = base + paramsBytes;
+        long logprobOffset = tokens + (long) count * Integer.BYTES;
+        SamplingKernels.pack(params, from, count, samplingHost.segment().asSlice(base, samplingHalfBytes));
+        samplingDevice.copyFromHostAsync(samplingHost, base, base, paramsBytes, c.stream);
+        queueLogits(c, hidden, rows, from, count);
+        c.sampling.sample(logits.address(), count, vocab, samplingDevice.address() + base, samplingDevice.address() + tokens,
+                logprobs ? samplingDevice.address() + logprobOffset : 0, c.stream);
+        long back = (long) count * (logprobs ? Integer.BYTES + Float.BYTES : Integer.BYTES);
+        samplingDevice.copyToHostAsync(samplingHost, tokens, tokens, back, c.stream);
+        sampledBack[half].record(c.stream);
+        return new Pass(half, count, tokens);
+    }
+
+    /** The tied token embeddings, (vocab, h) FP16: the input embeddings of a stage that also owns them. */
+    DeviceBuffer tokenEmbeddings() {
+        return embeddings;
     }
 
     /** Queues the final LayerNorm and the LM-head GEMM of rows[from .. from + count - 1] into {@link #logits}. */
@@ -209,6 +274,9 @@ final class DeviceLmHead implements AutoCloseable {
     public void close() {
         host.close();
         samplingHost.close();
+        for (CudaEvent event : sampledBack) {
+            event.close();
+        }
         tensors.close();
     }
 }

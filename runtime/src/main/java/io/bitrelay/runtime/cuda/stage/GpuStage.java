@@ -52,6 +52,10 @@ public final class GpuStage implements AutoCloseable {
     private final StageBuffers buffers;
     /** The final LayerNorm and LM head when this stage owns them and the GPU can run them; else null. */
     private DeviceLmHead head;
+    /** The input embeddings when this stage owns them and the head too (first and last at once); else null. */
+    private DeviceEmbeddings inputs;
+    /** Sampling passes so far: their parity picks the half of the head's sampling buffers a pass uses. */
+    private long samplingPasses;
     private final Set<GpuSequence> sequences = Collections.newSetFromMap(new IdentityHashMap<>());
     private final KvCachePool cachePool = new KvCachePool();
     private DecodeGraphs graphs;
@@ -140,6 +144,9 @@ public final class GpuStage implements AutoCloseable {
         if (DeviceLmHead.supports(weights)) {
             try {
                 stage.head = DeviceLmHead.upload(stage.config, weights, stage.maxBatchTokens);
+                if (DeviceEmbeddings.supports(weights)) {
+                    stage.inputs = DeviceEmbeddings.upload(stage.config, weights, stage.maxBatchTokens);
+                }
             } catch (RuntimeException e) {
                 stage.close();
                 throw e;
@@ -242,7 +249,8 @@ public final class GpuStage implements AutoCloseable {
 
     /** Device bytes of every layer's weights (and of the LM head, when the stage has it). */
     public long weightBytes() {
-        return layers.stream().mapToLong(DeviceLayer::deviceBytes).sum() + (head == null ? 0 : head.deviceBytes());
+        return layers.stream().mapToLong(DeviceLayer::deviceBytes).sum() + (head == null ? 0 : head.deviceBytes())
+                + (inputs == null ? 0 : inputs.deviceBytes());
     }
 
     /** Whether {@link #logits} runs here: the stage owns the LM head (tied, with a final LayerNorm, no projection). */
@@ -276,12 +284,98 @@ public final class GpuStage implements AutoCloseable {
 
     /** As {@link #sample(int[], SamplingRows, int[])}, also writing each token's log-softmax (raw logits) to {@code logprobsOut}. */
     public void sample(int[] rows, SamplingRows params, int[] tokensOut, float[] logprobsOut) {
+        requireHead();
+        context.makeCurrent();
+        head.sample(compute, buffers.hidden, rows, maxBatchTokens, params, nextSamplingHalf(), tokensOut, logprobsOut);
+    }
+
+    /**
+     * Tokens a sampling pass queued by {@link #sampleAhead} left on the device: read there by the next step's
+     * embeddings ({@link #embed}), and on the host once {@link #awaitSampled awaited}.
+     */
+    public static final class SampledTokens {
+        private final DeviceLmHead.Pass pass;
+
+        private SampledTokens(DeviceLmHead.Pass pass) {
+            this.pass = pass;
+        }
+
+        /** Tokens in the pass, one per sampled row. */
+        public int count() {
+            return pass.count();
+        }
+    }
+
+    /** Rows one {@link #sampleAhead} pass takes at most. */
+    public int maxSampledAhead() {
+        requireHead();
+        return head.rowsPerPass();
+    }
+
+    /**
+     * As {@link #sample(int[], SamplingRows, int[])}, but returns as soon as the pass is queued: the tokens stay on the
+     * device for the next step ({@link #embed}) and come to the host with {@link #awaitSampled}. At most
+     * {@link #maxSampledAhead()} rows; the pass's buffers stay valid until the pass after next, so await each pass
+     * before queuing two more.
+     */
+    public SampledTokens sampleAhead(int[] rows, SamplingRows params) {
+        requireHead();
+        context.makeCurrent();
+        return new SampledTokens(head.queueSample(compute, buffers.hidden, rows, maxBatchTokens, params, nextSamplingHalf()));
+    }
+
+    /** Waits for {@code sampled}'s tokens (and only them: later queued work goes on) and copies them to {@code tokensOut}. */
+    public void awaitSampled(SampledTokens sampled, int[] tokensOut) {
+        requireHead();
+        if (tokensOut.length < sampled.count()) {
+            throw new IllegalArgumentException("room for " + tokensOut.length + " tokens, the pass sampled " + sampled.count());
+        }
+        context.makeCurrent();
+        head.collect(sampled.pass, tokensOut);
+    }
+
+    private int nextSamplingHalf() {
+        return (int) (samplingPasses++ & 1);
+    }
+
+    private void requireHead() {
         live();
         if (head == null) {
             throw new IllegalStateException("this GPU stage has no LM head (not the last stage, or an output projection)");
         }
+    }
+
+    /** Whether {@link #embed} runs here: the stage owns its input embeddings (with no project_in) and the LM head. */
+    public boolean embedsOnDevice() {
+        return inputs != null;
+    }
+
+    /**
+     * Queues the input embeddings of a step's {@code rows} rows onto the residual stream (what {@link #loadHidden}
+     * does with host rows): row r is token {@code tokens[r]}, or, where {@code fed[r] >= 0}, the {@code fed[r]}-th
+     * token {@code previous} sampled, still on the device; at position {@code positions[r]}. Token rows come from the
+     * FP16 table the LM head shares (as an FP16 model's embedding layer), positions in FP32.
+     *
+     * @param previous the pass the fed rows read; null when no row is fed
+     */
+    public void embed(int rows, int[] tokens, int[] fed, int[] positions, SampledTokens previous) {
+        live();
+        if (inputs == null) {
+            throw new IllegalStateException("this GPU stage does not embed its inputs on the device");
+        }
+        if (tokens.length < rows || fed.length < rows || positions.length < rows) {
+            throw new IllegalArgumentException("row tables of " + tokens.length + "/" + fed.length + "/" + positions.length
+                    + " entries for " + rows + " rows");
+        }
+        for (int r = 0; r < rows; r++) {
+            if (fed[r] >= 0 && (previous == null || fed[r] >= previous.count())) {
+                throw new IllegalArgumentException("row " + r + " is fed sampled token " + fed[r] + " of a pass of "
+                        + (previous == null ? "none" : previous.count()));
+            }
+        }
         context.makeCurrent();
-        head.sample(compute, buffers.hidden, rows, maxBatchTokens, params, tokensOut, logprobsOut);
+        inputs.queue(compute, head.tokenEmbeddings(), buffers.hidden, rows, tokens, fed, positions,
+                previous == null ? 0 : head.tokensAddress(previous.pass));
     }
 
     /** Device bytes of the preallocated step buffers. */
@@ -642,6 +736,9 @@ public final class GpuStage implements AutoCloseable {
         }
         buffers.close();
         layers.forEach(DeviceLayer::close);
+        if (inputs != null) {
+            inputs.close();
+        }
         if (head != null) {
             head.close();
         }

@@ -15,6 +15,7 @@ import io.bitrelay.runtime.cuda.kernels.DequantizeKernel;
 import io.bitrelay.runtime.cuda.kernels.LayerNormKernels;
 import io.bitrelay.runtime.cuda.kernels.QuantizeKernels;
 import io.bitrelay.runtime.cuda.kernels.RandomFillKernels;
+import io.bitrelay.runtime.cuda.kernels.EmbeddingKernels;
 import io.bitrelay.runtime.cuda.kernels.SamplingKernels;
 import io.bitrelay.runtime.cuda.kernels.StageEpilogueKernels;
 import io.bitrelay.runtime.cuda.kernels.W8A8EpilogueKernels;
@@ -50,6 +51,7 @@ final class StageCompute implements AutoCloseable {
     final AttentionKernels attention;
     final RandomFillKernels randomFill;
     final SamplingKernels sampling;
+    final EmbeddingKernels embedding;
     private final CublasLt lt;
     private final DeviceBuffer workspace;
     private final GemmAutotuner tuner;
@@ -96,6 +98,7 @@ final class StageCompute implements AutoCloseable {
         this.attention = new AttentionKernels(kernels);
         this.randomFill = new RandomFillKernels(kernels);
         this.sampling = new SamplingKernels(kernels);
+        this.embedding = new EmbeddingKernels(kernels);
     }
 
     /**
