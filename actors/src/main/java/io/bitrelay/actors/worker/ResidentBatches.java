@@ -128,6 +128,17 @@ public final class ResidentBatches {
     }
 
     private final Map<Long, Batch> batches = new HashMap<>();
+    /**
+     * The next step number of batches that retired (emptied), most recently first: the coordinator may place a new
+     * sequence in a batch before it hears that the batch emptied here, and the batch made anew must go on counting,
+     * since a later stage refuses a step number it took before as a replay ({@link ReplayGuard}, as many batches).
+     */
+    private final Map<Long, Integer> retiredSteps = new LinkedHashMap<>(64, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Long, Integer> eldest) {
+            return size() > ReplayGuard.REMEMBERED_BATCHES;
+        }
+    };
     private final int stepTokens;
 
     /** @param stepTokens rows one step holds at most (the stages' max-batch-tokens) */
@@ -140,7 +151,11 @@ public final class ResidentBatches {
 
     /** {@code joining}'s entries join its batch (made if new); they run now unless a step of the batch is out. */
     public Next join(MicroBatch joining) {
-        Batch batch = batches.computeIfAbsent(joining.batchId(), id -> new Batch());
+        Batch batch = batches.computeIfAbsent(joining.batchId(), id -> {
+            Batch made = new Batch();
+            made.step = retiredSteps.getOrDefault(id, 0);
+            return made;
+        });
         batch.joining.addAll(List.of(joining.entries()));
         return batch.out.isEmpty() ? nextStep(joining.batchId(), batch, Next.NONE) : Next.nothing(joining.batchId());
     }
@@ -251,9 +266,14 @@ public final class ResidentBatches {
             }
         }
         if (batch.idle()) {
-            batches.remove(batchId);
+            retire(batchId, batch);
         }
         return new Next(batchId, null, now.stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    private void retire(long batchId, Batch batch) {
+        batches.remove(batchId);
+        retiredSteps.put(batchId, batch.step);
     }
 
     /** Forgets a batch whose step failed (the coordinator failed its sequences): no step of it comes back. */
@@ -273,7 +293,7 @@ public final class ResidentBatches {
         batch.joining.clear();
         if (batch.members.isEmpty()) {
             if (batch.idle()) {
-                batches.remove(batchId);
+                retire(batchId, batch);
             }
             return new Next(batchId, null, left);
         }

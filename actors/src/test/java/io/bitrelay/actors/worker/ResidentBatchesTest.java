@@ -161,4 +161,14 @@ class ResidentBatchesTest {
         assertArrayEquals(new int[]{1}, ids(next), "it is fed nothing more");
         assertArrayEquals(new int[]{2}, batches.sampled(1, new int[]{1, 2}, new int[]{32, 33}).left());
     }
+
+    @Test
+    void shouldGoOnCountingStepsOfABatchMadeAnewAfterItEmptied() {
+        MicroBatch first = batches.join(joins(7, generating(1, new int[]{7}, 1))).step();
+        assertNull(batches.sampled(7, new int[]{1}, new int[]{30}).step(), "its one token ends it");
+        assertEquals(0, batches.residentCount(), "the batch retired");
+        // the coordinator placed a sequence in batch 7 before it heard that the batch emptied
+        MicroBatch again = batches.join(joins(7, generating(2, new int[]{7}, 3))).step();
+        assertTrue(again.step() > first.step(), "a later stage refuses a step number it took before as a replay");
+    }
 }
