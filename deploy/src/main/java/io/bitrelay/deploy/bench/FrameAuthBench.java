@@ -35,6 +35,8 @@ import java.util.function.Consumer;
                 + "ChaCha20-Poly1305 (authenticate-links) and AES-256-GCM (encrypt-links) seals.")
 public final class FrameAuthBench implements Runnable {
     private static final int PREFILL_TOKENS = 128;
+    private static final com.sun.management.ThreadMXBean ALLOCATION =
+            (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
 
     /** The seals compared, each against the unsealed link. */
     enum Sealing {
@@ -95,10 +97,11 @@ public final class FrameAuthBench implements Runnable {
                 }
             }
         });
-        System.out.printf("link frames, both ends on 1 thread; variants alternating, median of %d × %d ms; "
-                + "overhead = 1 - sealed/plain frames/s; alloc = bytes allocated per frame, both ends%n", repeats, repeatMillis);
-        StringBuilder head = new StringBuilder("| width | rows | codec | frame bytes | plain frames/s |");
-        StringBuilder rule = new StringBuilder("|---:|---:|---|---:|---:|");
+        System.out.printf("link frames, both ends on 1 thread; frames per CPU second of that thread (time waiting for a "
+                + "core not counted); variants alternating, median of %d × %d CPU ms; overhead = 1 - sealed/plain; "
+                + "alloc = bytes allocated per frame, both ends%n", repeats, repeatMillis);
+        StringBuilder head = new StringBuilder("| width | rows | codec | frame bytes (unsealed) | plain frames/s | alloc B |");
+        StringBuilder rule = new StringBuilder("|---:|---:|---|---:|---:|---:|");
         for (Sealing sealing : sealings) {
             head.append(' ').append(sealing.label).append(" frames/s | overhead | alloc B |");
             rule.append("---:|---:|---:|");
@@ -114,15 +117,15 @@ public final class FrameAuthBench implements Runnable {
                     Link link = links.get(v);
                     long before = ALLOCATION.getCurrentThreadAllocatedBytes();
                     long calls = link.calls;
-                    seconds[v][r] = CallTiming.secondsPerCall(link::frame, repeatMillis);
+                    seconds[v][r] = CallTiming.cpuSecondsPerCall(link::frame, repeatMillis);
                     allocated[v] += ALLOCATION.getCurrentThreadAllocatedBytes() - before;
                     frames[v] += link.calls - calls;
                 }
             }
             Link plain = links.getFirst();
             double plainRate = 1 / CallTiming.median(seconds[0]);
-            StringBuilder row = new StringBuilder(String.format("| %d | %d | %s | %d | %.0f |", plain.width, plain.rows,
-                    plain.codec.id().shortName(), links.getLast().length, plainRate));
+            StringBuilder row = new StringBuilder(String.format("| %d | %d | %s | %d | %.0f | %d |", plain.width, plain.rows,
+                    plain.codec.id().shortName(), plain.length, plainRate, allocated[0] / frames[0]));
             for (int v = 1; v < links.size(); v++) {
                 double rate = 1 / CallTiming.median(seconds[v]);
                 row.append(String.format(" %.0f | %.1f %% | %d |", rate, 100 * (1 - rate / plainRate), allocated[v] / frames[v]));
@@ -130,9 +133,6 @@ public final class FrameAuthBench implements Runnable {
             System.out.println(row);
         });
     }
-
-    private static final com.sun.management.ThreadMXBean ALLOCATION =
-            (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
 
     private static Sealing sealing(String name) {
         try {
