@@ -13,7 +13,7 @@ import java.security.GeneralSecurityException;
  * before it — header with batch id and step, sections — with no plaintext: the AEAD used as a MAC, as GMAC is
  * AES-GCM's. The trailer is the tag, then the 12-byte nonce ({@link FrameNonces}).
  *
- * <p>Why not HMAC-SHA256 (before) or GMAC: SHA-256 runs at ~1.8 GB/s per core even with its SHA-NI intrinsic, which
+ * <p>Why not HMAC-SHA256 (before) or GMAC: SHA-256 runs at ~1.7 GB/s per core even with its SHA-NI intrinsic, which
  * cost a CPU link 52-72 % of its frame rate; the JDK's AES-GCM hashes associated data with its slower GHASH-only
  * path (3-4.5 GB/s) after copying all of it into a buffer it allocates per frame. Poly1305 runs its AVX-512 intrinsic
  * straight over associated data from a heap array (10-15 GB/s here), with no per-frame buffer; its price is a fixed

@@ -17,10 +17,11 @@ import static io.bitrelay.runtime.wire.LinkFrame.HEADER_BYTES;
  * all the same. The trailer is GCM's 16-byte tag, then the 12-byte nonce ({@link FrameNonces}).
  *
  * <p>AES-GCM rather than ChaCha20-Poly1305 here: the JDK's AES-GCM intrinsic (VAES + VPCLMULQDQ, AVX-512) encrypts and
- * authenticates at ~11 GB/s on this machine, its ChaCha20 at ~2.7 GB/s. The sender encrypts a chunk at a time through
+ * authenticates at ~7 GB/s per core through the staging array on the development machine, its ChaCha20-Poly1305 at
+ * ~2.4 GB/s (docs/security.md). The sender encrypts a chunk at a time through
  * a small heap array; the receiver has to hand the JDK the whole ciphertext at once (its GCM decryption holds back all
  * plaintext until the tag is checked, buffering it in an array of its own otherwise), and into another array: decrypting
- * in place skips the combined intrinsic for separate GHASH and AES-CTR passes (3.7 against 7+ GB/s here). So it keeps
+ * in place skips the combined intrinsic for separate GHASH and AES-CTR passes (3.7 against 6.5 GB/s). So it keeps
  * two heap arrays as large as the largest frame it opened, grown only when a larger one comes.
  */
 public final class EncryptingFrameSeal implements FrameSeal {
