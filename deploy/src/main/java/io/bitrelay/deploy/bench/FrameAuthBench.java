@@ -28,6 +28,8 @@ import java.util.function.Consumer;
  * CRC + decode on the receiver) without a seal and with each seal — HMAC-SHA256 (the tag links carried before, as
  * the baseline), ChaCha20-Poly1305 (authenticate-links) and AES-256-GCM (encrypt-links): seal on one end, open on the
  * other. Variants alternate within each repeat, so load from other processes on the machine hits them alike; medians.
+ * Timed in the thread's CPU time ({@link CallTiming#cpuSecondsPerCall}): on a shared machine the wall clock also counts
+ * the time spent waiting for a core, which swamped the seals' cost.
  * The issue's goal is an overhead of at most 5 % of the frame rate.
  */
 @Command(name = "frame-auth", mixinStandardHelpOptions = true,
