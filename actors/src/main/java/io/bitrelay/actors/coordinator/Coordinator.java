@@ -9,6 +9,7 @@ import io.bitrelay.runtime.checkpoint.ModelFingerprint;
 import io.bitrelay.runtime.wire.CodecId;
 import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.pipeline.LinkKey;
+import io.bitrelay.runtime.wire.LinkProtection;
 import io.bitrelay.actors.pipeline.StageAssignment;
 import io.bitrelay.actors.worker.WorkerDescription;
 import io.bitrelay.actors.serialization.ClusterMessage;
@@ -416,8 +417,9 @@ public final class Coordinator {
         StageQuantization[] quantizations = store == null ? new StageQuantization[pipeline.size()]
                 : store.assignments(pipeline.stream().map(s -> new int[]{s.plan.firstLayer(), s.plan.endLayer()}).toList(),
                         org.slf4j.LoggerFactory.getLogger(QuantizationStore.class));
-        // a new key per placement: frames of the pipeline this one replaces (or replayed from it) fail the tag
-        LinkKey linkKey = settings.authenticateLinks() ? LinkKey.random() : null;
+        // a new key per placement: frames of the pipeline this one replaces (or replayed from it) fail the tag, and
+        // the frame counts that make the nonces start again under a key never used before (docs/security.md)
+        LinkKey linkKey = settings.linkProtection() == LinkProtection.NONE ? null : LinkKey.random(settings.linkProtection());
         for (int i = 0; i < pipeline.size(); i++) {
             Stage stage = pipeline.get(i);
             Link inbound = i == 0 ? null

@@ -3,6 +3,8 @@ package io.bitrelay.actors.coordinator;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigException;
 
+import io.bitrelay.runtime.wire.LinkProtection;
+
 import java.time.Duration;
 
 /**
@@ -24,8 +26,9 @@ import java.time.Duration;
  * @param quantization      the recipe the stages serve ({@code bitrelay.quantization})
  * @param failover          what happens when a worker is lost: how long requests wait, how few workers a pipeline
  *                          is rebuilt over
- * @param authenticateLinks every placed pipeline gets a fresh link key and its frames carry a tag under it
- *                          ({@code bitrelay.security.authenticate-links}, docs/security.md)
+ * @param linkProtection    what every placed pipeline's link frames carry: with AUTHENTICATED or ENCRYPTED a fresh
+ *                          link key and a seal under it ({@code bitrelay.security.authenticate-links} and
+ *                          {@code encrypt-links}, docs/security.md)
  */
 public record CoordinatorSettings(String checkpointDir, String linkCodec, int expectedWorkers,
                                   double bytesPerParameter, double reserveFraction, int streamBase,
@@ -33,7 +36,7 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                                   boolean autoBatchSequences,
                                   int linkCalibrationSequences, int linkCalibrationTokens, long linkCalibrationSeed,
                                   int linkClusters, boolean linkStaticRanges, QuantizationSettings quantization,
-                                  FailoverSettings failover, boolean authenticateLinks) {
+                                  FailoverSettings failover, LinkProtection linkProtection) {
 
     public static CoordinatorSettings from(Config root) {
         Config c = root.getConfig("bitrelay.coordinator");
@@ -61,7 +64,8 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                     ranges(c.getString("link-calibration.ranges")),
                     QuantizationSettings.from(root),
                     FailoverSettings.from(c, positive(c, "expected-workers")),
-                    root.getBoolean("bitrelay.security.authenticate-links"));
+                    LinkProtection.of(root.getBoolean("bitrelay.security.authenticate-links"),
+                            root.getBoolean("bitrelay.security.encrypt-links")));
         } catch (ConfigException e) {
             throw new IllegalArgumentException("bad coordinator config: " + e.getMessage(), e);
         } catch (IllegalArgumentException e) {

@@ -1,30 +1,40 @@
 package io.bitrelay.actors.pipeline;
 
-import io.bitrelay.runtime.wire.FrameAuthenticator;
+import io.bitrelay.runtime.wire.FrameSeal;
+import io.bitrelay.runtime.wire.LinkFrameKeys;
+import io.bitrelay.runtime.wire.LinkProtection;
 
 import java.util.Arrays;
 
 /**
- * The key that tags one pipeline's link frames (docs/security.md). The coordinator draws a new one each time it
- * places a pipeline and hands it to every stage in its {@link StageAssignment}, over the cluster's (TLS) control
- * plane; frames of a pipeline placed before, or of anyone without the key, are refused. Never printed.
+ * The key that seals one pipeline's link frames, and how (docs/security.md): authenticated, or authenticated and
+ * encrypted. The coordinator draws a new one each time it places a pipeline and hands it to every stage in its
+ * {@link StageAssignment}, over the cluster's (TLS) control plane; frames of a pipeline placed before, or of anyone
+ * without the key, are refused. Never printed.
  */
-public record LinkKey(byte[] bytes) {
+public record LinkKey(byte[] bytes, LinkProtection protection) {
 
     public LinkKey {
-        if (bytes == null || bytes.length != FrameAuthenticator.KEY_BYTES) {
-            throw new IllegalArgumentException("a link key has " + FrameAuthenticator.KEY_BYTES + " bytes");
+        if (bytes == null || bytes.length != LinkFrameKeys.PIPELINE_KEY_BYTES) {
+            throw new IllegalArgumentException("a link key has " + LinkFrameKeys.PIPELINE_KEY_BYTES + " bytes");
+        }
+        if (protection == null || protection == LinkProtection.NONE) {
+            throw new IllegalArgumentException("a link key authenticates or encrypts, got " + protection
+                    + " (unprotected links carry no key)");
         }
         bytes = bytes.clone();
     }
 
-    public static LinkKey random() {
-        return new LinkKey(FrameAuthenticator.newKey());
+    public static LinkKey random(LinkProtection protection) {
+        return new LinkKey(LinkFrameKeys.newPipelineKey(), protection);
     }
 
-    /** A fresh authenticator (one per thread: Mac is not thread-safe). */
-    public FrameAuthenticator authenticator() {
-        return new FrameAuthenticator(bytes);
+    /**
+     * A fresh seal for the link from {@code sourceStage} to {@code targetStage}: one per thread, and on the sending side
+     * one per link (it numbers the frames it seals).
+     */
+    public FrameSeal seal(int sourceStage, int targetStage) {
+        return protection.newSeal(bytes, sourceStage, targetStage);
     }
 
     @Override
@@ -34,16 +44,16 @@ public record LinkKey(byte[] bytes) {
 
     @Override
     public boolean equals(Object other) {
-        return other instanceof LinkKey key && Arrays.equals(bytes, key.bytes);
+        return other instanceof LinkKey key && Arrays.equals(bytes, key.bytes) && protection == key.protection;
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(bytes);
+        return 31 * Arrays.hashCode(bytes) + protection.hashCode();
     }
 
     @Override
     public String toString() {
-        return "LinkKey[" + bytes.length + " bytes]";
+        return "LinkKey[" + bytes.length + " bytes, " + protection + "]";
     }
 }

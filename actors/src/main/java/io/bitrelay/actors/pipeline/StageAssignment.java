@@ -17,8 +17,9 @@ import io.bitrelay.actors.serialization.ClusterMessage;
  * @param kvCache        how the stage's KV caches store keys and values: fp32, int8, int4 or int3
  * @param maxBatchTokens rows a micro-batch carries at most (the scheduler's limit): a GPU stage preallocates
  *                       its step buffers for it
- * @param linkKey        the pipeline's link key: every frame on the stage's links carries a tag under it; null when
- *                       links are not authenticated (bitrelay.security.authenticate-links = off)
+ * @param linkKey        the pipeline's link key and protection: every frame on the stage's links is sealed under it
+ *                       (authenticated, or also encrypted); null when links are not protected
+ *                       (bitrelay.security.authenticate-links = off)
  */
 public record StageAssignment(int stageIndex, int stageCount, int firstLayer, int endLayer, int totalLayers,
                               String checkpointDir, String linkCodec, Link inbound, Link outbound,

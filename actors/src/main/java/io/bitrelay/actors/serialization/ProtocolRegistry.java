@@ -109,6 +109,8 @@ public final class ProtocolRegistry {
             Coordinator.WorkerDrained.class,
             // the pipeline's link key in StageAssignment (issue 16: authenticated frames)
             io.bitrelay.actors.pipeline.LinkKey.class,
+            // and how it protects the links: authenticated or encrypted frames (issue 16)
+            io.bitrelay.runtime.wire.LinkProtection.class,
     };
 
     private ProtocolRegistry() {

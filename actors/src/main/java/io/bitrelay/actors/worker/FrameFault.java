@@ -34,12 +34,12 @@ public enum FrameFault {
     }
 
     /** FORGE: the tampered copy (CRC recomputed); REPLAY: a plain copy; allocated in {@code arena}. */
-    MemorySegment extraFrame(MemorySegment frame, long length, int tagBytes, java.lang.foreign.Arena arena) {
+    MemorySegment extraFrame(MemorySegment frame, long length, int sealBytes, java.lang.foreign.Arena arena) {
         MemorySegment copy = arena.allocate(length);
         MemorySegment.copy(frame, 0, copy, 0, length);
         if (this == FORGE) {
-            long crcAt = length - tagBytes - Integer.BYTES;
-            long at = crcAt - 1; // the payload's last byte
+            long crcAt = length - Integer.BYTES;
+            long at = crcAt - sealBytes - 1; // the payload's last byte
             copy.set(ValueLayout.JAVA_BYTE, at, (byte) (copy.get(ValueLayout.JAVA_BYTE, at) ^ 0x10));
             java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
             crc.update(copy.asSlice(0, crcAt).asByteBuffer());

@@ -57,8 +57,8 @@ final class OutboundFrames implements AutoCloseable {
         java.util.Arrays.fill(sentMin, Float.POSITIVE_INFINITY);
         java.util.Arrays.fill(sentMax, Float.NEGATIVE_INFINITY);
         this.sender = assignment.outbound() == null ? null : dataPlane.sender(assignment.outbound());
-        if (assignment.linkKey() != null) {
-            writer.authenticateWith(assignment.linkKey().authenticator());
+        if (assignment.linkKey() != null && assignment.outbound() != null) {
+            writer.sealWith(assignment.linkKey().seal(assignment.stageIndex(), assignment.stageIndex() + 1));
         }
     }
 
@@ -73,7 +73,7 @@ final class OutboundFrames implements AutoCloseable {
             sendFromHost(batchId, stepNumber, false, frameCodec, layout, backend.hostRows(layout, hidden, step));
             return;
         }
-        long frameBytes = LinkFrame.frameBytes(frameCodec, layout.encodedBytes(), layout.tokens(), width) + writer.tagBytes();
+        long frameBytes = LinkFrame.frameBytes(frameCodec, layout.encodedBytes(), layout.tokens(), width) + writer.sealBytes();
         MemorySegment frame = backend.encodeFrame(frameCodec, layout, frameBytes,
                 w -> header(w, batchId, stepNumber, false), writer);
         dispatch(batchId, false, frame, frame.byteSize());
@@ -106,7 +106,7 @@ final class OutboundFrames implements AutoCloseable {
     private void sendFromHost(long batchId, int stepNumber, boolean calibration, LinkCodec frameCodec, BatchLayout layout,
                               MemorySegment hidden) {
         int rows = layout.tokens();
-        long frameBytes = LinkFrame.frameBytes(frameCodec, layout.encodedBytes(), rows, width) + writer.tagBytes();
+        long frameBytes = LinkFrame.frameBytes(frameCodec, layout.encodedBytes(), rows, width) + writer.sealBytes();
         ensureSendBuffer(frameBytes);
         long length = header(writer.wrap(sendBuffer), batchId, stepNumber, calibration)
                 .encode(frameCodec, layout, hidden, rows, width);
@@ -129,7 +129,7 @@ final class OutboundFrames implements AutoCloseable {
             LOG.warn("stage {}: injected fault {} into micro-batch {}", assignment.stageIndex(), fault, batchId);
             if (fault.addsFrame()) {
                 try (Arena extra = Arena.ofConfined()) {
-                    MemorySegment other = fault.extraFrame(buffer, length, writer.tagBytes(), extra);
+                    MemorySegment other = fault.extraFrame(buffer, length, writer.sealBytes(), extra);
                     boolean forgedFirst = fault == FrameFault.FORGE; // a replay can only follow what it copies
                     sender.send(forgedFirst ? other : buffer, length);
                     sender.send(forgedFirst ? buffer : other, length);

@@ -503,9 +503,10 @@ final class StageEngine {
         }
     }
 
-    /** The reader demands the pipeline's tag when the assignment carries a link key. */
+    /** The reader demands the pipeline's seal on its inbound link when the assignment carries a link key. */
     private LinkFrameReader keyed(LinkFrameReader fresh) {
-        return assignment.linkKey() == null ? fresh : fresh.requireTag(assignment.linkKey().authenticator());
+        return assignment.linkKey() == null || assignment.inbound() == null ? fresh
+                : fresh.requireSeal(assignment.linkKey().seal(assignment.stageIndex() - 1, assignment.stageIndex()));
     }
 
     /** The batch id a rejected frame claims, if enough of its header arrived to read one; -1 otherwise. */

@@ -77,7 +77,7 @@ class KryoSerializerTest {
                 new StageWorker.LoadStage(assignment, TESTKIT.<StageWorker.Reply>createTestProbe().getRef(),
                         TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
         assertEquals(assignment, load.assignment());
-        io.bitrelay.actors.pipeline.LinkKey key = io.bitrelay.actors.pipeline.LinkKey.random();
+        io.bitrelay.actors.pipeline.LinkKey key = io.bitrelay.actors.pipeline.LinkKey.random(io.bitrelay.runtime.wire.LinkProtection.ENCRYPTED);
         StageAssignment keyed = new StageAssignment(1, 3, 4, 8, 12, "/models/x", "int8", new Link(0, 1, "aeron:ipc", 1001),
                 null, null, "fp32", 2048, key);
         StageWorker.LoadStage keyedLoad = (StageWorker.LoadStage) roundTrip(

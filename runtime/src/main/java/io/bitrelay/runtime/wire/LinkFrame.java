@@ -34,7 +34,7 @@ import java.util.zip.CRC32C;
  *  +---------------------------------------------------------------+
  *  |                      Payload Length (i32)                     | 40
  *  +---------------------------------------------------------------+
- *  |              Tag Length (i32: 0, or 16 if authenticated)      | 44
+ *  |      Seal Length (i32: 0, or 28 on a protected link)          | 44
  *  +---------------------------------------------------------------+
  *  |         Layout: which sequences the rows belong to           ... 48
  *  |         (BatchLayout; opaque to the codec)                   ...
@@ -43,17 +43,19 @@ import java.util.zip.CRC32C;
  *  +---------------------------------------------------------------+
  *  |         Payload (e.g. INT8: rows × width bytes)              ...
  *  +---------------------------------------------------------------+
- *  |            CRC32C (u32) over every byte before it             |
+ *  |  Seal (protected links only, FrameSeal): 16-byte tag, then   ...
+ *  |  12-byte nonce. Encrypted links: layout, params and payload  ...
+ *  |  above are AES-256-GCM ciphertext, the header their AAD      ...
  *  +---------------------------------------------------------------+
- *  |  Tag (authenticated links: HMAC-SHA256 over every byte       ...
- *  |  before it, truncated to 16 bytes; FrameAuthenticator)       ...
+ *  |            CRC32C (u32) over every byte before it             |
  *  +---------------------------------------------------------------+
  * </pre>
  *
  * Params and payload lengths are functions of (codec, rows, width), so a reader checks them before it
- * decodes; the frame's length must equal header + sections + CRC + tag exactly. Flags are free for the link
- * protocol (version 1 defines none). The tag length was a reserved field written as 0, so untagged frames are
- * unchanged; a reader holding the link key refuses a frame without a tag, one without the key a frame with one.
+ * decodes; the frame's length must equal header + sections + seal + CRC exactly. Flags are free for the link
+ * protocol (version 1 defines none). The seal length was a reserved field written as 0, so frames of unprotected
+ * links are unchanged; a reader holding the link key refuses a frame without a seal, one without the key a frame
+ * with one. The CRC covers the seal, so a frame corrupted on the way fails by its CRC, never as a forgery.
  */
 public final class LinkFrame {
     public static final ByteOrder BYTE_ORDER = ByteOrder.LITTLE_ENDIAN;
@@ -75,7 +77,7 @@ public final class LinkFrame {
     public static final int LAYOUT_LENGTH_OFFSET = 32;
     public static final int PARAMS_LENGTH_OFFSET = 36;
     public static final int PAYLOAD_LENGTH_OFFSET = 40;
-    public static final int TAG_LENGTH_OFFSET = 44;
+    public static final int SEAL_LENGTH_OFFSET = 44;
     public static final int HEADER_BYTES = 48;
     public static final int CRC_BYTES = 4;
 
@@ -92,7 +94,7 @@ public final class LinkFrame {
     private LinkFrame() {
     }
 
-    /** Bytes of a whole frame (header, layout, params, payload, CRC) carrying rows × width through codec. */
+    /** Bytes of a whole unsealed frame (header, layout, params, payload, CRC) carrying rows × width through codec. */
     public static long frameBytes(LinkCodec codec, int layoutBytes, int rows, int width) {
         if (layoutBytes < 0 || rows < 1 || width < 1) {
             throw new IllegalArgumentException("a frame needs layoutBytes >= 0, rows >= 1 and width >= 1, got "

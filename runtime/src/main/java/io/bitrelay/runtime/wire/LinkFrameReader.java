@@ -10,16 +10,16 @@ import static io.bitrelay.runtime.wire.LinkFrame.*;
 /**
  * Reads one received {@link LinkFrame} in place. {@link #wrap} validates the whole frame before anything
  * is exposed, checking in this order: length ≥ header + CRC, magic, version, codec, section lengths
- * (against rows × width × codec and against the frame's length, which must match exactly), CRC32C, the tag
- * (with {@link #requireTag}: an authenticated link), and last the codec's own {@link LinkCodec#checkParams}
- * (an RPTQ frame's calibration plan). CRC before tag: a corrupted frame still fails its micro-batch at once by
- * the CRC, while a frame with a good CRC and a bad tag was made by someone without the key.
+ * (against rows × width × codec and against the frame's length, which must match exactly), CRC32C, the seal
+ * (with {@link #requireSeal}: a protected link; an encrypted frame is decrypted in place here), and last the codec's
+ * own {@link LinkCodec#checkParams} (an RPTQ frame's calibration plan). CRC before seal: a corrupted frame still fails
+ * its micro-batch at once by the CRC, while a frame with a good CRC and a bad tag was made by someone without the key.
  * The first failure throws a {@link FrameException} and leaves the reader empty. One reader per thread.
  */
 public final class LinkFrameReader {
     private final LinkCodec[] codecsByWireId = new LinkCodec[256];
     private final CRC32C crc = new CRC32C();
-    private FrameAuthenticator authenticator; // null: an unauthenticated link, frames carry no tag
+    private FrameSeal seal; // null: a link without protection, frames carry no seal
     private MemorySegment frame; // null unless the last wrap() validated
     private LinkCodec codec;
     private int rows;
@@ -44,9 +44,12 @@ public final class LinkFrameReader {
         }
     }
 
-    /** From now on every frame must carry a tag that {@code authenticator}'s key made; returns this. */
-    public LinkFrameReader requireTag(FrameAuthenticator authenticator) {
-        this.authenticator = authenticator;
+    /**
+     * From now on every frame must carry a seal that opens with {@code seal} (the link's key and protection); returns
+     * this. On an encrypted link {@link #wrap} decrypts the frame's sections in place: wrap a frame once.
+     */
+    public LinkFrameReader requireSeal(FrameSeal seal) {
+        this.seal = seal;
         return this;
     }
 
@@ -74,24 +77,23 @@ public final class LinkFrameReader {
         int layoutBytes = frame.get(I32, LAYOUT_LENGTH_OFFSET);
         int paramsBytes = frame.get(I32, PARAMS_LENGTH_OFFSET);
         int payloadBytes = frame.get(I32, PAYLOAD_LENGTH_OFFSET);
-        int tagBytes = frame.get(I32, TAG_LENGTH_OFFSET);
-        int expectedTag = authenticator == null ? 0 : FrameAuthenticator.TAG_BYTES;
-        if (tagBytes != expectedTag) {
-            throw new FrameException(Reason.BAD_TAG, authenticator == null
-                    ? "frame declares a " + tagBytes + "-byte tag, this link has no key"
-                    : "frame declares a " + tagBytes + "-byte tag, this link requires " + expectedTag);
+        int sealBytes = frame.get(I32, SEAL_LENGTH_OFFSET);
+        int expectedSeal = seal == null ? 0 : seal.trailerBytes();
+        if (sealBytes != expectedSeal) {
+            throw new FrameException(Reason.BAD_TAG, seal == null
+                    ? "frame declares a " + sealBytes + "-byte seal, this link has no key"
+                    : "frame declares a " + sealBytes + "-byte seal, this link requires " + expectedSeal);
         }
-        checkSizes(length - tagBytes, frameCodec, frameRows, frameWidth, layoutBytes, paramsBytes, payloadBytes);
-        long crcAt = length - tagBytes - CRC_BYTES;
+        checkSizes(length - sealBytes, frameCodec, frameRows, frameWidth, layoutBytes, paramsBytes, payloadBytes);
+        long crcAt = length - CRC_BYTES;
         int computedCrc = crc32c(crc, frame, crcAt);
         int carriedCrc = frame.get(I32, crcAt);
         if (computedCrc != carriedCrc) {
             throw new FrameException(Reason.BAD_CRC, String.format(
                     "crc32c 0x%08x computed over %d bytes, frame carries 0x%08x", computedCrc, crcAt, carriedCrc));
         }
-        if (authenticator != null && !authenticator.verify(frame, length - tagBytes)) {
-            throw new FrameException(Reason.BAD_TAG, "tag does not match the link key over " + (length - tagBytes)
-                    + " bytes (forged or tampered)");
+        if (seal != null) {
+            seal.open(frame, crcAt - sealBytes);
         }
         frameCodec.checkParams(frame.asSlice(HEADER_BYTES + (long) layoutBytes, paramsBytes), frameRows, frameWidth);
         this.codec = frameCodec;
@@ -126,9 +128,9 @@ public final class LinkFrameReader {
         return codec;
     }
 
-    /** Bytes of the frame's tag: 0 on a link without a key. */
-    public int tagBytes() {
-        return valid().get(I32, TAG_LENGTH_OFFSET);
+    /** Bytes of the frame's seal (tag and nonce): 0 on a link without a key. */
+    public int sealBytes() {
+        return valid().get(I32, SEAL_LENGTH_OFFSET);
     }
 
     public int flags() {

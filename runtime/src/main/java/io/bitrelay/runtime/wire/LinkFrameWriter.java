@@ -7,7 +7,7 @@ import static io.bitrelay.runtime.wire.LinkFrame.*;
 
 /**
  * Writes one {@link LinkFrame} into a caller-owned buffer: {@link #wrap} it, set the header fields, then
- * {@link #encode} the layout and activations, which also seals the frame with its CRC. Setters write
+ * {@link #encode} the layout and activations, which also seals the frame (on a protected link) and checksums it. Setters write
  * straight into the buffer (a flyweight); nothing is allocated per frame beyond a ByteBuffer view for
  * the CRC. One writer per thread.
  *
@@ -24,7 +24,7 @@ import static io.bitrelay.runtime.wire.LinkFrame.*;
  */
 public final class LinkFrameWriter {
     private final CRC32C crc = new CRC32C();
-    private FrameAuthenticator authenticator; // null: frames carry no tag
+    private FrameSeal seal; // null: frames carry no seal
     private MemorySegment buffer;
     private long frameLength;
     private int rows;
@@ -33,15 +33,15 @@ public final class LinkFrameWriter {
     private long payloadLength;
     private LinkCodec reservedFor; // non-null between reserveSections() and seal()
 
-    /** From now on every frame is sealed with a tag under {@code authenticator}'s key; returns this. */
-    public LinkFrameWriter authenticateWith(FrameAuthenticator authenticator) {
-        this.authenticator = authenticator;
+    /** From now on every frame is sealed with {@code seal} (the link's key and protection); returns this. */
+    public LinkFrameWriter sealWith(FrameSeal seal) {
+        this.seal = seal;
         return this;
     }
 
-    /** Bytes the tag adds to every frame: 0, or {@link FrameAuthenticator#TAG_BYTES} once authenticating. */
-    public int tagBytes() {
-        return authenticator == null ? 0 : FrameAuthenticator.TAG_BYTES;
+    /** Bytes the seal adds to every frame: 0 on a link without protection. */
+    public int sealBytes() {
+        return seal == null ? 0 : seal.trailerBytes();
     }
 
     /** Starts a frame at offset 0 of {@code buffer}; header fields not set later stay 0. */
@@ -209,7 +209,7 @@ public final class LinkFrameWriter {
         if (buffer == null) {
             throw new IllegalStateException("wrap() a buffer before encoding");
         }
-        long needed = LinkFrame.frameBytes(codec, layoutBytes, rows, width) + tagBytes();
+        long needed = LinkFrame.frameBytes(codec, layoutBytes, rows, width) + sealBytes();
         if (needed > MAX_FRAME_BYTES) {
             throw new IllegalArgumentException("a frame of " + rows + " rows × " + width + " through " + codec.id()
                     + " would take " + needed + " bytes, more than " + MAX_FRAME_BYTES);
@@ -233,7 +233,7 @@ public final class LinkFrameWriter {
         buffer.set(I32, LAYOUT_LENGTH_OFFSET, layoutBytes);
         buffer.set(I32, PARAMS_LENGTH_OFFSET, codec.paramsBytes(rows, width));
         buffer.set(I32, PAYLOAD_LENGTH_OFFSET, (int) payloadLength);
-        buffer.set(I32, TAG_LENGTH_OFFSET, tagBytes());
+        buffer.set(I32, SEAL_LENGTH_OFFSET, sealBytes());
     }
 
     private long encodeSections(LinkCodec codec, MemorySegment activations) {
@@ -245,13 +245,15 @@ public final class LinkFrameWriter {
         return sealCrc(payloadOffset + payloadLength);
     }
 
-    private long sealCrc(long crcOffset) {
+    /** Seals the sections that end at {@code sectionsEnd} (if the link has a seal), then checksums it all. */
+    private long sealCrc(long sectionsEnd) {
+        long crcOffset = sectionsEnd;
+        if (seal != null) {
+            seal.seal(buffer, sectionsEnd);
+            crcOffset += seal.trailerBytes();
+        }
         buffer.set(I32, crcOffset, crc32c(crc, buffer, crcOffset));
         frameLength = crcOffset + CRC_BYTES;
-        if (authenticator != null) {
-            authenticator.sign(buffer, frameLength);
-            frameLength += FrameAuthenticator.TAG_BYTES;
-        }
         return frameLength;
     }
 

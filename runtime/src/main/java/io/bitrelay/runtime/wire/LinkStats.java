@@ -28,23 +28,23 @@ public final class LinkStats {
         recordFrame(rows, width, layoutBytes, payloadBytes, wireBytes, 0);
     }
 
-    /** @param tagBytes the frame's authentication tag, which an FP16 frame on the same link carries too */
-    public synchronized void recordFrame(int rows, int width, int layoutBytes, long payloadBytes, long wireBytes, int tagBytes) {
+    /** @param sealBytes the frame's seal (tag and nonce), which an FP16 frame on the same link carries too */
+    public synchronized void recordFrame(int rows, int width, int layoutBytes, long payloadBytes, long wireBytes, int sealBytes) {
         frames++;
         tokens += rows;
         this.payloadBytes += payloadBytes;
         this.wireBytes += wireBytes;
-        fp16WireBytes += LinkFrame.frameBytes(FP16, layoutBytes, rows, width) + tagBytes;
+        fp16WireBytes += LinkFrame.frameBytes(FP16, layoutBytes, rows, width) + sealBytes;
     }
 
     public void recordFrame(LinkFrameWriter written) {
         recordFrame(written.rows(), written.width(), written.layoutLength(), written.payloadLength(),
-                written.frameLength(), written.tagBytes());
+                written.frameLength(), written.sealBytes());
     }
 
     public void recordFrame(LinkFrameReader accepted) {
         recordFrame(accepted.rows(), accepted.width(), accepted.layoutLength(), accepted.payloadLength(),
-                accepted.frameLength(), accepted.tagBytes());
+                accepted.frameLength(), accepted.sealBytes());
     }
 
     public synchronized void recordRejected(Reason reason) {

@@ -226,9 +226,9 @@ class LinkFrameTest {
             allowed = EnumSet.of(Reason.BAD_VERSION);
         } else if (at == CODEC_ID_OFFSET) {
             allowed = EnumSet.of(Reason.UNKNOWN_CODEC);
-        } else if (at >= ROWS_OFFSET && at < TAG_LENGTH_OFFSET) {
+        } else if (at >= ROWS_OFFSET && at < SEAL_LENGTH_OFFSET) {
             allowed = EnumSet.of(Reason.TRUNCATED, Reason.BAD_SIZES);
-        } else if (at >= TAG_LENGTH_OFFSET && at < HEADER_BYTES) {
+        } else if (at >= SEAL_LENGTH_OFFSET && at < HEADER_BYTES) {
             allowed = EnumSet.of(Reason.BAD_TAG); // an untagged reader refuses any declared tag
         } else {
             allowed = EnumSet.of(Reason.BAD_CRC); // flags, ids, layout, params, payload, the CRC itself
