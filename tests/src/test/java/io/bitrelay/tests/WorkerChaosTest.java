@@ -4,7 +4,10 @@ import io.bitrelay.deploy.cluster.LocalCluster;
 import io.bitrelay.runtime.tokenizer.OptTokenizer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -27,9 +30,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * tokens); LocalCluster restarts it and it joins as the standby for the next kill. Every request of every round must
  * complete without an error and with the single-process model's tokens; each kill must have hit the worker holding the
  * intended stage, the standby must have taken exactly that stage, and the coordinator must have replayed sequences.
+ * Then two losses in a row, twice: the standby killed while it loads a lost stage (the two survivors take the model),
+ * and, once both killed workers are back as standbys, a stage worker killed while the previous loss's sequences replay.
  *
  * <p>The seed is printed and named in every failure; {@code -Dbitrelay.chaos.seed=N} repeats a run's kill points.
  */
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class WorkerChaosTest {
     private static final int REQUESTS_PER_KILL = 36;
     private static final int MAX_TOKENS = 32;
@@ -45,10 +51,12 @@ class WorkerChaosTest {
     static OptTokenizer tokenizer;
     static LocalCluster cluster;
     static long seed;
+    static Random random;
 
     @BeforeAll
     static void startThreeStagesAndAStandby() throws Exception {
         seed = Long.getLong("bitrelay.chaos.seed", System.nanoTime());
+        random = new Random(seed);
         System.out.println("[chaos] seed " + seed + " (repeat with -Dbitrelay.chaos.seed=" + seed + ")");
         Path checkpoint = ClusterFixture.writeModel(temp.resolve("model"));
         tokenizer = OptTokenizer.load(checkpoint);
@@ -70,31 +78,140 @@ class WorkerChaosTest {
     }
 
     @Test
-    @Timeout(240)
+    @Order(1)
+    @Timeout(180)
     void shouldLoseNoRequestAndNoTokenWhenTheFirstMiddleAndLastStagesWorkersAreKilledAtRandomPoints() throws Exception {
-        Random random = new Random(seed);
-        int tokensPerRound = REQUESTS_PER_KILL * MAX_TOKENS;
         List<String> lines = new ArrayList<>();
         for (int position : new int[]{0, 1, 2}) {
-            int killAfterTokens = 1 + random.nextInt((int) (tokensPerRound * LATEST_KILL));
-            String round = "seed " + seed + ", stage " + position + " killed after " + killAfterTokens + " tokens";
-            try {
-                lines.add(killUnderLoad(position, killAfterTokens));
-            } catch (AssertionError | Exception e) {
-                throw new AssertionError(round + " (repeat with -Dbitrelay.chaos.seed=" + seed + "): " + e.getMessage(), e);
-            }
+            int killAfterTokens = randomKillPoint();
+            lines.add(withSeed("stage " + position + " killed after " + killAfterTokens + " tokens",
+                    () -> killUnderLoad(position, killAfterTokens)));
         }
         lines.forEach(line -> System.out.println("[chaos] " + line));
+    }
+
+    /**
+     * A stage worker killed at a random point, then the standby that takes its stage killed while it loads: with no
+     * standby left (the first victim is still restarting), the two survivors take the model over.
+     */
+    @Test
+    @Order(2)
+    @Timeout(120)
+    void shouldLoseNoRequestWhenTheStandbyIsKilledWhileItLoadsTheLostStage() throws Exception {
+        int position = random.nextInt(3);
+        int killAfterTokens = randomKillPoint();
+        String line = withSeed("stage " + position + " killed after " + killAfterTokens + " tokens, then its standby while loading", () -> {
+            awaitFourWorkersServing();
+            List<String> before = ClusterFixture.stageWorkers(cluster);
+            String standby = standby(before);
+            List<FailoverLoad.Job> jobs = load.send(cluster);
+            await(() -> tokens(jobs) >= killAfterTokens, killAfterTokens + " tokens arrived", Duration.ofSeconds(60));
+            long killed = System.nanoTime();
+            cluster.killWorker(before.get(position));
+            await(() -> ClusterFixture.stageWorkers(cluster).contains(standby), "the standby " + standby + " was given the lost stage",
+                    Duration.ofSeconds(30));
+            assertTrue(!ClusterFixture.status(cluster).serving(), "the standby was killed before the pipeline served again");
+            cluster.killWorker(standby);
+            await(() -> ClusterFixture.status(cluster).serving() && !ClusterFixture.stageWorkers(cluster).contains(standby),
+                    "the pipeline serves again without " + standby, Duration.ofSeconds(60));
+            long servingAgain = System.nanoTime();
+            load.assertExact(jobs);
+            List<String> survivors = new ArrayList<>(before);
+            survivors.remove(position);
+            assertEquals(survivors, ClusterFixture.stageWorkers(cluster), "the two survivors took the model over");
+            return String.format("stage %d: killed %s, then the standby %s while it loaded: serving again over %s after %d ms,"
+                    + " all %d requests exact", position, before.get(position), standby, survivors, millis(killed, servingAgain),
+                    REQUESTS_PER_KILL);
+        });
+        System.out.println("[chaos] " + line);
+    }
+
+    /**
+     * Once both killed workers are back as standbys, a stage worker of the two-stage pipeline killed at a random point:
+     * the rebuild goes back to three stages (the survivor keeps its stage, the two standbys take the others). As soon
+     * as that pipeline serves, while the sequences replay their prefix, one of its three workers is killed: with no
+     * standby left, the two others take the model over and the sequences replay a second time.
+     */
+    @Test
+    @Order(3)
+    @Timeout(120)
+    void shouldLoseNoRequestWhenAStageWorkerIsKilledWhileTheSequencesReplay() throws Exception {
+        int killAfterTokens = randomKillPoint();
+        int first = random.nextInt(2);
+        int second = random.nextInt(3);
+        String line = withSeed("stage " + first + " of 2 killed after " + killAfterTokens + " tokens, then stage " + second
+                + " of 3 during the replay", () -> {
+            awaitFourWorkersServing();
+            List<String> before = ClusterFixture.stageWorkers(cluster);
+            assertEquals(2, before.size(), "two stages since the survivors took the model: " + before);
+            List<String> standbys = WORKERS.stream().filter(w -> !before.contains(w)).toList();
+            String survivor = before.get(1 - first);
+            List<FailoverLoad.Job> jobs = load.send(cluster);
+            await(() -> tokens(jobs) >= killAfterTokens, killAfterTokens + " tokens arrived", Duration.ofSeconds(60));
+            long firstKill = System.nanoTime();
+            cluster.killWorker(before.get(first));
+            await(() -> !ClusterFixture.status(cluster).serving(), "the first loss noticed", Duration.ofSeconds(30));
+            await(() -> ClusterFixture.status(cluster).serving(), "serving after the first loss", Duration.ofSeconds(60));
+            List<String> between = ClusterFixture.stageWorkers(cluster);
+            long replayedBetween = ClusterFixture.status(cluster).replayed();
+            String secondVictim = between.get(second);
+            int tokensAtSecondKill = tokens(jobs);
+            long killed = System.nanoTime();
+            cluster.killWorker(secondVictim);
+            await(() -> !ClusterFixture.status(cluster).serving(), "the second loss noticed", Duration.ofSeconds(30));
+            await(() -> ClusterFixture.status(cluster).serving(), "serving after the second loss", Duration.ofSeconds(60));
+            long servingAgain = System.nanoTime();
+            load.assertExact(jobs);
+            List<String> after = ClusterFixture.stageWorkers(cluster);
+
+            assertEquals(3, between.size(), "back to three stages over the standbys: " + before + " -> " + between);
+            assertEquals(survivor, between.get(1 - first), "the survivor kept its stage: " + before + " -> " + between);
+            assertTrue(between.containsAll(standbys), "both standbys were placed: " + between);
+            List<String> expectedAfter = new ArrayList<>(between);
+            expectedAfter.remove(secondVictim);
+            assertEquals(expectedAfter, after, "the two left took the model over, in their order");
+            long replayed = ClusterFixture.status(cluster).replayed() - replayedBetween;
+            assertTrue(replayed > 0, "the second kill hit sequences that were replaying (" + replayed + " replayed again)");
+            return String.format("killed %s (stage %d of 2), then %s (stage %d of 3) %d ms later with %d tokens sent: serving"
+                            + " again over %s after %d ms, %d sequence(s) replayed a second time, all %d requests exact",
+                    before.get(first), first, secondVictim, second, millis(firstKill, killed), tokensAtSecondKill, after,
+                    millis(killed, servingAgain), replayed, REQUESTS_PER_KILL);
+        });
+        System.out.println("[chaos] " + line);
+    }
+
+    /** At least one token of the round has arrived, at most {@link #LATEST_KILL} of them; seeded. */
+    private static int randomKillPoint() {
+        return 1 + random.nextInt((int) (REQUESTS_PER_KILL * MAX_TOKENS * LATEST_KILL));
+    }
+
+    /** Runs one round; a failure names the seed and the round, so that the run can be repeated. */
+    private static String withSeed(String round, java.util.concurrent.Callable<String> body) {
+        try {
+            return body.call();
+        } catch (AssertionError | Exception e) {
+            throw new AssertionError("seed " + seed + ", " + round + " (repeat with -Dbitrelay.chaos.seed=" + seed + "): "
+                    + e.getMessage(), e);
+        }
+    }
+
+    private static void awaitFourWorkersServing() throws InterruptedException {
+        await(() -> ClusterFixture.status(cluster).workers() == 4 && ClusterFixture.status(cluster).serving(),
+                "four workers joined and the pipeline serves", Duration.ofSeconds(60));
+    }
+
+    /** The one worker of four that holds none of the three stages. */
+    private static String standby(List<String> stageWorkers) {
+        return WORKERS.stream().filter(w -> !stageWorkers.contains(w)).findFirst().orElseThrow();
     }
 
     /** One round: every request sent, the worker at {@code position} killed after {@code killAfterTokens}, all checked. */
     private String killUnderLoad(int position, int killAfterTokens) throws Exception {
         // Recovery from the previous round: the killed worker is back, as the standby.
-        await(() -> ClusterFixture.status(cluster).workers() == 4 && ClusterFixture.status(cluster).serving(),
-                "four workers joined and the pipeline serves", Duration.ofSeconds(60));
+        awaitFourWorkersServing();
         List<String> before = ClusterFixture.stageWorkers(cluster);
         assertEquals(3, before.size(), "three stages before the kill: " + before);
-        String standby = WORKERS.stream().filter(w -> !before.contains(w)).findFirst().orElseThrow();
+        String standby = standby(before);
         String victim = before.get(position);
         long replayedBefore = ClusterFixture.status(cluster).replayed();
 

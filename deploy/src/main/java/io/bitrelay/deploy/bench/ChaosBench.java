@@ -110,6 +110,8 @@ public final class ChaosBench implements Runnable {
                 for (StagePosition position : order) {
                     rounds.add(killUnderLoad(cluster, position, total, timeline, progress));
                 }
+                // The last round, like the others, lasts until its worker is back: the return to steady may come that late.
+                awaitStatus(cluster, s -> s.serving() && s.workers() == total, "every worker back (the killed one as a standby)");
                 progress.accept("stopping the load; " + load.completed() + " completions");
                 if (!load.stop(rejoinTimeout)) {
                     progress.accept("some requests were still running " + rejoinTimeout.toSeconds() + " s after the load stopped");
@@ -192,10 +194,13 @@ public final class ChaosBench implements Runnable {
             long until = i + 1 < rounds.size() ? rounds.get(i + 1).start() : end + 1;
             List<TokenTimeline.Failure> failures = timeline.failuresBetween(round.start(), until);
             long firstToken = timeline.firstTokenFrom(round.recovered());
+            double steadyRate = timeline.rate(round.killed() - window.toNanos(), round.killed());
+            long steadyAgain = timeline.firstWindowAtRate(round.recovered(), until,
+                    ChaosBenchResult.STEADY_SPAN_SECONDS * 1_000_000_000L, ChaosBenchResult.STEADY_SHARE * steadyRate);
             kills.add(new ChaosBenchResult.Kill(round.position(), round.stage(), round.victim(), round.replacement(),
                     window.toMillis() / 1000.0, millis(round.killed(), round.detected()), millis(round.killed(), round.recovered()),
                     firstToken < 0 ? -1 : millis(round.killed(), firstToken),
-                    timeline.rate(round.killed() - window.toNanos(), round.killed()),
+                    steadyAgain < 0 ? -1 : millis(round.killed(), steadyAgain), steadyRate,
                     timeline.rate(round.killed(), round.killed() + window.toNanos()), round.replayed(), failures.size(),
                     failures.stream().map(TokenTimeline.Failure::reason).distinct().toList()));
         }

@@ -17,12 +17,19 @@ import java.util.Map;
  * @param notBuilt recovery paths the issue asks for that do not exist yet, each with why no number is given
  */
 record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<String> notBuilt) {
+    /** The rate a run counts as back to steady at, as a share of the steady rate before the kill. */
+    static final double STEADY_SHARE = 0.9;
+    /** The window that rate is taken over: short enough to date the return, long enough to span a few steps. */
+    static final int STEADY_SPAN_SECONDS = 2;
+
     /**
      * One SIGKILL of the worker at a stage position, times from the kill.
      *
      * @param detectionMs      until the coordinator stopped serving (it noticed the loss), −1 if it never did
      * @param recoveryMs       until it served again over the rebuilt pipeline (the replay path), −1 if it never did
      * @param firstTokenMs     until the first token after it served again (a replay's or a new request's), −1 if none
+     * @param steadyAgainMs    until the start of the first {@link #STEADY_SPAN_SECONDS} s window after it served again
+     *                         with at least {@link #STEADY_SHARE} of the steady rate, −1 if none before the next round
      * @param steadyRate       tokens/s in the window of the same length before the kill
      * @param windowRate       tokens/s in the window after the kill
      * @param replayed         sequences the coordinator sent back to be replayed
@@ -30,7 +37,7 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
      * @param failureReasons   their distinct reasons
      */
     record Kill(StagePosition position, int stage, String victim, String replacement, double windowSeconds,
-                long detectionMs, long recoveryMs, long firstTokenMs, double steadyRate, double windowRate, long replayed,
+                long detectionMs, long recoveryMs, long firstTokenMs, long steadyAgainMs, double steadyRate, double windowRate, long replayed,
                 int lost, List<String> failureReasons) {
         /** The share of the steady rate the window lost, in percent (negative if the window was faster). */
         double dipPercent() {
@@ -41,13 +48,13 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
     void print(PrintStream out) {
         out.println(String.format(Locale.ROOT, "SIGKILL of the worker at each stage position under steady load; times from the "
                 + "kill; tok/s over %.0f s before the kill (steady) and %.0f s after it (window)", window(), window()));
-        out.println(String.format("%-7s %5s %-9s %-9s %10s %10s %9s %10s %10s %6s %9s %5s", "stage", "index", "killed",
-                "took over", "detect ms", "recover ms", "1st tok", "steady t/s", "window t/s", "dip", "replayed", "lost"));
+        out.println(String.format("%-7s %5s %-9s %-9s %10s %10s %9s %10s %10s %10s %6s %9s %5s", "stage", "index", "killed",
+                "took over", "detect ms", "recover ms", "1st tok", "steady ms", "steady t/s", "window t/s", "dip", "replayed", "lost"));
         for (Kill kill : kills) {
-            out.println(String.format(Locale.ROOT, "%-7s %5d %-9s %-9s %10s %10s %9s %10.1f %10.1f %5.0f%% %9d %5d",
+            out.println(String.format(Locale.ROOT, "%-7s %5d %-9s %-9s %10s %10s %9s %10s %10.1f %10.1f %5.0f%% %9d %5d",
                     kill.position().label(), kill.stage(), kill.victim(), kill.replacement(), ms(kill.detectionMs()),
-                    ms(kill.recoveryMs()), ms(kill.firstTokenMs()), kill.steadyRate(), kill.windowRate(), kill.dipPercent(),
-                    kill.replayed(), kill.lost()));
+                    ms(kill.recoveryMs()), ms(kill.firstTokenMs()), ms(kill.steadyAgainMs()), kill.steadyRate(), kill.windowRate(),
+                    kill.dipPercent(), kill.replayed(), kill.lost()));
         }
         for (Kill kill : kills) {
             for (String reason : kill.failureReasons()) {
@@ -55,7 +62,8 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
             }
         }
         out.println("recovery: replay (prompt + tokens so far recomputed by the rebuilt pipeline); detect: the coordinator "
-                + "stopped serving; recover: it served again; 1st tok: the first token after that");
+                + "stopped serving; recover: it served again; 1st tok: the first token after that; steady: the first "
+                + STEADY_SPAN_SECONDS + " s window after that at " + Math.round(STEADY_SHARE * 100) + "% of the steady rate");
         for (String missing : notBuilt) {
             out.println("not measured: " + missing);
         }
@@ -78,7 +86,8 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
             row.put("recoveryPath", "replay");
             row.put("detectionMs", kill.detectionMs());
             row.put("recoveryMs", kill.recoveryMs());
-            row.put("firstTokenAfterRecoveryMs", kill.firstTokenMs());
+            row.put("firstTokenMs", kill.firstTokenMs());
+            row.put("steadyAgainMs", kill.steadyAgainMs());
             row.put("windowSeconds", kill.windowSeconds());
             row.put("steadyTokensPerSecond", kill.steadyRate());
             row.put("windowTokensPerSecond", kill.windowRate());

@@ -41,6 +41,22 @@ final class TokenTimeline {
         return tokens.stream().mapToLong(Long::longValue).filter(t -> t >= fromNanos).min().orElse(-1);
     }
 
+    /**
+     * The start of the first window of {@code spanNanos}, starting at or after {@code fromNanos} (in steps of a tenth of
+     * the span) and ending by {@code untilNanos}, whose rate is at least {@code tokensPerSecond}; −1 if none is.
+     */
+    long firstWindowAtRate(long fromNanos, long untilNanos, long spanNanos, double tokensPerSecond) {
+        if (spanNanos <= 0) {
+            throw new IllegalArgumentException("the window must be positive, got " + spanNanos + " ns");
+        }
+        for (long start = fromNanos; start + spanNanos <= untilNanos; start += spanNanos / 10) {
+            if (rate(start, start + spanNanos) >= tokensPerSecond) {
+                return start;
+            }
+        }
+        return -1;
+    }
+
     /** Failures in [fromNanos, toNanos). */
     synchronized List<Failure> failuresBetween(long fromNanos, long toNanos) {
         return failures.stream().filter(f -> f.atNanos() >= fromNanos && f.atNanos() < toNanos).toList();

@@ -30,6 +30,19 @@ class TokenTimelineTest {
     }
 
     @Test
+    void shouldFindWhereTheRateIsBackAfterAStall() {
+        TokenTimeline timeline = new TokenTimeline();
+        for (long t = 0; t < 20 * SECOND; t += SECOND / 10) {
+            if (t < 5 * SECOND || t >= 8 * SECOND) {
+                timeline.token(t); // 10 tokens/s, nothing from 5 s to 8 s
+            }
+        }
+        assertEquals(8 * SECOND, timeline.firstWindowAtRate(5 * SECOND, 20 * SECOND, SECOND, 9));
+        assertEquals(-1, timeline.firstWindowAtRate(5 * SECOND, 8 * SECOND, SECOND, 9), "not back before 8 s");
+        assertEquals(-1, timeline.firstWindowAtRate(0, 20 * SECOND, SECOND, 11), "never faster than 10 tokens/s");
+    }
+
+    @Test
     void shouldRefuseAnEmptyWindow() {
         assertThrows(IllegalArgumentException.class, () -> new TokenTimeline().rate(SECOND, SECOND));
     }
