@@ -81,7 +81,7 @@ public final class ChaosBench implements Runnable {
 
     /** One kill as it happened (System.nanoTime); turned into a row once the next round's start is known. */
     private record Round(StagePosition position, int stage, String victim, String replacement, long start, long killed,
-                         long detected, long recovered, long replayed) {
+                         long detected, long recovered, long steadyAgain, long replayed) {
     }
 
     @Override
@@ -110,7 +110,7 @@ public final class ChaosBench implements Runnable {
                 for (StagePosition position : order) {
                     rounds.add(killUnderLoad(cluster, position, total, timeline, progress));
                 }
-                // The last round, like the others, lasts until its worker is back: the return to steady may come that late.
+                // Every round ends with its killed worker back (the next one waits for it), the last one too.
                 awaitStatus(cluster, s -> s.serving() && s.workers() == total, "every worker back (the killed one as a standby)");
                 progress.accept("stopping the load; " + load.completed() + " completions");
                 if (!load.stop(rejoinTimeout)) {
@@ -180,11 +180,33 @@ public final class ChaosBench implements Runnable {
         if (rest > 0) {
             Thread.sleep(rest / 1_000_000);
         }
+        long steadyAgain = awaitSteadyRate(timeline, recovered, timeline.rate(killed - window.toNanos(), killed), progress);
         String replacement = after.stages().length > stage ? after.stages()[stage].workerId() : "-";
         progress.accept(String.format("killed %s (%s stage %d): detected after %d ms, serving again over %s after %d ms",
                 victim, position.label(), stage, (detected - killed) / 1_000_000, replacement, (recovered - killed) / 1_000_000));
-        return new Round(position, stage, victim, replacement, start, killed, detected, recovered,
+        return new Round(position, stage, victim, replacement, start, killed, detected, recovered, steadyAgain,
                 after.replayed() - before.replayed());
+    }
+
+    /**
+     * Waits for the first {@link ChaosBenchResult#STEADY_SPAN_SECONDS} s window after {@code recovered} with at least
+     * {@link ChaosBenchResult#STEADY_SHARE} of the steady rate, at most --rejoin-timeout, so that the next round's
+     * steady window does not measure this recovery. Returns the window's start, or −1.
+     */
+    private long awaitSteadyRate(TokenTimeline timeline, long recovered, double steadyRate, Consumer<String> progress)
+            throws InterruptedException {
+        long span = ChaosBenchResult.STEADY_SPAN_SECONDS * 1_000_000_000L;
+        long deadline = System.nanoTime() + rejoinTimeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            long found = timeline.firstWindowAtRate(recovered, System.nanoTime(), span, ChaosBenchResult.STEADY_SHARE * steadyRate);
+            if (found >= 0) {
+                return found;
+            }
+            Thread.sleep(100);
+        }
+        progress.accept(String.format("the rate did not get back to %.0f%% of %.1f tokens/s within %s (--rejoin-timeout)",
+                ChaosBenchResult.STEADY_SHARE * 100, steadyRate, rejoinTimeout));
+        return -1;
     }
 
     private List<ChaosBenchResult.Kill> rows(List<Round> rounds, TokenTimeline timeline, long end) {
@@ -195,8 +217,7 @@ public final class ChaosBench implements Runnable {
             List<TokenTimeline.Failure> failures = timeline.failuresBetween(round.start(), until);
             long firstToken = timeline.firstTokenFrom(round.recovered());
             double steadyRate = timeline.rate(round.killed() - window.toNanos(), round.killed());
-            long steadyAgain = timeline.firstWindowAtRate(round.recovered(), until,
-                    ChaosBenchResult.STEADY_SPAN_SECONDS * 1_000_000_000L, ChaosBenchResult.STEADY_SHARE * steadyRate);
+            long steadyAgain = round.steadyAgain();
             kills.add(new ChaosBenchResult.Kill(round.position(), round.stage(), round.victim(), round.replacement(),
                     window.toMillis() / 1000.0, millis(round.killed(), round.detected()), millis(round.killed(), round.recovered()),
                     firstToken < 0 ? -1 : millis(round.killed(), firstToken),

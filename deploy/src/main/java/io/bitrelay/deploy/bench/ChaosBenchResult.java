@@ -29,7 +29,7 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
      * @param recoveryMs       until it served again over the rebuilt pipeline (the replay path), −1 if it never did
      * @param firstTokenMs     until the first token after it served again (a replay's or a new request's), −1 if none
      * @param steadyAgainMs    until the start of the first {@link #STEADY_SPAN_SECONDS} s window after it served again
-     *                         with at least {@link #STEADY_SHARE} of the steady rate, −1 if none before the next round
+     *                         with at least {@link #STEADY_SHARE} of the steady rate, −1 if none within --rejoin-timeout
      * @param steadyRate       tokens/s in the window of the same length before the kill
      * @param windowRate       tokens/s in the window after the kill
      * @param replayed         sequences the coordinator sent back to be replayed
