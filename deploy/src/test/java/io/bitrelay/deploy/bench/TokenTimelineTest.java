@@ -22,7 +22,7 @@ class TokenTimelineTest {
 
         assertEquals(10.0, timeline.rate(0, 5 * SECOND), 1e-9);
         assertEquals(50, timeline.tokensBetween(5 * SECOND, 10 * SECOND), "the window's end is not in it");
-        assertEquals(0.5, timeline.rate(10 * SECOND, 14 * SECOND), 1e-9, "a stalled window: 2 tokens in 4 s, one at 12 s");
+        assertEquals(0.25, timeline.rate(10 * SECOND, 14 * SECOND), 1e-9, "a stalled window: the one token at 12 s in 4 s");
         assertEquals(12 * SECOND, timeline.firstTokenFrom(10 * SECOND));
         assertEquals(-1, timeline.firstTokenFrom(13 * SECOND));
         assertEquals(List.of(new TokenTimeline.Failure(3 * SECOND, "worker left")), timeline.failuresBetween(0, 5 * SECOND));
@@ -37,8 +37,9 @@ class TokenTimelineTest {
                 timeline.token(t); // 10 tokens/s, nothing from 5 s to 8 s
             }
         }
-        assertEquals(8 * SECOND, timeline.firstWindowAtRate(5 * SECOND, 20 * SECOND, SECOND, 9));
-        assertEquals(-1, timeline.firstWindowAtRate(5 * SECOND, 8 * SECOND, SECOND, 9), "not back before 8 s");
+        assertEquals(8 * SECOND, timeline.firstWindowAtRate(5 * SECOND, 20 * SECOND, SECOND, 9.5), "[7.9 s, 8.9 s) holds only 9");
+        assertEquals(7_900_000_000L, timeline.firstWindowAtRate(5 * SECOND, 20 * SECOND, SECOND, 9));
+        assertEquals(-1, timeline.firstWindowAtRate(5 * SECOND, 8 * SECOND, SECOND, 9.5), "not back before 8 s");
         assertEquals(-1, timeline.firstWindowAtRate(0, 20 * SECOND, SECOND, 11), "never faster than 10 tokens/s");
     }
 
