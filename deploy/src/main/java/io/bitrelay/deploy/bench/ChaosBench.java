@@ -93,6 +93,7 @@ public final class ChaosBench implements Runnable {
         LocalCluster.Options options = clusterOptions.toOptions(checkpoint, 0, Map.of(), startTimeout);
         TokenTimeline timeline = new TokenTimeline();
         List<Round> rounds = new ArrayList<>();
+        String stoppedEarly = null;
         long end;
         try (LocalCluster cluster = LocalCluster.start(options, progress)) {
             Thread hook = new Thread(cluster::close, "bitrelay-chaos-bench-shutdown");
@@ -108,7 +109,18 @@ public final class ChaosBench implements Runnable {
                 progress.accept("warm-up: " + clients + " clients for " + window.toSeconds() + " s");
                 sleep(window);
                 for (StagePosition position : order) {
-                    rounds.add(killUnderLoad(cluster, position, total, timeline, progress));
+                    int stages = awaitStatus(cluster, s -> s.serving() && s.workers() == total,
+                            "every worker back (the killed one as a standby)").stages().length;
+                    if (stages != clusterOptions.workers) {
+                        // A loss the bench did not cause (a false alarm on a starved host) left fewer stages, and a
+                        // pipeline is not spread out again while it serves: the positions would not be comparable.
+                        stoppedEarly = "after " + rounds.size() + " kill(s): the pipeline has " + stages + " stages, not "
+                                + clusterOptions.workers + ", after a loss the bench did not cause (a worker marked unreachable"
+                                + " on a loaded host?); see the log above";
+                        progress.accept("stopping " + stoppedEarly);
+                        break;
+                    }
+                    rounds.add(killUnderLoad(cluster, position, timeline, progress));
                 }
                 // Every round ends with its killed worker back (the next one waits for it), the last one too.
                 awaitStatus(cluster, s -> s.serving() && s.workers() == total, "every worker back (the killed one as a standby)");
@@ -126,12 +138,15 @@ public final class ChaosBench implements Runnable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted", e);
         }
-        ChaosBenchResult result = new ChaosBenchResult(settings(checkpoint), rows(rounds, timeline, end), NOT_BUILT);
+        ChaosBenchResult result = new ChaosBenchResult(settings(checkpoint), rows(rounds, timeline, end), NOT_BUILT, stoppedEarly);
         System.out.println();
         result.print(System.out);
         if (json != null) {
             result.writeJson(json);
             System.out.println("\nwrote " + json);
+        }
+        if (stoppedEarly != null) {
+            throw new IllegalStateException("stopped early (results so far above) " + stoppedEarly);
         }
     }
 
@@ -160,10 +175,9 @@ public final class ChaosBench implements Runnable {
         }
     }
 
-    /** Waits for the standby count and a steady window, kills the worker at {@code position}, times the recovery. */
-    private Round killUnderLoad(LocalCluster cluster, StagePosition position, int total, TokenTimeline timeline,
+    /** A steady window, then the worker at {@code position} killed and the recovery timed (every worker is back). */
+    private Round killUnderLoad(LocalCluster cluster, StagePosition position, TokenTimeline timeline,
                                 Consumer<String> progress) throws InterruptedException {
-        awaitStatus(cluster, s -> s.serving() && s.workers() == total, "every worker back (the killed one as a standby)");
         long start = System.nanoTime();
         progress.accept("steady load for " + window.toSeconds() + " s before killing the " + position.label() + " stage's worker");
         sleep(window);

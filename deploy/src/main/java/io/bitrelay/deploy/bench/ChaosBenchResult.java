@@ -15,8 +15,9 @@ import java.util.Map;
  *
  * @param settings the command's settings, as written to the JSON
  * @param notBuilt recovery paths the issue asks for that do not exist yet, each with why no number is given
+ * @param stoppedEarly why the run stopped before its last kill, or null
  */
-record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<String> notBuilt) {
+record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<String> notBuilt, String stoppedEarly) {
     /** The rate a run counts as back to steady at, as a share of the steady rate before the kill. */
     static final double STEADY_SHARE = 0.9;
     /** The window that rate is taken over: short enough to date the return, long enough to span a few steps. */
@@ -67,6 +68,9 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
         for (String missing : notBuilt) {
             out.println("not measured: " + missing);
         }
+        if (stoppedEarly != null) {
+            out.println("stopped early " + stoppedEarly);
+        }
     }
 
     private double window() {
@@ -97,6 +101,9 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
             row.set("failureReasons", JsonFiles.mapper().valueToTree(kill.failureReasons()));
         }
         root.set("notMeasured", JsonFiles.mapper().valueToTree(notBuilt));
+        if (stoppedEarly != null) {
+            root.put("stoppedEarly", stoppedEarly);
+        }
         JsonFiles.write(file, root);
     }
 
