@@ -96,9 +96,7 @@ public final class ChaosBench implements Runnable {
         String stoppedEarly = null;
         long end;
         try (LocalCluster cluster = LocalCluster.start(options, progress)) {
-            Thread hook = new Thread(cluster::close, "bitrelay-chaos-bench-shutdown");
-            Runtime.getRuntime().addShutdownHook(hook);
-            try {
+            try (ClusterShutdownHook _ = new ClusterShutdownHook(cluster, "bitrelay-chaos-bench-shutdown")) {
                 for (int i = 0; i < standbys; i++) {
                     cluster.addWorker(progress);
                 }
@@ -129,8 +127,6 @@ public final class ChaosBench implements Runnable {
                     progress.accept("some requests were still running " + rejoinTimeout.toSeconds() + " s after the load stopped");
                 }
                 end = System.nanoTime();
-            } finally {
-                removeHook(hook);
             }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -282,13 +278,5 @@ public final class ChaosBench implements Runnable {
 
     private static void sleep(Duration duration) throws InterruptedException {
         Thread.sleep(duration.toMillis());
-    }
-
-    private static void removeHook(Thread hook) {
-        try {
-            Runtime.getRuntime().removeShutdownHook(hook);
-        } catch (IllegalStateException shuttingDown) {
-            // the hook is running or has run: it closes the cluster
-        }
     }
 }
