@@ -201,7 +201,8 @@ public final class ChaosBench implements Runnable {
     /**
      * Waits for the first {@link ChaosBenchResult#STEADY_SPAN_SECONDS} s window after {@code recovered} with at least
      * {@link ChaosBenchResult#STEADY_SHARE} of the steady rate, at most --rejoin-timeout, so that the next round's
-     * steady window does not measure this recovery. Returns the window's start, or −1.
+     * steady window does not measure this recovery. Returns the window's end (its start may precede the first token
+     * of a burst that fills it), or −1.
      */
     private long awaitSteadyRate(TokenTimeline timeline, long recovered, double steadyRate, Consumer<String> progress)
             throws InterruptedException {
@@ -210,7 +211,7 @@ public final class ChaosBench implements Runnable {
         while (System.nanoTime() < deadline) {
             long found = timeline.firstWindowAtRate(recovered, System.nanoTime(), span, ChaosBenchResult.STEADY_SHARE * steadyRate);
             if (found >= 0) {
-                return found;
+                return found + span;
             }
             Thread.sleep(100);
         }

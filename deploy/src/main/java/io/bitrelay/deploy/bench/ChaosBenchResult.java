@@ -29,7 +29,7 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
      * @param detectionMs      until the coordinator stopped serving (it noticed the loss), −1 if it never did
      * @param recoveryMs       until it served again over the rebuilt pipeline (the replay path), −1 if it never did
      * @param firstTokenMs     until the first token after it served again (a replay's or a new request's), −1 if none
-     * @param steadyAgainMs    until the start of the first {@link #STEADY_SPAN_SECONDS} s window after it served again
+     * @param steadyAgainMs    until the end of the first {@link #STEADY_SPAN_SECONDS} s window after it served again
      *                         with at least {@link #STEADY_SHARE} of the steady rate, −1 if none within --rejoin-timeout
      * @param steadyRate       tokens/s in the window of the same length before the kill
      * @param windowRate       tokens/s in the window after the kill
@@ -63,7 +63,7 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
             }
         }
         out.println("recovery: replay (prompt + tokens so far recomputed by the rebuilt pipeline); detect: the coordinator "
-                + "stopped serving; recover: it served again; 1st tok: the first token after that; steady: the first "
+                + "stopped serving; recover: it served again; 1st tok: the first token after that; steady: the end of the first "
                 + STEADY_SPAN_SECONDS + " s window after that at " + Math.round(STEADY_SHARE * 100) + "% of the steady rate");
         for (String missing : notBuilt) {
             out.println("not measured: " + missing);
