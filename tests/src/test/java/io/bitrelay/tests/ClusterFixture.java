@@ -10,6 +10,7 @@ import io.bitrelay.runtime.generate.SamplingParams;
 import io.bitrelay.runtime.model.opt.OptConfig;
 import io.bitrelay.runtime.synthetic.SyntheticCheckpointWriter;
 import io.bitrelay.runtime.synthetic.SyntheticOptions;
+import io.bitrelay.runtime.tokenizer.OptTokenizer;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -36,6 +37,16 @@ final class ClusterFixture {
     static LocalCluster start(Path checkpoint, String codec, Path logs, Map<String, Object> settings) throws IOException {
         return LocalCluster.start(new LocalCluster.Options(checkpoint, 3, codec, 0, 1, logs, settings, Duration.ofMinutes(3)),
                 line -> System.out.println("[cluster] " + line));
+    }
+
+    /** Stops a failover test's cluster and closes its tokenizer; either may be null (the start failed before it). */
+    static void close(LocalCluster cluster, OptTokenizer tokenizer) {
+        if (cluster != null) {
+            cluster.close();
+        }
+        if (tokenizer != null) {
+            tokenizer.close();
+        }
     }
 
     /** Token ids the cluster generates for each prompt, submitted together (so they batch). */

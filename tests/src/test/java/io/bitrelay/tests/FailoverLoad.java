@@ -31,8 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * The load of the failover tests: greedy requests (some streamed over HTTP, the others submitted to the gateway's
- * backend) whose tokens are checked against the single-process model's.
+ * The load of the failover tests: greedy requests (some streamed over HTTP, some answered whole over HTTP, the others
+ * submitted to the gateway's backend) whose tokens are checked against the single-process model's.
  */
 final class FailoverLoad {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -42,13 +42,26 @@ final class FailoverLoad {
     final List<int[]> reference = new ArrayList<>();
     final int maxTokens;
     final int streamed;
+    final int answeredWhole;
     private final OptTokenizer tokenizer;
 
-    /** Prompts and their reference tokens from the model at {@code checkpoint}. */
+    /** Prompts and their reference tokens from the model at {@code checkpoint}; none answered whole over HTTP. */
     FailoverLoad(Path checkpoint, OptTokenizer tokenizer, int requests, int streamed, int maxTokens) {
+        this(checkpoint, tokenizer, requests, streamed, 0, maxTokens);
+    }
+
+    /**
+     * @param streamed      the first requests, streamed over HTTP
+     * @param answeredWhole the next ones, non-streaming completions over HTTP; the rest go to the backend
+     */
+    FailoverLoad(Path checkpoint, OptTokenizer tokenizer, int requests, int streamed, int answeredWhole, int maxTokens) {
+        if (streamed + answeredWhole > requests) {
+            throw new IllegalArgumentException(streamed + " streamed + " + answeredWhole + " answered whole > " + requests + " requests");
+        }
         this.tokenizer = tokenizer;
         this.maxTokens = maxTokens;
         this.streamed = streamed;
+        this.answeredWhole = answeredWhole;
         try (OptModel model = OptModel.load(checkpoint)) {
             for (int i = 0; i < requests; i++) {
                 String prompt = "request " + i + ": " + "the pipeline keeps going ".repeat(1 + i % 4);
@@ -75,7 +88,7 @@ final class FailoverLoad {
     List<Job> send(LocalCluster cluster) {
         List<Job> jobs = new ArrayList<>();
         for (int i = 0; i < prompts.size(); i++) {
-            jobs.add(i < streamed ? streamed(cluster, i) : submitted(cluster, i));
+            jobs.add(i < streamed ? streamed(cluster, i) : i < streamed + answeredWhole ? answeredWhole(cluster, i) : submitted(cluster, i));
         }
         return jobs;
     }
@@ -88,8 +101,9 @@ final class FailoverLoad {
         for (int i = 0; i < jobs.size(); i++) {
             Job job = jobs.get(i);
             assertEquals(null, job.error, "request " + i + " failed");
-            if (job.streamedText != null) {
-                assertEquals(tokenizer.decode(reference.get(i)), job.streamedText.toString(), "streamed request " + i);
+            if (job.text != null) {
+                assertEquals(tokenizer.decode(reference.get(i)), job.text.toString(),
+                        (i < streamed ? "streamed" : "non-streaming") + " request " + i);
             } else {
                 assertArrayEquals(reference.get(i), job.tokenIds(), "request " + i + ": " + prompts.get(i));
             }
@@ -101,7 +115,8 @@ final class FailoverLoad {
         final CompletableFuture<Void> done = new CompletableFuture<>();
         final List<Integer> ids = new CopyOnWriteArrayList<>();
         final List<Long> arrivals = new CopyOnWriteArrayList<>();
-        StringBuilder streamedText;
+        /** What an HTTP client read (streamed or whole), null for a backend job. */
+        StringBuilder text;
         volatile String error;
 
         int tokens() {
@@ -145,16 +160,10 @@ final class FailoverLoad {
     /** A streamed completion over HTTP (ignore_eos, greedy); an error event is recorded as the job's error. */
     private Job streamed(LocalCluster cluster, int index) {
         Job job = new Job();
-        job.streamedText = new StringBuilder();
+        job.text = new StringBuilder();
         Thread.ofVirtual().start(() -> {
             try {
-                String body = JSON.createObjectNode().put("prompt", prompts.get(index)).put("max_tokens", maxTokens)
-                        .put("temperature", 0).put("stream", true).put("ignore_eos", true).toString();
-                URI uri = URI.create("http://" + cluster.httpAddress().getHostString() + ":" + cluster.httpAddress().getPort()
-                        + "/v1/completions");
-                HttpResponse<Stream<String>> response = HTTP.send(HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(2))
-                        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-                        HttpResponse.BodyHandlers.ofLines());
+                HttpResponse<Stream<String>> response = HTTP.send(completion(cluster, index, true), HttpResponse.BodyHandlers.ofLines());
                 if (response.statusCode() != 200) {
                     job.error = "HTTP " + response.statusCode();
                 }
@@ -167,7 +176,7 @@ final class FailoverLoad {
                         if (event.has("error")) {
                             job.error = event.get("error").toString();
                         } else if (event.path("choices").size() > 0) {
-                            job.streamedText.append(event.get("choices").get(0).get("text").asText());
+                            job.text.append(event.get("choices").get(0).get("text").asText());
                             job.arrivals.add(System.nanoTime());
                         }
                     }
@@ -178,6 +187,44 @@ final class FailoverLoad {
             job.done.complete(null);
         });
         return job;
+    }
+
+    /**
+     * A non-streaming completion over HTTP (ignore_eos, greedy): its text arrives whole, so its client sees no token
+     * before the end; anything but 200 with a completion is the job's error.
+     */
+    private Job answeredWhole(LocalCluster cluster, int index) {
+        Job job = new Job();
+        job.text = new StringBuilder();
+        Thread.ofVirtual().start(() -> {
+            try {
+                HttpResponse<String> response = HTTP.send(completion(cluster, index, false), HttpResponse.BodyHandlers.ofString());
+                JsonNode answer = JSON.readTree(response.body());
+                if (response.statusCode() != 200 || answer.has("error")) {
+                    job.error = "HTTP " + response.statusCode() + ": " + response.body();
+                } else {
+                    job.text.append(answer.path("choices").path(0).path("text").asText());
+                    int tokens = answer.path("usage").path("completion_tokens").asInt();
+                    long now = System.nanoTime();
+                    for (int i = 0; i < tokens; i++) {
+                        job.arrivals.add(now);
+                    }
+                }
+            } catch (Exception e) {
+                job.error = e.toString();
+            }
+            job.done.complete(null);
+        });
+        return job;
+    }
+
+    private HttpRequest completion(LocalCluster cluster, int index, boolean stream) {
+        String body = JSON.createObjectNode().put("prompt", prompts.get(index)).put("max_tokens", maxTokens)
+                .put("temperature", 0).put("stream", stream).put("ignore_eos", true).toString();
+        URI uri = URI.create("http://" + cluster.httpAddress().getHostString() + ":" + cluster.httpAddress().getPort()
+                + "/v1/completions");
+        return HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(2)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build();
     }
 
     static void await(BooleanSupplier condition, String what, Duration timeout) throws InterruptedException {

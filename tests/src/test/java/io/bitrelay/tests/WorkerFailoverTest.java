@@ -68,12 +68,7 @@ class WorkerFailoverTest {
 
     @AfterAll
     static void stopCluster() {
-        if (cluster != null) {
-            cluster.close();
-        }
-        if (tokenizer != null) {
-            tokenizer.close();
-        }
+        ClusterFixture.close(cluster, tokenizer);
     }
 
     @Test

@@ -58,12 +58,7 @@ class WorkerPauseRestartTest {
 
     @AfterAll
     static void stopCluster() {
-        if (cluster != null) {
-            cluster.close();
-        }
-        if (tokenizer != null) {
-            tokenizer.close();
-        }
+        ClusterFixture.close(cluster, tokenizer);
     }
 
     @BeforeAll

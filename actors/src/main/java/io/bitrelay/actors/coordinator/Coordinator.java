@@ -126,9 +126,12 @@ public final class Coordinator {
      * @param quantization the recipe the stages serve and how they got it ("fp32", "w8a8-smoothquant calibrated",
      *                     "w8a8-smoothquant restored from the store")
      * @param phases       every phase entered since the coordinator started, in order
+     * @param replayed     sequences sent back to the queue to be replayed since the coordinator started (a lost or
+     *                     drained stage worker's); how a chaos run tells that a kill hit running sequences
      */
     public record Status(Phase phase, int workers, StageView[] stages, String[] linkCodecs, int waiting, int active,
-                         int inFlight, String error, String quantization, Phase[] phases) implements ClusterMessage {
+                         int inFlight, String error, String quantization, Phase[] phases, long replayed)
+            implements ClusterMessage {
         public boolean serving() {
             return phase == Phase.SERVING;
         }
@@ -714,7 +717,8 @@ public final class Coordinator {
         String[] codecs = new String[Math.max(0, pipeline.size() - 1)];
         java.util.Arrays.fill(codecs, settings.linkCodec());
         message.replyTo().tell(new Status(phase, described.size(), stages, codecs, scheduler.waitingCount(),
-                scheduler.activeCount(), scheduler.inFlightCount(), error, describeQuantization(), phases.toArray(Phase[]::new)));
+                scheduler.activeCount(), scheduler.inFlightCount(), error, describeQuantization(), phases.toArray(Phase[]::new),
+                scheduler.replayedCount()));
         return Behaviors.same();
     }
 

@@ -53,6 +53,8 @@ public final class Scheduler<R> {
     private long nextBatchId = 1;
     /** KV cache positions the active sequences hold. */
     private long kvTokensUsed;
+    /** Sequences sent back to the queue by {@link #requeueForReplay} so far, for the chaos checks and benches. */
+    private long replayed;
 
     /** What happened to a sequence when a step completed or failed; the owner relays it to the client. */
     public sealed interface Event<R> {
@@ -398,6 +400,7 @@ public final class Scheduler<R> {
             } else {
                 sequence.prepareReplay(now);
                 replays.add(sequence);
+                replayed++;
             }
         }
         active.clear();
@@ -493,5 +496,10 @@ public final class Scheduler<R> {
     /** Resident micro-batches. */
     public int inFlightCount() {
         return residents.size();
+    }
+
+    /** Sequences put back for a replay since this scheduler started (one sequence replayed twice counts twice). */
+    public long replayedCount() {
+        return replayed;
     }
 }

@@ -271,7 +271,9 @@ class SchedulerTest {
         scheduler.complete(lost.batchId(), ids(lost), new int[]{10, 20}, events::add);
         scheduler.complete(lost.batchId(), ids(lost), new int[]{11, 21}, events::add);
 
+        assertEquals(0, scheduler.replayedCount());
         assertEquals(List.of(lost.batchId()), scheduler.requeueForReplay(events::add));
+        assertEquals(2, scheduler.replayedCount(), "a and b were running; c never started");
         assertEquals(0, scheduler.activeCount());
         assertEquals(3, scheduler.waitingCount());
         assertEquals(0, scheduler.inFlightCount());
@@ -306,6 +308,7 @@ class SchedulerTest {
         assertNotEquals(0, scheduler.cancel("gone", events::add).leaveBatch(), "it waits for the first stage to let go");
         scheduler.requeueForReplay(events::add);
         assertEquals(new Scheduler.Finished<>("c2", "gone", FinishReason.CANCELLED), events.getLast());
+        assertEquals(1, scheduler.replayedCount(), "only the sequence still wanted is replayed");
         assertEquals(1, scheduler.waitingCount());
         MicroBatch replay = scheduler.dispatch().getFirst();
         assertEquals(1, replay.entries().length);

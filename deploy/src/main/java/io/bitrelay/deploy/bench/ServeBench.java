@@ -120,9 +120,7 @@ public final class ServeBench implements Runnable {
                 quantizationOptions.settings(QuantizationOptions.defaultStore(checkpoint)), startTimeout);
         List<ServeBenchResult.Row> rows = new ArrayList<>();
         try (LocalCluster cluster = LocalCluster.start(options, progress)) {
-            Thread hook = new Thread(cluster::close, "bitrelay-serve-bench-shutdown");
-            Runtime.getRuntime().addShutdownHook(hook);
-            try {
+            try (ClusterShutdownHook _ = new ClusterShutdownHook(cluster, "bitrelay-serve-bench-shutdown")) {
                 ServeLoad load = new ServeLoad(cluster.httpAddress());
                 CompletionClient metrics = new CompletionClient(cluster.httpAddress());
                 if (warmupRequests > 0) {
@@ -148,8 +146,6 @@ public final class ServeBench implements Runnable {
                     rows.add(new ServeBenchResult.Row(result, after.since(before, result.wallSeconds())));
                     before = after;
                 }
-            } finally {
-                removeHook(hook);
             }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -223,13 +219,5 @@ public final class ServeBench implements Runnable {
         settings.put("cores", Runtime.getRuntime().availableProcessors());
         settings.put("java", Runtime.version().toString());
         return settings;
-    }
-
-    private static void removeHook(Thread hook) {
-        try {
-            Runtime.getRuntime().removeShutdownHook(hook);
-        } catch (IllegalStateException shuttingDown) {
-            // the hook is running or has run: it closes the cluster
-        }
     }
 }
