@@ -97,6 +97,8 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
                         + settings.maxWaitingJobs() + ", " + LocalBackendSettings.PATH + ".max-waiting-jobs); retry later");
             }
             scheduler.submit(job, new Client(listener));
+            // Told under the lock, so before the scheduler thread can pass the job's first token.
+            listener.onQueued();
             newWork = true;
             workArrived.signal();
         } finally {
