@@ -86,17 +86,17 @@ class RequestBodyFuzzTest {
         tokenizer.close();
     }
 
-    @Property(tries = 400, seed = "16001")
+    @Property(tries = 300, seed = "16001")
     void arbitraryBytesAreAnsweredWith4xxJsonOrAValidJob(@ForAll("bytes") byte[] body) throws Exception {
         check(body);
     }
 
-    @Property(tries = 600, seed = "16002")
+    @Property(tries = 400, seed = "16002")
     void arbitraryJsonWithTheApisFieldsIsAnsweredWith4xxJsonOrAValidJob(@ForAll("requests") String body) throws Exception {
         check(body.getBytes(StandardCharsets.UTF_8));
     }
 
-    @Property(tries = 400, seed = "16003")
+    @Property(tries = 300, seed = "16003")
     void mutatedValidBodiesAreAnsweredWith4xxJsonOrAValidJob(@ForAll("mutatedBodies") byte[] body) throws Exception {
         check(body);
     }
