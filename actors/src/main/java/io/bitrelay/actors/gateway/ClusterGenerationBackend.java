@@ -51,6 +51,12 @@ public final class ClusterGenerationBackend implements GenerationBackend {
         return current == null ? 0 : current.waiting();
     }
 
+    /** Sequences the coordinator runs, as of its last status; 0 before the first. */
+    public int runningSequences() {
+        Coordinator.Status current = status.get();
+        return current == null ? 0 : current.active();
+    }
+
     @Override
     public boolean ready() {
         Coordinator.Status current = status.get();
