@@ -41,7 +41,8 @@ public final class OverloadBench implements Runnable {
     @Option(names = "--gateway-pid", required = true, description = "PID of the gateway's JVM (e.g. `bitrelay cluster`'s), for its RSS.")
     long gatewayPid;
 
-    @Option(names = "--malformed", defaultValue = "1000", description = "Malformed requests sent (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--malformed", defaultValue = "1000", description = "Malformed requests sent; 0 skips this and so"
+            + " does 0 for any count below (default: ${DEFAULT-VALUE}).")
     int malformed;
 
     @Option(names = "--burst", defaultValue = "1000", description = "Concurrent completions in the burst (default: ${DEFAULT-VALUE}).")
@@ -65,7 +66,7 @@ public final class OverloadBench implements Runnable {
     @Option(names = "--context", defaultValue = "2048", description = "The served model's context, for the boundary (default: ${DEFAULT-VALUE}).")
     int context;
 
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofMinutes(2)).build(); // a burst overflows the listen backlog: SYNs are retried
     private final List<String[]> rows = new ArrayList<>();
     private ProcessMemory gateway;
 
@@ -76,11 +77,21 @@ public final class OverloadBench implements Runnable {
         System.out.println(machine());
         System.out.printf("gateway: %s, pid %d, RSS %d MB at the start%n%n", endpoint, gatewayPid, gateway.rssBytes() >> 20);
         try {
-            malformedRequests();
-            burst();
-            hangUps();
-            hugePrompts();
-            boundary();
+            if (malformed > 0) {
+                malformedRequests();
+            }
+            if (burst > 0) {
+                burst();
+            }
+            if (hangUps > 0) {
+                hangUps();
+            }
+            if (promptBytes > 0) {
+                hugePrompts();
+            }
+            if (context > 0) {
+                boundary();
+            }
         } catch (IOException e) {
             throw new java.io.UncheckedIOException(e);
         } catch (InterruptedException e) {
@@ -289,7 +300,7 @@ public final class OverloadBench implements Runnable {
         while (root.getCause() != null) {
             root = root.getCause();
         }
-        return root.getClass().getSimpleName();
+        return root.getClass().getSimpleName() + " " + root.getMessage();
     }
 
     /** The machine, so figures are read against it. */
