@@ -142,40 +142,89 @@ public final class OverloadBench implements Runnable {
         }
     }
 
+    /** Each request on a connection of its own, as {@code burst} separate clients would (a pool would reuse them). */
     private void burst() throws InterruptedException {
         long before = gateway.rssBytes();
         RssSampler sampler = RssSampler.start(gateway);
-        String body = "{\"prompt\": \"a burst of requests\", \"max_tokens\": " + burstTokens + ", \"ignore_eos\": true}";
-        List<CompletableFuture<HttpResponse<String>>> calls = new ArrayList<>();
+        byte[] body = ("{\"prompt\": \"a burst of requests\", \"max_tokens\": " + burstTokens + ", \"ignore_eos\": true}")
+                .getBytes(StandardCharsets.UTF_8);
+        List<CompletableFuture<RawResponse>> calls = new ArrayList<>();
         long startNanos = System.nanoTime();
-        for (int i = 0; i < burst; i++) {
-            calls.add(http.sendAsync(completion(body).build(), HttpResponse.BodyHandlers.ofString()));
-        }
-        Map<String, Integer> statuses = new TreeMap<>();
-        int retryAfter = 0;
-        int refusals = 0;
-        for (CompletableFuture<HttpResponse<String>> call : calls) {
-            String status;
-            try {
-                HttpResponse<String> response = call.join();
-                status = Integer.toString(response.statusCode());
-                if (response.statusCode() == 429) {
-                    refusals++;
-                    if (response.headers().firstValue("Retry-After").isPresent() && hasErrorMessage(response.body())) {
-                        retryAfter++;
-                    }
-                }
-            } catch (RuntimeException e) {
-                status = "client error: " + rootMessage(e);
+        try (var threads = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+            for (int i = 0; i < burst; i++) {
+                calls.add(CompletableFuture.supplyAsync(() -> post(body), threads));
             }
-            statuses.merge(status, 1, Integer::sum);
+            Map<String, Integer> statuses = new TreeMap<>();
+            int retryAfter = 0;
+            int refusals = 0;
+            for (CompletableFuture<RawResponse> call : calls) {
+                String status;
+                try {
+                    RawResponse response = call.join();
+                    status = Integer.toString(response.status());
+                    if (response.status() == 429) {
+                        refusals++;
+                        if (response.retryAfter() && hasErrorMessage(response.body())) {
+                            retryAfter++;
+                        }
+                    }
+                } catch (RuntimeException e) {
+                    status = "client error: " + rootMessage(e);
+                }
+                statuses.merge(status, 1, Integer::sum);
+            }
+            double seconds = (System.nanoTime() - startNanos) / 1e9;
+            long peak = sampler.stop();
+            row(burst + " concurrent completions of " + burstTokens + " tokens, a connection each", "statuses " + statuses,
+                    refusals + " refusals, " + retryAfter + " of them 429 with Retry-After and error JSON" + String.format(", %.1f s", seconds));
+            row("gateway RSS in the burst", String.format("%d → peak %d MB (+%d)", before >> 20, peak >> 20, (peak - before) >> 20),
+                    "sampled every 20 ms from /proc/" + gatewayPid + "/status");
         }
-        double seconds = (System.nanoTime() - startNanos) / 1e9;
-        long peak = sampler.stop();
-        row(burst + " concurrent completions of " + burstTokens + " tokens", "statuses " + statuses,
-                refusals + " refusals, " + retryAfter + " of them 429 with Retry-After and error JSON" + String.format(", %.1f s", seconds));
-        row("gateway RSS in the burst", String.format("%d → peak %d MB (+%d)", before >> 20, peak >> 20, (peak - before) >> 20),
-                "sampled every 20 ms from /proc/" + gatewayPid + "/status");
+    }
+
+    private record RawResponse(int status, boolean retryAfter, String body) {
+    }
+
+    /** One POST /v1/completions on a new connection; reads a non-streamed answer (Content-Length) and closes. */
+    private RawResponse post(byte[] body) {
+        try (Socket socket = new Socket(InetAddress.getByName(endpoint.getHost()), endpoint.getPort())) {
+            socket.setSoTimeout(300_000);
+            socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                    + authorization() + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            socket.getOutputStream().write(body);
+            socket.getOutputStream().flush();
+            java.io.DataInputStream in = new java.io.DataInputStream(new java.io.BufferedInputStream(socket.getInputStream()));
+            String statusLine = line(in);
+            int status = Integer.parseInt(statusLine.split(" ")[1]);
+            boolean retryAfter = false;
+            int length = 0;
+            for (String header = line(in); !header.isEmpty(); header = line(in)) {
+                String name = header.substring(0, Math.max(0, header.indexOf(':'))).toLowerCase(java.util.Locale.ROOT);
+                if (name.equals("retry-after")) {
+                    retryAfter = true;
+                } else if (name.equals("content-length")) {
+                    length = Integer.parseInt(header.substring(header.indexOf(':') + 1).strip());
+                }
+            }
+            byte[] content = new byte[length];
+            in.readFully(content);
+            return new RawResponse(status, retryAfter, new String(content, StandardCharsets.UTF_8));
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private static String line(java.io.DataInputStream in) throws IOException {
+        StringBuilder line = new StringBuilder();
+        for (int b = in.read(); b != '\n'; b = in.read()) {
+            if (b < 0) {
+                throw new java.io.EOFException("the connection closed mid-answer after '" + line + "'");
+            }
+            if (b != '\r') {
+                line.append((char) b);
+            }
+        }
+        return line.toString();
     }
 
     private void hangUps() throws IOException, InterruptedException {
