@@ -97,13 +97,13 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
                         + settings.maxWaitingJobs() + ", " + LocalBackendSettings.PATH + ".max-waiting-jobs); retry later");
             }
             scheduler.submit(job, new Client(listener));
-            // Told under the lock, so before the scheduler thread can pass the job's first token.
-            listener.onQueued();
             newWork = true;
             workArrived.signal();
         } finally {
             lock.unlock();
         }
+        // Outside the lock, as every listener call (a listener may call cancel); a first token may come before it.
+        listener.onQueued();
     }
 
     private void validate(GenerationJob job) {

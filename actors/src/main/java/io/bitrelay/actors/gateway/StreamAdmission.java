@@ -12,7 +12,8 @@ import java.util.concurrent.CompletionStage;
  * admission (its queue may be full) after the gateway handed the job on; once an event stream has said 200, a
  * refusal could only be an error event inside it, which clients do not retry on. So until the job is queued, a
  * failure is the answer itself — a real 429 with Retry-After, a 503 or a 504 in OpenAI's JSON — and only then does
- * the stream start. The backend queues before it says anything else of a job, so no text waits here.
+ * the stream start. Text or an end that comes first (a backend that queues synchronously may be overtaken by its
+ * first token) starts the stream too: the job was evidently queued.
  */
 final class StreamAdmission implements CompletionSession.Sink {
     private final EventStreamSink stream;

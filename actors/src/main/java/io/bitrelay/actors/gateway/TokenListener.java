@@ -41,8 +41,9 @@ public interface TokenListener {
     }
 
     /**
-     * The backend took the job into its queue; told once, before any other call for it. A job refused instead gets
-     * {@link #onOverloaded}, or the backend's submit threw.
+     * The backend took the job into its queue; told once (the cluster tells it before any other call for the job; the
+     * single-process backend right after submit returns, so a first token may overtake it). A job refused instead
+     * gets {@link #onOverloaded}, or the backend's submit threw.
      */
     default void onQueued() {
     }
