@@ -61,11 +61,17 @@ class ConfigValueFuzzTest {
         assertTrue(!wrongType, key + " (" + expected + ") took the word '" + value + "'");
     }
 
-    /** What HOCON itself reads as a number or a boolean from a string. */
+    /**
+     * What HOCON itself reads as a number or a boolean from a string; a number with a unit too, since a size or
+     * duration key whose default is a plain number (memory-bytes = 0) takes "8MiB" rightly.
+     */
     private static boolean looksLike(ConfigValueType type, String word) {
         String w = word.trim();
         if (type == ConfigValueType.BOOLEAN) {
             return List.of("true", "false", "on", "off", "yes", "no").contains(w);
+        }
+        if (w.matches("-?\\d+(\\.\\d+)?\\s*[A-Za-z]+")) {
+            return true;
         }
         try {
             Double.parseDouble(w);

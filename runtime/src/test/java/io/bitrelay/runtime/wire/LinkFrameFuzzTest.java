@@ -30,7 +30,7 @@ class LinkFrameFuzzTest {
     private static final int[][] HEADER_FIELDS = {
             {VERSION_OFFSET, 1}, {CODEC_ID_OFFSET, 1}, {FLAGS_OFFSET, 2}, {BATCH_ID_OFFSET, 8}, {STEP_OFFSET, 4},
             {SOURCE_STAGE_OFFSET, 2}, {TARGET_STAGE_OFFSET, 2}, {ROWS_OFFSET, 4}, {WIDTH_OFFSET, 4},
-            {LAYOUT_LENGTH_OFFSET, 4}, {PARAMS_LENGTH_OFFSET, 4}, {PAYLOAD_LENGTH_OFFSET, 4}, {TAG_LENGTH_OFFSET, 4}};
+            {LAYOUT_LENGTH_OFFSET, 4}, {PARAMS_LENGTH_OFFSET, 4}, {PAYLOAD_LENGTH_OFFSET, 4}, {SEAL_LENGTH_OFFSET, 4}};
     private static final int WIDTH = 16;
 
     @Property(tries = 500, seed = "16101")
@@ -105,7 +105,7 @@ class LinkFrameFuzzTest {
     }
 
     private static void fixCrc(byte[] frame) {
-        int crcAt = frame.length - CRC_BYTES; // untagged frames: the CRC is last
+        int crcAt = frame.length - CRC_BYTES; // the CRC is last, after any seal
         CRC32C crc = new CRC32C();
         crc.update(frame, 0, crcAt);
         write(frame, crcAt, CRC_BYTES, crc.getValue());
