@@ -67,9 +67,11 @@ def main():
 
     results = []
     for n in [int(x) for x in args.concurrency.split(",")]:
-        # Untimed first call at this batch size, as bitrelay's --warmup-each: the first generate() at a new shape
-        # costs seconds (kernel selection, allocator growth) that a server pays once, not per request.
-        warm_seconds, _ = generate(n, min(8, m))
+        # Untimed first call of the same shape and length, as bitrelay's --warmup-each: transformers' first
+        # generate() of a (batch, length) costs ~70 ms a token more (its compile of the decode step; measured on an
+        # H100: 71 ms/token on the first call, 8 on the second), which a server pays once, not per request. A warm-up
+        # of another length left the timed run paying it (13 tokens/s at N = 1 instead of ~125).
+        warm_seconds, _ = generate(n, m)
         seconds, tokens = generate(n, m)
         results.append({"concurrency": n, "seconds": seconds, "tokens": tokens, "tokensPerSecond": tokens / seconds,
                         "warmupSeconds": warm_seconds})

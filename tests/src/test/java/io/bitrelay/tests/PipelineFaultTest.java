@@ -1,6 +1,10 @@
 package io.bitrelay.tests;
 
+import io.bitrelay.actors.coordinator.FinishReason;
+import io.bitrelay.actors.coordinator.GenerationJob;
 import io.bitrelay.actors.coordinator.StatsAggregator;
+import io.bitrelay.actors.gateway.TokenListener;
+import io.bitrelay.runtime.generate.SamplingParams;
 import io.bitrelay.actors.dataplane.Link;
 import io.bitrelay.actors.dataplane.LinkPublisher;
 import io.bitrelay.actors.dataplane.MediaDriverHost;
@@ -23,8 +27,17 @@ import org.junit.jupiter.api.io.TempDir;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -38,6 +51,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class PipelineFaultTest {
     private static final int MAX_IN_FLIGHT = 3;
+    /** Two sequences run, one waits: the gateway's bound (3) and the coordinator's (2 + 1) are both reached. */
+    private static final int MAX_ACTIVE = 2;
+    private static final int MAX_WAITING = 1;
 
     @TempDir
     static Path temp;
@@ -49,7 +65,8 @@ class PipelineFaultTest {
         Path checkpoint = ClusterFixture.writeModel(temp.resolve("model"));
         cluster = ClusterFixture.start(checkpoint, "int8", temp.resolve("logs"),
                 Map.of("bitrelay.worker.allow-fault-injection", "on", "bitrelay.coordinator.step-timeout", "20s",
-                        "bitrelay.gateway.max-in-flight", MAX_IN_FLIGHT, "bitrelay.security.encrypt-links", "on"));
+                        "bitrelay.gateway.max-in-flight", MAX_IN_FLIGHT, "bitrelay.security.encrypt-links", "on",
+                        "bitrelay.coordinator.max-active-sequences", MAX_ACTIVE, "bitrelay.coordinator.max-waiting", MAX_WAITING));
         client = new CompletionClient(cluster.httpAddress());
     }
 
@@ -133,45 +150,138 @@ class PipelineFaultTest {
     }
 
     /**
-     * Issue 16 in cluster mode: beyond max-in-flight the gateway answers 429 with Retry-After (nothing reaches the
-     * coordinator), and non-streamed requests whose clients hang up are cancelled: the coordinator ends up with no
-     * sequence running for a gone client, long before their max_tokens would have ended them.
+     * Issue 16 in cluster mode. Two streamed clients run and a non-streamed one waits in the coordinator's queue: beyond
+     * max-in-flight the gateway answers 429 with Retry-After (nothing reaches the coordinator), and a job from another
+     * way in (a second gateway) is refused by the coordinator's own bound, max-waiting. Then every client hangs up,
+     * streamed or not: the coordinator ends up with nothing running or queued for them, long before their max_tokens
+     * would have ended them.
      */
     @Test
     @Order(4)
     @Timeout(120)
-    void shouldRefuseBeyondMaxInFlightAndCancelRequestsOfClientsThatHungUp() throws Exception {
-        byte[] body = "{\"prompt\": \"a long answer nobody waits for\", \"max_tokens\": 200, \"temperature\": 0, \"ignore_eos\": true}"
-                .getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        java.util.List<java.net.Socket> clients = new java.util.ArrayList<>();
+    void shouldRefuseBeyondBothBoundsAndFreeEverySequenceOfClientsThatHungUp() throws Exception {
+        List<Socket> clients = new ArrayList<>();
         try {
-            for (int i = 0; i < MAX_IN_FLIGHT; i++) {
-                java.net.Socket socket = new java.net.Socket(cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());
-                socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
-                socket.getOutputStream().write(body);
-                socket.getOutputStream().flush();
-                clients.add(socket);
+            for (int i = 0; i < MAX_ACTIVE; i++) {
+                Socket stream = send(LONG_ANSWER.replace("}", ", \"stream\": true}"));
+                clients.add(stream);
+                awaitFirstEvent(stream); // running: it holds one of the two sequence slots
             }
-            awaitCoordinator(status -> status.active() + status.waiting() == MAX_IN_FLIGHT, "the requests reach the coordinator");
-            CompletionClient.Response refused = client.post("/v1/completions", new String(body, java.nio.charset.StandardCharsets.UTF_8));
+            clients.add(send(LONG_ANSWER));
+            awaitCoordinator(status -> status.active() == MAX_ACTIVE && status.waiting() == MAX_WAITING,
+                    "two requests run and one waits in the coordinator");
+
+            CompletionClient.Response refused = client.post("/v1/completions", LONG_ANSWER);
             assertEquals(429, refused.status(), refused.body().toString());
             assertTrue(refused.error().contains("bitrelay.gateway.max-in-flight"), refused.error());
+
+            CompletableFuture<String> overloaded = new CompletableFuture<>();
+            cluster.node().backend().submit(new GenerationJob("second-gateway", new int[]{2, 100, 101}, 8,
+                    SamplingParams.greedy(), false), new Outcomes(overloaded));
+            assertEquals("overloaded", overloaded.get(30, TimeUnit.SECONDS).split(":")[0]);
+            assertTrue(overloaded.get().contains("bitrelay.coordinator.max-waiting"), overloaded.get());
         } finally {
-            for (java.net.Socket socket : clients) {
+            for (Socket socket : clients) {
                 socket.close();
             }
         }
         long hungUp = System.nanoTime();
-        awaitCoordinator(status -> status.active() == 0 && status.waiting() == 0, "the coordinator cancels every gone client's sequence");
-        System.out.printf("coordinator empty %d ms after %d clients hung up%n", (System.nanoTime() - hungUp) / 1_000_000, MAX_IN_FLIGHT);
+        awaitCoordinator(status -> status.active() == 0 && status.waiting() == 0, "the coordinator frees every gone client's sequence");
+        System.out.printf("coordinator empty %d ms after %d clients (%d streamed) hung up%n", (System.nanoTime() - hungUp) / 1_000_000,
+                clients.size(), MAX_ACTIVE);
         String metrics = client.get("/metrics");
-        assertTrue(metrics.contains("bitrelay_gateway_requests_total{outcome=\"cancelled\"} " + MAX_IN_FLIGHT + ".0"), metrics);
+        assertTrue(metrics.contains("bitrelay_gateway_requests_total{outcome=\"cancelled\"} " + clients.size() + ".0"), metrics);
         assertServes();
     }
 
+    /**
+     * Requests past their deadline fail with the key named and free their sequences at once, running or queued: two
+     * jobs of 250 tokens and one queued behind them, each given 0.5 s (this pipeline needs several seconds for 250).
+     */
     @Test
     @Order(5)
+    @Timeout(60)
+    void shouldFailAndFreeRequestsPastTheirDeadline() throws Exception {
+        List<CompletableFuture<String>> outcomes = new ArrayList<>();
+        for (int i = 0; i < MAX_ACTIVE + MAX_WAITING; i++) {
+            CompletableFuture<String> outcome = new CompletableFuture<>();
+            cluster.node().backend().submit(new GenerationJob("deadline-" + i, new int[]{2, 100 + i, 101}, 250,
+                    SamplingParams.greedy(), false), new Outcomes(outcome), Duration.ofMillis(500));
+            outcomes.add(outcome);
+        }
+        List<String> ended = new ArrayList<>();
+        for (CompletableFuture<String> outcome : outcomes) {
+            ended.add(outcome.get(30, TimeUnit.SECONDS));
+        }
+        long failed = System.nanoTime();
+        for (String outcome : ended) {
+            assertTrue(outcome.startsWith("deadline:") && outcome.contains("bitrelay.coordinator.request-deadline"), ended.toString());
+        }
+        assertEquals(MAX_ACTIVE, ended.stream().filter(o -> o.contains("did not finish")).count(), ended.toString());
+        assertEquals(MAX_WAITING, ended.stream().filter(o -> o.contains("did not start")).count(), ended.toString());
+        awaitCoordinator(status -> status.active() == 0 && status.waiting() == 0, "the coordinator frees the expired sequences");
+        System.out.printf("coordinator empty %d ms after the deadline failures%n", (System.nanoTime() - failed) / 1_000_000);
+        assertServes();
+    }
+
+    private static final String LONG_ANSWER = "{\"prompt\": \"a long answer nobody waits for\", \"max_tokens\": 200,"
+            + " \"temperature\": 0, \"ignore_eos\": true}";
+
+    /** A raw client: the request sent, the socket left open until the test closes it. */
+    private static Socket send(String json) throws Exception {
+        byte[] body = json.getBytes(StandardCharsets.UTF_8);
+        Socket socket = new Socket(cluster.httpAddress().getHostString(), cluster.httpAddress().getPort());
+        socket.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+                + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        socket.getOutputStream().write(body);
+        socket.getOutputStream().flush();
+        return socket;
+    }
+
+    private static void awaitFirstEvent(Socket stream) throws Exception {
+        stream.setSoTimeout(60_000);
+        BufferedReader in = new BufferedReader(new InputStreamReader(stream.getInputStream(), StandardCharsets.UTF_8));
+        String line;
+        do {
+            line = in.readLine();
+        } while (line != null && !line.startsWith("data: "));
+        assertTrue(line != null, "the stream ended before its first event");
+    }
+
+    /** Completes with how a job ended: "finished:REASON", "failed:…", "unavailable:…", "overloaded:…" or "deadline:…". */
+    private record Outcomes(CompletableFuture<String> outcome) implements TokenListener {
+        @Override
+        public void onToken(int tokenId) {
+        }
+
+        @Override
+        public void onFinished(FinishReason reason) {
+            outcome.complete("finished:" + reason);
+        }
+
+        @Override
+        public void onFailed(String reason) {
+            outcome.complete("failed:" + reason);
+        }
+
+        @Override
+        public void onUnavailable(String reason) {
+            outcome.complete("unavailable:" + reason);
+        }
+
+        @Override
+        public void onOverloaded(String reason) {
+            outcome.complete("overloaded:" + reason);
+        }
+
+        @Override
+        public void onDeadline(String reason) {
+            outcome.complete("deadline:" + reason);
+        }
+    }
+
+    @Test
+    @Order(6)
     @Timeout(120)
     void shouldRejectEveryForgedTamperedAndReplayedFrameAndServeTheGenuineOnes() throws Exception {
         String prompt = "forged frames ride along with this one";

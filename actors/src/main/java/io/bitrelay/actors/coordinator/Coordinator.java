@@ -71,7 +71,14 @@ public final class Coordinator {
     record WorkerReplied(StageWorker.Reply reply) implements Command {
     }
 
-    public record Submit(GenerationJob job, ActorRef<JobEvent> replyTo) implements Command {
+    /**
+     * @param deadlineMillis how long the job may take from now to its last token, if its client wants it shorter than
+     *                       request-deadline; 0 = request-deadline
+     */
+    public record Submit(GenerationJob job, ActorRef<JobEvent> replyTo, long deadlineMillis) implements Command {
+        public Submit(GenerationJob job, ActorRef<JobEvent> replyTo) {
+            this(job, replyTo, 0);
+        }
     }
 
     public record Cancel(String requestId) implements Command {
@@ -106,6 +113,10 @@ public final class Coordinator {
     }
 
     private static final String PENDING_CHECK_TIMER = "pending-check";
+
+    /** Time to fail the jobs whose deadline passed (request-deadline) and free their sequences. */
+    private record DeadlineCheck() implements Command {
+    }
 
     record LinkRangesArrived(StageWorker.LinkRanges ranges) implements Command {
     }
@@ -147,6 +158,7 @@ public final class Coordinator {
                     listing -> new WorkersChanged(listing.getServiceInstances(StageWorker.KEY)));
             context.getSystem().receptionist().tell(Receptionist.subscribe(StageWorker.KEY, listings));
             context.spawn(WorkerDowning.create(), "worker-downing");
+            timers.startTimerWithFixedDelay(new DeadlineCheck(), settings.admission().checkInterval());
             return new Coordinator(context, timers, settings).gathering();
         }));
     }
@@ -248,6 +260,7 @@ public final class Coordinator {
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
+                .onMessage(DeadlineCheck.class, this::expireDeadlines)
                 .onMessage(GetStatus.class, m -> reply(m, phase))
                 .onAnyMessage(this::ignore)
                 .build();
@@ -264,6 +277,7 @@ public final class Coordinator {
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
+                .onMessage(DeadlineCheck.class, this::expireDeadlines)
                 .onMessage(GetStatus.class, m -> reply(m, Phase.GATHERING))
                 .onAnyMessage(this::ignore)
                 .build();
@@ -294,6 +308,11 @@ public final class Coordinator {
                 })
                 .onMessage(WorkerReplied.class, steps::handles, steps::route)
                 .onMessage(StepDeadline.class, this::onStepDeadline)
+                .onMessage(DeadlineCheck.class, m -> {
+                    expireDeadlines(m);
+                    dispatch();
+                    return Behaviors.same();
+                })
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
                 .onMessage(WorkerReplied.class, lateWorkers::handles, lateWorkers::route)
                 .onMessage(DrainWorker.class, this::drain)
@@ -599,24 +618,53 @@ public final class Coordinator {
 
     // ---- scheduling -----------------------------------------------------------------------------------------
 
+    /**
+     * Queues a job, or refuses it at once when max-waiting jobs already wait: a queue without a bound kept requests
+     * long after their clients gave up (issue 16), and a refusal lets the client retry elsewhere or later.
+     */
     private Behavior<Command> queue(Submit message) {
-        try {
-            scheduler.submit(message.job(), message.replyTo());
-        } catch (IllegalArgumentException e) {
-            message.replyTo().tell(new JobEvent.JobFailed(message.job().requestId(), e.getMessage()));
+        String requestId = message.job().requestId();
+        AdmissionSettings admission = settings.admission();
+        int waiting = scheduler.waitingCount();
+        if (waiting >= admission.maxWaiting()) {
+            message.replyTo().tell(new JobEvent.JobFailed(requestId, waiting + " requests are already waiting in the"
+                    + " coordinator's queue (limit " + admission.maxWaiting() + ", " + AdmissionSettings.MAX_WAITING_KEY
+                    + "); retry later", FailureKind.OVERLOADED));
+            return Behaviors.same();
         }
+        try {
+            scheduler.submit(message.job(), message.replyTo(), admission.deadlineFor(message.deadlineMillis()));
+        } catch (IllegalArgumentException e) {
+            message.replyTo().tell(new JobEvent.JobFailed(requestId, e.getMessage()));
+            return Behaviors.same();
+        }
+        message.replyTo().tell(new JobEvent.JobQueued(requestId));
         return Behaviors.same();
     }
 
     private Behavior<Command> cancel(Cancel message) {
-        Scheduler.Cancellation cancellation = scheduler.cancel(message.requestId(), this::relay);
+        apply(scheduler.cancel(message.requestId(), this::relay));
+        return Behaviors.same();
+    }
+
+    private Behavior<Command> expireDeadlines(DeadlineCheck message) {
+        List<Scheduler.Cancellation> expired = scheduler.expireDeadlines(AdmissionSettings.REQUEST_DEADLINE_KEY, this::relay);
+        if (!expired.isEmpty()) {
+            context.getLog().warn("{} request(s) failed: past their deadline ({} = {})", expired.size(),
+                    AdmissionSettings.REQUEST_DEADLINE_KEY, settings.admission().requestDeadline());
+        }
+        expired.forEach(this::apply);
+        return Behaviors.same();
+    }
+
+    /** Frees a cancelled sequence's caches now, or has the first stage take it out of its batch. */
+    private void apply(Scheduler.Cancellation cancellation) {
         if (cancellation.closeNow() >= 0) {
             closeSequences(List.of(cancellation.closeNow()));
         } else if (cancellation.leaveBatch() != 0 && !pipeline.isEmpty()) {
             pipeline.getFirst().worker.worker().tell(new StageWorker.LeaveBatch(cancellation.leaveBatch(),
                     new int[]{cancellation.leaveSequence()}));
         }
-        return Behaviors.same();
     }
 
     /** Sends what joins the resident batches to the first stage; a batch's deadline runs from its first join or last report. */
@@ -707,7 +755,7 @@ public final class Coordinator {
             case Scheduler.PromptScores<ActorRef<JobEvent>> p -> p.client().tell(new JobEvent.PromptScored(p.requestId(), p.scores()));
             case Scheduler.Finished<ActorRef<JobEvent>> f -> f.client().tell(new JobEvent.JobFinished(f.requestId(), f.reason()));
             case Scheduler.Failed<ActorRef<JobEvent>> f ->
-                    f.client().tell(new JobEvent.JobFailed(f.requestId(), f.reason(), f.unavailable()));
+                    f.client().tell(new JobEvent.JobFailed(f.requestId(), f.reason(), f.kind()));
         }
     }
 

@@ -26,6 +26,7 @@ import java.time.Duration;
  * @param quantization      the recipe the stages serve ({@code bitrelay.quantization})
  * @param failover          what happens when a worker is lost: how long requests wait, how few workers a pipeline
  *                          is rebuilt over
+ * @param admission         the bound on the coordinator's queue and every request's deadline
  * @param linkProtection    what every placed pipeline's link frames carry: with AUTHENTICATED or ENCRYPTED a fresh
  *                          link key and a seal under it ({@code bitrelay.security.authenticate-links} and
  *                          {@code encrypt-links}, docs/security.md)
@@ -36,7 +37,7 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                                   boolean autoBatchSequences,
                                   int linkCalibrationSequences, int linkCalibrationTokens, long linkCalibrationSeed,
                                   int linkClusters, boolean linkStaticRanges, QuantizationSettings quantization,
-                                  FailoverSettings failover, LinkProtection linkProtection) {
+                                  FailoverSettings failover, AdmissionSettings admission, LinkProtection linkProtection) {
 
     public static CoordinatorSettings from(Config root) {
         Config c = root.getConfig("bitrelay.coordinator");
@@ -64,6 +65,7 @@ public record CoordinatorSettings(String checkpointDir, String linkCodec, int ex
                     ranges(c.getString("link-calibration.ranges")),
                     QuantizationSettings.from(root),
                     FailoverSettings.from(c, positive(c, "expected-workers")),
+                    AdmissionSettings.from(c),
                     LinkProtection.of(root.getBoolean("bitrelay.security.authenticate-links"),
                             root.getBoolean("bitrelay.security.encrypt-links")));
         } catch (ConfigException e) {

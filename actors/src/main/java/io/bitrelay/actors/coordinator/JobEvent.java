@@ -22,12 +22,16 @@ public sealed interface JobEvent extends ClusterMessage {
     }
 
     /**
-     * @param unavailable no pipeline could serve the job within bitrelay.coordinator.pending-timeout (the gateway
-     *                    answers 503), rather than a failure while it ran (500)
+     * The coordinator took the job into its queue (told before any other event of it): a streamed answer may start.
+     * A job refused instead gets {@link JobFailed} with {@link FailureKind#OVERLOADED}.
      */
-    record JobFailed(String requestId, String reason, boolean unavailable) implements JobEvent {
+    record JobQueued(String requestId) implements JobEvent {
+    }
+
+    /** @param kind why, which decides the gateway's status (500, 503, 429, 504) */
+    record JobFailed(String requestId, String reason, FailureKind kind) implements JobEvent {
         public JobFailed(String requestId, String reason) {
-            this(requestId, reason, false);
+            this(requestId, reason, FailureKind.BROKEN);
         }
     }
 }

@@ -37,6 +37,12 @@ final class ScheduledSequence<R> {
     boolean started;
     /** When it joined the queue, or went back to it for a replay ({@link Scheduler}'s clock). */
     long queuedAtNanos;
+    /** When it must have finished ({@link Scheduler}'s clock), if {@link #deadline} is not null; a replay keeps it. */
+    long deadlineNanos;
+    /** How long it was given from its submission, or null for no deadline. */
+    java.time.Duration deadline;
+    /** Its client already had its last event (a deadline failed it): whatever ends it later is not told. */
+    boolean clientTold;
     /** The first {@link #generated} of these are its tokens so far. */
     private int[] tokens = new int[0];
     /** Prompt scores its client has received, and those received since its last (re)start. */

@@ -5,6 +5,7 @@ import io.bitrelay.actors.pipeline.StopRule;
 import io.bitrelay.runtime.eval.PromptScoring;
 import io.bitrelay.runtime.eval.TokenScore;
 
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -77,10 +78,10 @@ public final class Scheduler<R> {
     public record Finished<R>(R client, String requestId, FinishReason reason) implements Event<R> {
     }
 
-    /** @param unavailable no pipeline could serve it in time (the gateway answers 503), rather than a failure in one */
-    public record Failed<R>(R client, String requestId, String reason, boolean unavailable) implements Event<R> {
+    /** @param kind why it failed, which decides the client's answer */
+    public record Failed<R>(R client, String requestId, String reason, FailureKind kind) implements Event<R> {
         public Failed(R client, String requestId, String reason) {
-            this(client, requestId, reason, false);
+            this(client, requestId, reason, FailureKind.BROKEN);
         }
     }
 
@@ -118,8 +119,19 @@ public final class Scheduler<R> {
         this.clock = clock;
     }
 
-    /** @throws IllegalArgumentException for a request id in use, or a job whose KV caches the stages could never hold */
+    /** {@link #submit(GenerationJob, Object, Duration)} without a deadline. */
     public void submit(GenerationJob job, R client) {
+        submit(job, client, null);
+    }
+
+    /**
+     * Queues a job.
+     *
+     * @param deadline how long from now it may take to start and finish, or null for ever; past it
+     *                 {@link #expireDeadlines} fails it and frees its sequence
+     * @throws IllegalArgumentException for a request id in use, or a job whose KV caches the stages could never hold
+     */
+    public void submit(GenerationJob job, R client, Duration deadline) {
         if (byRequest.containsKey(job.requestId())) {
             throw new IllegalArgumentException("request id " + job.requestId() + " is already in use");
         }
@@ -129,6 +141,10 @@ public final class Scheduler<R> {
                     + " stages' memory holds " + settings.kvTokens());
         }
         ScheduledSequence<R> sequence = new ScheduledSequence<>(nextSequenceId++, job, client, eosTokenId, clock.getAsLong());
+        if (deadline != null) {
+            sequence.deadline = deadline;
+            sequence.deadlineNanos = sequence.queuedAtNanos + deadline.toNanos();
+        }
         waiting.add(sequence);
         byRequest.put(job.requestId(), sequence);
     }
@@ -144,7 +160,7 @@ public final class Scheduler<R> {
         }
         if (waiting.remove(sequence)) {
             byRequest.remove(requestId);
-            events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
+            cancelled(sequence, events);
             return Cancellation.NONE;
         }
         if (sequence.batchId != 0) {
@@ -152,8 +168,53 @@ public final class Scheduler<R> {
             return new Cancellation(-1, sequence.batchId, sequence.id);
         }
         finish(sequence);
-        events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
+        cancelled(sequence, events);
         return new Cancellation(sequence.id, 0, -1);
+    }
+
+    /**
+     * Fails every job whose deadline has passed ({@link FailureKind#DEADLINE}, naming {@code setting}) and cancels
+     * it as {@link #cancel} does: a waiting one leaves the queue, a running one is freed now or once the first stage
+     * confirms it left its batch. Its client hears nothing more of it. Returns what the owner must do for each.
+     */
+    public List<Cancellation> expireDeadlines(String setting, Consumer<Event<R>> events) {
+        long now = clock.getAsLong();
+        List<ScheduledSequence<R>> overdue = new ArrayList<>();
+        for (ScheduledSequence<R> sequence : byRequest.values()) {
+            if (sequence.deadline != null && !sequence.clientTold && !sequence.cancelled && sequence.deadlineNanos - now <= 0) {
+                overdue.add(sequence);
+            }
+        }
+        List<Cancellation> cancellations = new ArrayList<>();
+        for (ScheduledSequence<R> sequence : overdue) {
+            boolean started = !waiting.contains(sequence);
+            String reason = "the request did not " + (started ? "finish" : "start") + " within its deadline of "
+                    + sequence.deadline.toMillis() / 1000.0 + " s (" + setting + ")"
+                    + (started ? " after " + sequence.generated + " generated tokens" : ": " + waitingAhead(sequence)
+                    + " requests were queued ahead of it and " + active.size() + " running");
+            events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason, FailureKind.DEADLINE));
+            sequence.clientTold = true;
+            cancellations.add(cancel(sequence.job.requestId(), events));
+        }
+        return cancellations;
+    }
+
+    private int waitingAhead(ScheduledSequence<R> sequence) {
+        int ahead = 0;
+        for (ScheduledSequence<R> other : waiting) {
+            if (other == sequence) {
+                break;
+            }
+            ahead++;
+        }
+        return ahead;
+    }
+
+    /** Tells the client its job ended CANCELLED, unless it already had its last event. */
+    private void cancelled(ScheduledSequence<R> sequence, Consumer<Event<R>> events) {
+        if (!sequence.clientTold) {
+            events.accept(new Finished<>(sequence.client, sequence.job.requestId(), FinishReason.CANCELLED));
+        }
     }
 
     /**
@@ -283,7 +344,7 @@ public final class Scheduler<R> {
         String requestId = sequence.job.requestId();
         if (sequence.cancelled) {
             end(sequence, ended);
-            events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
+            cancelled(sequence, events);
             return;
         }
         if (scores == null) {
@@ -313,7 +374,7 @@ public final class Scheduler<R> {
             if (stops) { // the first stage drops it on this token too: no need to wait for its confirmation
                 resident.members.remove(sequence.id);
                 end(sequence, ended);
-                events.accept(new Finished<>(sequence.client, requestId, FinishReason.CANCELLED));
+                cancelled(sequence, events);
             }
             return;
         }
@@ -346,7 +407,7 @@ public final class Scheduler<R> {
             resident.members.remove(id);
             resident.unreportedRows.remove(id);
             end(sequence, ended);
-            events.accept(new Finished<>(sequence.client, sequence.job.requestId(), FinishReason.CANCELLED));
+            cancelled(sequence, events);
         }
         if (resident != null) {
             release(batchId, resident);
@@ -375,7 +436,9 @@ public final class Scheduler<R> {
             ScheduledSequence<R> sequence = active.get(id);
             if (sequence != null) {
                 end(sequence, ended);
-                events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason));
+                if (!sequence.clientTold) {
+                    events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason));
+                }
             }
         }
         return ended;
@@ -396,7 +459,7 @@ public final class Scheduler<R> {
         for (ScheduledSequence<R> sequence : active.values()) {
             if (sequence.cancelled) {
                 byRequest.remove(sequence.job.requestId());
-                events.accept(new Finished<>(sequence.client, sequence.job.requestId(), FinishReason.CANCELLED));
+                cancelled(sequence, events);
             } else {
                 sequence.prepareReplay(now);
                 replays.add(sequence);
@@ -413,7 +476,7 @@ public final class Scheduler<R> {
 
     /**
      * Fails every waiting job that joined the queue (or went back to it) at or before {@code queuedByNanos} on this
-     * scheduler's clock, as {@link Failed#unavailable()}: no pipeline could serve it in time. Returns how many.
+     * scheduler's clock, as {@link FailureKind#UNAVAILABLE}: no pipeline could serve it in time. Returns how many.
      */
     public int expireWaiting(long queuedByNanos, String reason, Consumer<Event<R>> events) {
         int expired = 0;
@@ -422,7 +485,7 @@ public final class Scheduler<R> {
             if (sequence.queuedAtNanos - queuedByNanos <= 0) {
                 it.remove();
                 byRequest.remove(sequence.job.requestId());
-                events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason, true));
+                events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason, FailureKind.UNAVAILABLE));
                 expired++;
             }
         }
@@ -454,7 +517,9 @@ public final class Scheduler<R> {
     /** Fails everything waiting or running (the pipeline is gone). */
     public void failAll(String reason, Consumer<Event<R>> events) {
         for (ScheduledSequence<R> sequence : new ArrayList<>(byRequest.values())) {
-            events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason));
+            if (!sequence.clientTold) {
+                events.accept(new Failed<>(sequence.client, sequence.job.requestId(), reason));
+            }
         }
         waiting.clear();
         active.clear();

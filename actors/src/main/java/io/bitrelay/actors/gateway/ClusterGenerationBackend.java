@@ -21,14 +21,23 @@ public final class ClusterGenerationBackend implements GenerationBackend {
         this.gateway = gatewayActor;
     }
 
-    /** Jobs reach the coordinator through one actor, in the order they are submitted here. */
+    /**
+     * Jobs reach the coordinator through one actor, in the order they are submitted here; each may take up to
+     * bitrelay.coordinator.request-deadline. The coordinator may still refuse one (its queue is full): the listener
+     * then hears {@link TokenListener#onOverloaded} instead of {@link TokenListener#onQueued}.
+     */
     @Override
     public void submit(GenerationJob job, TokenListener listener) {
+        submit(job, listener, null);
+    }
+
+    /** As {@link #submit(GenerationJob, TokenListener)}, with a deadline shorter than request-deadline (null: none). */
+    public void submit(GenerationJob job, TokenListener listener, java.time.Duration deadline) {
         Coordinator.Status current = status.get();
         if (current != null && current.failed()) {
             throw new java.util.concurrent.RejectedExecutionException("the pipeline is down: " + current.error());
         }
-        gateway.tell(new GatewayActor.SubmitJob(job, listener));
+        gateway.tell(new GatewayActor.SubmitJob(job, listener, deadline == null ? 0 : Math.max(1, deadline.toMillis())));
     }
 
     @Override
@@ -40,6 +49,12 @@ public final class ClusterGenerationBackend implements GenerationBackend {
     public int queueDepth() {
         Coordinator.Status current = status.get();
         return current == null ? 0 : current.waiting();
+    }
+
+    /** Sequences the coordinator runs, as of its last status; 0 before the first. */
+    public int runningSequences() {
+        Coordinator.Status current = status.get();
+        return current == null ? 0 : current.active();
     }
 
     @Override

@@ -54,7 +54,7 @@ final class CollectingSink implements CompletionSession.Sink {
     @Override
     public void finished(String finishReason, OpenAiJson.Usage usage) {
         if (logprobs != null && !logprobs.promptComplete()) {
-            failed(500, "server_error", "the backend finished before scoring every prompt token");
+            failed(500, "server_error", "the backend finished before scoring every prompt token", null);
             return;
         }
         response.complete(new JsonResponse(200, OpenAiJson.completion(id, created, model, text.toString(), finishReason, usage,
@@ -62,7 +62,7 @@ final class CollectingSink implements CompletionSession.Sink {
     }
 
     @Override
-    public void failed(int status, String type, String message) {
-        response.complete(new JsonResponse(status, OpenAiJson.error(message, type, null, null)));
+    public void failed(int status, String type, String message, String code) {
+        response.complete(new JsonResponse(status, OpenAiJson.error(message, type, null, code)));
     }
 }

@@ -41,6 +41,10 @@ final class CompletionEndpoint {
         /** Encoded SSE events, {@code data: …\n\n} each. */
         record EventStream(Source<ByteString, NotUsed> events) implements Reply {
         }
+
+        /** A streamed completion's answer once the backend queued it: an {@link EventStream}, or a refusal {@link Now}. */
+        record Deferred(CompletionStage<Reply> reply) implements Reply {
+        }
     }
 
     private final ActorSystem<?> system;
@@ -125,21 +129,25 @@ final class CompletionEndpoint {
         if (request.stream()) {
             Pair<BoundedSourceQueue<String>, Source<String, NotUsed>> queue =
                     Source.<String>queue(request.maxTokens() + EventStreamSink.EXTRA_EVENTS).preMaterialize(system);
-            CompletionSession session = new CompletionSession(id, backend, metrics, text, promptTokens.length, arrivalNanos,
-                    new EventStreamSink(queue.first(), id, created, model.id(), request.includeUsage()));
-            JsonResponse refused = submit(job, session);
-            if (refused != null) {
-                queue.first().complete();
-                return new Reply.Now(refused);
-            }
+            CompletionSession[] session = new CompletionSession[1];
             Source<ByteString, NotUsed> events = queue.second()
                     .map(ByteString::fromString)
                     .watchTermination((notUsed, done) -> {
                         // Completes when the stream ends either way; after [DONE] the session has already ended.
-                        done.whenComplete((ok, failure) -> session.clientGone());
+                        done.whenComplete((ok, failure) -> session[0].clientGone());
                         return NotUsed.getInstance();
                     });
-            return new Reply.EventStream(events);
+            StreamAdmission admission = new StreamAdmission(
+                    new EventStreamSink(queue.first(), id, created, model.id(), request.includeUsage()),
+                    new Reply.EventStream(events), queue.first()::complete);
+            session[0] = new CompletionSession(id, backend, metrics, text, promptTokens.length, arrivalNanos, admission);
+            JsonResponse refused = submit(job, session[0]);
+            if (refused != null) {
+                queue.first().complete();
+                return new Reply.Now(refused);
+            }
+            watch(connection, session[0]); // until the stream is sent, only the connection tells that the client left
+            return new Reply.Deferred(admission.answer());
         }
         String echoed = "";
         CompletionLogprobs collected = null;
@@ -160,10 +168,15 @@ final class CompletionEndpoint {
             return new Reply.Now(refused);
         }
         // A strict answer has no stream to watch: the connection closing is the only sign the client went away.
+        watch(connection, session);
+        return new Reply.Later(sink.response);
+    }
+
+    /** Cancels {@code session} when the client's connection closes before it ends. */
+    private static void watch(ClientConnection connection, CompletionSession session) {
         Runnable clientGone = session::clientGone;
         connection.whenClosed(clientGone);
         session.whenEnded(() -> connection.forget(clientGone));
-        return new Reply.Later(sink.response);
     }
 
     /** Where generated text starts in OpenAI's offsets without echo: after the prompt's text. */

@@ -19,7 +19,12 @@ final class CompletionSession implements TokenListener {
         /** @param finishReason "stop" or "length" */
         void finished(String finishReason, OpenAiJson.Usage usage);
 
-        void failed(int status, String type, String message);
+        /** @param code OpenAI's error code ("queue_full", …), or null */
+        void failed(int status, String type, String message, String code);
+
+        /** The backend queued the job: nothing it says from now on is a refusal. */
+        default void queued() {
+        }
 
         /** A chunk of the prompt's scores (echo + logprobs). */
         default void promptScores(java.util.List<io.bitrelay.runtime.eval.TokenScore> scores) {
@@ -103,7 +108,7 @@ final class CompletionSession implements TokenListener {
                 end(Outcome.OK);
             }
             case CANCELLED -> {
-                sink.failed(503, "server_error", "the backend cancelled the generation");
+                sink.failed(503, "server_error", "the backend cancelled the generation", null);
                 end(Outcome.FAILED);
             }
         }
@@ -114,7 +119,7 @@ final class CompletionSession implements TokenListener {
         if (ended) {
             return;
         }
-        sink.failed(500, "server_error", "generation failed: " + reason);
+        sink.failed(500, "server_error", "generation failed: " + reason, null);
         end(Outcome.FAILED);
     }
 
@@ -124,8 +129,35 @@ final class CompletionSession implements TokenListener {
         if (ended) {
             return;
         }
-        sink.failed(503, "server_error", "The server had no pipeline to serve the request: " + reason);
+        sink.failed(503, "server_error", "The server had no pipeline to serve the request: " + reason, null);
         end(Outcome.REJECTED);
+    }
+
+    @Override
+    public synchronized void onQueued() {
+        if (!ended) {
+            sink.queued();
+        }
+    }
+
+    /** The coordinator's queue is full: 429 with Retry-After, as the gateway's own max-in-flight answers. */
+    @Override
+    public synchronized void onOverloaded(String reason) {
+        if (ended) {
+            return;
+        }
+        sink.failed(429, "server_overloaded", "The server is busy: " + reason, "queue_full");
+        end(Outcome.REJECTED);
+    }
+
+    /** The coordinator gave up on the job at its deadline and freed its sequence: 504, nothing to cancel. */
+    @Override
+    public synchronized void onDeadline(String reason) {
+        if (ended) {
+            return;
+        }
+        sink.failed(504, "timeout", reason, null);
+        end(Outcome.TIMEOUT);
     }
 
     /** The client disconnected (or the response stream ended): stop generating for it. */
@@ -143,7 +175,7 @@ final class CompletionSession implements TokenListener {
             return;
         }
         backend.cancel(requestId);
-        sink.failed(504, "timeout", message);
+        sink.failed(504, "timeout", message, null);
         end(Outcome.TIMEOUT);
     }
 

@@ -47,8 +47,8 @@ final class EventStreamSink implements CompletionSession.Sink {
     }
 
     @Override
-    public void failed(int status, String type, String message) {
-        offer(OpenAiJson.error(message, type, null, null));
+    public void failed(int status, String type, String message, String code) {
+        offer(OpenAiJson.error(message, type, null, code));
         done();
     }
 

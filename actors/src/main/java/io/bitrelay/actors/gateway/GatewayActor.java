@@ -23,7 +23,8 @@ public final class GatewayActor {
     public sealed interface Command {
     }
 
-    public record SubmitJob(GenerationJob job, TokenListener listener) implements Command {
+    /** @param deadlineMillis as {@link Coordinator.Submit#deadlineMillis()} */
+    public record SubmitJob(GenerationJob job, TokenListener listener, long deadlineMillis) implements Command {
     }
 
     public record CancelJob(String requestId) implements Command {
@@ -80,7 +81,7 @@ public final class GatewayActor {
         return Behaviors.receive(Command.class)
                 .onMessage(SubmitJob.class, m -> {
                     listeners.put(m.job().requestId(), m.listener());
-                    coordinator.tell(new Coordinator.Submit(m.job(), events));
+                    coordinator.tell(new Coordinator.Submit(m.job(), events, m.deadlineMillis()));
                     return Behaviors.same();
                 })
                 .onMessage(CancelJob.class, m -> {
@@ -127,12 +128,14 @@ public final class GatewayActor {
                 listeners.remove(f.requestId());
                 listener.onFinished(f.reason());
             }
+            case JobEvent.JobQueued q -> listener.onQueued();
             case JobEvent.JobFailed f -> {
                 listeners.remove(f.requestId());
-                if (f.unavailable()) {
-                    listener.onUnavailable(f.reason());
-                } else {
-                    listener.onFailed(f.reason());
+                switch (f.kind()) {
+                    case BROKEN -> listener.onFailed(f.reason());
+                    case UNAVAILABLE -> listener.onUnavailable(f.reason());
+                    case OVERLOADED -> listener.onOverloaded(f.reason());
+                    case DEADLINE -> listener.onDeadline(f.reason());
                 }
             }
         }

@@ -38,23 +38,34 @@ public final class GatewayHttpServer implements AutoCloseable {
     private final ActorSystem<?> system;
     private final GatewaySettings settings;
     private final GatewayRoutes routes;
+    /** Null for plain HTTP. */
+    private final javax.net.ssl.SSLContext tls;
     private ServerBinding binding;
 
     public GatewayHttpServer(ActorSystem<?> system, GenerationBackend backend, OptTokenizer tokenizer, ServedModel model,
                              GatewayMetrics metrics, GatewaySettings settings) {
-        this(system, backend, tokenizer, model, metrics, settings, ApiKeys.load(settings, System::getenv));
+        this(system, backend, tokenizer, model, metrics, settings, ApiKeys.load(settings, System::getenv),
+                GatewayTls.load(settings, System::getenv));
     }
 
     GatewayHttpServer(ActorSystem<?> system, GenerationBackend backend, OptTokenizer tokenizer, ServedModel model,
                       GatewayMetrics metrics, GatewaySettings settings, ApiKeys keys) {
+        this(system, backend, tokenizer, model, metrics, settings, keys, null);
+    }
+
+    /** @param tls the HTTPS context ({@link GatewayTls}), or null for plain HTTP */
+    GatewayHttpServer(ActorSystem<?> system, GenerationBackend backend, OptTokenizer tokenizer, ServedModel model,
+                      GatewayMetrics metrics, GatewaySettings settings, ApiKeys keys, javax.net.ssl.SSLContext tls) {
         requireKeysBeyondLoopback(settings, keys);
         this.system = system;
+        this.tls = tls;
         this.settings = settings;
         this.routes = new GatewayRoutes(
                 new CompletionEndpoint(system, backend, tokenizer, model, metrics, settings.requestTimeout(),
                         settings.maxInFlight()),
                 backend, model, metrics, keys, settings.maxBodyBytes());
-        LOG.info("gateway API keys: {}", keys.required() ? keys.count() + " key(s), required on /v1/"
+        LOG.info("gateway {}, API keys: {}", tls != null ? "HTTPS (" + settings.httpsKeyStore() + ")" : "plain HTTP",
+                keys.required() ? keys.count() + " key(s), required on /v1/"
                 : "none (open: " + settings.host() + " is loopback or " + GatewaySettings.PATH + ".allow-unauthenticated is on)");
     }
 
@@ -88,9 +99,11 @@ public final class GatewayHttpServer implements AutoCloseable {
             throw new IllegalStateException("already bound to " + binding.localAddress());
         }
         try {
-            binding = Http.get(system)
-                    .newServerAt(settings.host(), settings.port())
-                    .withSettings(serverSettings())
+            var server = Http.get(system).newServerAt(settings.host(), settings.port()).withSettings(serverSettings());
+            if (tls != null) {
+                server = server.enableHttps(org.apache.pekko.http.javadsl.ConnectionContext.httpsServer(tls));
+            }
+            binding = server
                     .bindFlow(perConnection(routes.route().flow(system)))
                     .toCompletableFuture()
                     .get(BIND_SECONDS, TimeUnit.SECONDS);

@@ -70,7 +70,20 @@ public final class GatewayMetrics {
      * @param queueDepth read at each scrape, usually {@link GenerationBackend#queueDepth()}
      */
     public GatewayMetrics(PrometheusRegistry registry, IntSupplier queueDepth) {
+        this(registry, queueDepth, null);
+    }
+
+    /**
+     * @param runningSequences read at each scrape: sequences the backend runs (a cluster's coordinator holds KV caches
+     *                         for), so a scraper can tell that nothing runs for clients that are gone; null for none
+     */
+    public GatewayMetrics(PrometheusRegistry registry, IntSupplier queueDepth, IntSupplier runningSequences) {
         this.registry = registry;
+        if (runningSequences != null) {
+            GaugeWithCallback.builder().name("bitrelay_gateway_backend_running_sequences")
+                    .help("Sequences the backend runs now (in a cluster: the coordinator's, as of its last status, every 0.5 s)")
+                    .callback(callback -> callback.call(runningSequences.getAsInt())).register(registry);
+        }
         this.requests = Counter.builder().name("bitrelay_gateway_requests")
                 .help("Completion requests by outcome").labelNames("outcome").register(registry);
         for (Outcome outcome : Outcome.values()) {

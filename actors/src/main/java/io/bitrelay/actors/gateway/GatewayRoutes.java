@@ -106,11 +106,20 @@ final class GatewayRoutes extends AllDirectives {
         return switch (reply) {
             case CompletionEndpoint.Reply.Now now -> complete(json(now.response()));
             case CompletionEndpoint.Reply.Later later -> completeWithFuture(later.response().thenApply(GatewayRoutes::json));
-            case CompletionEndpoint.Reply.EventStream stream -> complete(HttpResponse.create()
-                    .withEntity(HttpEntities.createChunked(MediaTypes.TEXT_EVENT_STREAM.toContentType(), stream.events()))
-                    .addHeader(RawHeader.create("Cache-Control", "no-cache"))
-                    .addHeader(RawHeader.create("X-Accel-Buffering", "no")));
+            case CompletionEndpoint.Reply.EventStream stream -> complete(eventStream(stream));
+            case CompletionEndpoint.Reply.Deferred deferred -> completeWithFuture(deferred.reply().thenApply(answer -> switch (answer) {
+                case CompletionEndpoint.Reply.Now now -> json(now.response());
+                case CompletionEndpoint.Reply.EventStream stream -> eventStream(stream);
+                default -> throw new IllegalStateException("a deferred answer is a stream or a refusal, got " + answer);
+            }));
         };
+    }
+
+    private static HttpResponse eventStream(CompletionEndpoint.Reply.EventStream stream) {
+        return HttpResponse.create()
+                .withEntity(HttpEntities.createChunked(MediaTypes.TEXT_EVENT_STREAM.toContentType(), stream.events()))
+                .addHeader(RawHeader.create("Cache-Control", "no-cache"))
+                .addHeader(RawHeader.create("X-Accel-Buffering", "no"));
     }
 
     static HttpResponse json(JsonResponse response) {

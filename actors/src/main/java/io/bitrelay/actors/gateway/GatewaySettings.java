@@ -24,12 +24,16 @@ import java.time.Duration;
  * @param maxBodyBytes    {@code max-body-bytes}: largest request body; reading stops and 413 answers beyond it
  * @param maxInFlight     {@code max-in-flight}: completions admitted and not yet ended, queued ones included;
  *                        beyond it 429 with Retry-After
+ * @param httpsKeyStore   {@code https.key-store}: a PKCS12 key store with the gateway's key and certificate chain
+ *                        ("" = plain HTTP)
+ * @param httpsPasswordEnv {@code https.password-env}: the environment variable holding that store's password
  */
 public record GatewaySettings(String host, int port, Duration requestTimeout, Duration shutdownTimeout,
                               String apiKeysFile, String apiKeysEnv, boolean allowUnauthenticated,
-                              long maxBodyBytes, int maxInFlight) {
+                              long maxBodyBytes, int maxInFlight, String httpsKeyStore, String httpsPasswordEnv) {
     public static final String PATH = "bitrelay.gateway";
     public static final String DEFAULT_API_KEYS_ENV = "BITRELAY_API_KEYS";
+    public static final String DEFAULT_HTTPS_PASSWORD_ENV = "BITRELAY_HTTPS_PASSWORD";
 
     public GatewaySettings {
         if (host == null || host.isBlank()) {
@@ -53,11 +57,14 @@ public record GatewaySettings(String host, int port, Duration requestTimeout, Du
         if (maxInFlight < 1) {
             throw new IllegalArgumentException(PATH + ".max-in-flight must be >= 1, got " + maxInFlight);
         }
+        if (httpsKeyStore == null || httpsPasswordEnv == null) {
+            throw new IllegalArgumentException(PATH + ".https.key-store and https.password-env must be strings (\"\" = none)");
+        }
     }
 
     public static GatewaySettings defaults() {
         return new GatewaySettings("127.0.0.1", 8000, Duration.ofMinutes(10), Duration.ofSeconds(5),
-                "", DEFAULT_API_KEYS_ENV, false, 8L << 20, 512);
+                "", DEFAULT_API_KEYS_ENV, false, 8L << 20, 512, "", DEFAULT_HTTPS_PASSWORD_ENV);
     }
 
     /** Reads {@value #PATH}; missing keys take the defaults. */
@@ -77,36 +84,43 @@ public record GatewaySettings(String host, int port, Duration requestTimeout, Du
                 config.hasPath("allow-unauthenticated") ? config.getBoolean("allow-unauthenticated")
                         : defaults.allowUnauthenticated(),
                 config.hasPath("max-body-bytes") ? config.getBytes("max-body-bytes") : defaults.maxBodyBytes(),
-                config.hasPath("max-in-flight") ? config.getInt("max-in-flight") : defaults.maxInFlight());
+                config.hasPath("max-in-flight") ? config.getInt("max-in-flight") : defaults.maxInFlight(),
+                config.hasPath("https.key-store") ? config.getString("https.key-store") : defaults.httpsKeyStore(),
+                config.hasPath("https.password-env") ? config.getString("https.password-env") : defaults.httpsPasswordEnv());
     }
 
     public GatewaySettings withPort(int newPort) {
         return new GatewaySettings(host, newPort, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
-                allowUnauthenticated, maxBodyBytes, maxInFlight);
+                allowUnauthenticated, maxBodyBytes, maxInFlight, httpsKeyStore, httpsPasswordEnv);
     }
 
     public GatewaySettings withHost(String newHost) {
         return new GatewaySettings(newHost, port, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
-                allowUnauthenticated, maxBodyBytes, maxInFlight);
+                allowUnauthenticated, maxBodyBytes, maxInFlight, httpsKeyStore, httpsPasswordEnv);
     }
 
     public GatewaySettings withRequestTimeout(Duration timeout) {
         return new GatewaySettings(host, port, timeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
-                allowUnauthenticated, maxBodyBytes, maxInFlight);
+                allowUnauthenticated, maxBodyBytes, maxInFlight, httpsKeyStore, httpsPasswordEnv);
     }
 
     public GatewaySettings withApiKeysFile(String file) {
         return new GatewaySettings(host, port, requestTimeout, shutdownTimeout, file, apiKeysEnv,
-                allowUnauthenticated, maxBodyBytes, maxInFlight);
+                allowUnauthenticated, maxBodyBytes, maxInFlight, httpsKeyStore, httpsPasswordEnv);
     }
 
     public GatewaySettings withMaxBodyBytes(long bytes) {
         return new GatewaySettings(host, port, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
-                allowUnauthenticated, bytes, maxInFlight);
+                allowUnauthenticated, bytes, maxInFlight, httpsKeyStore, httpsPasswordEnv);
+    }
+
+    public GatewaySettings withHttps(String keyStore, String passwordEnv) {
+        return new GatewaySettings(host, port, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
+                allowUnauthenticated, maxBodyBytes, maxInFlight, keyStore, passwordEnv);
     }
 
     public GatewaySettings withMaxInFlight(int requests) {
         return new GatewaySettings(host, port, requestTimeout, shutdownTimeout, apiKeysFile, apiKeysEnv,
-                allowUnauthenticated, maxBodyBytes, requests);
+                allowUnauthenticated, maxBodyBytes, requests, httpsKeyStore, httpsPasswordEnv);
     }
 }

@@ -102,6 +102,8 @@ public final class LocalGenerationBackend implements GenerationBackend, AutoClos
         } finally {
             lock.unlock();
         }
+        // Outside the lock, as every listener call (a listener may call cancel); a first token may come before it.
+        listener.onQueued();
     }
 
     private void validate(GenerationJob job) {

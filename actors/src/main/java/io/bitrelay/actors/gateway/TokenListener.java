@@ -40,4 +40,25 @@ public interface TokenListener {
         onFailed(reason);
     }
 
+    /**
+     * The backend took the job into its queue; told once (the cluster tells it before any other call for the job; the
+     * single-process backend right after submit returns, so a first token may overtake it). A job refused instead
+     * gets {@link #onOverloaded}, or the backend's submit threw.
+     */
+    default void onQueued() {
+    }
+
+    /** The coordinator's queue was full (bitrelay.coordinator.max-waiting): nothing was queued; retry later. */
+    default void onOverloaded(String reason) {
+        onUnavailable(reason);
+    }
+
+    /**
+     * The job could not start or finish by its deadline (bitrelay.coordinator.request-deadline); the backend already
+     * freed its sequence. By default, as {@link #onFailed}.
+     */
+    default void onDeadline(String reason) {
+        onFailed(reason);
+    }
+
 }

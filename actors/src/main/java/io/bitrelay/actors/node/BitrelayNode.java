@@ -153,7 +153,7 @@ public final class BitrelayNode implements AutoCloseable {
         OptConfig model = OptConfig.read(directory.resolve("config.json"));
         String name = config.getString("bitrelay.gateway.model-name");
         ServedModel served = ServedModel.of(name.isBlank() ? directory.getFileName().toString() : name, model);
-        GatewayMetrics metrics = new GatewayMetrics(registry, backend::queueDepth);
+        GatewayMetrics metrics = new GatewayMetrics(registry, backend::queueDepth, backend::runningSequences);
         GatewayHttpServer server = new GatewayHttpServer(system, backend, OptTokenizer.load(directory), served, metrics,
                 GatewaySettings.fromConfig(config));
         server.bind();

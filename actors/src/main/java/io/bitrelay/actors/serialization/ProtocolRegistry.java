@@ -111,6 +111,9 @@ public final class ProtocolRegistry {
             io.bitrelay.actors.pipeline.LinkKey.class,
             // and how it protects the links: authenticated or encrypted frames (issue 16)
             io.bitrelay.runtime.wire.LinkProtection.class,
+            // coordinator admission: a bounded queue and request deadlines (issue 16)
+            io.bitrelay.actors.coordinator.FailureKind.class,
+            JobEvent.JobQueued.class,
     };
 
     private ProtocolRegistry() {

@@ -37,9 +37,11 @@ public record WorkerSettings(String workerId, String host, String device, long m
         String device = worker.getString("device");
         int cudaDevice = cudaOrdinal(device);
         long memory = worker.getBytes("memory-bytes");
+        // Both checked whatever the device: a bad value must stop this start, not the first start on another device.
+        int perHost = positive(worker, "workers-per-host");
+        int perDevice = positive(worker, "workers-per-device");
         if (memory <= 0) {
-            memory = cudaDevice < 0 ? freePhysicalMemory() / Math.max(1, worker.getInt("workers-per-host"))
-                    : gpuMemory(cudaDevice) / Math.max(1, worker.getInt("workers-per-device"));
+            memory = cudaDevice < 0 ? freePhysicalMemory() / perHost : gpuMemory(cudaDevice) / perDevice;
         }
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
@@ -55,6 +57,14 @@ public record WorkerSettings(String workerId, String host, String device, long m
             default -> throw new IllegalArgumentException("bitrelay.worker.host-weights must be keep or stream, got '"
                     + hostWeights + "'");
         };
+    }
+
+    private static int positive(Config worker, String key) {
+        int value = worker.getInt(key);
+        if (value < 1) {
+            throw new IllegalArgumentException("bitrelay.worker." + key + " must be ≥ 1, got " + value);
+        }
+        return value;
     }
 
     private static int gptqSequences(Config root) {

@@ -370,8 +370,8 @@ class SchedulerTest {
         now[0] = 4_000;
         scheduler.submit(job("late", 2, 4), "c3");
         assertEquals(2, scheduler.expireWaiting(3_000, "no pipeline", events::add));
-        assertEquals(List.of(new Scheduler.Failed<>("c1", "early", "no pipeline", true),
-                new Scheduler.Failed<>("c2", "waiting", "no pipeline", true)), events);
+        assertEquals(List.of(new Scheduler.Failed<>("c1", "early", "no pipeline", FailureKind.UNAVAILABLE),
+                new Scheduler.Failed<>("c2", "waiting", "no pipeline", FailureKind.UNAVAILABLE)), events);
         assertEquals(1, scheduler.waitingCount());
         assertTrue(lost.batchId() > 0);
     }
@@ -390,5 +390,70 @@ class SchedulerTest {
                 && f.reason().contains("40 KV cache positions"), events.toString());
         assertEquals(2, scheduler.settings().microBatches());
         assertEquals(1, scheduler.dispatch().getFirst().entries().length);
+    }
+
+    /**
+     * A request past its deadline fails (DEADLINE, naming the key) whether it waited or ran, and its sequence is freed:
+     * at once when no step holds it, once the first stage confirms it left its batch otherwise. Its client hears
+     * nothing after the failure, and the slot it held admits the next job.
+     */
+    @Test
+    void shouldFailAndFreeWhatPassedItsDeadlineWhetherWaitingOrRunning() {
+        long[] now = {0};
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 1), EOS, () -> now[0]);
+        java.time.Duration second = java.time.Duration.ofSeconds(1);
+        scheduler.submit(job("running", 2, 100), "c1", second);
+        scheduler.submit(job("queued", 2, 100), "c2", second.multipliedBy(2));
+        scheduler.submit(job("patient", 2, 4), "c3", null);
+        MicroBatch batch = scheduler.dispatch().getFirst();
+        scheduler.complete(batch.batchId(), ids(batch), new int[]{5}, events::add);
+        now[0] = 999_999_999;
+        assertEquals(List.of(), scheduler.expireDeadlines("test.deadline", events::add), "nothing is due yet");
+
+        now[0] = 1_000_000_000;
+        List<Scheduler.Cancellation> expired = scheduler.expireDeadlines("test.deadline", events::add);
+        assertEquals(List.of(new Scheduler.Cancellation(-1, batch.batchId(), ids(batch)[0])), expired,
+                "the running one leaves its batch through the first stage");
+        Scheduler.Event<String> failed = events.getLast();
+        assertTrue(failed instanceof Scheduler.Failed<String> f && f.kind() == FailureKind.DEADLINE
+                && f.reason().contains("did not finish") && f.reason().contains("test.deadline")
+                && f.reason().contains("after 1 generated tokens"), failed.toString());
+        assertEquals(List.of(), scheduler.expireDeadlines("test.deadline", events::add), "failed once only");
+        int told = events.size();
+        assertEquals(List.of(ids(batch)[0]), scheduler.left(batch.batchId(), ids(batch), events::add), "its caches are freed");
+        assertEquals(told, events.size(), "no CANCELLED after the failure");
+        assertEquals(0, scheduler.activeCount());
+
+        now[0] = 2_000_000_000;
+        assertEquals(List.of(Scheduler.Cancellation.NONE), scheduler.expireDeadlines("test.deadline", events::add),
+                "the queued one leaves the queue; nothing to free");
+        assertTrue(events.getLast() instanceof Scheduler.Failed<String> f && f.requestId().equals("queued")
+                && f.kind() == FailureKind.DEADLINE && f.reason().contains("did not start")
+                && f.reason().contains("0 requests were queued ahead of it"), events.getLast().toString());
+        assertEquals(told + 1, events.size());
+
+        now[0] = Long.MAX_VALUE / 2;
+        assertEquals(List.of(), scheduler.expireDeadlines("test.deadline", events::add), "no deadline, never due");
+        assertEquals(1, scheduler.dispatch().getFirst().entries().length, "the freed slot admits the patient one");
+        assertEquals(1, scheduler.activeCount());
+        assertEquals(0, scheduler.waitingCount());
+    }
+
+    @Test
+    void shouldFreeAnAdmittedSequenceInNoBatchAtOnceWhenItsDeadlinePasses() {
+        long[] now = {0};
+        // one micro-batch of one sequence: the second admitted sequence holds its KV caches but waits for a place
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 1, 4096, 2), EOS, () -> now[0]);
+        scheduler.submit(job("placed", 2, 50), "c1", null);
+        scheduler.submit(job("idle", 2, 50), "c2", java.time.Duration.ofMillis(5));
+        assertEquals(1, scheduler.dispatch().getFirst().entries().length);
+        assertEquals(2, scheduler.activeCount());
+        now[0] = 5_000_000;
+        List<Scheduler.Cancellation> expired = scheduler.expireDeadlines("k", events::add);
+        assertEquals(1, expired.size());
+        assertTrue(expired.getFirst().closeNow() > 0, "its caches are freed now: " + expired);
+        assertEquals(1, scheduler.activeCount());
+        assertEquals(List.of(new Scheduler.Failed<>("c2", "idle", events.getFirst() instanceof Scheduler.Failed<String> f
+                ? f.reason() : "?", FailureKind.DEADLINE)), events, "one failure, no CANCELLED after it");
     }
 }

@@ -173,7 +173,8 @@ class GatewayFailureTest {
         JsonNode error = reply.json().get("error");
         assertEquals("server_error", error.get("type").asText());
         assertTrue(error.get("message").asText().contains("stage 3 lost"), reply.body());
-        assertEquals(1, metric("bitrelay_gateway_requests_total{outcome=\"failed\"}"));
+        // counted as the session ends, which may come just after the answer went out
+        eventually(() -> metric("bitrelay_gateway_requests_total{outcome=\"failed\"}") == 1, "counted as failed");
 
         backend.mode = ScriptedBackend.Mode.TOKENS;
         reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":" + backend.script.length + "}");
@@ -224,6 +225,45 @@ class GatewayFailureTest {
         assertEquals(0, metric("bitrelay_gateway_requests_in_flight"));
         assertEquals(3, metric("bitrelay_gateway_queue_depth"));
         assertEquals(List.of(), backend.submitted);
+    }
+
+    /**
+     * The coordinator refuses after the gateway handed the job on (its queue is full): the client still gets a real
+     * 429 with Retry-After in OpenAI's JSON, streamed or not — a stream's answer waits until the job is queued.
+     */
+    @Test
+    void shouldAnswer429WithRetryAfterWhenTheCoordinatorsQueueIsFullStreamedOrNot() throws Exception {
+        backend.mode = ScriptedBackend.Mode.OVERLOADED;
+        for (String stream : List.of("false", "true")) {
+            HttpTestClient.Reply reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"stream\":" + stream + "}");
+            assertEquals(429, reply.status(), reply.body());
+            assertTrue(reply.contentType().startsWith("application/json"), reply.contentType());
+            assertEquals("1", reply.header("Retry-After"), "stream " + stream);
+            JsonNode error = reply.json().get("error");
+            assertEquals("queue_full", error.get("code").asText(), reply.body());
+            assertEquals("server_overloaded", error.get("type").asText(), reply.body());
+            assertTrue(error.get("message").asText().contains("coordinator's queue"), reply.body());
+        }
+        assertEquals(2, metric("bitrelay_gateway_requests_total{outcome=\"rejected\"}"));
+        eventually(() -> metric("bitrelay_gateway_requests_in_flight") == 0, "both places given back");
+        backend.mode = ScriptedBackend.Mode.TOKENS;
+        assertEquals(200, http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":2,\"stream\":true}").status());
+    }
+
+    /** The coordinator failed a job at its deadline (and freed its sequence): 504 naming why, or an error event mid-stream. */
+    @Test
+    void shouldAnswer504WhenTheCoordinatorsDeadlinePassed() throws Exception {
+        backend.mode = ScriptedBackend.Mode.DEADLINE;
+        HttpTestClient.Reply reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":10}");
+        assertEquals(504, reply.status(), reply.body());
+        assertEquals("timeout", reply.json().get("error").get("type").asText(), reply.body());
+        assertTrue(reply.json().get("error").get("message").asText().contains("deadline"), reply.body());
+        reply = http.post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":10,\"stream\":true}");
+        assertEquals(200, reply.status(), "the stream had started: " + reply.body());
+        assertEquals("[DONE]", reply.events().getLast());
+        assertTrue(reply.events().get(reply.events().size() - 2).contains("deadline"), reply.body());
+        assertEquals(2, metric("bitrelay_gateway_requests_total{outcome=\"timeout\"}"));
+        assertEquals(0, metric("bitrelay_gateway_requests_in_flight"));
     }
 
     @Test

@@ -159,7 +159,7 @@ class GatewayGuardTest {
                 backend::queueDepth), everywhere, ApiKeys.none()));
         assertTrue(e.getMessage().contains("api-keys-file") && e.getMessage().contains("allow-unauthenticated"), e.getMessage());
         GatewaySettings allowed = new GatewaySettings("0.0.0.0", 0, everywhere.requestTimeout(), everywhere.shutdownTimeout(),
-                "", "", true, everywhere.maxBodyBytes(), everywhere.maxInFlight());
+                "", "", true, everywhere.maxBodyBytes(), everywhere.maxInFlight(), "", "");
         new GatewayHttpServer(system, backend, tokenizer, ServedModel.of(MODEL, model.config()),
                 new GatewayMetrics(new PrometheusRegistry(), backend::queueDepth), allowed, ApiKeys.none()); // no throw
     }

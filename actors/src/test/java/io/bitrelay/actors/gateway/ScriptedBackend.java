@@ -27,7 +27,11 @@ final class ScriptedBackend implements GenerationBackend, AutoCloseable {
         /** Accepts and never says anything until cancelled. */
         SILENT,
         /** No token, then onUnavailable (no pipeline served the job in time). */
-        UNAVAILABLE
+        UNAVAILABLE,
+        /** Never queued: onOverloaded (the coordinator's queue is full), as the cluster backend hears it. */
+        OVERLOADED,
+        /** Queued, one token, then onDeadline (the coordinator's request-deadline passed). */
+        DEADLINE
     }
 
     volatile Mode mode = Mode.TOKENS;
@@ -45,6 +49,11 @@ final class ScriptedBackend implements GenerationBackend, AutoCloseable {
             throw new RejectedExecutionException("7 requests are already waiting (test limit 7)");
         }
         submitted.add(job);
+        if (now == Mode.OVERLOADED) {
+            timer.execute(() -> listener.onOverloaded("9 requests are already waiting in the coordinator's queue (test limit 9)"));
+            return;
+        }
+        listener.onQueued();
         int[] tokens = script;
         AtomicInteger emitted = new AtomicInteger();
         ScheduledFuture<?>[] self = new ScheduledFuture<?>[1];
@@ -53,6 +62,8 @@ final class ScriptedBackend implements GenerationBackend, AutoCloseable {
                 listener.onFinished(FinishReason.CANCELLED);
             } else if (now == Mode.SILENT) {
                 return;
+            } else if (now == Mode.DEADLINE && emitted.get() == 1) {
+                listener.onDeadline("the request did not finish within its deadline of 0.05 s (test)");
             } else if (now == Mode.UNAVAILABLE) {
                 listener.onUnavailable("no pipeline could serve the request within 0.05 s");
             } else if (now == Mode.FAIL_AFTER_TWO && emitted.get() == 2) {

@@ -115,6 +115,11 @@ class KryoSerializerTest {
                 "fp16", null, null, null, "int4"), TESTKIT.<StageWorker.Reply>createTestProbe().getRef(), null))).assignment().kvCache());
         assertEquals(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS),
                 roundTrip(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS)));
+        // coordinator admission (issue 16): a refusal's kind, the queued verdict, a submission's own deadline
+        assertEquals(new JobEvent.JobFailed("cmpl-4", "queue full", io.bitrelay.actors.coordinator.FailureKind.OVERLOADED),
+                roundTrip(new JobEvent.JobFailed("cmpl-4", "queue full", io.bitrelay.actors.coordinator.FailureKind.OVERLOADED)));
+        assertEquals(new JobEvent.JobQueued("cmpl-5"), roundTrip(new JobEvent.JobQueued("cmpl-5")));
+        assertEquals(1500, ((Coordinator.Submit) roundTrip(new Coordinator.Submit(job, client.getRef(), 1500))).deadlineMillis());
         StageStats stats = new StageStats(0, "w", 0, 4, new StageStats.LinkCounters(0, 1, "int8", 3, 30, 100, 200, 390, 0),
                 0, null, 2, 4096, 3, 1000, new long[]{5, 10, 600, 200, 30, 7});
         StageStats back = (StageStats) roundTrip(stats);

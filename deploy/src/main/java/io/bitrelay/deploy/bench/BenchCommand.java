@@ -7,7 +7,8 @@ import picocli.CommandLine.Command;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks (each reports ratios against a peer measured in the same run).",
         subcommands = {GemmBench.class, GpuGemmBench.class, GpuLayersBench.class, GpuLinkBench.class, ModelBench.class,
-                ClusterBench.class, CodecBench.class, FrameAuthBench.class, ServeBench.class, ChaosBench.class})
+                ClusterBench.class, CodecBench.class, FrameAuthBench.class, ServeBench.class, ChaosBench.class,
+                OverloadBench.class})
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
