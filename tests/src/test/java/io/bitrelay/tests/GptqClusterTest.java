@@ -79,6 +79,8 @@ class GptqClusterTest {
 
         SavedRecipe saved = SavedRecipe.read(store);
         assertEquals("w4a16-gptq", saved.recipe());
+        assertEquals(3, saved.stages().size(), "the store keeps the three workers' placement: a closing cluster's drains "
+                + "rebuild (and save) nothing over the workers about to stop");
         assertEquals(new RecipeOptions(RangeEstimator.MIN_MAX, true, false), saved.options(),
                 "asymmetric weights recorded; W4A16 has no activation ranges to record");
         SavedRecipe.Stage first = saved.stages().getFirst();

@@ -97,6 +97,18 @@ public final class Coordinator {
             implements Command {
     }
 
+    /**
+     * The whole cluster is stopping (`bitrelay cluster` closing, every worker about to get SIGTERM): from now on a
+     * worker that drains or leaves is only taken out, no pipeline is rebuilt over the others. Without it, the first
+     * drains rebuilt (and re-quantized, and saved to the quantization store) a pipeline over workers that were
+     * themselves about to stop. Answered once it holds.
+     */
+    public record StopPlacing(ActorRef<PlacingStopped> replyTo) implements Command {
+    }
+
+    public record PlacingStopped() {
+    }
+
     /** @param stageIndex the stage the worker held and that was moved, -1 when it held none */
     public record WorkerDrained(String workerId, int stageIndex) implements ClusterMessage {
     }
@@ -186,6 +198,8 @@ public final class Coordinator {
     /** One for the coordinator's life: sequence and batch ids are never reused, not even by a rebuilt pipeline. */
     private final Scheduler<ActorRef<JobEvent>> scheduler;
     private List<Stage> pipeline = List.of();
+    /** {@link StopPlacing} came: drains and losses only take workers out. */
+    private boolean stopping;
     /** The workers of the last pipeline placed, in stage order: a rebuilt one keeps the survivors at their stages. */
     private List<WorkerDescription> placed = List.of();
     /** Why and since when no pipeline serves; null while one does. */
@@ -257,6 +271,7 @@ public final class Coordinator {
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
                 .onMessage(WorkerReplied.class, lateWorkers::handles, lateWorkers::route)
                 .onMessage(DrainWorker.class, this::drain)
+                .onMessage(StopPlacing.class, this::stopPlacing)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
@@ -274,6 +289,7 @@ public final class Coordinator {
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
                 .onMessage(WorkerReplied.class, newWorkers::handles, newWorkers::route)
                 .onMessage(DrainWorker.class, this::drain)
+                .onMessage(StopPlacing.class, this::stopPlacing)
                 .onMessage(Submit.class, this::queue)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
@@ -316,6 +332,7 @@ public final class Coordinator {
                 .onMessage(WorkersChanged.class, this::onWorkersChangedWhileRunning)
                 .onMessage(WorkerReplied.class, lateWorkers::handles, lateWorkers::route)
                 .onMessage(DrainWorker.class, this::drain)
+                .onMessage(StopPlacing.class, this::stopPlacing)
                 .onMessage(GetStatus.class, m -> reply(m, Phase.SERVING))
                 .onMessage(CollectStats.class, this::collectStats)
                 .onMessage(InjectFault.class, m -> {
@@ -338,6 +355,7 @@ public final class Coordinator {
                 .onMessage(WorkersChanged.class, this::onWorkersChanged)
                 .onMessage(WorkerReplied.class, newWorkers::handles, newWorkers::route)
                 .onMessage(DrainWorker.class, this::drain)
+                .onMessage(StopPlacing.class, this::stopPlacing)
                 .onMessage(GetStatus.class, m -> reply(m, Phase.FAILED))
                 .onAnyMessage(this::ignore)
                 .build();
@@ -570,8 +588,20 @@ public final class Coordinator {
         return next;
     }
 
+    private Behavior<Command> stopPlacing(StopPlacing message) {
+        stopping = true;
+        context.getLog().info("the cluster is stopping: workers that drain or leave are taken out, nothing is rebuilt");
+        message.replyTo().tell(new PlacingStopped());
+        return Behaviors.same();
+    }
+
     /** The pipeline's sequences go back to the queue for a replay, and the pipeline is rebuilt over who is left. */
     private Behavior<Command> rebuildWithout(String cause) {
+        if (stopping) {
+            context.getLog().info("{}: the cluster is stopping, no pipeline is rebuilt", cause);
+            pipeline = List.of();
+            return Behaviors.same();
+        }
         int running = scheduler.activeCount();
         for (long batchId : scheduler.requeueForReplay(this::relay)) {
             timers.cancel(batchId);

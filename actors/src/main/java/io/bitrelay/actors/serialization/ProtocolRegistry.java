@@ -114,6 +114,9 @@ public final class ProtocolRegistry {
             // coordinator admission: a bounded queue and request deadlines (issue 16)
             io.bitrelay.actors.coordinator.FailureKind.class,
             JobEvent.JobQueued.class,
+            // the whole cluster stopping: drains rebuild nothing (issue 15)
+            Coordinator.StopPlacing.class,
+            Coordinator.PlacingStopped.class,
     };
 
     private ProtocolRegistry() {

@@ -444,10 +444,21 @@ public final class LocalCluster implements AutoCloseable {
         // On SIGTERM/Ctrl-C Pekko's own JVM hook may have shut the node's actor system down already (the workers'
         // drains take a moment), and the node's close then fails; the driver must go anyway, or its files stay.
         try {
+            stopPlacing();
             workers.close();
             node.close();
         } finally {
             driver.close();
+        }
+    }
+
+    /** Tells the coordinator that every worker is about to stop, so their drains rebuild nothing; best effort. */
+    private void stopPlacing() {
+        try {
+            AskPattern.<Coordinator.Command, Coordinator.PlacingStopped>ask(node.coordinator(), Coordinator.StopPlacing::new,
+                    Duration.ofSeconds(2), node.system().scheduler()).toCompletableFuture().get(3, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            // the node's actor system may be down already (a JVM hook ran first); the workers still stop
         }
     }
 
