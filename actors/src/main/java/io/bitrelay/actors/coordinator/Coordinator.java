@@ -187,6 +187,8 @@ public final class Coordinator {
      */
     private LinkChannels channels;
     private int pipelinesPlaced;
+    /** The placement whose stages load or serve now (the value of pipelinesPlaced when it was made). */
+    private int placement;
     /** More than any pipeline has links (a stage holds at least one layer; OPT-175B has 96). */
     static final int STREAMS_PER_PIPELINE = 1000;
     /** Where workers answer: the adapter that wraps each {@link StageWorker.Reply} in a {@link WorkerReplied}. */
@@ -445,6 +447,7 @@ public final class Coordinator {
         placed = List.copyOf(workers);
         channels = new LinkChannels(LinkChannels.Settings.defaults()
                 .withStreamIdBase(settings.streamBase() + STREAMS_PER_PIPELINE * pipelinesPlaced++));
+        placement = pipelinesPlaced;
         pipelineDown("the pipeline is loading"); // after a failure, or at start: requests wait for it, within limits
         List<Stage> stages = new ArrayList<>();
         for (StagePlan plan : plans) {
@@ -472,7 +475,8 @@ public final class Coordinator {
                     linkKey);
             context.getLog().info("stage {}: layers [{}, {}) on {} ({}), {} MB of weights", i, stage.plan.firstLayer(),
                     stage.plan.endLayer(), stage.worker.workerId(), stage.worker.host(), stage.plan.weightBytes() >> 20);
-            stage.worker.worker().tell(new StageWorker.LoadStage(assignment, replies, pipeline.getFirst().worker.worker()));
+            stage.worker.worker().tell(new StageWorker.LoadStage(assignment, replies, pipeline.getFirst().worker.worker(),
+                    placement));
         }
         return loading();
     }
@@ -482,7 +486,20 @@ public final class Coordinator {
         return channels.link(sourceStage, from.host(), sourceStage + 1, to.host(), to.dataPort());
     }
 
+    /** Whether a load answer is for the placement now loading; one for an earlier placement is logged and dropped. */
+    private boolean current(int answered, int stageIndex, String what) {
+        if (answered == placement && stageIndex >= 0 && stageIndex < pipeline.size()) {
+            return true;
+        }
+        context.getLog().info("ignoring stage {} {} for placement {} (placement {} of {} stages loads now)", stageIndex, what,
+                answered, placement, pipeline.size());
+        return false;
+    }
+
     private Behavior<Command> onStageReady(StageWorker.StageReady message) {
+        if (!current(message.placement(), message.stageIndex(), "ready")) {
+            return Behaviors.same();
+        }
         Stage stage = pipeline.get(message.stageIndex());
         stage.ready = true;
         stage.restored = message.restored();
@@ -543,6 +560,9 @@ public final class Coordinator {
     }
 
     private Behavior<Command> onStageFailed(StageWorker.StageFailed message) {
+        if (!current(message.placement(), message.stageIndex(), "failed")) {
+            return Behaviors.same();
+        }
         return fail("stage " + message.stageIndex() + " failed to load: " + message.reason());
     }
 

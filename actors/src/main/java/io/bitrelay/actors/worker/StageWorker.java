@@ -51,11 +51,13 @@ public final class StageWorker {
      * @param restored       the stage serves the quantized layers its assignment named from the store
      * @param restoreProblem why the named saved layers could not be used (the coordinator calibrates), or null
      */
+    /** @param placement the {@link LoadStage#placement} this answers: the coordinator ignores an earlier placement's */
     public record StageReady(int stageIndex, long weightBytes, long loadMillis, boolean restored, String restoreProblem,
-                             long kvTokens) implements Reply {
+                             long kvTokens, int placement) implements Reply {
     }
 
-    public record StageFailed(int stageIndex, String reason) implements Reply {
+    /** @param placement the {@link LoadStage#placement} this answers */
+    public record StageFailed(int stageIndex, String reason, int placement) implements Reply {
     }
 
     /**
@@ -106,7 +108,12 @@ public final class StageWorker {
     }
 
     /** @param head the first stage's worker, to which the last stage hands each step's sampled tokens */
-    public record LoadStage(StageAssignment assignment, ActorRef<Reply> coordinator, ActorRef<Command> head)
+    /**
+     * @param placement the coordinator's count of pipelines placed: echoed by {@link StageReady} and {@link StageFailed},
+     *                  so that a late answer to an earlier placement (a worker lost and replaced while stages loaded)
+     *                  cannot mark this placement's stage ready or failed
+     */
+    public record LoadStage(StageAssignment assignment, ActorRef<Reply> coordinator, ActorRef<Command> head, int placement)
             implements Command {
     }
 
@@ -193,11 +200,11 @@ public final class StageWorker {
     }
 
     /** @param load which {@link LoadStage} this answers: only the latest one's stage serves */
-    private record Loaded(StageEngine engine, long loadMillis, ActorRef<Reply> coordinator, long load)
+    private record Loaded(StageEngine engine, long loadMillis, ActorRef<Reply> coordinator, long load, int placement)
             implements Command {
     }
 
-    private record LoadFailed(int stageIndex, String reason, ActorRef<Reply> coordinator, long load)
+    private record LoadFailed(int stageIndex, String reason, ActorRef<Reply> coordinator, long load, int placement)
             implements Command {
     }
 
@@ -244,7 +251,7 @@ public final class StageWorker {
                         return dropSuperseded(m);
                     }
                     m.coordinator().tell(new StageReady(m.engine().stageIndex(), m.engine().weightBytes(), m.loadMillis(),
-                            m.engine().restored(), m.engine().restoreProblem(), m.engine().kvTokens()));
+                            m.engine().restored(), m.engine().restoreProblem(), m.engine().kvTokens(), m.placement()));
                     return serving(m.engine());
                 })
                 .onMessage(LoadFailed.class, m -> {
@@ -252,7 +259,7 @@ public final class StageWorker {
                         return Behaviors.same();
                     }
                     context.getLog().error("stage {} failed to load: {}", m.stageIndex(), m.reason());
-                    m.coordinator().tell(new StageFailed(m.stageIndex(), m.reason()));
+                    m.coordinator().tell(new StageFailed(m.stageIndex(), m.reason(), m.placement()));
                     return Behaviors.same();
                 })
                 .onMessage(RunStep.class, m -> {
@@ -405,8 +412,8 @@ public final class StageWorker {
                 () -> StageEngine.start(assignment, settings, dataPlane, message.coordinator(),
                         assignment.stageIndex() == 0 ? null : message.head()), loader);
         context.pipeToSelf(loading, (engine, failure) -> failure == null
-                ? new Loaded(engine, (System.nanoTime() - start) / 1_000_000, message.coordinator(), load)
-                : new LoadFailed(assignment.stageIndex(), rootMessage(failure), message.coordinator(), load));
+                ? new Loaded(engine, (System.nanoTime() - start) / 1_000_000, message.coordinator(), load, message.placement())
+                : new LoadFailed(assignment.stageIndex(), rootMessage(failure), message.coordinator(), load, message.placement()));
         return idle(null);
     }
 

@@ -75,14 +75,18 @@ class KryoSerializerTest {
                         0.5f, "abc", "/store/x.safetensors", 0xFFFFFFFFL));
         StageWorker.LoadStage load = (StageWorker.LoadStage) roundTrip(
                 new StageWorker.LoadStage(assignment, TESTKIT.<StageWorker.Reply>createTestProbe().getRef(),
-                        TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
+                        TESTKIT.<StageWorker.Command>createTestProbe().getRef(), 7));
         assertEquals(assignment, load.assignment());
+        assertEquals(7, load.placement(), "the placement a load answer echoes");
+        assertEquals(new StageWorker.StageReady(1, 2L, 3L, true, null, 4L, 7), roundTrip(new StageWorker.StageReady(1, 2L, 3L, true,
+                null, 4L, 7)));
+        assertEquals(new StageWorker.StageFailed(1, "out of memory", 7), roundTrip(new StageWorker.StageFailed(1, "out of memory", 7)));
         io.bitrelay.actors.pipeline.LinkKey key = io.bitrelay.actors.pipeline.LinkKey.random(io.bitrelay.runtime.wire.LinkProtection.ENCRYPTED);
         StageAssignment keyed = new StageAssignment(1, 3, 4, 8, 12, "/models/x", "int8", new Link(0, 1, "aeron:ipc", 1001),
                 null, null, "fp32", 2048, key);
         StageWorker.LoadStage keyedLoad = (StageWorker.LoadStage) roundTrip(
                 new StageWorker.LoadStage(keyed, TESTKIT.<StageWorker.Reply>createTestProbe().getRef(),
-                        TESTKIT.<StageWorker.Command>createTestProbe().getRef()));
+                        TESTKIT.<StageWorker.Command>createTestProbe().getRef(), 1));
         assertEquals(key, keyedLoad.assignment().linkKey(), "the link key crosses intact");
         assertTrue(!keyed.toString().contains(java.util.Arrays.toString(key.bytes())), "the key is never printed");
         MicroBatch.Entry resident = new MicroBatch.Entry(3, new int[]{8, 9}, 0, SamplingParams.greedy(), -1, null,
@@ -112,7 +116,7 @@ class KryoSerializerTest {
         assertEquals(42, prompt.scores()[0].token());
         assertEquals(score, ((JobEvent.TokenGenerated) roundTrip(new JobEvent.TokenGenerated("cmpl-3", 42, score))).score());
         assertEquals("int4", ((StageWorker.LoadStage) roundTrip(new StageWorker.LoadStage(new StageAssignment(0, 1, 0, 2, 2, "/m",
-                "fp16", null, null, null, "int4"), TESTKIT.<StageWorker.Reply>createTestProbe().getRef(), null))).assignment().kvCache());
+                "fp16", null, null, null, "int4"), TESTKIT.<StageWorker.Reply>createTestProbe().getRef(), null, 1))).assignment().kvCache());
         assertEquals(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS),
                 roundTrip(new JobEvent.JobFinished("cmpl-1", FinishReason.EOS)));
         // coordinator admission (issue 16): a refusal's kind, the queued verdict, a submission's own deadline
