@@ -263,10 +263,7 @@ public final class GpuStage implements AutoCloseable {
      * the queued layers: final LayerNorm and LM head on the device, one row of logits per index back to the host.
      */
     public float[][] logits(int[] rows) {
-        live();
-        if (head == null) {
-            throw new IllegalStateException("this GPU stage has no LM head (not the last stage, or an output projection)");
-        }
+        requireHead();
         context.makeCurrent();
         return head.logits(compute, buffers.hidden, rows, maxBatchTokens);
     }
