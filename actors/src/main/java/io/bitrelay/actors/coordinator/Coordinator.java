@@ -828,7 +828,8 @@ public final class Coordinator {
 
     private Behavior<Command> collectStats(CollectStats message) {
         List<ActorRef<StageWorker.Command>> stages = pipeline.stream().map(s -> s.worker.worker()).toList();
-        context.spawnAnonymous(StatsAggregator.create(stages, message.replyTo(), java.time.Duration.ofSeconds(10)));
+        context.spawnAnonymous(StatsAggregator.create(stages, scheduler.firstTokenTimes(), message.replyTo(),
+                java.time.Duration.ofSeconds(10)));
         return Behaviors.same();
     }
 

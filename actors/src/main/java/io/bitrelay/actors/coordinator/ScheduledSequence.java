@@ -37,6 +37,10 @@ final class ScheduledSequence<R> {
     boolean started;
     /** When it joined the queue, or went back to it for a replay ({@link Scheduler}'s clock). */
     long queuedAtNanos;
+    /** When it first joined a resident batch ({@link Scheduler}'s clock); 0 before. A replay keeps it. */
+    long joinedAtNanos;
+    /** When it was first submitted ({@link Scheduler}'s clock); a replay keeps it. */
+    final long submittedAtNanos;
     /** When it must have finished ({@link Scheduler}'s clock), if {@link #deadline} is not null; a replay keeps it. */
     long deadlineNanos;
     /** How long it was given from its submission, or null for no deadline. */
@@ -57,6 +61,7 @@ final class ScheduledSequence<R> {
         this.pendingInput = job.promptTokens();
         this.kvTokens = job.promptTokens().length + job.maxNewTokens();
         this.queuedAtNanos = queuedAtNanos;
+        this.submittedAtNanos = queuedAtNanos;
     }
 
     /** Counts a sampled token and keeps it for a replay. */

@@ -45,6 +45,7 @@ public final class Scheduler<R> {
     private SchedulerSettings settings;
     private final int eosTokenId;
     private final LongSupplier clock;
+    private FirstTokenTimes firstTokens = FirstTokenTimes.NONE;
     private final ArrayDeque<ScheduledSequence<R>> waiting = new ArrayDeque<>();
     private final Map<Integer, ScheduledSequence<R>> active = new LinkedHashMap<>();
     private final Map<String, ScheduledSequence<R>> byRequest = new HashMap<>();
@@ -117,6 +118,11 @@ public final class Scheduler<R> {
         this.settings = settings;
         this.eosTokenId = eosTokenId;
         this.clock = clock;
+    }
+
+    /** Where the first tokens so far spent their time in here: waiting, and the first step. */
+    public FirstTokenTimes firstTokenTimes() {
+        return firstTokens;
     }
 
     /** {@link #submit(GenerationJob, Object, Duration)} without a deadline. */
@@ -250,6 +256,9 @@ public final class Scheduler<R> {
             resident.unreportedRows.put(sequence.id, length);
             sequence.inFlightLength = length;
             sequence.batchId = batchId;
+            if (sequence.joinedAtNanos == 0) {
+                sequence.joinedAtNanos = clock.getAsLong();
+            }
             sequence.started = true;
             joins.computeIfAbsent(batchId, id -> new ArrayList<>()).add(entry);
         }
@@ -368,6 +377,10 @@ public final class Scheduler<R> {
     private void generated(ScheduledSequence<R> sequence, Resident resident, int token, TokenScore[] scores, List<Integer> ended,
                            Consumer<Event<R>> events) {
         sequence.sampled(token);
+        if (sequence.generated == 1) {
+            firstTokens = firstTokens.plus(sequence.joinedAtNanos - sequence.submittedAtNanos,
+                    clock.getAsLong() - sequence.joinedAtNanos);
+        }
         String requestId = sequence.job.requestId();
         boolean stops = sequence.stop.ends(token, sequence.generated);
         if (sequence.cancelled) {

@@ -15,8 +15,11 @@ import java.util.List;
  * have replied, or when the deadline passes with what it has (naming the stages that stayed silent).
  */
 public final class StatsAggregator {
-    /** Counters of every stage, in stage order; {@code missing} names stages that did not answer in time. */
-    public record PipelineStats(StageStats[] stages, String missing) implements ClusterMessage {
+    /**
+     * Counters of every stage, in stage order; {@code missing} names stages that did not answer in time;
+     * {@code firstTokens} is the coordinator's share of time to first token when the collection began.
+     */
+    public record PipelineStats(StageStats[] stages, String missing, FirstTokenTimes firstTokens) implements ClusterMessage {
     }
 
     private sealed interface Event {
@@ -31,7 +34,8 @@ public final class StatsAggregator {
     private StatsAggregator() {
     }
 
-    static Behavior<Event> create(List<ActorRef<StageWorker.Command>> stages, ActorRef<PipelineStats> replyTo, Duration timeout) {
+    static Behavior<Event> create(List<ActorRef<StageWorker.Command>> stages, FirstTokenTimes firstTokens,
+                                  ActorRef<PipelineStats> replyTo, Duration timeout) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             ActorRef<StageStats> adapter = context.messageAdapter(StageStats.class, Arrived::new);
             stages.forEach(stage -> stage.tell(new StageWorker.ReportStats(adapter)));
@@ -46,7 +50,7 @@ public final class StatsAggregator {
                             received[0]++;
                         }
                         if (received[0] == collected.length) {
-                            replyTo.tell(new PipelineStats(collected, null));
+                            replyTo.tell(new PipelineStats(collected, null, firstTokens));
                             return Behaviors.stopped();
                         }
                         return Behaviors.same();
@@ -58,7 +62,7 @@ public final class StatsAggregator {
                                 missing.append(missing.isEmpty() ? "" : ", ").append("stage ").append(i);
                             }
                         }
-                        replyTo.tell(new PipelineStats(collected, "no answer within " + timeout + " from " + missing));
+                        replyTo.tell(new PipelineStats(collected, "no answer within " + timeout + " from " + missing, firstTokens));
                         return Behaviors.stopped();
                     })
                     .build();

@@ -9,20 +9,27 @@ import java.util.function.Consumer;
 public final class AeronDataPlane implements DataPlane {
     private final MediaDriverHost host;
     private final LinkPublisher.Settings publisherSettings;
-    private final LinkSubscriber.Settings subscriberSettings = LinkSubscriber.Settings.defaults();
+    private final LinkSubscriber.Settings subscriberSettings;
 
-    private AeronDataPlane(MediaDriverHost host, LinkPublisher.Settings publisherSettings) {
+    private AeronDataPlane(MediaDriverHost host, LinkPublisher.Settings publisherSettings,
+                           LinkSubscriber.Settings subscriberSettings) {
         this.host = host;
         this.publisherSettings = publisherSettings;
+        this.subscriberSettings = subscriberSettings;
     }
 
     /**
      * @param mode embedded (own driver), external (the host's shared driver must run) or auto (use one if running)
+     * @param idle how this JVM's data-plane threads wait for work: subscribers, publishers through back-pressure,
+     *             and the driver's threads when it starts one
      */
-    public static AeronDataPlane open(Path aeronDirectory, MediaDriverHost.DriverMode mode, Duration publishTimeout) {
+    public static AeronDataPlane open(Path aeronDirectory, MediaDriverHost.DriverMode mode, Duration publishTimeout,
+                                      IdleSettings idle) {
         MediaDriverHost host = MediaDriverHost.start(MediaDriverHost.Settings.defaults()
-                .withAeronDirectory(aeronDirectory).withMode(mode));
-        return new AeronDataPlane(host, LinkPublisher.Settings.defaults().withPublishTimeoutMillis(publishTimeout.toMillis()));
+                .withAeronDirectory(aeronDirectory).withMode(mode).withDriverIdle(idle));
+        return new AeronDataPlane(host,
+                LinkPublisher.Settings.defaults().withPublishTimeoutMillis(publishTimeout.toMillis()).withRetryIdle(idle),
+                LinkSubscriber.Settings.defaults().withIdle(idle));
     }
 
     @Override

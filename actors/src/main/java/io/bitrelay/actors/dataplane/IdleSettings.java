@@ -1,5 +1,6 @@
 package io.bitrelay.actors.dataplane;
 
+import com.typesafe.config.Config;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 
@@ -31,6 +32,21 @@ public record IdleSettings(long maxSpins, long maxYields, long minParkNanos, lon
         if (maxParkNanos < minParkNanos) {
             throw new IllegalArgumentException("idle max-park-nanos (" + maxParkNanos
                     + ") must be >= min-park-nanos (" + minParkNanos + ")");
+        }
+    }
+
+    /**
+     * From {@code bitrelay.dataplane.idle}: {@code max-spins}, {@code max-yields}, {@code min-park} and
+     * {@code max-park} (durations).
+     *
+     * @throws IllegalArgumentException naming the key, for a value out of range
+     */
+    public static IdleSettings from(Config idle) {
+        try {
+            return new IdleSettings(idle.getLong("max-spins"), idle.getLong("max-yields"),
+                    idle.getDuration("min-park").toNanos(), idle.getDuration("max-park").toNanos());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("bitrelay.dataplane.idle: " + e.getMessage(), e);
         }
     }
 

@@ -1,5 +1,6 @@
 package io.bitrelay.actors.gateway;
 
+import io.bitrelay.actors.coordinator.FirstTokenTimes;
 import io.bitrelay.actors.coordinator.StatsAggregator;
 import io.bitrelay.actors.worker.StageStats;
 import io.bitrelay.actors.worker.StepPhase;
@@ -41,6 +42,31 @@ public final class LinkMetrics {
                 .callback(callback -> forEachStage(stage -> callback.call(stage.rejectedFrames(), label(stage.stageIndex()))))
                 .register(registry);
         stepCounters(registry);
+        firstTokenCounters(registry);
+    }
+
+    /** The coordinator's share of time to first token: {@code rate(seconds{part}) / rate(first_tokens)} is its mean. */
+    private void firstTokenCounters(PrometheusRegistry registry) {
+        CounterWithCallback.builder().name("bitrelay_first_tokens")
+                .help("Requests whose first token reached the coordinator")
+                .callback(callback -> withFirstTokens(times -> callback.call(times.requests())))
+                .register(registry);
+        CounterWithCallback.builder().name("bitrelay_first_token_seconds")
+                .help("The coordinator's share of time to first token, summed over requests, by part: waiting (queued until"
+                        + " the request joined a batch), first_step (joined until its first token came back)")
+                .labelNames("part")
+                .callback(callback -> withFirstTokens(times -> {
+                    callback.call(times.waitingNanos() / 1e9, "waiting");
+                    callback.call(times.firstStepNanos() / 1e9, "first_step");
+                }))
+                .register(registry);
+    }
+
+    private void withFirstTokens(java.util.function.Consumer<FirstTokenTimes> action) {
+        StatsAggregator.PipelineStats stats = latest.get();
+        if (stats != null && stats.firstTokens() != null) {
+            action.accept(stats.firstTokens());
+        }
     }
 
     /** Steps and where their time went, per stage: {@code rate(seconds) / rate(steps)} is a phase's time per step. */

@@ -117,6 +117,8 @@ public final class ProtocolRegistry {
             // the whole cluster stopping: drains rebuild nothing (issue 15)
             Coordinator.StopPlacing.class,
             Coordinator.PlacingStopped.class,
+            // the coordinator's share of time to first token in the pipeline's stats (issue 14)
+            io.bitrelay.actors.coordinator.FirstTokenTimes.class,
     };
 
     private ProtocolRegistry() {

@@ -1,6 +1,7 @@
 package io.bitrelay.actors.worker;
 
 import com.typesafe.config.Config;
+import io.bitrelay.actors.dataplane.IdleSettings;
 import io.bitrelay.runtime.cuda.CudaDevice;
 import io.bitrelay.runtime.cuda.CudaSettings;
 import io.bitrelay.runtime.cuda.CudaUnavailableException;
@@ -18,12 +19,13 @@ import java.time.Duration;
  * @param stepsAhead       a GPU worker holding the whole pipeline queues step s + 1 from the tokens step s sampled on
  *                         the device, before they reach the host
  * @param streamLayers     a GPU worker uploads its layers one at a time from the checkpoint and keeps no host copy
+ * @param dataPlaneIdle    how the worker's data-plane threads wait for frames ({@code bitrelay.dataplane.idle})
  * @param gptqSequences    GPTQ recipes: calibration sequences a stage keeps and rounds its layers over
  * @param cuda             {@code bitrelay.cuda}: cuBLASLt, GEMM workspace and tuning of a GPU worker's stage
  */
 public record WorkerSettings(String workerId, String host, String device, long memoryBytes, int dataPort,
                              boolean allowFaultInjection, String aeronDirectory, String driverMode,
-                             Duration publishTimeout, boolean deviceLinkCodecs, boolean deviceLmHead, boolean deviceSampling,
+                             Duration publishTimeout, IdleSettings dataPlaneIdle, boolean deviceLinkCodecs, boolean deviceLmHead, boolean deviceSampling,
                              boolean stepsAhead, boolean streamLayers,
                              int gptqSequences, CudaSettings cuda) {
 
@@ -45,7 +47,8 @@ public record WorkerSettings(String workerId, String host, String device, long m
         }
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
-                driver, dataplane.getDuration("publish-timeout"), worker.getBoolean("device-link-codecs"),
+                driver, dataplane.getDuration("publish-timeout"), IdleSettings.from(dataplane.getConfig("idle")),
+                worker.getBoolean("device-link-codecs"),
                 worker.getBoolean("device-lm-head"), worker.getBoolean("device-sampling"), worker.getBoolean("steps-ahead"), streamLayers(worker.getString("host-weights")), gptqSequences(root),
                 CudaSettings.from(root));
     }

@@ -56,6 +56,26 @@ class SchedulerTest {
     }
 
     @Test
+    void shouldSplitEachFirstTokenIntoWaitingAndTheFirstStepOnce() {
+        long[] now = {1_000};
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 1, 4096, 64), EOS, () -> now[0]);
+        scheduler.submit(job("a", 8, 3), "ca");
+        scheduler.submit(job("b", 8, 3), "cb");
+        now[0] = 1_100;
+        MicroBatch first = scheduler.dispatch().getFirst(); // a joins after 100 ns; b waits: one sequence a batch
+        now[0] = 1_400;
+        scheduler.complete(first.batchId(), ids(first), new int[]{5}, events::add);
+        assertEquals(new FirstTokenTimes(1, 100, 300), scheduler.firstTokenTimes());
+        now[0] = 1_500;
+        scheduler.complete(first.batchId(), ids(first), new int[]{EOS}, events::add); // a's second token ends it
+        assertEquals(new FirstTokenTimes(1, 100, 300), scheduler.firstTokenTimes(), "only a first token counts");
+        MicroBatch second = scheduler.dispatch().getFirst(); // b joins 500 ns after its submission
+        now[0] = 1_550;
+        scheduler.complete(second.batchId(), ids(second), new int[]{5}, events::add);
+        assertEquals(new FirstTokenTimes(2, 100 + 500, 300 + 50), scheduler.firstTokenTimes());
+    }
+
+    @Test
     void shouldSpreadSequencesOverMicroBatchesSoEveryStageWorks() {
         Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(3, 16, 4096, 64), EOS);
         for (int i = 0; i < 7; i++) {

@@ -143,7 +143,8 @@ public final class ServeBench implements Runnable {
                     progress.accept(String.format("N=%d: %d tokens in %.2f s = %.1f tokens/s, %d failed", n, result.tokens(),
                             result.wallSeconds(), result.tokensPerSecond(), result.failures()));
                     StagePhaseScrape after = scrapeSettled(metrics);
-                    rows.add(new ServeBenchResult.Row(result, after.since(before, result.wallSeconds())));
+                    rows.add(new ServeBenchResult.Row(result, after.since(before, result.wallSeconds()),
+                            after.firstTokens().since(before.firstTokens())));
                     before = after;
                 }
             }

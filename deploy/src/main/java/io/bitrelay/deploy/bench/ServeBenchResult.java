@@ -19,8 +19,8 @@ import java.util.Map;
  * @param settings the command's settings, as written to the JSON
  */
 record ServeBenchResult(Map<String, Object> settings, List<Row> rows, KernelBound.Result kernel, TransformersPeer.Result peer) {
-    /** One concurrency: its load run and every stage's phases over it. */
-    record Row(ServeLoad.Result load, List<StagePhaseScrape.StageTime> stages) {
+    /** One concurrency: its load run, every stage's phases over it, and the coordinator's share of its first tokens. */
+    record Row(ServeLoad.Result load, List<StagePhaseScrape.StageTime> stages, StagePhaseScrape.FirstTokenSplit firstTokens) {
         StagePhaseScrape.StageTime lastStage() {
             return stages.isEmpty() ? null : stages.getLast();
         }
@@ -85,6 +85,16 @@ record ServeBenchResult(Map<String, Object> settings, List<Row> rows, KernelBoun
                 out.println(line);
             }
         }
+        out.println();
+        out.println("time to first token, mean ms: waiting = queued in the coordinator until joining a batch; first step ="
+                + " joined until the first token is back there; rest = gateway, HTTP and client");
+        for (Row row : rows) {
+            StagePhaseScrape.FirstTokenSplit split = row.firstTokens();
+            double mean = row.load().timeToFirstToken().mean();
+            out.println(String.format(Locale.ROOT, "N=%-4d TTFT %s = waiting %s + first step %s + rest %s (%d requests)",
+                    row.load().concurrency(), ms(mean), ms(split.waitingMs()), ms(split.firstStepMs()),
+                    ms(mean - split.waitingMs() - split.firstStepMs()), split.requests()));
+        }
         if (kernel.note() != null) {
             out.println("kernel bound: " + kernel.note());
         } else if (kernelColumns) {
@@ -115,6 +125,11 @@ record ServeBenchResult(Map<String, Object> settings, List<Row> rows, KernelBoun
             result.put("textEvents", load.streams().stream().mapToInt(ServeLoad.StreamResult::events).sum());
             result.set("ttftMs", JsonFiles.mapper().valueToTree(load.timeToFirstToken()));
             result.set("tbtMs", JsonFiles.mapper().valueToTree(load.timeBetweenTokens()));
+            ObjectNode split = result.putObject("ttftSplitMs");
+            split.put("requests", row.firstTokens().requests());
+            split.put("waiting", row.firstTokens().waitingMs());
+            split.put("firstStep", row.firstTokens().firstStepMs());
+            split.put("rest", load.timeToFirstToken().mean() - row.firstTokens().waitingMs() - row.firstTokens().firstStepMs());
             ArrayNode stages = result.putArray("stages");
             for (StagePhaseScrape.StageTime stage : row.stages()) {
                 ObjectNode node = stages.addObject();

@@ -13,13 +13,32 @@ import java.util.regex.Pattern;
 /**
  * The stages' step counters read from the gateway's /metrics text: {@code bitrelay_stage_steps{stage}} and
  * {@code bitrelay_stage_step_seconds{stage,phase}} (the Prometheus client writes counters with a {@code _total}
- * suffix; both spellings are read). Only those two families are parsed, line by line: the exposition format's
+ * suffix; both spellings are read), and the coordinator's share of time to first token ({@code bitrelay_first_tokens},
+ * {@code bitrelay_first_token_seconds{part}}). Only those families are parsed, line by line: the exposition format's
  * other features (histograms, escapes in label values, timestamps) either do not occur in them or are skipped.
  *
  * @param stages per stage label ("stage0", …), in pipeline order
  */
-public record StagePhaseScrape(Map<String, Counters> stages) {
+public record StagePhaseScrape(Map<String, Counters> stages, FirstTokens firstTokens) {
     private static final Pattern SAMPLE = Pattern.compile("^(bitrelay_stage_steps|bitrelay_stage_step_seconds)(?:_total)?\\{([^}]*)}\\s+(\\S+)");
+    private static final Pattern FIRST_TOKENS = Pattern.compile("^bitrelay_first_tokens(?:_total)?\\s+(\\S+)");
+    private static final Pattern FIRST_TOKEN_SECONDS =
+            Pattern.compile("^bitrelay_first_token_seconds(?:_total)?\\{part=\"(\\w+)\"}\\s+(\\S+)");
+
+    /** The coordinator's share of time to first token ({@code bitrelay_first_token*}): requests and seconds summed. */
+    public record FirstTokens(double requests, double waitingSeconds, double firstStepSeconds) {
+        /** Mean milliseconds per request between {@code earlier} and this scrape: waiting, first step (NaN without requests). */
+        public FirstTokenSplit since(FirstTokens earlier) {
+            double requestsThen = requests - earlier.requests;
+            return new FirstTokenSplit(Math.round(requestsThen),
+                    (waitingSeconds - earlier.waitingSeconds) * 1e3 / requestsThen,
+                    (firstStepSeconds - earlier.firstStepSeconds) * 1e3 / requestsThen);
+        }
+    }
+
+    /** Per request of a load run, in ms: queued until it joined a batch, and joined until its first token came back. */
+    public record FirstTokenSplit(long requests, double waitingMs, double firstStepMs) {
+    }
     private static final Pattern LABEL = Pattern.compile("(\\w+)=\"([^\"]*)\"");
 
     /** One stage's counters: steps and seconds per phase label. */
@@ -34,7 +53,19 @@ public record StagePhaseScrape(Map<String, Counters> stages) {
     public static StagePhaseScrape parse(String metricsText) {
         Map<String, Double> steps = new HashMap<>();
         Map<String, Map<String, Double>> seconds = new HashMap<>();
+        double firstTokens = 0;
+        Map<String, Double> firstTokenSeconds = new HashMap<>();
         for (String line : metricsText.split("\n")) {
+            Matcher requests = FIRST_TOKENS.matcher(line);
+            if (requests.find()) {
+                firstTokens = Double.parseDouble(requests.group(1));
+                continue;
+            }
+            Matcher part = FIRST_TOKEN_SECONDS.matcher(line);
+            if (part.find()) {
+                firstTokenSeconds.put(part.group(1), Double.parseDouble(part.group(2)));
+                continue;
+            }
             Matcher sample = SAMPLE.matcher(line);
             if (!sample.find()) {
                 continue;
@@ -64,7 +95,8 @@ public record StagePhaseScrape(Map<String, Counters> stages) {
             }
             stages.put(stage, new Counters(steps.get(stage), phases));
         });
-        return new StagePhaseScrape(stages);
+        return new StagePhaseScrape(stages, new FirstTokens(firstTokens, firstTokenSeconds.getOrDefault("waiting", 0.0),
+                firstTokenSeconds.getOrDefault("first_step", 0.0)));
     }
 
     /**

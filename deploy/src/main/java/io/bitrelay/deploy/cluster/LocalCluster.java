@@ -2,7 +2,9 @@ package io.bitrelay.deploy.cluster;
 
 import io.bitrelay.actors.coordinator.Coordinator;
 import io.bitrelay.actors.coordinator.StatsAggregator;
+import io.bitrelay.actors.dataplane.IdleSettings;
 import io.bitrelay.actors.dataplane.MediaDriverHost;
+import io.bitrelay.actors.node.BitrelayConfig;
 import io.bitrelay.actors.node.BitrelayNode;
 import io.bitrelay.actors.node.NodeExit;
 import io.bitrelay.actors.node.NodeOptions;
@@ -153,7 +155,9 @@ public final class LocalCluster implements AutoCloseable {
         Files.delete(aeronDirectory); // the driver creates (and on shutdown deletes) its own directory
         progress.accept("starting the shared Aeron media driver in " + aeronDirectory);
         MediaDriverHost driver = MediaDriverHost.start(MediaDriverHost.Settings.defaults()
-                .withAeronDirectory(aeronDirectory).withMode(MediaDriverHost.DriverMode.EMBEDDED));
+                .withAeronDirectory(aeronDirectory).withMode(MediaDriverHost.DriverMode.EMBEDDED)
+                .withDriverIdle(IdleSettings.from(BitrelayConfig.load(options.extraSettings(), null)
+                        .getConfig("bitrelay.dataplane.idle"))));
         BitrelayNode node = null;
         LocalCluster cluster = null;
         try {

@@ -79,7 +79,7 @@ public final class NodeCommand implements Callable<Integer> {
                 workerId != null ? workerId : host + ":" + port);
         BitrelayNode node = BitrelayNode.start(options, settings, configFile, worker -> AeronDataPlane.open(
                 Path.of(worker.aeronDirectory()), MediaDriverHost.DriverMode.valueOf(worker.driverMode().toUpperCase(Locale.ROOT)),
-                worker.publishTimeout()));
+                worker.publishTimeout(), worker.dataPlaneIdle()));
         System.out.println("node " + options.workerId() + " up at " + node.seedAddress() + " with roles " + roles
                 + (node.httpAddress() != null ? ", gateway on http://" + node.httpAddress().getHostString() + ":" + node.httpAddress().getPort() : ""));
         CountDownLatch stopped = new CountDownLatch(1);

@@ -56,6 +56,26 @@ class StagePhaseScrapeTest {
     }
 
     @Test
+    void shouldTurnTheCoordinatorsFirstTokenCountersIntoMeansPerRequest() {
+        String template = metrics(10, 20, 3.0) + """
+                # TYPE bitrelay_first_tokens_total counter
+                bitrelay_first_tokens_total %s
+                # TYPE bitrelay_first_token_seconds_total counter
+                bitrelay_first_token_seconds_total{part="waiting"} %s
+                bitrelay_first_token_seconds_total{part="first_step"} %s
+                """;
+        StagePhaseScrape before = StagePhaseScrape.parse(template.formatted(4.0, 0.5, 1.0));
+        StagePhaseScrape after = StagePhaseScrape.parse(template.formatted(14.0, 0.7, 1.5));
+        assertEquals(new StagePhaseScrape.FirstTokens(14, 0.7, 1.5), after.firstTokens());
+        StagePhaseScrape.FirstTokenSplit split = after.firstTokens().since(before.firstTokens());
+        assertEquals(10, split.requests());
+        assertEquals(20.0, split.waitingMs(), 1e-9); // 0.2 s over 10 requests
+        assertEquals(50.0, split.firstStepMs(), 1e-9);
+        assertEquals(new StagePhaseScrape.FirstTokens(0, 0, 0), StagePhaseScrape.parse(metrics(1, 1, 1)).firstTokens(),
+                "a gateway without the counters reads as none");
+    }
+
+    @Test
     void shouldIgnoreAStageTheEarlierScrapeDidNotHave() {
         StagePhaseScrape before = StagePhaseScrape.parse("bitrelay_stage_steps{stage=\"stage0\"} 1\n");
         assertEquals(List.of("stage0"), after().since(before, 1).stream().map(StagePhaseScrape.StageTime::stage).toList());
