@@ -8,7 +8,6 @@ import io.bitrelay.runtime.wire.BatchLayout;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -47,43 +46,39 @@ final class LastStageSampler {
      * @param stepRows the step's rows as the backend's layers left them (host rows, or on the device)
      */
     StepOutcome sampleOrScore(BatchLayout layout, MemorySegment stepRows, Arena step) {
+        return sampleOrScore(layout, walk(layout.entries()), stepRows, step);
+    }
+
+    private StepOutcome sampleOrScore(BatchLayout layout, SampledRows sampled, MemorySegment stepRows, Arena step) {
         MemorySegment hidden = backend.headRows(layout, stepRows, step);
         clock.lap(StepPhase.HEAD); // rows brought from the device for the CPU's head: waiting for its layers counts here
         List<BatchLayout.Entry> entries = layout.entries();
-        int[] sequenceIds = new int[entries.size()];
         int[] tokens = new int[entries.size()];
+        java.util.Arrays.fill(tokens, -1); // a scored or partial prompt chunk samples nothing
         TokenScore[][] scores = new TokenScore[entries.size()][];
         boolean anyScores = false;
-        List<Integer> sampled = new ArrayList<>();
-        int[] lastRows = new int[entries.size()];
         int row = 0;
         for (int i = 0; i < entries.size(); i++) {
             BatchLayout.Entry entry = entries.get(i);
-            sequenceIds[i] = entry.sequenceId();
             if (entry.scoresPrompt()) {
                 scores[i] = PromptScoring.score(models.serving(), hidden, row, entry.targets(), entry.logprobs());
-                tokens[i] = -1;
                 anyScores = true;
-            } else if (entry.partialPrompt()) {
-                if (entry.hasSampling()) {
-                    samplingFor(entry); // its sampler starts with the first chunk; the first draw comes with the last
-                }
-                tokens[i] = -1;
-            } else {
-                lastRows[sampled.size()] = row + entry.tokenCount() - 1;
-                sampled.add(i);
             }
             row += entry.tokenCount();
         }
-        if (!sampled.isEmpty()) {
-            int[] rows = java.util.Arrays.copyOf(lastRows, sampled.size());
+        int[] sampledEntries = sampled.entries();
+        if (sampledEntries.length > 0) {
             if (backend.samplesOnDevice(layout)) {
-                sampleOnDevice(entries, sampled, rows, tokens);
-            } else {
-                float[][] logits = backend.logits(layout, hidden, rows, step);
+                backend.sample(sampled.lastRows(), deviceRowsFor(entries, sampledEntries), deviceTokens);
                 clock.lap(StepPhase.HEAD);
-                for (int j = 0; j < sampled.size(); j++) {
-                    int i = sampled.get(j);
+                for (int j = 0; j < sampledEntries.length; j++) {
+                    tokens[sampledEntries[j]] = deviceTokens[j];
+                }
+            } else {
+                float[][] logits = backend.logits(layout, hidden, sampled.lastRows(), step);
+                clock.lap(StepPhase.HEAD);
+                for (int j = 0; j < sampledEntries.length; j++) {
+                    int i = sampledEntries[j];
                     BatchLayout.Entry entry = entries.get(i);
                     tokens[i] = samplingFor(entry).next(logits[j]);
                     if (entry.logprobs() >= 0) {
@@ -94,7 +89,49 @@ final class LastStageSampler {
             }
         }
         clock.lap(StepPhase.SAMPLE);
-        return new StepOutcome(sequenceIds, tokens, anyScores ? scores : null);
+        return new StepOutcome(sampled.sequenceIds(), tokens, anyScores ? scores : null);
+    }
+
+    /**
+     * A step's entries walked once: every entry's sequence id, and the entries that sample a token now (neither a
+     * scored nor a partial prompt chunk) with their last rows. A partial chunk's sampler starts with its first chunk;
+     * its first draw comes with the last.
+     */
+    private record SampledRows(int[] sequenceIds, int[] entries, int[] lastRows) {
+    }
+
+    private SampledRows walk(List<BatchLayout.Entry> entries) {
+        int[] sequenceIds = new int[entries.size()];
+        int[] sampledEntries = new int[entries.size()];
+        int[] lastRows = new int[entries.size()];
+        int count = 0;
+        int row = 0;
+        for (int i = 0; i < entries.size(); i++) {
+            BatchLayout.Entry entry = entries.get(i);
+            sequenceIds[i] = entry.sequenceId();
+            if (entry.partialPrompt()) {
+                if (entry.hasSampling()) {
+                    samplingFor(entry);
+                }
+            } else if (!entry.scoresPrompt()) {
+                sampledEntries[count] = i;
+                lastRows[count++] = row + entry.tokenCount() - 1;
+            }
+            row += entry.tokenCount();
+        }
+        return new SampledRows(sequenceIds, java.util.Arrays.copyOf(sampledEntries, count),
+                java.util.Arrays.copyOf(lastRows, count));
+    }
+
+    /** The device sampling parameters of {@code sampledEntries}, in the reused buffers. */
+    private SamplingRows deviceRowsFor(List<BatchLayout.Entry> entries, int[] sampledEntries) {
+        ensureDeviceRows();
+        deviceRows.clear();
+        for (int i : sampledEntries) {
+            SequenceSampling sampling = samplingFor(entries.get(i));
+            deviceRows.add(sampling.params(), sampling.drawOnDevice());
+        }
+        return deviceRows;
     }
 
     /**
@@ -144,43 +181,17 @@ final class LastStageSampler {
      * ({@link #sampleOrScore}) and returns the outcome ready.
      */
     Queued queue(BatchLayout layout, MemorySegment stepRows, Arena step) {
-        List<BatchLayout.Entry> entries = layout.entries();
-        int sampledCount = 0;
-        for (BatchLayout.Entry entry : entries) {
-            if (!entry.scoresPrompt() && !entry.partialPrompt()) {
-                sampledCount++;
-            }
-        }
-        if (sampledCount == 0 || sampledCount > backend.maxSampledAhead() || !backend.samplesOnDevice(layout)) {
-            return new Queued(sampleOrScore(layout, stepRows, step), null, null, null);
+        SampledRows sampled = walk(layout.entries());
+        int count = sampled.entries().length;
+        if (count == 0 || count > backend.maxSampledAhead() || !backend.samplesOnDevice(layout)) {
+            return new Queued(sampleOrScore(layout, sampled, stepRows, step), null, null, null);
         }
         backend.headRows(layout, stepRows, step); // on the device: nothing to copy
         clock.lap(StepPhase.HEAD);
-        int[] sequenceIds = new int[entries.size()];
-        int[] sampledEntries = new int[sampledCount];
-        int[] rows = new int[sampledCount];
-        ensureDeviceRows();
-        deviceRows.clear();
-        int row = 0;
-        int j = 0;
-        for (int i = 0; i < entries.size(); i++) {
-            BatchLayout.Entry entry = entries.get(i);
-            sequenceIds[i] = entry.sequenceId();
-            if (entry.partialPrompt()) {
-                if (entry.hasSampling()) {
-                    samplingFor(entry);
-                }
-            } else {
-                SequenceSampling sampling = samplingFor(entry);
-                deviceRows.add(sampling.params(), sampling.drawOnDevice());
-                rows[j] = row + entry.tokenCount() - 1;
-                sampledEntries[j++] = i;
-            }
-            row += entry.tokenCount();
-        }
-        StageBackend.SampledAhead pass = backend.sampleAhead(rows, deviceRows);
+        StageBackend.SampledAhead pass = backend.sampleAhead(sampled.lastRows(),
+                deviceRowsFor(layout.entries(), sampled.entries()));
         clock.lap(StepPhase.HEAD);
-        return new Queued(null, pass, sequenceIds, sampledEntries);
+        return new Queued(null, pass, sampled.sequenceIds(), sampled.entries());
     }
 
     /** The outcome of a queued step: at once when it was ready, else once the device's tokens reach the host. */
@@ -202,21 +213,6 @@ final class LastStageSampler {
         if (deviceRows == null) {
             deviceRows = new SamplingRows(maxBatchTokens);
             deviceTokens = new int[maxBatchTokens];
-        }
-    }
-
-    /** Final LayerNorm, head and sampling on the device for the {@code sampled} entries' last {@code rows}. */
-    private void sampleOnDevice(List<BatchLayout.Entry> entries, List<Integer> sampled, int[] rows, int[] tokens) {
-        ensureDeviceRows();
-        deviceRows.clear();
-        for (int i : sampled) {
-            SequenceSampling sampling = samplingFor(entries.get(i));
-            deviceRows.add(sampling.params(), sampling.drawOnDevice());
-        }
-        backend.sample(rows, deviceRows, deviceTokens);
-        clock.lap(StepPhase.HEAD);
-        for (int j = 0; j < sampled.size(); j++) {
-            tokens[sampled.get(j)] = deviceTokens[j];
         }
     }
 
