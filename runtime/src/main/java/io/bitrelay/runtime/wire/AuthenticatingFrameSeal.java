@@ -2,7 +2,6 @@ package io.bitrelay.runtime.wire;
 
 import javax.crypto.AEADBadTagException;
 import javax.crypto.Cipher;
-import javax.crypto.SecretKey;
 import javax.crypto.spec.IvParameterSpec;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -19,29 +18,11 @@ import java.security.GeneralSecurityException;
  * straight over associated data from a heap array (10-15 GB/s here), with no per-frame buffer; its price is a fixed
  * ~0.8 µs per frame for the cipher's initialization (measured in docs/security.md).
  */
-public final class AuthenticatingFrameSeal implements FrameSeal {
-    static final String ALGORITHM = "ChaCha20-Poly1305";
-    static final int TAG_BYTES = 16;
-
-    private final SecretKey key;
-    private final Cipher cipher;
-    private final FrameNonces nonces = new FrameNonces();
-    private final byte[] nonce = new byte[FrameNonces.BYTES];
+public final class AuthenticatingFrameSeal extends AeadFrameSeal {
     private final byte[] tag = new byte[TAG_BYTES];
-    private final HeapStaging staging = new HeapStaging();
 
     AuthenticatingFrameSeal(byte[] pipelineKey, int sourceStage, int targetStage) {
-        this.key = LinkFrameKeys.linkKey(pipelineKey, ALGORITHM, "ChaCha20", 32, sourceStage, targetStage);
-        try {
-            this.cipher = Cipher.getInstance(ALGORITHM);
-        } catch (GeneralSecurityException e) {
-            throw new IllegalStateException("the JDK has no " + ALGORITHM, e);
-        }
-    }
-
-    @Override
-    public int trailerBytes() {
-        return TAG_BYTES + FrameNonces.BYTES;
+        super("ChaCha20-Poly1305", "ChaCha20", pipelineKey, sourceStage, targetStage);
     }
 
     @Override
@@ -52,7 +33,7 @@ public final class AuthenticatingFrameSeal implements FrameSeal {
             staging.updateAad(cipher, frame, 0, sectionsEnd);
             cipher.doFinal(tag, 0);
         } catch (GeneralSecurityException e) {
-            throw new IllegalStateException(ALGORITHM + " failed to tag a frame: " + e.getMessage(), e);
+            throw new IllegalStateException(algorithm + " failed to tag a frame: " + e.getMessage(), e);
         }
         MemorySegment.copy(tag, 0, frame, ValueLayout.JAVA_BYTE, sectionsEnd, TAG_BYTES);
         MemorySegment.copy(nonce, 0, frame, ValueLayout.JAVA_BYTE, sectionsEnd + TAG_BYTES, FrameNonces.BYTES);
@@ -70,7 +51,7 @@ public final class AuthenticatingFrameSeal implements FrameSeal {
             throw new FrameException(FrameException.Reason.BAD_TAG, "tag does not match the link key over "
                     + sectionsEnd + " bytes (forged, tampered, or from another link or pipeline)");
         } catch (GeneralSecurityException e) {
-            throw new IllegalStateException(ALGORITHM + " failed to check a frame: " + e.getMessage(), e);
+            throw new IllegalStateException(algorithm + " failed to check a frame: " + e.getMessage(), e);
         }
     }
 }
