@@ -4,6 +4,8 @@ import com.typesafe.config.Config;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 
+import java.time.Duration;
+
 /**
  * How an idle data-plane thread waits (driver duty cycle, subscriber agent, publisher retries): a few
  * spins, a few yields, then parks that double from {@code minParkNanos} up to {@code maxParkNanos}
@@ -37,18 +39,24 @@ public record IdleSettings(long maxSpins, long maxYields, long minParkNanos, lon
 
     /**
      * From {@code bitrelay.dataplane.idle}: {@code max-spins}, {@code max-yields}, {@code min-park} and
-     * {@code max-park} (durations).
+     * {@code max-park} (durations, or "auto" for {@code autoMaxPark}: what suits the threads' JVM).
      *
      * @throws IllegalArgumentException naming the key, for a value out of range
      */
-    public static IdleSettings from(Config idle) {
+    public static IdleSettings from(Config idle, Duration autoMaxPark) {
         try {
+            Duration maxPark = idle.getString("max-park").equals("auto") ? autoMaxPark : idle.getDuration("max-park");
             return new IdleSettings(idle.getLong("max-spins"), idle.getLong("max-yields"),
-                    idle.getDuration("min-park").toNanos(), idle.getDuration("max-park").toNanos());
+                    idle.getDuration("min-park").toNanos(), maxPark.toNanos());
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("bitrelay.dataplane.idle: " + e.getMessage(), e);
         }
     }
+
+    /** With max-park auto: a GPU worker's steps take milliseconds, so a frame must not wait up to a millisecond more. */
+    public static final Duration GPU_MAX_PARK = Duration.ofNanos(50_000);
+    /** With max-park auto: a CPU worker's steps take tens of milliseconds, and its cores are its compute. */
+    public static final Duration CPU_MAX_PARK = Duration.ofMillis(1);
 
     /** Default for every data-plane thread: 10 spins, 5 yields, parks from 10 µs up to 1 ms. */
     public static IdleSettings backoff() {

@@ -47,7 +47,8 @@ public record WorkerSettings(String workerId, String host, String device, long m
         }
         return new WorkerSettings(workerId, host, device, memory, worker.getInt("data-port"),
                 worker.getBoolean("allow-fault-injection"), dataplane.getString("aeron-dir"),
-                driver, dataplane.getDuration("publish-timeout"), IdleSettings.from(dataplane.getConfig("idle")),
+                driver, dataplane.getDuration("publish-timeout"), IdleSettings.from(dataplane.getConfig("idle"),
+                        cudaDevice < 0 ? IdleSettings.CPU_MAX_PARK : IdleSettings.GPU_MAX_PARK),
                 worker.getBoolean("device-link-codecs"),
                 worker.getBoolean("device-lm-head"), worker.getBoolean("device-sampling"), worker.getBoolean("steps-ahead"), streamLayers(worker.getString("host-weights")), gptqSequences(root),
                 CudaSettings.from(root));

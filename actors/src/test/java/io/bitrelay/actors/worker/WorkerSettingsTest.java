@@ -35,6 +35,19 @@ class WorkerSettingsTest {
     }
 
     @Test
+    void dataPlaneThreadsParkBrieflyOnAGpuWorkerUnlessConfigured() {
+        assertEquals(1_000_000, settings(Map.of("bitrelay.worker.device", "cpu")).dataPlaneIdle().maxParkNanos());
+        assertEquals(50_000, settings(Map.of("bitrelay.worker.device", "cuda:0", "bitrelay.worker.memory-bytes", "8GiB"))
+                .dataPlaneIdle().maxParkNanos());
+        WorkerSettings configured = settings(Map.of("bitrelay.worker.device", "cpu", "bitrelay.dataplane.idle.max-park", "200us",
+                "bitrelay.dataplane.idle.max-yields", "100"));
+        assertEquals(new io.bitrelay.actors.dataplane.IdleSettings(10, 100, 10_000, 200_000), configured.dataPlaneIdle());
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> settings(Map.of("bitrelay.dataplane.idle.max-park", "5us")));
+        assertTrue(bad.getMessage().contains("bitrelay.dataplane.idle") && bad.getMessage().contains("max-park"), bad.getMessage());
+    }
+
+    @Test
     void hostWeightsAreKeptUnlessAWorkerStreamsThem() {
         assertEquals(false, settings(Map.of()).streamLayers());
         assertEquals(true, settings(Map.of("bitrelay.worker.host-weights", "stream")).streamLayers());

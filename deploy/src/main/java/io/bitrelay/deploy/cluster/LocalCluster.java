@@ -157,7 +157,7 @@ public final class LocalCluster implements AutoCloseable {
         MediaDriverHost driver = MediaDriverHost.start(MediaDriverHost.Settings.defaults()
                 .withAeronDirectory(aeronDirectory).withMode(MediaDriverHost.DriverMode.EMBEDDED)
                 .withDriverIdle(IdleSettings.from(BitrelayConfig.load(options.extraSettings(), null)
-                        .getConfig("bitrelay.dataplane.idle"))));
+                        .getConfig("bitrelay.dataplane.idle"), IdleSettings.CPU_MAX_PARK)));
         BitrelayNode node = null;
         LocalCluster cluster = null;
         try {
