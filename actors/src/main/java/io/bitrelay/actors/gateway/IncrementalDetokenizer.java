@@ -5,13 +5,17 @@ import java.util.function.Function;
 
 /**
  * Turns one sequence's generated token ids, as they arrive, into text deltas whose concatenation is the
- * decode of all of them. Each push decodes every id so far and emits only the suffix beyond what was
- * already emitted. A byte-level BPE token can end in the middle of a multi-byte UTF-8 character, which
+ * decode of all of them. A byte-level BPE token can end in the middle of a multi-byte UTF-8 character, which
  * decodes to U+FFFD until the next token completes it, so a decoded text ending in U+FFFD is held back.
  * Only that last U+FFFD is held: lossy UTF-8 decoding (Rust's {@code from_utf8_lossy}, which the
  * tokenizer uses) turns an incomplete tail into exactly one U+FFFD and never revisits the bytes before
  * it, so everything up to it is final. That keeps a model that emits invalid bytes from stalling a stream.
- * Cost per token is one decode of the sequence so far (at most the model's context).
+ *
+ * <p>Each push decodes only the window of ids since the last character boundary: once a window's text ends in
+ * anything but U+FFFD its bytes ended on a whole character, so the decoder's state is clean there and the decode of
+ * everything is the decode up to there followed by the decode of what comes after. The window is usually one token,
+ * so a token costs one short decode, not a decode of the sequence so far (which made a 128-token stream cost 64 ids
+ * a token on average, on the gateway's one event thread, for every stream at once).
  */
 public final class IncrementalDetokenizer {
     private static final char REPLACEMENT = '\uFFFD';
@@ -19,6 +23,9 @@ public final class IncrementalDetokenizer {
     private final Function<int[], String> decoder;
     private int[] tokens = new int[16];
     private int count;
+    /** Where the current window starts: the ids before it decoded to text that ended on a whole character. */
+    private int windowStart;
+    /** Characters of the current window's text already emitted. */
     private int emittedChars;
 
     /** @param decoder ids → text, e.g. {@code OptTokenizer::decode} (special tokens skipped) */
@@ -32,11 +39,14 @@ public final class IncrementalDetokenizer {
             tokens = Arrays.copyOf(tokens, count * 2);
         }
         tokens[count++] = token;
-        String text = decoder.apply(Arrays.copyOf(tokens, count));
+        String text = decoder.apply(Arrays.copyOfRange(tokens, windowStart, count));
         if (!text.isEmpty() && text.charAt(text.length() - 1) == REPLACEMENT) {
             return take(text.substring(0, text.length() - 1));
         }
-        return take(text);
+        String delta = take(text);
+        windowStart = count; // a whole character ends here: the next window starts clean
+        emittedChars = 0;
+        return delta;
     }
 
     /**
@@ -44,7 +54,7 @@ public final class IncrementalDetokenizer {
      * as a decode of the whole sequence shows it.
      */
     public String flush() {
-        return count == 0 ? "" : take(decoder.apply(Arrays.copyOf(tokens, count)));
+        return count == windowStart ? "" : take(decoder.apply(Arrays.copyOfRange(tokens, windowStart, count)));
     }
 
     /** Tokens pushed so far. */

@@ -87,4 +87,40 @@ class IncrementalDetokenizerTest {
             assertEquals(BYTES.apply(ids), streamed.toString(), "round " + round);
         }
     }
+
+    @Test
+    void shouldDecodeOnlyTheIdsSinceTheLastWholeCharacter() {
+        int[] longest = {0};
+        IncrementalDetokenizer detokenizer = new IncrementalDetokenizer(ids -> {
+            longest[0] = Math.max(longest[0], ids.length);
+            return BYTES.apply(ids);
+        });
+        StringBuilder streamed = new StringBuilder();
+        String text = "a long stream of plain text, then € and 😀, then plain again ".repeat(20);
+        for (int id : utf8(text)) {
+            streamed.append(detokenizer.push(id));
+        }
+        assertEquals(text, streamed.toString());
+        assertEquals(4, longest[0], "the longest window is a 4-byte character, whatever the stream's length");
+    }
+
+    @Test
+    void shouldStreamWhatTheCheckpointsTokenizerDecodesWhole(@org.junit.jupiter.api.io.TempDir java.nio.file.Path temp) {
+        try (io.bitrelay.runtime.tokenizer.OptTokenizer tokenizer = io.bitrelay.runtime.tokenizer.OptTokenizer.load(
+                io.bitrelay.runtime.TestModels.writeTiny(temp.resolve("tiny")))) {
+            SplittableRandom random = new SplittableRandom(7);
+            int vocabulary = io.bitrelay.runtime.TestModels.tinyConfig().vocabSize();
+            for (int round = 0; round < 100; round++) {
+                int[] ids = random.ints(random.nextInt(1, 60), 0, vocabulary).toArray();
+                IncrementalDetokenizer detokenizer = new IncrementalDetokenizer(tokenizer::decode);
+                StringBuilder streamed = new StringBuilder();
+                for (int id : ids) {
+                    streamed.append(detokenizer.push(id));
+                }
+                streamed.append(detokenizer.flush());
+                assertEquals(tokenizer.decode(ids), streamed.toString(), "round " + round);
+            }
+        }
+    }
 }
+
