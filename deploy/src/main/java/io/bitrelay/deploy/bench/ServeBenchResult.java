@@ -87,13 +87,15 @@ record ServeBenchResult(Map<String, Object> settings, List<Row> rows, KernelBoun
         }
         out.println();
         out.println("time to first token, mean ms: waiting = queued in the coordinator until joining a batch; first step ="
-                + " joined until the first token is back there; rest = gateway, HTTP and client");
+                + " joined until the first token is back there; gateway = the rest of the gateway's own time to first token"
+                + " (arrival → first token there); HTTP = the rest of the client's");
         for (Row row : rows) {
             StagePhaseScrape.FirstTokenSplit split = row.firstTokens();
             double mean = row.load().timeToFirstToken().mean();
-            out.println(String.format(Locale.ROOT, "N=%-4d TTFT %s = waiting %s + first step %s + rest %s (%d requests)",
+            out.println(String.format(Locale.ROOT, "N=%-4d TTFT %s = waiting %s + first step %s + gateway %s + HTTP %s (%d requests)",
                     row.load().concurrency(), ms(mean), ms(split.waitingMs()), ms(split.firstStepMs()),
-                    ms(mean - split.waitingMs() - split.firstStepMs()), split.requests()));
+                    ms(split.gatewayMs() - split.waitingMs() - split.firstStepMs()), ms(mean - split.gatewayMs()),
+                    split.requests()));
         }
         if (kernel.note() != null) {
             out.println("kernel bound: " + kernel.note());
@@ -129,7 +131,8 @@ record ServeBenchResult(Map<String, Object> settings, List<Row> rows, KernelBoun
             split.put("requests", row.firstTokens().requests());
             split.put("waiting", row.firstTokens().waitingMs());
             split.put("firstStep", row.firstTokens().firstStepMs());
-            split.put("rest", load.timeToFirstToken().mean() - row.firstTokens().waitingMs() - row.firstTokens().firstStepMs());
+            split.put("gateway", row.firstTokens().gatewayMs() - row.firstTokens().waitingMs() - row.firstTokens().firstStepMs());
+            split.put("http", load.timeToFirstToken().mean() - row.firstTokens().gatewayMs());
             ArrayNode stages = result.putArray("stages");
             for (StagePhaseScrape.StageTime stage : row.stages()) {
                 ObjectNode node = stages.addObject();

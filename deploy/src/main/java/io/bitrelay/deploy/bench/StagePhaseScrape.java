@@ -14,7 +14,8 @@ import java.util.regex.Pattern;
  * The stages' step counters read from the gateway's /metrics text: {@code bitrelay_stage_steps{stage}} and
  * {@code bitrelay_stage_step_seconds{stage,phase}} (the Prometheus client writes counters with a {@code _total}
  * suffix; both spellings are read), and the coordinator's share of time to first token ({@code bitrelay_first_tokens},
- * {@code bitrelay_first_token_seconds{part}}). Only those families are parsed, line by line: the exposition format's
+ * {@code bitrelay_first_token_seconds{part}}) and the gateway's ({@code bitrelay_gateway_time_to_first_token_seconds}'s
+ * sum and count). Only those families are parsed, line by line: the exposition format's
  * other features (histograms, escapes in label values, timestamps) either do not occur in them or are skipped.
  *
  * @param stages per stage label ("stage0", …), in pipeline order
@@ -24,20 +25,30 @@ public record StagePhaseScrape(Map<String, Counters> stages, FirstTokens firstTo
     private static final Pattern FIRST_TOKENS = Pattern.compile("^bitrelay_first_tokens(?:_total)?\\s+(\\S+)");
     private static final Pattern FIRST_TOKEN_SECONDS =
             Pattern.compile("^bitrelay_first_token_seconds(?:_total)?\\{part=\"(\\w+)\"}\\s+(\\S+)");
+    private static final Pattern GATEWAY_FIRST_TOKEN =
+            Pattern.compile("^bitrelay_gateway_time_to_first_token_seconds_(sum|count)\\s+(\\S+)");
 
-    /** The coordinator's share of time to first token ({@code bitrelay_first_token*}): requests and seconds summed. */
-    public record FirstTokens(double requests, double waitingSeconds, double firstStepSeconds) {
-        /** Mean milliseconds per request between {@code earlier} and this scrape: waiting, first step (NaN without requests). */
+    /**
+     * The coordinator's share of time to first token ({@code bitrelay_first_token*}): requests and seconds summed;
+     * and the gateway's own time to first token (its histogram's sum and count: arrival → first token at the gateway).
+     */
+    public record FirstTokens(double requests, double waitingSeconds, double firstStepSeconds, double gatewayRequests,
+                              double gatewaySeconds) {
+        /** Mean milliseconds per request between {@code earlier} and this scrape (NaN without requests). */
         public FirstTokenSplit since(FirstTokens earlier) {
             double requestsThen = requests - earlier.requests;
             return new FirstTokenSplit(Math.round(requestsThen),
                     (waitingSeconds - earlier.waitingSeconds) * 1e3 / requestsThen,
-                    (firstStepSeconds - earlier.firstStepSeconds) * 1e3 / requestsThen);
+                    (firstStepSeconds - earlier.firstStepSeconds) * 1e3 / requestsThen,
+                    (gatewaySeconds - earlier.gatewaySeconds) * 1e3 / (gatewayRequests - earlier.gatewayRequests));
         }
     }
 
-    /** Per request of a load run, in ms: queued until it joined a batch, and joined until its first token came back. */
-    public record FirstTokenSplit(long requests, double waitingMs, double firstStepMs) {
+    /**
+     * Per request of a load run, in ms: queued until it joined a batch, joined until its first token came back to the
+     * coordinator, and arrival at the gateway until its first token came back there.
+     */
+    public record FirstTokenSplit(long requests, double waitingMs, double firstStepMs, double gatewayMs) {
     }
     private static final Pattern LABEL = Pattern.compile("(\\w+)=\"([^\"]*)\"");
 
@@ -55,10 +66,16 @@ public record StagePhaseScrape(Map<String, Counters> stages, FirstTokens firstTo
         Map<String, Map<String, Double>> seconds = new HashMap<>();
         double firstTokens = 0;
         Map<String, Double> firstTokenSeconds = new HashMap<>();
+        Map<String, Double> gatewayFirstToken = new HashMap<>();
         for (String line : metricsText.split("\n")) {
             Matcher requests = FIRST_TOKENS.matcher(line);
             if (requests.find()) {
                 firstTokens = Double.parseDouble(requests.group(1));
+                continue;
+            }
+            Matcher gateway = GATEWAY_FIRST_TOKEN.matcher(line);
+            if (gateway.find()) {
+                gatewayFirstToken.put(gateway.group(1), Double.parseDouble(gateway.group(2)));
                 continue;
             }
             Matcher part = FIRST_TOKEN_SECONDS.matcher(line);
@@ -96,7 +113,8 @@ public record StagePhaseScrape(Map<String, Counters> stages, FirstTokens firstTo
             stages.put(stage, new Counters(steps.get(stage), phases));
         });
         return new StagePhaseScrape(stages, new FirstTokens(firstTokens, firstTokenSeconds.getOrDefault("waiting", 0.0),
-                firstTokenSeconds.getOrDefault("first_step", 0.0)));
+                firstTokenSeconds.getOrDefault("first_step", 0.0), gatewayFirstToken.getOrDefault("count", 0.0),
+                gatewayFirstToken.getOrDefault("sum", 0.0)));
     }
 
     /**

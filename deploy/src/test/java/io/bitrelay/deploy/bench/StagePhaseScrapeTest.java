@@ -63,15 +63,20 @@ class StagePhaseScrapeTest {
                 # TYPE bitrelay_first_token_seconds_total counter
                 bitrelay_first_token_seconds_total{part="waiting"} %s
                 bitrelay_first_token_seconds_total{part="first_step"} %s
+                # TYPE bitrelay_gateway_time_to_first_token_seconds histogram
+                bitrelay_gateway_time_to_first_token_seconds_bucket{le="0.005"} 1
+                bitrelay_gateway_time_to_first_token_seconds_count %s
+                bitrelay_gateway_time_to_first_token_seconds_sum %s
                 """;
-        StagePhaseScrape before = StagePhaseScrape.parse(template.formatted(4.0, 0.5, 1.0));
-        StagePhaseScrape after = StagePhaseScrape.parse(template.formatted(14.0, 0.7, 1.5));
-        assertEquals(new StagePhaseScrape.FirstTokens(14, 0.7, 1.5), after.firstTokens());
+        StagePhaseScrape before = StagePhaseScrape.parse(template.formatted(4.0, 0.5, 1.0, 4.0, 2.0));
+        StagePhaseScrape after = StagePhaseScrape.parse(template.formatted(14.0, 0.7, 1.5, 14.0, 2.9));
+        assertEquals(new StagePhaseScrape.FirstTokens(14, 0.7, 1.5, 14, 2.9), after.firstTokens());
         StagePhaseScrape.FirstTokenSplit split = after.firstTokens().since(before.firstTokens());
         assertEquals(10, split.requests());
         assertEquals(20.0, split.waitingMs(), 1e-9); // 0.2 s over 10 requests
         assertEquals(50.0, split.firstStepMs(), 1e-9);
-        assertEquals(new StagePhaseScrape.FirstTokens(0, 0, 0), StagePhaseScrape.parse(metrics(1, 1, 1)).firstTokens(),
+        assertEquals(90.0, split.gatewayMs(), 1e-9); // the gateway's 0.9 s over its 10 first tokens
+        assertEquals(new StagePhaseScrape.FirstTokens(0, 0, 0, 0, 0), StagePhaseScrape.parse(metrics(1, 1, 1)).firstTokens(),
                 "a gateway without the counters reads as none");
     }
 
