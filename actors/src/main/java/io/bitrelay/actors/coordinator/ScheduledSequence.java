@@ -37,8 +37,10 @@ final class ScheduledSequence<R> {
     boolean started;
     /** When it joined the queue, or went back to it for a replay ({@link Scheduler}'s clock). */
     long queuedAtNanos;
-    /** When it first joined a resident batch ({@link Scheduler}'s clock); 0 before. A replay keeps it. */
-    long joinedAtNanos;
+    /** {@link #joinedAtNanos} before the first join (a clock reading may be any long, 0 and negatives included). */
+    static final long NOT_JOINED = Long.MIN_VALUE;
+    /** When it first joined a resident batch ({@link Scheduler}'s clock), or {@link #NOT_JOINED}. A replay keeps it. */
+    long joinedAtNanos = NOT_JOINED;
     /** When it was first submitted ({@link Scheduler}'s clock); a replay keeps it. */
     final long submittedAtNanos;
     /** When it must have finished ({@link Scheduler}'s clock), if {@link #deadline} is not null; a replay keeps it. */

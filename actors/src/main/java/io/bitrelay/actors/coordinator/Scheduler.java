@@ -256,7 +256,7 @@ public final class Scheduler<R> {
             resident.unreportedRows.put(sequence.id, length);
             sequence.inFlightLength = length;
             sequence.batchId = batchId;
-            if (sequence.joinedAtNanos == 0) {
+            if (sequence.joinedAtNanos == ScheduledSequence.NOT_JOINED) {
                 sequence.joinedAtNanos = clock.getAsLong();
             }
             sequence.started = true;
