@@ -11,13 +11,17 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.function.Consumer;
 
 /**
  * The gateway's link to the coordinator: forwards jobs, and routes the coordinator's events back to each
  * job's listener. It also keeps the coordinator's latest status for /health and /metrics.
+ *
+ * <p>It keeps every job in flight with what its client received so far ({@link ResumableJob}). When the status
+ * comes from a coordinator of another incarnation than before, the singleton was handed over (the node that held it
+ * was lost): every job still in flight is sent to the new one as a {@link Coordinator.Resume} and goes on where its
+ * client is; one whose client cancelled meanwhile finishes CANCELLED here.
  */
 public final class GatewayActor {
     public sealed interface Command {
@@ -64,7 +68,9 @@ public final class GatewayActor {
     private final ActorRef<Coordinator.Status> statuses;
     private final ActorRef<StatsAggregator.PipelineStats> stats;
     private int polls;
-    private final Map<String, TokenListener> listeners = new HashMap<>();
+    private final Map<String, ResumableJob> jobs = new java.util.LinkedHashMap<>();
+    /** The coordinator incarnation the last status came from; null before the first. */
+    private String incarnation;
 
     private GatewayActor(ActorContext<Command> context, ActorRef<Coordinator.Command> coordinator,
                          Consumer<Coordinator.Status> statusSink, Consumer<StatsAggregator.PipelineStats> statsSink) {
@@ -80,11 +86,16 @@ public final class GatewayActor {
     private Behavior<Command> running() {
         return Behaviors.receive(Command.class)
                 .onMessage(SubmitJob.class, m -> {
-                    listeners.put(m.job().requestId(), m.listener());
+                    jobs.put(m.job().requestId(), new ResumableJob(m.job(), m.listener(), m.deadlineMillis(),
+                            System.nanoTime()));
                     coordinator.tell(new Coordinator.Submit(m.job(), events, m.deadlineMillis()));
                     return Behaviors.same();
                 })
                 .onMessage(CancelJob.class, m -> {
+                    ResumableJob job = jobs.get(m.requestId());
+                    if (job != null) {
+                        job.cancelRequested = true;
+                    }
                     coordinator.tell(new Coordinator.Cancel(m.requestId()));
                     return Behaviors.same();
                 })
@@ -104,33 +115,73 @@ public final class GatewayActor {
                     return Behaviors.same();
                 })
                 .onMessage(StatusArrived.class, m -> {
+                    handOver(m.status());
                     statusSink.accept(m.status());
                     return Behaviors.same();
                 })
                 .build();
     }
 
+    /**
+     * A status from a new coordinator incarnation after another: the singleton was handed over, and the jobs the lost
+     * one held go to the new one from where their clients are. A job whose submission reached the new one already is
+     * ignored there; events of the lost one can no longer come (its node is gone).
+     */
+    private void handOver(Coordinator.Status status) {
+        String previous = incarnation;
+        incarnation = status.incarnation();
+        if (previous == null || previous.equals(status.incarnation())) {
+            return;
+        }
+        long now = System.nanoTime();
+        int resumed = 0;
+        int cancelled = 0;
+        for (var it = jobs.values().iterator(); it.hasNext(); ) {
+            ResumableJob job = it.next();
+            if (job.cancelRequested) {
+                it.remove();
+                job.listener.onFinished(io.bitrelay.actors.coordinator.FinishReason.CANCELLED);
+                cancelled++;
+            } else {
+                coordinator.tell(job.resumption(events, now));
+                resumed++;
+            }
+        }
+        context.getLog().warn("the coordinator was handed over ({} → {}, now {}): {} request(s) resumed from their tokens so"
+                + " far, {} cancelled ones finished", previous, status.incarnation(), status.phase().label(), resumed, cancelled);
+    }
+
     private void route(JobEvent event) {
-        TokenListener listener = listeners.get(event.requestId());
-        if (listener == null) {
+        ResumableJob job = jobs.get(event.requestId());
+        if (job == null) {
             context.getLog().debug("event for unknown request {}", event.requestId());
             return;
         }
+        TokenListener listener = job.listener;
         switch (event) {
             case JobEvent.TokenGenerated t -> {
+                job.received(t.token());
                 if (t.score() != null) {
                     listener.onTokenScore(t.score());
                 }
                 listener.onToken(t.token());
             }
-            case JobEvent.PromptScored p -> listener.onPromptScores(java.util.List.of(p.scores()));
+            case JobEvent.PromptScored p -> {
+                job.receivedPromptScores(p.scores().length);
+                listener.onPromptScores(java.util.List.of(p.scores()));
+            }
             case JobEvent.JobFinished f -> {
-                listeners.remove(f.requestId());
+                jobs.remove(f.requestId());
                 listener.onFinished(f.reason());
             }
-            case JobEvent.JobQueued q -> listener.onQueued();
+            case JobEvent.JobQueued q -> {
+                if (!job.queued) {
+                    job.queued = true;
+                    listener.onQueued();
+                }
+            }
             case JobEvent.JobFailed f -> {
-                listeners.remove(f.requestId());
+                jobs.remove(f.requestId());
                 switch (f.kind()) {
                     case BROKEN -> listener.onFailed(f.reason());
                     case UNAVAILABLE -> listener.onUnavailable(f.reason());

@@ -101,6 +101,10 @@ public final class BitrelayNode implements AutoCloseable {
                                     Coordinator.SINGLETON_NAME)
                             .withSettings(ClusterSingletonSettings.create(context.getSystem()).withRole(Coordinator.ROLE)));
             coordinatorRef.complete(proxy);
+            if (options.has(Coordinator.ROLE)) {
+                // on every coordinator node, not in the singleton: the singleton's node may be the one lost
+                context.spawn(io.bitrelay.actors.coordinator.NodeDowning.create(), "node-downing");
+            }
             if (worker != null) {
                 workerRef.complete(context.spawn(StageWorker.create(worker, plane), "stage-worker"));
             }

@@ -117,6 +117,8 @@ public final class ProtocolRegistry {
             // the whole cluster stopping: drains rebuild nothing (issue 15)
             Coordinator.StopPlacing.class,
             Coordinator.PlacingStopped.class,
+            // the coordinator singleton handed over: gateways resume their jobs on the new one (issue 15)
+            Coordinator.Resume.class,
     };
 
     private ProtocolRegistry() {
