@@ -39,6 +39,16 @@ final class ClusterFixture {
                 line -> System.out.println("[cluster] " + line));
     }
 
+    /**
+     * As {@link #start}, with the coordinator singleton in a coordinator + gateway JVM of its own that seeds the cluster
+     * ({@link LocalCluster#killCoordinator()} hands it over to this JVM's node).
+     */
+    static LocalCluster startWithLeadCoordinator(Path checkpoint, String codec, Path logs, Map<String, Object> settings)
+            throws IOException {
+        return LocalCluster.start(new LocalCluster.Options(checkpoint, 3, codec, 0, 1, logs, settings, Duration.ofMinutes(3),
+                null, List.of("cpu")).withLeadCoordinator(), line -> System.out.println("[cluster] " + line));
+    }
+
     /** Stops a failover test's cluster and closes its tokenizer; either may be null (the start failed before it). */
     static void close(LocalCluster cluster, OptTokenizer tokenizer) {
         if (cluster != null) {

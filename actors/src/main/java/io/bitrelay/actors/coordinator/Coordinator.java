@@ -167,10 +167,11 @@ public final class Coordinator {
      * @param incarnation  this coordinator's id, new at each start: a gateway that sees it change knows the singleton
      *                     was handed over, and resumes its jobs on the new one
      * @param resumed      jobs taken over from a lost coordinator ({@link Resume}) since this one started
+     * @param node         the cluster address of the node this coordinator runs on (host:port)
      */
     public record Status(Phase phase, int workers, StageView[] stages, String[] linkCodecs, int waiting, int active,
                          int inFlight, String error, String quantization, Phase[] phases, long replayed,
-                         String incarnation, long resumed)
+                         String incarnation, long resumed, String node)
             implements ClusterMessage {
         public boolean serving() {
             return phase == Phase.SERVING;
@@ -883,8 +884,13 @@ public final class Coordinator {
         java.util.Arrays.fill(codecs, settings.linkCodec());
         message.replyTo().tell(new Status(phase, described.size(), stages, codecs, scheduler.waitingCount(),
                 scheduler.activeCount(), scheduler.inFlightCount(), error, describeQuantization(), phases.toArray(Phase[]::new),
-                scheduler.replayedCount(), incarnation, scheduler.resumedCount()));
+                scheduler.replayedCount(), incarnation, scheduler.resumedCount(), nodeAddress()));
         return Behaviors.same();
+    }
+
+    private String nodeAddress() {
+        org.apache.pekko.actor.Address self = org.apache.pekko.cluster.typed.Cluster.get(context.getSystem()).selfMember().address();
+        return self.getHost().orElse("?") + ":" + self.getPort().map(String::valueOf).orElse("?");
     }
 
     /** The recipe and how the stages got it, with the KV cache's precision when it is quantized. */

@@ -103,7 +103,8 @@ public final class BitrelayNode implements AutoCloseable {
             coordinatorRef.complete(proxy);
             if (options.has(Coordinator.ROLE)) {
                 // on every coordinator node, not in the singleton: the singleton's node may be the one lost
-                context.spawn(io.bitrelay.actors.coordinator.NodeDowning.create(), "node-downing");
+                context.spawn(io.bitrelay.actors.coordinator.NodeDowning.create(
+                        finalConfig.getDuration(io.bitrelay.actors.coordinator.NodeDowning.DOWN_AFTER_KEY)), "node-downing");
             }
             if (worker != null) {
                 workerRef.complete(context.spawn(StageWorker.create(worker, plane), "stage-worker"));
