@@ -34,6 +34,22 @@ public final class GatewayActor {
     public record CancelJob(String requestId) implements Command {
     }
 
+    /**
+     * The gateway is stopping: new jobs are refused as unavailable, and the jobs still open after {@code grace} end with
+     * an error their clients see (a stream gets an error event and [DONE], a whole answer 503) and are cancelled at the
+     * coordinator, before the HTTP server closes their connections: without it a stream just ended, no error event, no
+     * [DONE]. Answered once no job is open.
+     */
+    public record EndJobs(Duration grace, ActorRef<JobsEnded> replyTo) implements Command {
+    }
+
+    /** @param endedWithError jobs that were still open after the grace and ended with an error */
+    public record JobsEnded(int endedWithError) {
+    }
+
+    private record GraceOver() implements Command {
+    }
+
     private record Event(JobEvent event) implements Command {
     }
 
@@ -56,7 +72,7 @@ public final class GatewayActor {
                                            Consumer<StatsAggregator.PipelineStats> statsSink) {
         return Behaviors.setup(context -> Behaviors.withTimers(timers -> {
             timers.startTimerWithFixedDelay(new PollStatus(), STATUS_INTERVAL);
-            return new GatewayActor(context, coordinator, statusSink, statsSink).running();
+            return new GatewayActor(context, timers, coordinator, statusSink, statsSink).running();
         }));
     }
 
@@ -71,10 +87,17 @@ public final class GatewayActor {
     private final Map<String, ResumableJob> jobs = new java.util.LinkedHashMap<>();
     /** The coordinator incarnation the last status came from; null before the first. */
     private String incarnation;
+    private final org.apache.pekko.actor.typed.javadsl.TimerScheduler<Command> timers;
+    /** Who waits for the open jobs to end ({@link EndJobs}); not empty once the gateway is stopping. */
+    private final java.util.List<ActorRef<JobsEnded>> endWaiters = new java.util.ArrayList<>();
+    private boolean stopping;
+    private int endedWithError;
 
-    private GatewayActor(ActorContext<Command> context, ActorRef<Coordinator.Command> coordinator,
-                         Consumer<Coordinator.Status> statusSink, Consumer<StatsAggregator.PipelineStats> statsSink) {
+    private GatewayActor(ActorContext<Command> context, org.apache.pekko.actor.typed.javadsl.TimerScheduler<Command> timers,
+                         ActorRef<Coordinator.Command> coordinator, Consumer<Coordinator.Status> statusSink,
+                         Consumer<StatsAggregator.PipelineStats> statsSink) {
         this.context = context;
+        this.timers = timers;
         this.coordinator = coordinator;
         this.statusSink = statusSink;
         this.statsSink = statsSink;
@@ -86,6 +109,10 @@ public final class GatewayActor {
     private Behavior<Command> running() {
         return Behaviors.receive(Command.class)
                 .onMessage(SubmitJob.class, m -> {
+                    if (stopping) {
+                        m.listener().onUnavailable("the gateway is shutting down; retry on another gateway");
+                        return Behaviors.same();
+                    }
                     jobs.put(m.job().requestId(), new ResumableJob(m.job(), m.listener(), m.deadlineMillis(),
                             System.nanoTime()));
                     coordinator.tell(new Coordinator.Submit(m.job(), events, m.deadlineMillis()));
@@ -101,6 +128,23 @@ public final class GatewayActor {
                 })
                 .onMessage(Event.class, m -> {
                     route(m.event());
+                    answerIfEnded();
+                    return Behaviors.same();
+                })
+                .onMessage(EndJobs.class, m -> {
+                    stopping = true;
+                    endWaiters.add(m.replyTo());
+                    if (!jobs.isEmpty() && !timers.isTimerActive(GRACE_TIMER)) {
+                        context.getLog().info("the gateway is stopping: {} open request(s) get {} to finish", jobs.size(),
+                                m.grace());
+                        timers.startSingleTimer(GRACE_TIMER, new GraceOver(), m.grace());
+                    }
+                    answerIfEnded();
+                    return Behaviors.same();
+                })
+                .onMessage(GraceOver.class, m -> {
+                    endOpenJobs();
+                    answerIfEnded();
                     return Behaviors.same();
                 })
                 .onMessage(PollStatus.class, m -> {
@@ -120,6 +164,30 @@ public final class GatewayActor {
                     return Behaviors.same();
                 })
                 .build();
+    }
+
+    private static final String GRACE_TIMER = "end-jobs-grace";
+
+    /** The jobs still open when the gateway stops: their clients get an error, the coordinator frees their sequences. */
+    private void endOpenJobs() {
+        String reason = "the gateway is shutting down and the request did not finish in time; retry on another gateway";
+        for (ResumableJob job : jobs.values()) {
+            coordinator.tell(new Coordinator.Cancel(job.job.requestId()));
+            job.listener.onUnavailable(reason);
+            endedWithError++;
+        }
+        if (!jobs.isEmpty()) {
+            context.getLog().warn("the gateway is stopping: {} open request(s) ended with an error", jobs.size());
+        }
+        jobs.clear();
+    }
+
+    private void answerIfEnded() {
+        if (stopping && jobs.isEmpty() && !endWaiters.isEmpty()) {
+            timers.cancel(GRACE_TIMER);
+            endWaiters.forEach(w -> w.tell(new JobsEnded(endedWithError)));
+            endWaiters.clear();
+        }
     }
 
     /**
