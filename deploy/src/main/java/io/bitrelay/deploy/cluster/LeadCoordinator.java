@@ -22,10 +22,12 @@ final class LeadCoordinator implements AutoCloseable {
 
     private final Process process;
     private final String seed;
+    private final Path log;
 
-    private LeadCoordinator(Process process, String seed) {
+    private LeadCoordinator(Process process, String seed, Path log) {
         this.process = process;
         this.seed = seed;
+        this.log = log;
     }
 
     /** Starts the JVM on a free port of 127.0.0.1 with the same settings as the local cluster's node; returns at once. */
@@ -59,7 +61,7 @@ final class LeadCoordinator implements AutoCloseable {
         if (tls != null) {
             tls.export(builder.environment());
         }
-        return new LeadCoordinator(builder.start(), "127.0.0.1:" + port);
+        return new LeadCoordinator(builder.start(), "127.0.0.1:" + port, log);
     }
 
     /** Its Pekko address as host:port: the seed of the local cluster's node. */
@@ -69,6 +71,37 @@ final class LeadCoordinator implements AutoCloseable {
 
     boolean alive() {
         return process.isAlive();
+    }
+
+    /** Its gateway's HTTP address, from the line `bitrelay node` prints once up; waits for it up to {@code timeout}. */
+    java.net.InetSocketAddress gatewayAddress(java.time.Duration timeout) {
+        java.util.regex.Pattern up = java.util.regex.Pattern.compile("gateway on http://([^:/\\s]+):(\\d+)");
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (System.nanoTime() < deadline) {
+            try {
+                java.util.regex.Matcher found = up.matcher(java.nio.file.Files.readString(log));
+                if (found.find()) {
+                    return new java.net.InetSocketAddress(found.group(1), Integer.parseInt(found.group(2)));
+                }
+                Thread.sleep(100);
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot read " + log + ": " + e.getMessage(), e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for " + ID + "'s gateway", e);
+            }
+        }
+        throw new IllegalStateException(ID + " did not report its gateway within " + timeout + " (see " + log + ")");
+    }
+
+    /** SIGTERM, as a rolling restart would: it ends its gateway's open requests, leaves, and exits. Returns at once. */
+    void stop() {
+        process.destroy();
+    }
+
+    /** Waits for the JVM to exit; its exit code, or −1 if it is still running after {@code timeout}. */
+    int awaitExit(java.time.Duration timeout) throws InterruptedException {
+        return process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS) ? process.exitValue() : -1;
     }
 
     /** kill -9; returns once the JVM is gone, with its exit code (137). */

@@ -325,10 +325,32 @@ public final class LocalCluster implements AutoCloseable {
      * @throws IllegalStateException without a lead coordinator ({@link Options#leadCoordinator()})
      */
     public int killCoordinator() {
+        return requireLead().kill();
+    }
+
+    /**
+     * Sends the lead coordinator JVM SIGTERM: its gateway ends its open requests (bitrelay.gateway.end-requests-after),
+     * its node leaves the cluster and the coordinator singleton is handed over to this JVM's node. Returns at once.
+     */
+    public void stopCoordinator() {
+        requireLead().stop();
+    }
+
+    /** Waits for the lead coordinator JVM to exit; its exit code, or −1 if it still runs after {@code timeout}. */
+    public int awaitCoordinatorExit(Duration timeout) throws InterruptedException {
+        return requireLead().awaitExit(timeout);
+    }
+
+    /** The lead coordinator JVM's gateway (HTTP), once it has bound it. */
+    public InetSocketAddress leadCoordinatorHttpAddress() {
+        return requireLead().gatewayAddress(Duration.ofSeconds(60));
+    }
+
+    private LeadCoordinator requireLead() {
         if (lead == null) {
-            throw new IllegalStateException("this cluster has no lead coordinator JVM to kill (Options.withLeadCoordinator)");
+            throw new IllegalStateException("this cluster has no lead coordinator JVM (Options.withLeadCoordinator)");
         }
-        return lead.kill();
+        return lead;
     }
 
     /** The lead coordinator JVM's cluster address (host:port), or null without one. */
