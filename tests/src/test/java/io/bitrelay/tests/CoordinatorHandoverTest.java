@@ -85,7 +85,7 @@ class CoordinatorHandoverTest {
         long resumedFirst = jobs.stream().limit(8).mapToLong(j -> j.firstTokenAfter(serving)).min().orElseThrow();
         Coordinator.Status after = ClusterFixture.status(cluster);
         System.out.printf("[handover] killed %s (exit %d) with %d tokens streamed so far: a new coordinator answered after"
-                        + " %d ms, serving after %d ms, first streamed token after that %d ms, all %d requests exact after %d ms;"
+                        + " %d ms, serving after %d ms, first streamed token of the new pipeline after %d ms, all %d requests exact after %d ms;"
                         + " %d resumed by the gateway, stages %s%n", "coordinator-1", exit, tokensAtKill,
                 millis(killed, handedOver), millis(killed, serving), millis(killed, resumedFirst), REQUESTS,
                 millis(killed, finished), after.resumed(), List.of(after.stages()).stream().map(Coordinator.StageView::workerId).toList());

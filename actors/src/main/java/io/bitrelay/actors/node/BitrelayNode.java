@@ -111,6 +111,10 @@ public final class BitrelayNode implements AutoCloseable {
             }
             if (worker != null) {
                 workerRef.complete(context.spawn(StageWorker.create(worker, plane), "stage-worker"));
+                java.time.Duration orphanTimeout = finalConfig.getDuration(OrphanWatch.TIMEOUT_KEY);
+                if (!options.has(Coordinator.ROLE) && !orphanTimeout.isZero()) {
+                    context.spawn(OrphanWatch.create(orphanTimeout), "orphan-watch");
+                }
             }
             if (backend != null) {
                 backend.attach(context.spawn(GatewayActor.create(proxy, status::set, linkMetrics::update), "gateway"));
