@@ -72,6 +72,11 @@ class CoordinatorStopTest {
         long finished = System.nanoTime();
         Coordinator.Status after = ClusterFixture.status(cluster);
 
+        // what the stopping node did, for a failure below (its log goes with the test's temporary directory)
+        try (var lines = java.nio.file.Files.lines(temp.resolve("logs").resolve("coordinator-1.log"))) {
+            lines.filter(l -> l.contains("stopping") || l.contains("CoordinatedShutdown") || l.contains("ended with an error"))
+                    .forEach(l -> System.out.println("[coordinator-1] " + l));
+        }
         int ended = 0;
         for (int i = 0; i < stopping.size(); i++) {
             FailoverLoad.Job job = stopping.get(i);
