@@ -755,7 +755,8 @@ public final class Coordinator {
             message.replyTo().tell(new JobEvent.JobFailed(requestId, e.getMessage()));
             return Behaviors.same();
         }
-        context.getLog().info("request {} resumed after {} token(s) from a lost coordinator", requestId,
+        // the gateway logs one line for all it resumes
+        context.getLog().debug("request {} resumed after {} token(s) from a lost coordinator", requestId,
                 message.tokensSoFar().length);
         return Behaviors.same();
     }
