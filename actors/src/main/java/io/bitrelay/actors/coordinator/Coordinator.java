@@ -522,7 +522,8 @@ public final class Coordinator {
         if (highest >= base) {
             int skipped = (highest - settings.streamBase()) / STREAMS_PER_PIPELINE + 1 - pipelinesPlaced;
             pipelinesPlaced += skipped;
-            context.getLog().info("workers hold links up to stream {} (another coordinator's pipelines): this pipeline's"
+            // only after a coordinator was lost: worth seeing next to the hand-over's other lines
+            context.getLog().warn("workers hold links up to stream {} (a lost coordinator's pipelines): this pipeline's"
                     + " streams start at {}", highest, settings.streamBase() + STREAMS_PER_PIPELINE * pipelinesPlaced);
         }
     }
