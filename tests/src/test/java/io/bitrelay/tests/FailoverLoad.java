@@ -88,9 +88,24 @@ final class FailoverLoad {
     List<Job> send(LocalCluster cluster) {
         List<Job> jobs = new ArrayList<>();
         for (int i = 0; i < prompts.size(); i++) {
-            jobs.add(i < streamed ? streamed(cluster, i) : i < streamed + answeredWhole ? answeredWhole(cluster, i) : submitted(cluster, i));
+            jobs.add(i < streamed ? streamed(cluster.httpAddress(), i) : i < streamed + answeredWhole
+                    ? answeredWhole(cluster, i) : submitted(cluster, i));
         }
         return jobs;
+    }
+
+    /** Streams every request over HTTP to {@code gateway} at once. */
+    List<Job> sendStreamedTo(java.net.InetSocketAddress gateway) {
+        List<Job> jobs = new ArrayList<>();
+        for (int i = 0; i < prompts.size(); i++) {
+            jobs.add(streamed(gateway, i));
+        }
+        return jobs;
+    }
+
+    /** Request {@code index}'s whole reference answer as text. */
+    String referenceText(int index) {
+        return tokenizer.decode(reference.get(index));
     }
 
     /** Waits for every job, then checks that none failed and each has the reference's tokens. */
@@ -118,6 +133,8 @@ final class FailoverLoad {
         /** What an HTTP client read (streamed or whole), null for a backend job. */
         StringBuilder text;
         volatile String error;
+        /** A stream ended with data: [DONE] (not cut). */
+        volatile boolean sawDone;
 
         int tokens() {
             return arrivals.size();
@@ -158,17 +175,20 @@ final class FailoverLoad {
     }
 
     /** A streamed completion over HTTP (ignore_eos, greedy); an error event is recorded as the job's error. */
-    private Job streamed(LocalCluster cluster, int index) {
+    private Job streamed(java.net.InetSocketAddress gateway, int index) {
         Job job = new Job();
         job.text = new StringBuilder();
         Thread.ofVirtual().start(() -> {
             try {
-                HttpResponse<Stream<String>> response = HTTP.send(completion(cluster, index, true), HttpResponse.BodyHandlers.ofLines());
+                HttpResponse<Stream<String>> response = HTTP.send(completion(gateway, index, true), HttpResponse.BodyHandlers.ofLines());
                 if (response.statusCode() != 200) {
                     job.error = "HTTP " + response.statusCode();
                 }
                 try (Stream<String> lines = response.body()) {
                     for (String line : (Iterable<String>) lines::iterator) {
+                        if (line.equals("data: [DONE]")) {
+                            job.sawDone = true;
+                        }
                         if (!line.startsWith("data: ") || line.equals("data: [DONE]")) {
                             continue;
                         }
@@ -198,7 +218,7 @@ final class FailoverLoad {
         job.text = new StringBuilder();
         Thread.ofVirtual().start(() -> {
             try {
-                HttpResponse<String> response = HTTP.send(completion(cluster, index, false), HttpResponse.BodyHandlers.ofString());
+                HttpResponse<String> response = HTTP.send(completion(cluster.httpAddress(), index, false), HttpResponse.BodyHandlers.ofString());
                 JsonNode answer = JSON.readTree(response.body());
                 if (response.statusCode() != 200 || answer.has("error")) {
                     job.error = "HTTP " + response.statusCode() + ": " + response.body();
@@ -218,11 +238,10 @@ final class FailoverLoad {
         return job;
     }
 
-    private HttpRequest completion(LocalCluster cluster, int index, boolean stream) {
+    private HttpRequest completion(java.net.InetSocketAddress gateway, int index, boolean stream) {
         String body = JSON.createObjectNode().put("prompt", prompts.get(index)).put("max_tokens", maxTokens)
                 .put("temperature", 0).put("stream", stream).put("ignore_eos", true).toString();
-        URI uri = URI.create("http://" + cluster.httpAddress().getHostString() + ":" + cluster.httpAddress().getPort()
-                + "/v1/completions");
+        URI uri = URI.create("http://" + gateway.getHostString() + ":" + gateway.getPort() + "/v1/completions");
         return HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(2)).header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build();
     }

@@ -109,7 +109,7 @@ class WorkerFailoverTest {
     /**
      * Sends every request, kills the middle stage's worker once each has tokens, and checks every answer. A second
      * kill comes {@link #SECOND_LOSS_AFTER} after the first, before the resolver alone would have downed the first
-     * node (configs/bitrelay.conf and WorkerDowning say why that downed every node).
+     * node (configs/bitrelay.conf and NodeDowning say why that downed every node).
      */
     private void killMiddleStageUnderLoad() throws Exception {
         Coordinator.Status serving = status();

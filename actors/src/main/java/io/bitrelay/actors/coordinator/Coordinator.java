@@ -81,6 +81,19 @@ public final class Coordinator {
         }
     }
 
+    /**
+     * A job that a coordinator lost with its node had running or queued, sent again by its gateway to the one that took
+     * over (the singleton handed over): what its client already has, so it goes on from there as a replay does
+     * ({@link Scheduler#resume}). A request id this coordinator already holds (its Submit reached this one) is ignored.
+     *
+     * @param tokensSoFar           the tokens its client received, in order
+     * @param promptScoresDelivered a scoring job's prompt scores its client received
+     * @param deadlineMillis        as {@link Submit#deadlineMillis()}: what is left of the client's own deadline, or 0
+     */
+    public record Resume(GenerationJob job, int[] tokensSoFar, int promptScoresDelivered, ActorRef<JobEvent> replyTo,
+                         long deadlineMillis) implements Command {
+    }
+
     public record Cancel(String requestId) implements Command {
     }
 
@@ -151,9 +164,14 @@ public final class Coordinator {
      * @param phases       every phase entered since the coordinator started, in order
      * @param replayed     sequences sent back to the queue to be replayed since the coordinator started (a lost or
      *                     drained stage worker's); how a chaos run tells that a kill hit running sequences
+     * @param incarnation  this coordinator's id, new at each start: a gateway that sees it change knows the singleton
+     *                     was handed over, and resumes its jobs on the new one
+     * @param resumed      jobs taken over from a lost coordinator ({@link Resume}) since this one started
+     * @param node         the cluster address of the node this coordinator runs on (host:port)
      */
     public record Status(Phase phase, int workers, StageView[] stages, String[] linkCodecs, int waiting, int active,
-                         int inFlight, String error, String quantization, Phase[] phases, long replayed)
+                         int inFlight, String error, String quantization, Phase[] phases, long replayed,
+                         String incarnation, long resumed, String node)
             implements ClusterMessage {
         public boolean serving() {
             return phase == Phase.SERVING;
@@ -169,13 +187,14 @@ public final class Coordinator {
             ActorRef<Receptionist.Listing> listings = context.messageAdapter(Receptionist.Listing.class,
                     listing -> new WorkersChanged(listing.getServiceInstances(StageWorker.KEY)));
             context.getSystem().receptionist().tell(Receptionist.subscribe(StageWorker.KEY, listings));
-            context.spawn(WorkerDowning.create(), "worker-downing");
             timers.startTimerWithFixedDelay(new DeadlineCheck(), settings.admission().checkInterval());
             return new Coordinator(context, timers, settings).gathering();
         }));
     }
 
     private final ActorContext<Command> context;
+    /** New at each start ({@link Status#incarnation()}). */
+    private final String incarnation = java.util.UUID.randomUUID().toString();
     private final TimerScheduler<Command> timers;
     private final CoordinatorSettings settings;
     private final OptConfig model;
@@ -256,7 +275,7 @@ public final class Coordinator {
         QuantizationSettings q = settings.quantization();
         this.store = q.quantizes() ? new QuantizationStore(q, settings.checkpointDir(), ModelFingerprint.of(Path.of(settings.checkpointDir())))
                 : null;
-        context.getLog().info("coordinator up: {} ({} layers), waiting for {} worker(s), {} links, recipe {}",
+        context.getLog().info("coordinator {} up: {} ({} layers), waiting for {} worker(s), {} links, recipe {}", incarnation,
                 settings.checkpointDir(), model.numLayers(), settings.expectedWorkers(), settings.linkCodec(), q.recipe().name());
         pipelineDown("the pipeline is starting");
     }
@@ -275,6 +294,7 @@ public final class Coordinator {
                 .onMessage(DrainWorker.class, this::drain)
                 .onMessage(StopPlacing.class, this::stopPlacing)
                 .onMessage(Submit.class, this::queue)
+                .onMessage(Resume.class, this::resume)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
                 .onMessage(DeadlineCheck.class, this::expireDeadlines)
@@ -293,6 +313,7 @@ public final class Coordinator {
                 .onMessage(DrainWorker.class, this::drain)
                 .onMessage(StopPlacing.class, this::stopPlacing)
                 .onMessage(Submit.class, this::queue)
+                .onMessage(Resume.class, this::resume)
                 .onMessage(Cancel.class, this::cancel)
                 .onMessage(PendingCheck.class, this::expirePending)
                 .onMessage(DeadlineCheck.class, this::expireDeadlines)
@@ -316,6 +337,11 @@ public final class Coordinator {
         return Behaviors.receive(Command.class)
                 .onMessage(Submit.class, m -> {
                     queue(m);
+                    dispatch();
+                    return Behaviors.same();
+                })
+                .onMessage(Resume.class, m -> {
+                    resume(m);
                     dispatch();
                     return Behaviors.same();
                 })
@@ -351,6 +377,10 @@ public final class Coordinator {
         enter(Phase.FAILED);
         return Behaviors.receive(Command.class)
                 .onMessage(Submit.class, m -> {
+                    m.replyTo().tell(new JobEvent.JobFailed(m.job().requestId(), "the pipeline is down: " + error));
+                    return Behaviors.same();
+                })
+                .onMessage(Resume.class, m -> {
                     m.replyTo().tell(new JobEvent.JobFailed(m.job().requestId(), "the pipeline is down: " + error));
                     return Behaviors.same();
                 })
@@ -445,6 +475,7 @@ public final class Coordinator {
 
     private Behavior<Command> load(List<WorkerDescription> workers, List<StagePlan> plans) {
         placed = List.copyOf(workers);
+        skipStreamsInUse();
         channels = new LinkChannels(LinkChannels.Settings.defaults()
                 .withStreamIdBase(settings.streamBase() + STREAMS_PER_PIPELINE * pipelinesPlaced++));
         placement = pipelinesPlaced;
@@ -479,6 +510,22 @@ public final class Coordinator {
                     placement));
         }
         return loading();
+    }
+
+    /**
+     * A coordinator that took over from a lost one finds workers holding the lost one's stages, which may still publish
+     * for a moment: its pipelines start above every stream id a worker reports, as a rebuilt one does above its own.
+     */
+    private void skipStreamsInUse() {
+        int highest = described.values().stream().mapToInt(WorkerDescription::streamsUpTo).max().orElse(0);
+        int base = settings.streamBase() + STREAMS_PER_PIPELINE * pipelinesPlaced;
+        if (highest >= base) {
+            int skipped = (highest - settings.streamBase()) / STREAMS_PER_PIPELINE + 1 - pipelinesPlaced;
+            pipelinesPlaced += skipped;
+            // only after a coordinator was lost: worth seeing next to the hand-over's other lines
+            context.getLog().warn("workers hold links up to stream {} (a lost coordinator's pipelines): this pipeline's"
+                    + " streams start at {}", highest, settings.streamBase() + STREAMS_PER_PIPELINE * pipelinesPlaced);
+        }
     }
 
     /** Aeron IPC between stages on one host (through its shared driver), UDP to the next worker's data port otherwise. */
@@ -692,6 +739,29 @@ public final class Coordinator {
         return Behaviors.same();
     }
 
+    /**
+     * Takes over a job of a lost coordinator. Not refused for a full queue (max-waiting): its client was admitted
+     * before and has tokens already; the queue's bound is for new requests.
+     */
+    private Behavior<Command> resume(Resume message) {
+        String requestId = message.job().requestId();
+        if (scheduler.holds(requestId)) {
+            context.getLog().debug("request {} is already here (its submission reached this coordinator): not resumed", requestId);
+            return Behaviors.same();
+        }
+        try {
+            scheduler.resume(message.job(), message.tokensSoFar(), message.promptScoresDelivered(), message.replyTo(),
+                    settings.admission().deadlineFor(message.deadlineMillis()));
+        } catch (IllegalArgumentException e) {
+            message.replyTo().tell(new JobEvent.JobFailed(requestId, e.getMessage()));
+            return Behaviors.same();
+        }
+        // the gateway logs one line for all it resumes
+        context.getLog().debug("request {} resumed after {} token(s) from a lost coordinator", requestId,
+                message.tokensSoFar().length);
+        return Behaviors.same();
+    }
+
     private Behavior<Command> cancel(Cancel message) {
         apply(scheduler.cancel(message.requestId(), this::relay));
         return Behaviors.same();
@@ -816,8 +886,13 @@ public final class Coordinator {
         java.util.Arrays.fill(codecs, settings.linkCodec());
         message.replyTo().tell(new Status(phase, described.size(), stages, codecs, scheduler.waitingCount(),
                 scheduler.activeCount(), scheduler.inFlightCount(), error, describeQuantization(), phases.toArray(Phase[]::new),
-                scheduler.replayedCount()));
+                scheduler.replayedCount(), incarnation, scheduler.resumedCount(), nodeAddress()));
         return Behaviors.same();
+    }
+
+    private String nodeAddress() {
+        org.apache.pekko.actor.Address self = org.apache.pekko.cluster.typed.Cluster.get(context.getSystem()).selfMember().address();
+        return self.getHost().orElse("?") + ":" + self.getPort().map(String::valueOf).orElse("?");
     }
 
     /** The recipe and how the stages got it, with the KV cache's precision when it is quantized. */

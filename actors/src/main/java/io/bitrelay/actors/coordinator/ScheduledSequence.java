@@ -94,6 +94,17 @@ final class ScheduledSequence<R> {
     }
 
     /**
+     * What its client already had from a coordinator that is gone (the gateway kept it): the tokens generated so far
+     * (the first {@code tokens.length} of its StopRule's count) and, for a scoring job, the prompt scores received.
+     * {@link #prepareReplay} then sends it as a replay.
+     */
+    void resumeFrom(int[] tokensSoFar, int promptScoresDelivered) {
+        tokens = Arrays.copyOf(tokensSoFar, Math.max(tokensSoFar.length, Math.min(16, job.maxNewTokens())));
+        generated = tokensSoFar.length;
+        scoresDelivered = promptScoresDelivered;
+    }
+
+    /**
      * Puts it back to its start for another pipeline: position 0, no batch, sampling and KV capacity sent again;
      * a generating sequence feeds its prompt and its tokens so far, a scoring one its whole prompt.
      */

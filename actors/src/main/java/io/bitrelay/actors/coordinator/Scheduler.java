@@ -57,6 +57,8 @@ public final class Scheduler<R> {
     private long kvTokensUsed;
     /** Sequences sent back to the queue by {@link #requeueForReplay} so far, for the chaos checks and benches. */
     private long replayed;
+    /** Jobs taken over from a lost coordinator by {@link #resume} so far. */
+    private long resumed;
 
     /** What happened to a sequence when a step completed or failed; the owner relays it to the client. */
     public sealed interface Event<R> {
@@ -153,6 +155,32 @@ public final class Scheduler<R> {
         }
         waiting.add(sequence);
         byRequest.put(job.requestId(), sequence);
+    }
+
+    /**
+     * Queues a job that another coordinator ran before it was lost, from what its client already has (its gateway
+     * kept it): it waits in the queue as a replay does ({@link #requeueForReplay}), joins at position 0 with its prompt
+     * and {@code tokensSoFar} as its "prompt", goes on with its StopRule's count where it was, and its client gets only
+     * what follows. A scoring job restarts its chunks and its first {@code promptScoresDelivered} scores are dropped.
+     *
+     * @throws IllegalArgumentException as {@link #submit(GenerationJob, Object, Duration)}, or for more tokens so far
+     *                                  than the job may generate
+     */
+    public void resume(GenerationJob job, int[] tokensSoFar, int promptScoresDelivered, R client, Duration deadline) {
+        if (tokensSoFar.length > job.maxNewTokens()) {
+            throw new IllegalArgumentException("request " + job.requestId() + " resumes after " + tokensSoFar.length
+                    + " tokens, more than its max_tokens " + job.maxNewTokens());
+        }
+        submit(job, client, deadline);
+        ScheduledSequence<R> sequence = byRequest.get(job.requestId());
+        sequence.resumeFrom(tokensSoFar, promptScoresDelivered);
+        sequence.prepareReplay(sequence.queuedAtNanos);
+        resumed++;
+    }
+
+    /** Whether a job of this request id is waiting or running. */
+    public boolean holds(String requestId) {
+        return byRequest.containsKey(requestId);
     }
 
     /**
@@ -579,5 +607,10 @@ public final class Scheduler<R> {
     /** Sequences put back for a replay since this scheduler started (one sequence replayed twice counts twice). */
     public long replayedCount() {
         return replayed;
+    }
+
+    /** Jobs resumed from a lost coordinator's since this scheduler started. */
+    public long resumedCount() {
+        return resumed;
     }
 }

@@ -40,6 +40,16 @@ public final class ClusterGenerationBackend implements GenerationBackend {
         gateway.tell(new GatewayActor.SubmitJob(job, listener, deadline == null ? 0 : Math.max(1, deadline.toMillis())));
     }
 
+    /**
+     * Stops taking jobs and ends those still open after {@code grace} with an error their clients see
+     * ({@link GatewayActor.EndJobs}); completes once none is open.
+     */
+    public java.util.concurrent.CompletionStage<GatewayActor.JobsEnded> endJobs(
+            org.apache.pekko.actor.typed.ActorSystem<?> system, java.time.Duration grace) {
+        return org.apache.pekko.actor.typed.javadsl.AskPattern.ask(gateway, replyTo -> new GatewayActor.EndJobs(grace, replyTo),
+                grace.plusSeconds(5), system.scheduler());
+    }
+
     @Override
     public void cancel(String requestId) {
         gateway.tell(new GatewayActor.CancelJob(requestId));

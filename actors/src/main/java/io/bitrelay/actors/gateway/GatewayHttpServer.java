@@ -107,6 +107,10 @@ public final class GatewayHttpServer implements AutoCloseable {
                     .bindFlow(perConnection(routes.route().flow(system)))
                     .toCompletableFuture()
                     .get(BIND_SECONDS, TimeUnit.SECONDS);
+            // On SIGTERM Pekko's JVM hook may run coordinated shutdown before close() does: unbind, then let open
+            // responses finish (a stream's last events, an error event and [DONE] included) up to shutdown-timeout
+            // before the actor system, whose streams carry them, terminates; else a stream was cut mid-flight
+            binding.addToCoordinatedShutdown(settings.shutdownTimeout(), system);
         } catch (ExecutionException e) {
             throw new IllegalStateException("cannot bind the gateway to " + settings.host() + ":" + settings.port()
                     + ": " + e.getCause().getMessage(), e.getCause());

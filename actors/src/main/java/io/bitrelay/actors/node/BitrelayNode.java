@@ -48,10 +48,13 @@ public final class BitrelayNode implements AutoCloseable {
     private final ClusterGenerationBackend backend;
     private final ActorRef<Coordinator.Command> coordinator;
     private final GatewayHttpServer http;
+    /** {@link #END_REQUESTS_AFTER_KEY}; null on nodes without a gateway. */
+    private final java.time.Duration endRequestsAfter;
     private boolean closed;
 
     private BitrelayNode(ActorSystem<Void> system, DataPlane dataPlane, ClusterGenerationBackend backend,
-                         ActorRef<Coordinator.Command> coordinator, GatewayHttpServer http) {
+                         ActorRef<Coordinator.Command> coordinator, GatewayHttpServer http, java.time.Duration endRequestsAfter) {
+        this.endRequestsAfter = endRequestsAfter;
         this.system = system;
         this.dataPlane = dataPlane;
         this.backend = backend;
@@ -101,8 +104,17 @@ public final class BitrelayNode implements AutoCloseable {
                                     Coordinator.SINGLETON_NAME)
                             .withSettings(ClusterSingletonSettings.create(context.getSystem()).withRole(Coordinator.ROLE)));
             coordinatorRef.complete(proxy);
+            if (options.has(Coordinator.ROLE)) {
+                // on every coordinator node, not in the singleton: the singleton's node may be the one lost
+                context.spawn(io.bitrelay.actors.coordinator.NodeDowning.create(
+                        finalConfig.getDuration(io.bitrelay.actors.coordinator.NodeDowning.DOWN_AFTER_KEY)), "node-downing");
+            }
             if (worker != null) {
                 workerRef.complete(context.spawn(StageWorker.create(worker, plane), "stage-worker"));
+                java.time.Duration orphanTimeout = finalConfig.getDuration(OrphanWatch.TIMEOUT_KEY);
+                if (!options.has(Coordinator.ROLE) && !orphanTimeout.isZero()) {
+                    context.spawn(OrphanWatch.create(orphanTimeout), "orphan-watch");
+                }
             }
             if (backend != null) {
                 backend.attach(context.spawn(GatewayActor.create(proxy, status::set, linkMetrics::update), "gateway"));
@@ -139,8 +151,22 @@ public final class BitrelayNode implements AutoCloseable {
                 throw e;
             }
         }
-        return new BitrelayNode(system, dataPlane, backend, proxy, http);
+        java.time.Duration endRequestsAfter = backend == null ? null : finalConfig.getDuration(END_REQUESTS_AFTER_KEY);
+        if (backend != null) {
+            // Pekko's own JVM hook may stop the actor system before close() runs on SIGTERM: the open requests end
+            // in the first phase of its coordinated shutdown, while the gateway actor still runs
+            org.apache.pekko.actor.CoordinatedShutdown.get(system).addTask(
+                    org.apache.pekko.actor.CoordinatedShutdown.PhaseBeforeServiceUnbind(), "end-open-requests",
+                    () -> backend.endJobs(system, endRequestsAfter).thenApply(ended -> org.apache.pekko.Done.getInstance()));
+        }
+        return new BitrelayNode(system, dataPlane, backend, proxy, http, endRequestsAfter);
     }
+
+    /**
+     * On shutdown, how long open requests may run before they end with an error their clients see (an error event and
+     * [DONE] for a stream), ahead of bitrelay.gateway.shutdown-timeout closing their connections.
+     */
+    public static final String END_REQUESTS_AFTER_KEY = "bitrelay.gateway.end-requests-after";
 
     /** The gateway reads the checkpoint's tokenizer.json and config.json (its context length) itself. */
     private static GatewayHttpServer startHttp(ActorSystem<Void> system, Config config, ClusterGenerationBackend backend,
@@ -192,6 +218,22 @@ public final class BitrelayNode implements AutoCloseable {
         return org.apache.pekko.actor.CoordinatedShutdown.get(system).getShutdownReason();
     }
 
+    /** Before the HTTP server closes: open requests end with an error their clients see (once, whoever asks first). */
+    private void endOpenRequests() {
+        if (backend == null) {
+            return;
+        }
+        try {
+            backend.endJobs(system, endRequestsAfter).toCompletableFuture()
+                    .get(endRequestsAfter.toMillis() + 10_000, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (Exception e) {
+            // the actor system may be down already (Pekko's JVM hook ran first, and ended them then)
+            system.log().debug("ending the open requests: {}", e.toString());
+        }
+    }
+
     /** Idempotent: a JVM shutdown hook and a node the cluster shut down may both close it. */
     @Override
     public synchronized void close() {
@@ -199,6 +241,7 @@ public final class BitrelayNode implements AutoCloseable {
             return;
         }
         closed = true;
+        endOpenRequests();
         try {
             if (http != null) {
                 http.close();

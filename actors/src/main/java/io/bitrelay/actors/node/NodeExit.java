@@ -19,6 +19,11 @@ public final class NodeExit {
      * try again.
      */
     public static final int REMOVED_FROM_CLUSTER = 75;
+    /**
+     * No coordinator node was a member for bitrelay.worker.orphan-timeout (they were all lost): the worker gave up
+     * waiting ({@link OrphanWatch}). 69 is sysexits' EX_UNAVAILABLE; a restart joins once a coordinator node is back.
+     */
+    public static final int NO_COORDINATOR = 69;
 
     private NodeExit() {
     }
@@ -27,6 +32,9 @@ public final class NodeExit {
     public static int codeFor(CoordinatedShutdown.Reason reason) {
         if (reason == CoordinatedShutdown.clusterDowningReason()) {
             return REMOVED_FROM_CLUSTER;
+        }
+        if (reason == OrphanWatch.NoCoordinator.REASON) {
+            return NO_COORDINATOR;
         }
         if (reason == CoordinatedShutdown.jvmExitReason() || reason == CoordinatedShutdown.clusterLeavingReason()) {
             return STOPPED;

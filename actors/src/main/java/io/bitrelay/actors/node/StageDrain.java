@@ -16,7 +16,7 @@ import java.util.concurrent.CompletableFuture;
  * its stage elsewhere, in coordinated shutdown's first phase, before it leaves the cluster and its stage stops: the
  * coordinator moves the stage to a standby (or the model over the survivors) and replays its sequences there, at once
  * instead of after a detection time, and the requests see a pause, not an error. A node the cluster downed skips it
- * (the coordinator gave it up already). Without an answer within bitrelay.worker.drain-timeout the node stops anyway:
+ * (the coordinator gave it up already), and so does one that gave up waiting for a coordinator ({@link OrphanWatch}). Without an answer within bitrelay.worker.drain-timeout the node stops anyway:
  * its departure is then an ordinary loss, which the coordinator also replays.
  */
 final class StageDrain {
@@ -27,7 +27,9 @@ final class StageDrain {
                          String workerId, Duration timeout) {
         CoordinatedShutdown shutdown = CoordinatedShutdown.get(system);
         shutdown.addTask(CoordinatedShutdown.PhaseBeforeServiceUnbind(), "drain-stage", () -> {
-            if (shutdown.getShutdownReason().filter(r -> r == CoordinatedShutdown.clusterDowningReason()).isPresent()) {
+            // downed: the coordinator gave it up already; orphaned: there is no coordinator to ask
+            if (shutdown.getShutdownReason().filter(r -> r == CoordinatedShutdown.clusterDowningReason()
+                    || r == OrphanWatch.NoCoordinator.REASON).isPresent()) {
                 return CompletableFuture.completedFuture(Done.getInstance());
             }
             long start = System.nanoTime();

@@ -119,6 +119,8 @@ public final class ProtocolRegistry {
             Coordinator.PlacingStopped.class,
             // the coordinator's share of time to first token in the pipeline's stats (issue 14)
             io.bitrelay.actors.coordinator.FirstTokenTimes.class,
+            // the coordinator singleton handed over: gateways resume their jobs on the new one (issue 15)
+            Coordinator.Resume.class,
     };
 
     private ProtocolRegistry() {

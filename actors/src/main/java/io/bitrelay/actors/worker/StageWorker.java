@@ -225,6 +225,8 @@ public final class StageWorker {
      * supersedes the load under way, whose stage is shut down unreported when it completes.
      */
     private long loads;
+    /** The highest stream id of the links of a stage this worker was given ({@link WorkerDescription#streamsUpTo()}). */
+    private int streamsUpTo;
 
     private StageWorker(ActorContext<Command> context, WorkerSettings settings, DataPlane dataPlane, ExecutorService loader) {
         this.context = context;
@@ -235,7 +237,7 @@ public final class StageWorker {
 
     private WorkerDescription describe() {
         return new WorkerDescription(context.getSelf(), settings.workerId(), settings.host(), settings.device(),
-                settings.memoryBytes(), settings.dataPort());
+                settings.memoryBytes(), settings.dataPort(), streamsUpTo);
     }
 
     /** No stage (yet), or the previous one was dropped; {@code engine} is the stage still serving, or null. */
@@ -408,6 +410,11 @@ public final class StageWorker {
                 assignment.stageCount(), assignment.firstLayer(), assignment.endLayer(), assignment.checkpointDir());
         long start = System.nanoTime();
         long load = ++loads;
+        for (io.bitrelay.actors.dataplane.Link link : new io.bitrelay.actors.dataplane.Link[]{assignment.inbound(), assignment.outbound()}) {
+            if (link != null) {
+                streamsUpTo = Math.max(streamsUpTo, link.streamId());
+            }
+        }
         CompletableFuture<StageEngine> loading = CompletableFuture.supplyAsync(
                 () -> StageEngine.start(assignment, settings, dataPlane, message.coordinator(),
                         assignment.stageIndex() == 0 ? null : message.head()), loader);

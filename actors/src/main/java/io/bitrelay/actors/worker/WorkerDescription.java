@@ -11,7 +11,15 @@ import org.apache.pekko.actor.typed.ActorRef;
  * @param device      "cpu" or "cuda:N"
  * @param memoryBytes memory the worker may fill with weights and KV cache
  * @param dataPort    UDP port its inbound link listens on when the upstream stage is on another host
+ * @param streamsUpTo the highest Aeron stream id of the links of a stage it was given, 0 for none: a coordinator that
+ *                    takes over from a lost one places its pipelines above it, so that no new link shares a stream
+ *                    with a stage of the lost coordinator's still publishing
  */
 public record WorkerDescription(ActorRef<StageWorker.Command> worker, String workerId, String host, String device,
-                                long memoryBytes, int dataPort) implements ClusterMessage {
+                                long memoryBytes, int dataPort, int streamsUpTo) implements ClusterMessage {
+    /** A worker that was never given a stage. */
+    public WorkerDescription(ActorRef<StageWorker.Command> worker, String workerId, String host, String device,
+                             long memoryBytes, int dataPort) {
+        this(worker, workerId, host, device, memoryBytes, dataPort, 0);
+    }
 }

@@ -319,6 +319,47 @@ class SchedulerTest {
     }
 
     @Test
+    void shouldResumeALostCoordinatorsJobFromWhatItsClientHas() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 2), EOS);
+        scheduler.resume(seeded("a", new int[]{5, 6, 7}, 5), new int[]{10, 11}, 0, "ca", null);
+        assertTrue(scheduler.holds("a"));
+        assertEquals(1, scheduler.resumedCount());
+        assertEquals(0, scheduler.replayedCount(), "not a replay of this coordinator's");
+        MicroBatch batch = scheduler.dispatch().getFirst();
+        MicroBatch.Entry a = batch.entries()[0];
+        assertArrayEquals(new int[]{5, 6, 7, 10, 11}, a.tokens(), "prompt + tokens so far");
+        assertEquals(0, a.startPosition());
+        assertEquals(2, a.generated(), "the stop rule goes on where it was");
+        assertEquals(new SamplingParams(0.8f, 40, 0.9f, 17), a.firstChunkSampling());
+        assertEquals(8, a.kvCapacity(), "prompt + max_tokens, as on the lost coordinator");
+        for (int step = 0; step < 3; step++) {
+            scheduler.complete(batch.batchId(), ids(batch), new int[]{12 + step}, events::add);
+        }
+        assertEquals(List.of(12, 13, 14), tokensOf("a"), "only what the client does not have yet");
+        assertEquals(new Scheduler.Finished<>("ca", "a", FinishReason.MAX_TOKENS), events.getLast());
+        assertThrows(IllegalArgumentException.class,
+                () -> scheduler.resume(seeded("b", new int[]{5}, 2), new int[]{10, 11, 12}, 0, "cb", null),
+                "more tokens so far than max_tokens");
+    }
+
+    @Test
+    void shouldResumeAScoringJobWithoutRepeatingTheScoresItsClientHas() {
+        Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4, 8), EOS);
+        int[] prompt = java.util.stream.IntStream.range(0, 10).map(i -> 100 + i).toArray();
+        scheduler.resume(GenerationJob.scoring("score", prompt, 0), new int[0], 4, "eval", null);
+        while (scheduler.activeCount() + scheduler.waitingCount() > 0) {
+            MicroBatch batch = scheduler.dispatch().getFirst();
+            scheduler.complete(batch.batchId(), ids(batch), new int[]{-1},
+                    new io.bitrelay.runtime.eval.TokenScore[][]{scoresFor(batch.entries()[0])}, events::add);
+        }
+        List<Integer> scoredTargets = events.stream().filter(e -> e instanceof Scheduler.PromptScores<String>)
+                .flatMap(e -> java.util.Arrays.stream(((Scheduler.PromptScores<String>) e).scores()))
+                .map(io.bitrelay.runtime.eval.TokenScore::token).toList();
+        assertEquals(java.util.stream.IntStream.range(5, 10).map(i -> 100 + i).boxed().toList(), scoredTargets,
+                "the 4 scores the client had are not sent again");
+    }
+
+    @Test
     void shouldFinishCancelledSequencesInsteadOfReplayingThem() {
         Scheduler<String> scheduler = new Scheduler<>(new SchedulerSettings(1, 16, 4096, 8), EOS);
         scheduler.submit(job("kept", 2, 8), "c1");

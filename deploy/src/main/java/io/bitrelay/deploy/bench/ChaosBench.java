@@ -33,9 +33,8 @@ import java.util.function.Predicate;
 public final class ChaosBench implements Runnable {
     /** How often the coordinator's status is read around a kill; the resolution of the detection and recovery times. */
     private static final Duration POLL = Duration.ofMillis(20);
-    private static final List<String> NOT_BUILT = List.of(
-            "recovery from KV replicas: not built (stages do not stream their KV appends to a replica), every recovery replays",
-            "coordinator hand-over: not built (the coordinator and gateway live in one JVM, no second one takes over)");
+    private static final String NO_KV_REPLICAS =
+            "recovery from KV replicas: not built (stages do not stream their KV appends to a replica), every recovery replays";
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -76,6 +75,11 @@ public final class ChaosBench implements Runnable {
     @Option(names = "--start-timeout", defaultValue = "PT10M", description = "Longest wait for the cluster to serve (default: ${DEFAULT-VALUE}).")
     Duration startTimeout;
 
+    @Option(names = "--handover", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Also kill the coordinator singleton's node last: it runs in a coordinator + gateway JVM of its own,"
+                    + " the bench's JVM is the second such node (its gateway carries the load) and takes over (default: on).")
+    boolean handover;
+
     @Option(names = "--json", paramLabel = "FILE", description = "Also write every setting and result as JSON.")
     Path json;
 
@@ -91,6 +95,10 @@ public final class ChaosBench implements Runnable {
         Path checkpoint = modelOptions.resolve();
         List<int[]> prompts = BenchPrompts.of(checkpoint, clients, promptTokens);
         LocalCluster.Options options = clusterOptions.toOptions(checkpoint, 0, Map.of(), startTimeout);
+        if (handover) {
+            options = options.withLeadCoordinator();
+        }
+        HandOverRound handOver = null;
         TokenTimeline timeline = new TokenTimeline();
         List<Round> rounds = new ArrayList<>();
         String stoppedEarly = null;
@@ -120,6 +128,10 @@ public final class ChaosBench implements Runnable {
                     }
                     rounds.add(killUnderLoad(cluster, position, timeline, progress));
                 }
+                if (handover && stoppedEarly == null) {
+                    awaitStatus(cluster, s -> s.serving() && s.workers() == total, "every worker back (the killed one as a standby)");
+                    handOver = handOverUnderLoad(cluster, timeline, progress);
+                }
                 // Every round ends with its killed worker back (the next one waits for it), the last one too.
                 awaitStatus(cluster, s -> s.serving() && s.workers() == total, "every worker back (the killed one as a standby)");
                 progress.accept("stopping the load; " + load.completed() + " completions");
@@ -134,7 +146,16 @@ public final class ChaosBench implements Runnable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted", e);
         }
-        ChaosBenchResult result = new ChaosBenchResult(settings(checkpoint), rows(rounds, timeline, end), NOT_BUILT, stoppedEarly);
+        List<String> notBuilt = new ArrayList<>(List.of(NO_KV_REPLICAS));
+        if (!handover) {
+            notBuilt.add("coordinator hand-over: not run (--no-handover)");
+        } else if (handOver == null) {
+            notBuilt.add("coordinator hand-over: not run (the run stopped early)");
+        }
+        // the last worker round's failures are counted up to the hand-over's steady window, which counts its own
+        long roundsEnd = handOver == null ? end + 1 : handOver.start();
+        ChaosBenchResult result = new ChaosBenchResult(settings(checkpoint), rows(rounds, timeline, roundsEnd),
+                handOver == null ? null : handOverRow(handOver, timeline, end), notBuilt, stoppedEarly);
         System.out.println();
         result.print(System.out);
         if (json != null) {
@@ -198,6 +219,57 @@ public final class ChaosBench implements Runnable {
                 after.replayed() - before.replayed());
     }
 
+    /** The coordinator's hand-over as it happened (System.nanoTime). */
+    private record HandOverRound(String tookOver, long start, long killed, long handedOver, long recovered, long steadyAgain,
+                                 long resumed) {
+    }
+
+    /**
+     * A steady window, then the JVM holding the coordinator singleton killed; timed until a coordinator of a new
+     * incarnation answers, serves, and the rate is back.
+     */
+    private HandOverRound handOverUnderLoad(LocalCluster cluster, TokenTimeline timeline, Consumer<String> progress)
+            throws InterruptedException {
+        long start = System.nanoTime();
+        progress.accept("steady load for " + window.toSeconds() + " s before killing the coordinator singleton's node");
+        sleep(window);
+        Coordinator.Status before = awaitStatus(cluster, Coordinator.Status::serving, "the pipeline serving");
+        if (!before.node().equals(cluster.leadCoordinatorAddress())) {
+            throw new IllegalStateException("the coordinator runs on " + before.node() + ", not in the lead coordinator JVM ("
+                    + cluster.leadCoordinatorAddress() + "): a false alarm moved it before the kill; see the log above");
+        }
+        long killed = System.nanoTime();
+        int exit = cluster.killCoordinator();
+        Coordinator.Status moved = awaitStatus(cluster, s -> !s.incarnation().equals(before.incarnation()),
+                "a coordinator of a new incarnation answering");
+        long handedOver = System.nanoTime();
+        Coordinator.Status after = awaitStatus(cluster, s -> !s.incarnation().equals(before.incarnation()) && s.serving(),
+                "the new coordinator serving");
+        long recovered = System.nanoTime();
+        long rest = killed + window.toNanos() - System.nanoTime();
+        if (rest > 0) {
+            Thread.sleep(rest / 1_000_000);
+        }
+        long steadyAgain = awaitSteadyRate(timeline, recovered, timeline.rate(killed - window.toNanos(), killed), progress);
+        Coordinator.Status last = awaitStatus(cluster, Coordinator.Status::serving, "the new coordinator serving");
+        progress.accept(String.format("killed the coordinator's JVM (exit %d): a new coordinator on %s answered after %d ms"
+                + " (%s), served after %d ms", exit, moved.node(), (handedOver - killed) / 1_000_000, moved.phase().label(),
+                (recovered - killed) / 1_000_000));
+        return new HandOverRound(after.node(), start, killed, handedOver, recovered, steadyAgain, last.resumed());
+    }
+
+    private ChaosBenchResult.HandOver handOverRow(HandOverRound round, TokenTimeline timeline, long end) {
+        List<TokenTimeline.Failure> failures = timeline.failuresBetween(round.start(), end + 1);
+        long firstToken = timeline.firstTokenFrom(round.recovered());
+        return new ChaosBenchResult.HandOver("coordinator-1", round.tookOver(), window.toMillis() / 1000.0,
+                millis(round.killed(), round.handedOver()), millis(round.killed(), round.recovered()),
+                firstToken < 0 ? -1 : millis(round.killed(), firstToken),
+                round.steadyAgain() < 0 ? -1 : millis(round.killed(), round.steadyAgain()),
+                timeline.rate(round.killed() - window.toNanos(), round.killed()),
+                timeline.rate(round.killed(), round.killed() + window.toNanos()), round.resumed(), failures.size(),
+                failures.stream().map(TokenTimeline.Failure::reason).distinct().toList());
+    }
+
     /**
      * Waits for the first {@link ChaosBenchResult#STEADY_SPAN_SECONDS} s window after {@code recovered} with at least
      * {@link ChaosBenchResult#STEADY_SHARE} of the steady rate, at most --rejoin-timeout, so that the next round's
@@ -220,11 +292,12 @@ public final class ChaosBench implements Runnable {
         return -1;
     }
 
+    /** @param end where the last round's failures stop counting */
     private List<ChaosBenchResult.Kill> rows(List<Round> rounds, TokenTimeline timeline, long end) {
         List<ChaosBenchResult.Kill> kills = new ArrayList<>();
         for (int i = 0; i < rounds.size(); i++) {
             Round round = rounds.get(i);
-            long until = i + 1 < rounds.size() ? rounds.get(i + 1).start() : end + 1;
+            long until = i + 1 < rounds.size() ? rounds.get(i + 1).start() : end;
             List<TokenTimeline.Failure> failures = timeline.failuresBetween(round.start(), until);
             long firstToken = timeline.firstTokenFrom(round.recovered());
             double steadyRate = timeline.rate(round.killed() - window.toNanos(), round.killed());
@@ -268,6 +341,7 @@ public final class ChaosBench implements Runnable {
         settings.put("promptTokens", promptTokens);
         settings.put("maxTokens", maxTokens);
         settings.put("windowSeconds", window.toMillis() / 1000.0);
+        settings.put("handover", handover);
         settings.put("cores", Runtime.getRuntime().availableProcessors());
         settings.put("java", Runtime.version().toString());
         return settings;

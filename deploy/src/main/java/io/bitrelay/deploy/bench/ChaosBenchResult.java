@@ -14,10 +14,12 @@ import java.util.Map;
  * What {@code bench chaos} measured: one row per kill, and what it could not measure because it is not built.
  *
  * @param settings the command's settings, as written to the JSON
+ * @param handOver the coordinator's node killed after the workers' rounds, or null when not run
  * @param notBuilt recovery paths the issue asks for that do not exist yet, each with why no number is given
  * @param stoppedEarly why the run stopped before its last kill, or null
  */
-record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<String> notBuilt, String stoppedEarly) {
+record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, HandOver handOver, List<String> notBuilt,
+                        String stoppedEarly) {
     /** The rate a run counts as back to steady at, as a share of the steady rate before the kill. */
     static final double STEADY_SHARE = 0.9;
     /** The window that rate is taken over: short enough to date the return, long enough to span a few steps. */
@@ -46,6 +48,25 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
         }
     }
 
+    /**
+     * A SIGKILL of the JVM holding the coordinator singleton (a coordinator + gateway node); the load runs on the other
+     * coordinator + gateway node's gateway. Times from the kill.
+     *
+     * @param handOverMs    until a coordinator of a new incarnation answered (the singleton moved), −1 if none did
+     * @param recoveryMs    until it served (it gathered the workers and placed a pipeline), −1 if it never did
+     * @param firstTokenMs  until the first token after it served (a resumed request's or a new one's), −1 if none
+     * @param steadyAgainMs as {@link Kill#steadyAgainMs()}
+     * @param resumed       requests the surviving gateway resumed on the new coordinator
+     * @param lost          requests that failed from the steady window's start to the end of the run
+     */
+    record HandOver(String victim, String tookOver, double windowSeconds, long handOverMs, long recoveryMs, long firstTokenMs,
+                    long steadyAgainMs, double steadyRate, double windowRate, long resumed, int lost,
+                    List<String> failureReasons) {
+        double dipPercent() {
+            return steadyRate == 0 ? Double.NaN : 100 * (1 - windowRate / steadyRate);
+        }
+    }
+
     void print(PrintStream out) {
         out.println(String.format(Locale.ROOT, "SIGKILL of the worker at each stage position under steady load; times from the "
                 + "kill; tok/s over %.0f s before the kill (steady) and %.0f s after it (window)", window(), window()));
@@ -65,6 +86,23 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
         out.println("recovery: replay (prompt + tokens so far recomputed by the rebuilt pipeline); detect: the coordinator "
                 + "stopped serving; recover: it served again; 1st tok: the first token after that; steady: the end of the first "
                 + STEADY_SPAN_SECONDS + " s window after that at " + Math.round(STEADY_SHARE * 100) + "% of the steady rate");
+        if (handOver != null) {
+            out.println();
+            out.println("SIGKILL of the coordinator singleton's node (coordinator + gateway) under steady load on the other"
+                    + " coordinator + gateway node; times from the kill");
+            out.println(String.format("%-13s %-15s %11s %10s %9s %10s %10s %10s %6s %8s %5s", "killed", "took over",
+                    "handover ms", "serving ms", "1st tok", "steady ms", "steady t/s", "window t/s", "dip", "resumed", "lost"));
+            out.println(String.format(Locale.ROOT, "%-13s %-15s %11s %10s %9s %10s %10.1f %10.1f %5.0f%% %8d %5d",
+                    handOver.victim(), handOver.tookOver(), ms(handOver.handOverMs()), ms(handOver.recoveryMs()),
+                    ms(handOver.firstTokenMs()), ms(handOver.steadyAgainMs()), handOver.steadyRate(), handOver.windowRate(),
+                    handOver.dipPercent(), handOver.resumed(), handOver.lost()));
+            for (String reason : handOver.failureReasons()) {
+                out.println("hand-over: failed request: " + reason);
+            }
+            out.println("handover: a coordinator of a new incarnation answered (detection + down-coordinator-after + removal"
+                    + " + Pekko's down-removal-margin); serving: it gathered the workers and their stages reloaded; the gateway"
+                    + " resumed its requests from their tokens so far");
+        }
         for (String missing : notBuilt) {
             out.println("not measured: " + missing);
         }
@@ -99,6 +137,22 @@ record ChaosBenchResult(Map<String, Object> settings, List<Kill> kills, List<Str
             row.put("replayedSequences", kill.replayed());
             row.put("requestsLost", kill.lost());
             row.set("failureReasons", JsonFiles.mapper().valueToTree(kill.failureReasons()));
+        }
+        if (handOver != null) {
+            ObjectNode row = root.putObject("handOver");
+            row.put("killed", handOver.victim());
+            row.put("tookOver", handOver.tookOver());
+            row.put("handOverMs", handOver.handOverMs());
+            row.put("servingMs", handOver.recoveryMs());
+            row.put("firstTokenMs", handOver.firstTokenMs());
+            row.put("steadyAgainMs", handOver.steadyAgainMs());
+            row.put("windowSeconds", handOver.windowSeconds());
+            row.put("steadyTokensPerSecond", handOver.steadyRate());
+            row.put("windowTokensPerSecond", handOver.windowRate());
+            row.put("dipPercent", handOver.dipPercent());
+            row.put("resumedRequests", handOver.resumed());
+            row.put("requestsLost", handOver.lost());
+            row.set("failureReasons", JsonFiles.mapper().valueToTree(handOver.failureReasons()));
         }
         root.set("notMeasured", JsonFiles.mapper().valueToTree(notBuilt));
         if (stoppedEarly != null) {

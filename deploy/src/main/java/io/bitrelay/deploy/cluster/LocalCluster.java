@@ -44,10 +44,13 @@ public final class LocalCluster implements AutoCloseable {
      * @param namespacedWorker the worker to run in a network namespace, or null: all on 127.0.0.1 over IPC
      * @param devices        the workers' devices, dealt round-robin ("cpu", "cuda:0", …); workers dealt the same
      *                       GPU share it (and its memory)
+     * @param leadCoordinator a second coordinator + gateway node, in a JVM of its own ({@link LeadCoordinator}), seeds
+     *                        the cluster and holds the coordinator singleton; {@link #killCoordinator()} hands it over to
+     *                        this JVM's node. The shared media driver stays in this JVM.
      */
     public record Options(Path checkpoint, int workers, String linkCodec, int httpPort, int threadsPerWorker,
                           Path logDirectory, Map<String, Object> extraSettings, Duration startTimeout,
-                          NamespacedWorker namespacedWorker, List<String> devices) {
+                          NamespacedWorker namespacedWorker, List<String> devices, boolean leadCoordinator) {
 
         public Options {
             if (namespacedWorker != null && namespacedWorker.index() > workers) {
@@ -58,6 +61,23 @@ public final class LocalCluster implements AutoCloseable {
             if (devices.isEmpty()) {
                 throw new IllegalArgumentException("no devices for the workers (give cpu or cuda:N)");
             }
+            if (leadCoordinator && namespacedWorker != null) {
+                throw new IllegalArgumentException("a lead coordinator JVM runs on 127.0.0.1: not with a namespaced worker");
+            }
+        }
+
+        /** No lead coordinator JVM: this JVM's node holds the coordinator. */
+        public Options(Path checkpoint, int workers, String linkCodec, int httpPort, int threadsPerWorker,
+                       Path logDirectory, Map<String, Object> extraSettings, Duration startTimeout,
+                       NamespacedWorker namespacedWorker, List<String> devices) {
+            this(checkpoint, workers, linkCodec, httpPort, threadsPerWorker, logDirectory, extraSettings, startTimeout,
+                    namespacedWorker, devices, false);
+        }
+
+        /** The same with a lead coordinator JVM that holds the singleton (hand-over tests and benches). */
+        public Options withLeadCoordinator() {
+            return new Options(checkpoint, workers, linkCodec, httpPort, threadsPerWorker, logDirectory, extraSettings,
+                    startTimeout, namespacedWorker, devices, true);
         }
 
         /** Every worker on the CPU. */
@@ -133,11 +153,14 @@ public final class LocalCluster implements AutoCloseable {
     private final Map<String, Object> settings;
     /** The run's own CA and key store when the nodes talk TLS without stores of the caller's; else null. */
     private final ThrowawayTls throwawayTls;
+    /** The JVM holding the coordinator singleton at the start, or null when this JVM's node holds it. */
+    private final LeadCoordinator lead;
 
     private LocalCluster(MediaDriverHost driver, BitrelayNode node, Path aeronDirectory, Options options, String seed,
                          int threadsPerWorker, Map<String, Object> settings, Consumer<String> events,
-                         ThrowawayTls throwawayTls) {
+                         ThrowawayTls throwawayTls, LeadCoordinator lead) {
         this.throwawayTls = throwawayTls;
+        this.lead = lead;
         this.logDirectory = options.logDirectory();
         this.driver = driver;
         this.node = node;
@@ -160,6 +183,7 @@ public final class LocalCluster implements AutoCloseable {
                         .getConfig("bitrelay.dataplane.idle"), IdleSettings.CPU_MAX_PARK)));
         BitrelayNode node = null;
         LocalCluster cluster = null;
+        LeadCoordinator lead = null;
         try {
             Map<String, Object> settings = new HashMap<>(options.extraSettings());
             settings.put("bitrelay.coordinator.checkpoint-dir", options.checkpoint().toString());
@@ -178,17 +202,25 @@ public final class LocalCluster implements AutoCloseable {
             }
             NamespacedWorker namespaced = options.namespacedWorker();
             String nodeHost = namespaced == null ? "127.0.0.1" : namespaced.upstreamHost();
+            Files.createDirectories(options.logDirectory());
+            List<String> seeds = List.of();
+            if (options.leadCoordinator()) {
+                Path leadLog = options.logDirectory().resolve(LeadCoordinator.ID + ".log");
+                lead = LeadCoordinator.start(settings, leadLog, throwawayTls);
+                seeds = List.of(lead.seed());
+                progress.accept("started " + LeadCoordinator.ID + " (coordinator + gateway, the singleton's first node) at "
+                        + lead.seed() + " (log: " + leadLog + ")");
+            }
             progress.accept("starting the coordinator and gateway node on " + nodeHost);
-            node = BitrelayNode.start(new NodeOptions(Set.of("coordinator", "gateway"), nodeHost, 0, List.of(), "gateway"),
+            node = BitrelayNode.start(new NodeOptions(Set.of("coordinator", "gateway"), nodeHost, 0, seeds, "gateway"),
                     settings, null, w -> {
                         throw new IllegalStateException("this node has no worker");
                     });
             String seed = node.seedAddress();
-            Files.createDirectories(options.logDirectory());
             int threads = options.threadsPerWorker() > 0 ? options.threadsPerWorker()
                     : Math.max(1, Runtime.getRuntime().availableProcessors() / options.workers());
             cluster = new LocalCluster(driver, node, aeronDirectory, options, seed, threads, settings, progress,
-                    throwawayTls);
+                    throwawayTls, lead);
             for (int i = 0; i < options.workers(); i++) {
                 progress.accept(cluster.startWorker());
             }
@@ -200,6 +232,9 @@ public final class LocalCluster implements AutoCloseable {
             }
             if (node != null) {
                 node.close();
+            }
+            if (lead != null) {
+                lead.close();
             }
             driver.close();
             throw e;
@@ -285,6 +320,46 @@ public final class LocalCluster implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while signalling " + workerId, e);
         }
+    }
+
+    /**
+     * Kills the lead coordinator JVM at once, as kill -9 would: the coordinator singleton moves to this JVM's node.
+     * Returns its exit code once it is gone.
+     *
+     * @throws IllegalStateException without a lead coordinator ({@link Options#leadCoordinator()})
+     */
+    public int killCoordinator() {
+        return requireLead().kill();
+    }
+
+    /**
+     * Sends the lead coordinator JVM SIGTERM: its gateway ends its open requests (bitrelay.gateway.end-requests-after),
+     * its node leaves the cluster and the coordinator singleton is handed over to this JVM's node. Returns at once.
+     */
+    public void stopCoordinator() {
+        requireLead().stop();
+    }
+
+    /** Waits for the lead coordinator JVM to exit; its exit code, or −1 if it still runs after {@code timeout}. */
+    public int awaitCoordinatorExit(Duration timeout) throws InterruptedException {
+        return requireLead().awaitExit(timeout);
+    }
+
+    /** The lead coordinator JVM's gateway (HTTP), once it has bound it. */
+    public InetSocketAddress leadCoordinatorHttpAddress() {
+        return requireLead().gatewayAddress(Duration.ofSeconds(60));
+    }
+
+    private LeadCoordinator requireLead() {
+        if (lead == null) {
+            throw new IllegalStateException("this cluster has no lead coordinator JVM (Options.withLeadCoordinator)");
+        }
+        return lead;
+    }
+
+    /** The lead coordinator JVM's cluster address (host:port), or null without one. */
+    public String leadCoordinatorAddress() {
+        return lead == null ? null : lead.seed();
     }
 
     /** The exit codes of worker {@code workerId}'s JVMs that have exited so far, oldest first (NodeExit's codes). */
@@ -451,6 +526,9 @@ public final class LocalCluster implements AutoCloseable {
             stopPlacing();
             workers.close();
             node.close();
+            if (lead != null) {
+                lead.close();
+            }
         } finally {
             driver.close();
         }
