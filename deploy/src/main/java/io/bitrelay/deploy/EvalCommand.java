@@ -10,6 +10,7 @@ import io.bitrelay.runtime.model.opt.KvPrecision;
 import io.bitrelay.runtime.model.opt.OptModel;
 import io.bitrelay.runtime.quant.Calibration;
 import io.bitrelay.runtime.quant.CalibrationStats;
+import io.bitrelay.runtime.quant.ClusterRangeSearch;
 import io.bitrelay.runtime.quant.HessianCollector;
 import io.bitrelay.runtime.quant.Hessians;
 import io.bitrelay.runtime.quant.QuantPlan;
@@ -17,6 +18,7 @@ import io.bitrelay.runtime.quant.QuantPlanner;
 import io.bitrelay.runtime.quant.QuantRecipe;
 import io.bitrelay.runtime.quant.RangeEstimator;
 import io.bitrelay.runtime.quant.RecipeApplier;
+import io.bitrelay.runtime.quant.SequentialGptq;
 import io.bitrelay.runtime.quant.SmoothQuant;
 import io.bitrelay.runtime.tokenizer.OptTokenizer;
 import picocli.CommandLine;
@@ -115,6 +117,18 @@ public final class EvalCommand implements Runnable {
                     + "(Ŵ − W)·mean(x), into its bias (default: ${DEFAULT-VALUE}).")
     String biasCorrectionOption;
 
+    @Option(names = "--act-clip", paramLabel = "off|search", defaultValue = "off",
+            description = "RPTQ recipes rounded with GPTQ (sequential pass): search each cluster's static activation "
+                    + "range, layer by layer on that layer's calibration inputs, for the one (0.3 to 1.5 times the "
+                    + "calibrated range, both ends, then each end) that minimises the error it causes in the linears' "
+                    + "outputs; off keeps the calibrated ranges (default: ${DEFAULT-VALUE}).")
+    String actClipOption;
+
+    @Option(names = "--act-clip-rows", paramLabel = "N", defaultValue = "" + ClusterRangeSearch.DEFAULT_ROWS,
+            description = "With --act-clip search: calibration rows per layer and linear input the search measures on "
+                    + "(a uniform sample of all calibration tokens) (default: ${DEFAULT-VALUE}).")
+    int actClipRows;
+
     @Option(names = "--calibration", paramLabel = "FILE",
             description = "Use these saved calibration statistics (JSON) instead of calibrating.")
     Path calibrationIn;
@@ -198,6 +212,19 @@ public final class EvalCommand implements Runnable {
                     "--weights: '" + weightGrid + "' is not asymmetric or symmetric");
         };
         rangeEstimator(); // a bad --act-ranges fails before the model loads
+        boolean actClip = switch (actClipOption) {
+            case "search" -> true;
+            case "off" -> false;
+            default -> throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--act-clip: '" + actClipOption + "' is not off or search");
+        };
+        if (actClip && actClipRows < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--act-clip-rows must be ≥ 1, got " + actClipRows);
+        }
+        if (actClip && (gptqPass == GptqPass.ONE_PASS || stages > 1 || !linkCodecs.isEmpty())) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--act-clip search runs in GPTQ's sequential "
+                    + "pass: drop --gptq one-pass, --stages and --link-codec");
+        }
         boolean biasCorrection = switch (biasCorrectionOption) {
             case "on" -> true;
             case "off" -> false;
@@ -241,6 +268,10 @@ public final class EvalCommand implements Runnable {
                         Perplexity.Result result = Perplexity.evaluate(quantized.withKvPrecision(kv), tokens, seqLen,
                                 maxWindows, progress("eval " + name, "windows"));
                         rows.add(new Row(recipe, kv, result, linearBytes));
+                        // a whole-test run takes minutes per recipe: each figure as soon as it exists
+                        out.printf("%s: perplexity %.3f over %d windows, %.1f s%n", name, result.perplexity(),
+                                result.windows(), result.seconds());
+                        out.flush();
                     }
                 }
             }
@@ -248,7 +279,8 @@ public final class EvalCommand implements Runnable {
             out.println("Linear layers (q, k, v, out_proj, fc1, fc2) are quantized (linear MiB: their weights, scales, "
                     + "biases in memory); attention (q·kᵀ, p·v), LayerNorms, embeddings and the LM head stay FP32. "
                     + "RPTQ clusters per site: " + clusters + "; 3/4-bit weights " + weightGrid
-                    + "; GPTQ bias correction " + biasCorrectionOption + "; activation ranges "
+                    + "; GPTQ bias correction " + biasCorrectionOption + "; RPTQ-GPTQ range search " + actClipOption
+                    + "; activation ranges "
                     + (stats == null ? "—" : stats.source().ranges() == null ? "min-max (not recorded)"
                     : stats.source().ranges().key()) + ".");
             out.flush();
@@ -329,7 +361,11 @@ public final class EvalCommand implements Runnable {
     private OptModel quantize(OptModel model, QuantRecipe recipe, Calibrated calibrated) {
         QuantPlan plan = QuantPlanner.plan(recipe, calibrated.stats(), alpha, clusters);
         if (gptqPass == GptqPass.SEQUENTIAL) {
-            return RecipeApplier.apply(model, plan, calibrated.windows(), progress("gptq " + recipe.name(), "layers"));
+            SequentialGptq.RangeSearch rangeSearch = actClipOption.equals("search") && recipe.gptq() && recipe.reorders()
+                    ? new SequentialGptq.RangeSearch(new ClusterRangeSearch(recipe.lowBit().activationBits(),
+                    ClusterRangeSearch.DEFAULT_RATIOS), actClipRows) : null;
+            return RecipeApplier.apply(model, plan, calibrated.windows(), rangeSearch,
+                    progress("gptq " + recipe.name(), "layers"));
         }
         return RecipeApplier.apply(model, plan, calibrated.hessians());
     }
@@ -417,6 +453,10 @@ public final class EvalCommand implements Runnable {
         root.put("clusters", clusters);
         root.put("weights", weightGrid);
         root.put("biasCorrection", biasCorrectionOption);
+        root.put("actClip", actClipOption);
+        if (actClipOption.equals("search")) {
+            root.put("actClipRows", actClipRows);
+        }
         if (stats != null) {
             ObjectNode calibration = root.putObject("calibration");
             calibration.put("ranges", stats.source().ranges() == null ? "min-max" : stats.source().ranges().key());

@@ -198,19 +198,47 @@ class EvalCommandTest {
         assertTrue(Math.abs(perplexity[0] / perplexity[1] - 1) > 1e-6, "min-max " + perplexity[0] + ", batch-mean " + perplexity[1]);
     }
 
+    /** --act-clip search reaches the RPTQ GPTQ recipes (their perplexity moves) and is recorded with the results. */
+    @Test
+    void shouldSearchRptqRangesWhenAsked() throws IOException {
+        String[] common = {"eval", "--model", checkpoint.toString(), "--text", text.toString(), "--seq-len", "48",
+                "--max-windows", "2", "--recipes", "w4a4-rptq-gptq", "--calib-sequences", "4",
+                "--calib-seq-len", "32", "--clusters", "4", "--no-progress"};
+        double[] perplexity = new double[2];
+        String[] clip = {"off", "search"};
+        for (int i = 0; i < 2; i++) {
+            Path json = temp.resolve("clip-" + clip[i] + ".json");
+            CommandLine quiet = BitrelayCli.commandLine();
+            quiet.setOut(new PrintWriter(new StringWriter()));
+            assertEquals(0, quiet.execute(concat(common, "--act-clip", clip[i], "--json", json.toString())));
+            JsonNode root = new ObjectMapper().readTree(json.toFile());
+            assertEquals(clip[i], root.path("actClip").asText());
+            perplexity[i] = root.path("results").get(0).path("perplexity").asDouble();
+        }
+        assertTrue(Math.abs(perplexity[0] / perplexity[1] - 1) > 1e-6, "off " + perplexity[0] + ", search " + perplexity[1]);
+    }
+
     @Test
     void shouldNameTheOptionOfABadCalibrationSetting() {
         String[][] cases = {{"--act-ranges", "p99", "--act-ranges: 'p99' is not one of [min-max, batch-mean]"},
                 {"--weights", "skewed", "--weights: 'skewed' is not asymmetric or symmetric"},
-                {"--bias-correction", "yes", "--bias-correction: 'yes' is not on or off"}};
+                {"--bias-correction", "yes", "--bias-correction: 'yes' is not on or off"},
+                {"--act-clip", "p99", "--act-clip: 'p99' is not off or search"},
+                {"--act-clip-rows", "0", "--act-clip-rows must be ≥ 1, got 0"},
+                {"--act-clip", "search", "--gptq", "one-pass", "--act-clip search runs in GPTQ's sequential pass"}};
         for (String[] c : cases) {
             StringWriter stderr = new StringWriter();
             CommandLine cli = BitrelayCli.commandLine();
             cli.setErr(new PrintWriter(stderr, true));
             cli.setOut(new PrintWriter(new StringWriter()));
-            int exit = cli.execute("eval", "--model", checkpoint.toString(), "--text", text.toString(), c[0], c[1]);
+            String[] options = java.util.Arrays.copyOf(c, c.length - 1);
+            if (options[0].equals("--act-clip-rows")) {
+                options = concat(new String[] {"--act-clip", "search"}, options);
+            }
+            int exit = cli.execute(concat(new String[] {"eval", "--model", checkpoint.toString(), "--text",
+                    text.toString()}, options));
             assertEquals(2, exit, c[0]);
-            assertTrue(stderr.toString().contains(c[2]), stderr.toString());
+            assertTrue(stderr.toString().contains(c[c.length - 1]), stderr.toString());
         }
     }
 

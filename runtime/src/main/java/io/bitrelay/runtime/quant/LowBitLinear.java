@@ -119,8 +119,8 @@ public final class LowBitLinear implements StoredLinear {
         this.clusterMin = clusterMin;
         this.clusterMax = clusterMax;
         this.gather = gather;
-        this.lo = activationBits == 8 ? -127 : -(1 << (activationBits - 1));
-        this.hi = activationBits == 8 ? 127 : (1 << (activationBits - 1)) - 1;
+        this.lo = lowestCode(activationBits);
+        this.hi = highestCode(activationBits);
         int clusters = clusterEnds.length;
         staticScale = new float[clusters];
         staticZero = new int[clusters];
@@ -367,6 +367,14 @@ public final class LowBitLinear implements StoredLinear {
      * @return {scale, zero point}
      */
     private float[] scaleAndZero(float min, float max) {
+        return scaleAndZero(min, max, lo, hi);
+    }
+
+    /**
+     * {@link #scaleAndZero(float, float)} for codes {@code [lo, hi]}: what a static range turns into, for code that
+     * predicts this layer's rounding ({@link ClusterRangeSearch}).
+     */
+    static float[] scaleAndZero(float min, float max, int lo, int hi) {
         float magnitude = Math.max(Math.abs(min), Math.abs(max));
         float width = Math.max(max - min, magnitude * MIN_RELATIVE_RANGE);
         if (!(width > 0f) || !Float.isFinite(width)) {
@@ -374,6 +382,16 @@ public final class LowBitLinear implements StoredLinear {
         }
         float scale = width / (hi - lo);
         return new float[] {scale, (float) (lo - Math.rint(min / scale))};
+    }
+
+    /** Smallest signed activation code at {@code bits} (8 bits: −127, since Int8MatMul excludes −128). */
+    static int lowestCode(int bits) {
+        return bits == 8 ? -127 : -(1 << (bits - 1));
+    }
+
+    /** Largest signed activation code at {@code bits}. */
+    static int highestCode(int bits) {
+        return bits == 8 ? 127 : (1 << (bits - 1)) - 1;
     }
 
     /** The activations as this layer sees them after quantization, dequantized: (rows, K) in position order. */

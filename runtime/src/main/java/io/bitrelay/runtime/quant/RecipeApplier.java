@@ -61,6 +61,20 @@ public final class RecipeApplier {
      * recipe as {@link #apply(OptModel, QuantPlan)} and ignores them.
      */
     public static OptModel apply(OptModel base, QuantPlan plan, List<int[]> calibrationWindows, Progress gptqProgress) {
+        return apply(base, plan, calibrationWindows, null, gptqProgress);
+    }
+
+    /**
+     * As {@link #apply(OptModel, QuantPlan, List, Progress)}; with a {@code rangeSearch} (null: none) an RPTQ GPTQ
+     * recipe's cluster ranges are searched layer by layer on the calibration windows ({@link ClusterRangeSearch});
+     * any other recipe is refused with one, rather than silently built without it.
+     */
+    public static OptModel apply(OptModel base, QuantPlan plan, List<int[]> calibrationWindows,
+                                 SequentialGptq.RangeSearch rangeSearch, Progress gptqProgress) {
+        if (rangeSearch != null && !(plan.recipe().gptq() && plan.recipe().reorders())) {
+            throw new IllegalArgumentException("recipe " + plan.recipe().name() + ": the activation range search is for "
+                    + "RPTQ recipes rounded with GPTQ (it runs in GPTQ's layer-by-layer pass)");
+        }
         if (!plan.recipe().gptq()) {
             return apply(base, plan);
         }
@@ -68,7 +82,7 @@ public final class RecipeApplier {
             throw new IllegalArgumentException("recipe " + plan.recipe().name() + " rounds with GPTQ over the calibration "
                     + "windows; none were given");
         }
-        return SequentialGptq.fromWindows(base, plan, calibrationWindows, gptqProgress);
+        return SequentialGptq.fromWindows(base, plan, calibrationWindows, rangeSearch, gptqProgress);
     }
 
     /**
